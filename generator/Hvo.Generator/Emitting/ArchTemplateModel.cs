@@ -1,0 +1,169 @@
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using Hvo.Generator.Helpers;
+using Hvo.Generator.Model;
+
+namespace Hvo.Generator.Emitting;
+
+/// <summary>
+/// Everything the templates print, computed here: the templates hold the shape of the code and
+/// do no arithmetic. Numbers are pre-formatted as C# literals.
+/// </summary>
+internal sealed class ArchTemplateModel
+{
+    public ArchTemplateModel(ArchModel m)
+    {
+        TypeName = m.TypeName;
+        Name = Literal(m.Name);
+        Title = Literal(m.Title);
+        TitleXml = System.Security.SecurityElement.Escape(m.Title) ?? m.Title;
+        SpecFile = Literal(m.SpecFile);
+        SpecFileXml = System.Security.SecurityElement.Escape(m.SpecFile) ?? m.SpecFile;
+        PageShift = m.PageShift;
+        PageSize = U(1UL << m.PageShift);
+        VaBits = m.VaBits;
+        LevelCount = m.Levels.Count;
+        LastLevel = m.LastLevel;
+        PfnLo = m.PfnLo;
+        PfnHi = m.PfnHi;
+        PfnMask = U(m.PfnMask);
+        TableMask = U(m.Table.Mask);
+        TableValue = U(m.Table.Value);
+        TableMake = U(m.Table.Make);
+        HasBlock = m.Block is not null;
+        BlockMask = U(m.Block?.Mask ?? 0);
+        BlockValue = U(m.Block?.Value ?? 0);
+        BlockMake = U(m.Block?.Make ?? 0);
+        PageMask = U(m.Page.Mask);
+        PageValue = U(m.Page.Value);
+        PageMake = U(m.Page.Make);
+        ReadOnlyClear = U(m.ReadOnlyClear);
+        ReadOnlySet = U(m.ReadOnlySet);
+
+        // Write permission: the bits PAGE_KERNEL_RO sets must be clear; failing those, the bits it clears must be set.
+        WritableMask = U(m.ReadOnlySet != 0 ? m.ReadOnlySet : m.ReadOnlyClear);
+        WritableValue = U(m.ReadOnlySet != 0 ? 0 : m.ReadOnlyClear);
+
+        VmemmapStart = U(m.VmemmapStart);
+        VmemmapSize = U(m.VmemmapSize);
+        StructPageBytes = m.StructPageBytes;
+        VmemmapBootLevel = m.VmemmapBootLevel;
+        SectionShift = m.SectionShift;
+        LinearMapBits = m.LinearMapBits == 0 ? "null" : m.LinearMapBits.ToString(CultureInfo.InvariantCulture);
+        BreakBeforeMake = m.BreakBeforeMake ? "true" : "false";
+        Ptdump = m.Ptdump switch { "x86" => "X86", "arm64" => "Arm64", _ => "Generic" };
+
+        Levels = m.Levels.Select((l, i) => new LevelTemplateModel(m, l, i)).ToArray();
+        for (int i = 0; i + 1 < Levels.Length; i++)
+        {
+            Levels[i].Child = Levels[i + 1];
+        }
+
+        RootConst = Levels[0].Const;
+        PageOffsetMask = U((1UL << m.PageShift) - 1);
+        SplitLevels = Levels.Where(l => l.CanSplit).ToArray();
+        Contiguous = m.Contiguous.Select(c => new ContiguousTemplateModel(c.Level, c.Count, c.Bit)).ToArray();
+        HugePageSizes = m.HugePageSizes.Select(h => new HugeSizeTemplateModel(U(h.Size), h.Level, h.Count, Bits.Size(h.Size))).ToArray();
+    }
+
+    public string TypeName { get; }
+    public string Name { get; }
+    public string Title { get; }
+    public string TitleXml { get; }
+    public string SpecFile { get; }
+    public string SpecFileXml { get; }
+    public int PageShift { get; }
+    public string PageSize { get; }
+    public int VaBits { get; }
+    public int LevelCount { get; }
+    public int LastLevel { get; }
+    public int PfnLo { get; }
+    public int PfnHi { get; }
+    public string PfnMask { get; }
+    public string TableMask { get; }
+    public string TableValue { get; }
+    public string TableMake { get; }
+    public bool HasBlock { get; }
+    public string BlockMask { get; }
+    public string BlockValue { get; }
+    public string BlockMake { get; }
+    public string PageMask { get; }
+    public string PageValue { get; }
+    public string PageMake { get; }
+    public string ReadOnlyClear { get; }
+    public string ReadOnlySet { get; }
+    public string WritableMask { get; }
+    public string WritableValue { get; }
+    public string VmemmapStart { get; }
+    public string VmemmapSize { get; }
+    public int StructPageBytes { get; }
+    public int VmemmapBootLevel { get; }
+    public int SectionShift { get; }
+    public string LinearMapBits { get; }
+    public string BreakBeforeMake { get; }
+    public string Ptdump { get; }
+    public LevelTemplateModel[] Levels { get; }
+    public string RootConst { get; }
+    public string PageOffsetMask { get; }
+    public LevelTemplateModel[] SplitLevels { get; }
+    public ContiguousTemplateModel[] Contiguous { get; }
+    public HugeSizeTemplateModel[] HugePageSizes { get; }
+
+    public static string U(ulong v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture) + "UL";
+
+    public static string Literal(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+}
+
+internal sealed class LevelTemplateModel
+{
+    public LevelTemplateModel(ArchModel m, LevelModel l, int index)
+    {
+        Index = index;
+        Name = l.Name;
+        NameLiteral = ArchTemplateModel.Literal(l.Name);
+        Const = char.ToUpperInvariant(l.Name[0]) + l.Name.Substring(1);
+        Shift = l.Shift;
+        Bits = l.Bits;
+        IndexEnd = l.Shift + l.Bits;
+        Entries = 1 << l.Bits;
+        IndexMask = ArchTemplateModel.U((1UL << l.Bits) - 1);
+        Size = ArchTemplateModel.U(1UL << l.Shift);
+        SizeText = Helpers.Bits.Size(1UL << l.Shift);
+        OffsetMask = ArchTemplateModel.U((1UL << l.Shift) - 1);
+        IsRoot = index == 0;
+        IsLast = index == m.LastLevel;
+        IsTableLevel = !IsLast;
+        CanMapLeaf = l.CanMapLeaf || IsLast;
+        CanMapLeafLiteral = CanMapLeaf ? "true" : "false";
+        CanSplit = l.CanMapLeaf && !IsLast;
+        LeafOutputMask = ArchTemplateModel.U(m.PfnMask & ~((1UL << l.Shift) - 1));
+        LeafMake = ArchTemplateModel.U(IsLast ? m.Page.Make : (m.Block?.Make ?? 0));
+    }
+
+    public int Index { get; }
+    public string Name { get; }
+    public string NameLiteral { get; }
+    public string Const { get; }
+    public int Shift { get; }
+    public int Bits { get; }
+    public int IndexEnd { get; }
+    public int Entries { get; }
+    public string IndexMask { get; }
+    public string Size { get; }
+    public string SizeText { get; }
+    public string OffsetMask { get; }
+    public bool IsRoot { get; }
+    public bool IsLast { get; }
+    public bool IsTableLevel { get; }
+    public bool CanMapLeaf { get; }
+    public string CanMapLeafLiteral { get; }
+    public bool CanSplit { get; }
+    public string LeafOutputMask { get; }
+    public string LeafMake { get; }
+    public LevelTemplateModel? Child { get; set; }
+}
+
+internal sealed record ContiguousTemplateModel(int Level, int Count, int Bit);
+
+internal sealed record HugeSizeTemplateModel(string Size, int Level, int Count, string SizeText);

@@ -1,0 +1,648 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text.RegularExpressions;
+using Hvo.Generator.Diagnostics;
+using Hvo.Generator.Helpers;
+using Hvo.Generator.Model;
+
+namespace Hvo.Generator.Parsing;
+
+/// <summary>What parsing one spec file gave: a model when it is valid, and its diagnostics either way.</summary>
+internal sealed record ParseResult(ArchModel? Model, SpecLocation? NameLocation, EquatableArray<DiagnosticInfo> Diagnostics);
+
+/// <summary>
+/// Reads one spec file against the contract of DESIGN.md section 3 and checks that it describes a
+/// page table the generated code can walk: every error is a diagnostic at the offending value.
+/// </summary>
+internal static class SpecParser
+{
+    private static readonly Regex s_name = new("^[a-z][a-z0-9_-]*$");
+    private static readonly Regex s_levelName = new("^[a-z][a-z0-9]*$");
+    private static readonly string[] s_ptdumpFormats = { "generic", "x86", "arm64" };
+
+    public static ParseResult Parse(string path, string text)
+    {
+        var spec = new SpecText(path, text);
+        try
+        {
+            JsonNode? root = JsonTreeReader.Read(spec, out DiagnosticInfo? jsonError);
+            if (root is null)
+            {
+                return new ParseResult(null, null, new[] { jsonError! }.ToEquatableArray());
+            }
+
+            var reader = new SpecReader(spec);
+            ArchModel? model = Validate(reader, root, Path.GetFileName(path), out SpecLocation? nameLocation);
+            return new ParseResult(reader.HasErrors ? null : model, nameLocation, reader.Diagnostics.ToEquatableArray());
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The generator must never crash the build (CS8785): an unexpected failure is a diagnostic too.
+            return new ParseResult(
+                null,
+                null,
+                new[] { DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, spec.Locate(0, 0), e.GetType().Name, e.Message) }.ToEquatableArray());
+        }
+    }
+
+    /// <summary>The C# type name for a spec name: "arm64-4k" -> "Arm64_4k".</summary>
+    public static string TypeNameOf(string name) =>
+        string.Join("_", name.Split(new[] { '-', '_' }, StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => char.ToUpperInvariant(p[0]) + p.Substring(1)));
+
+    private static ArchModel? Validate(SpecReader r, JsonNode root, string specFile, out SpecLocation? nameLocation)
+    {
+        nameLocation = null;
+        if (r.Object(root, "the spec") is null)
+        {
+            return null;
+        }
+
+        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "breakBeforeMake", "ptdump");
+
+        // name, title
+        JsonNode? nameNode = r.Required(root, string.Empty, "name", "the architecture's identifier, e.g. \"x86_64\"");
+        string? name = r.String(nameNode, "name");
+        if (name is not null)
+        {
+            nameLocation = r.Text.Locate(nameNode!);
+            if (!s_name.IsMatch(name))
+            {
+                r.Report(DiagnosticDescriptors.InvalidName, nameNode, name);
+                name = null;
+            }
+        }
+
+        string title = r.String(SpecReader.Find(root, "title"), "title") ?? name ?? string.Empty;
+
+        JsonNode? pageShiftNode = r.Required(root, string.Empty, "pageShift", "log2 of the base page size, e.g. 12 for 4 KiB");
+        int? pageShift = r.Int(pageShiftNode, "pageShift", 10, 24);
+        JsonNode? vaBitsNode = r.Required(root, string.Empty, "vaBits", "the number of virtual address bits, e.g. 48");
+        int? vaBits = r.Int(vaBitsNode, "vaBits", 16, 64);
+
+        List<(LevelModel Level, JsonNode Node)>? levels = ReadLevels(r, root, pageShift, vaBits);
+
+        JsonNode? entry = r.Object(r.Required(root, string.Empty, "entry", "the descriptor format: pfn, kinds and readOnly"), "entry");
+        EntryFormat? format = entry is null ? null : ReadEntry(r, entry, pageShift, levels);
+
+        List<ContiguousModel> contiguous = ReadContiguous(r, root, levels, format);
+
+        JsonNode? vmemmap = r.Object(r.Required(root, string.Empty, "vmemmap", "start, size, structPageBytes, bootMapping and sectionShift"), "vmemmap");
+        VmemmapModel? vm = vmemmap is null ? null : ReadVmemmap(r, vmemmap, pageShift, vaBits, levels);
+
+        List<HugeSizeModel> huge = ReadHugePageSizes(r, root, pageShift, levels, contiguous);
+
+        bool bbm = r.Bool(SpecReader.Find(root, "breakBeforeMake"), "breakBeforeMake") ?? false;
+        string ptdump = "generic";
+        JsonNode? ptdumpNode = SpecReader.Find(root, "ptdump");
+        string? ptdumpValue = r.String(ptdumpNode, "ptdump");
+        if (ptdumpValue is not null)
+        {
+            if (Array.IndexOf(s_ptdumpFormats, ptdumpValue) < 0)
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, ptdumpNode, "ptdump", $"\"{ptdumpValue}\" is not a ptdump format; use one of: {string.Join(", ", s_ptdumpFormats)}");
+            }
+            else
+            {
+                ptdump = ptdumpValue;
+            }
+        }
+
+        if (name is null || pageShift is null || vaBits is null || levels is null || format is null || vm is null || r.HasErrors)
+        {
+            return null;
+        }
+
+        return new ArchModel(
+            name,
+            TypeNameOf(name),
+            title,
+            specFile,
+            pageShift.Value,
+            vaBits.Value,
+            levels.Select(l => l.Level).ToEquatableArray(),
+            format.PfnLo,
+            format.PfnHi,
+            format.Table,
+            format.Block,
+            format.Page,
+            format.ReadOnlyClear,
+            format.ReadOnlySet,
+            contiguous.ToEquatableArray(),
+            vm.Start,
+            vm.Size,
+            vm.StructPageBytes,
+            vm.BootLevel,
+            vm.SectionShift,
+            vm.LinearMapBits,
+            huge.ToEquatableArray(),
+            bbm,
+            ptdump);
+    }
+
+    private static List<(LevelModel Level, JsonNode Node)>? ReadLevels(SpecReader r, JsonNode root, int? pageShift, int? vaBits)
+    {
+        JsonNode? array = r.Array(r.Required(root, string.Empty, "levels", "the page-table levels, root first"), "levels");
+        if (array is null)
+        {
+            return null;
+        }
+
+        if (array.Items.Count is < 1 or > 6)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, array, "levels", $"{array.Items.Count} levels given; a page table has 1 to 6 levels");
+            return null;
+        }
+
+        var levels = new List<(LevelModel Level, JsonNode Node, JsonNode? Shift, JsonNode? Bits)>();
+        bool ok = true;
+        for (int i = 0; i < array.Items.Count; i++)
+        {
+            string path = $"levels[{i}]";
+            JsonNode? item = r.Object(array.Items[i], path);
+            if (item is null)
+            {
+                ok = false;
+                continue;
+            }
+
+            r.CheckKeys(item, path, "name", "shift", "bits", "leaf");
+            JsonNode? nameNode = r.Required(item, path, "name", "the kernel's name for the level, e.g. \"pmd\"");
+            string? name = r.String(nameNode, path + ".name");
+            if (name is not null && !s_levelName.IsMatch(name))
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, nameNode, path + ".name", $"\"{name}\" is not a level name; use lower-case letters and digits, e.g. \"pmd\"");
+                name = null;
+            }
+            else if (name is not null && levels.Any(l => l.Level.Name == name))
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, nameNode, path + ".name", $"level \"{name}\" is defined twice; level names must be unique");
+                name = null;
+            }
+
+            JsonNode? shiftNode = r.Required(item, path, "shift", "the lowest address bit of the level's index");
+            int? shift = r.Int(shiftNode, path + ".shift", 0, 63);
+            JsonNode? bitsNode = r.Required(item, path, "bits", "the number of index bits");
+            int? bits = r.Int(bitsNode, path + ".bits", 1, 20);
+            bool leaf = r.Bool(SpecReader.Find(item, "leaf"), path + ".leaf") ?? false;
+            if (name is null || shift is null || bits is null)
+            {
+                ok = false;
+                continue;
+            }
+
+            levels.Add((new LevelModel(name, shift.Value, bits.Value, leaf), item, shiftNode, bitsNode));
+        }
+
+        if (!ok)
+        {
+            return null;
+        }
+
+        for (int i = 0; i + 1 < levels.Count; i++)
+        {
+            LevelModel upper = levels[i].Level, lower = levels[i + 1].Level;
+            if (upper.Shift != lower.Shift + lower.Bits)
+            {
+                r.Report(DiagnosticDescriptors.LevelsNotContiguous, levels[i].Shift, upper.Name, upper.Shift, upper.Shift + upper.Bits, lower.Name, lower.Shift + lower.Bits);
+                ok = false;
+            }
+        }
+
+        var last = levels[levels.Count - 1];
+        if (pageShift is not null && last.Level.Shift != pageShift)
+        {
+            r.Report(DiagnosticDescriptors.LevelsInconsistent, last.Shift,
+                $"The last level '{last.Level.Name}' has shift {last.Level.Shift} but pageShift is {pageShift}: the last level maps base pages, so its shift must be {pageShift}");
+            ok = false;
+        }
+
+        var top = levels[0];
+        if (vaBits is not null && top.Level.Shift + top.Level.Bits != vaBits)
+        {
+            r.Report(DiagnosticDescriptors.LevelsInconsistent, top.Bits,
+                $"The levels cover address bits up to {top.Level.Shift + top.Level.Bits} but vaBits is {vaBits}: the root level '{top.Level.Name}' needs shift + bits == {vaBits}");
+            ok = false;
+        }
+
+        if (pageShift is not null)
+        {
+            int tableBits = pageShift.Value - 3; // a table is one page of 8-byte entries
+            for (int i = 0; i < levels.Count; i++)
+            {
+                var l = levels[i];
+                if (i == 0 ? l.Level.Bits > tableBits : l.Level.Bits != tableBits)
+                {
+                    r.Report(DiagnosticDescriptors.LevelsInconsistent, l.Bits, i == 0
+                        ? $"The root level '{l.Level.Name}' has {l.Level.Bits} index bits, more than one {1 << pageShift.Value}-byte page of 8-byte entries holds: use at most {tableBits}"
+                        : $"Level '{l.Level.Name}' has {l.Level.Bits} index bits, but a table below the root is one {1 << pageShift.Value}-byte page of 8-byte entries: use {tableBits}");
+                    ok = false;
+                }
+            }
+        }
+
+        return ok ? levels.Select(l => (l.Level, l.Node)).ToList() : null;
+    }
+
+    private sealed record EntryFormat(int PfnLo, int PfnHi, KindModel Table, KindModel? Block, KindModel Page, ulong ReadOnlyClear, ulong ReadOnlySet);
+
+    private static EntryFormat? ReadEntry(SpecReader r, JsonNode entry, int? pageShift, List<(LevelModel Level, JsonNode Node)>? levels)
+    {
+        r.CheckKeys(entry, "entry", "pfn", "kinds", "readOnly");
+
+        // entry.pfn
+        JsonNode? pfn = r.Object(r.Required(entry, "entry", "pfn", "the output-address field as { \"lo\": pageShift, \"hi\": N }"), "entry.pfn");
+        int? lo = null, hi = null;
+        if (pfn is not null)
+        {
+            r.CheckKeys(pfn, "entry.pfn", "lo", "hi");
+            JsonNode? loNode = r.Required(pfn, "entry.pfn", "lo", "the lowest bit of the output address: pageShift");
+            JsonNode? hiNode = r.Required(pfn, "entry.pfn", "hi", "the highest bit of the output address, e.g. 51 on x86-64, 47 on arm64");
+            lo = r.Int(loNode, "entry.pfn.lo", 0, 63);
+            hi = r.Int(hiNode, "entry.pfn.hi", 0, 63);
+            if (lo is not null && pageShift is not null && lo != pageShift)
+            {
+                r.Report(DiagnosticDescriptors.PfnFieldOutOfRange, loNode, lo, hi?.ToString() ?? "?", $"the field holds the page frame number, so its low bit must be pageShift ({pageShift})");
+                lo = null;
+            }
+
+            if (lo is not null && hi is not null && hi <= lo)
+            {
+                r.Report(DiagnosticDescriptors.PfnFieldOutOfRange, hiNode, lo, hi, $"hi must be above lo ({lo}) and at most 63");
+                hi = null;
+            }
+        }
+
+        // entry.kinds
+        JsonNode? kinds = r.Object(r.Required(entry, "entry", "kinds", "table, block and page descriptors"), "entry.kinds");
+        KindModel? table = null, block = null, page = null;
+        JsonNode? tableNode = null, blockNode = null, pageNode = null;
+        bool needsBlock = levels?.Take(levels.Count - 1).Any(l => l.Level.CanMapLeaf) ?? false;
+        if (kinds is not null)
+        {
+            r.CheckKeys(kinds, "entry.kinds", "table", "block", "page");
+            tableNode = r.Required(kinds, "entry.kinds", "table", "the next-level table descriptor { mask, value, make }");
+            table = ReadKind(r, tableNode, "entry.kinds.table");
+            blockNode = SpecReader.Find(kinds, "block");
+            if (blockNode is null && needsBlock)
+            {
+                r.Report(DiagnosticDescriptors.MissingKey, kinds, "entry.kinds", "block", "a level above the last is marked leaf, so a block descriptor { mask, value, make } is needed");
+            }
+
+            block = ReadKind(r, blockNode, "entry.kinds.block");
+            pageNode = r.Required(kinds, "entry.kinds", "page", "the last-level page descriptor { mask, value, make } with make = PAGE_KERNEL");
+            page = ReadKind(r, pageNode, "entry.kinds.page");
+        }
+
+        // entry.readOnly
+        JsonNode? ro = r.Object(r.Required(entry, "entry", "readOnly", "how PAGE_KERNEL becomes PAGE_KERNEL_RO: { \"clear\": bits, \"set\": bits }"), "entry.readOnly");
+        ulong roClear = 0, roSet = 0;
+        JsonNode? roClearNode = null, roSetNode = null;
+        if (ro is not null)
+        {
+            r.CheckKeys(ro, "entry.readOnly", "clear", "set");
+            roClearNode = SpecReader.Find(ro, "clear");
+            roSetNode = SpecReader.Find(ro, "set");
+            roClear = r.Number(roClearNode, "entry.readOnly.clear") ?? 0;
+            roSet = r.Number(roSetNode, "entry.readOnly.set") ?? 0;
+            if (roClearNode is null && roSetNode is null)
+            {
+                r.Report(DiagnosticDescriptors.MissingKey, ro, "entry.readOnly", "clear", "give the bits to clear and/or to set to make PAGE_KERNEL read-only");
+            }
+            else if ((roClear & roSet) != 0)
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, roSetNode, "entry.readOnly.set", $"bits {Bits.Hex(roClear & roSet)} are both cleared and set; a bit is either cleared or set");
+            }
+        }
+
+        if (lo is null || hi is null || table is null || page is null || (needsBlock && block is null) || ro is null)
+        {
+            return null;
+        }
+
+        ulong pfnMask = Bits.Range(lo.Value, hi.Value);
+        bool ok = true;
+
+        void CheckOutsidePfn(string what, ulong bits, JsonNode? at)
+        {
+            if ((bits & pfnMask) != 0)
+            {
+                r.Report(DiagnosticDescriptors.PfnFieldOverlap, at, what, Bits.Hex(bits), Bits.Hex(bits & pfnMask), lo, hi);
+                ok = false;
+            }
+        }
+
+        foreach ((string n, KindModel? k, JsonNode? node) in new[] { ("table", table, tableNode), ("block", block, blockNode), ("page", page, pageNode) })
+        {
+            if (k is null)
+            {
+                continue;
+            }
+
+            CheckOutsidePfn($"entry.kinds.{n}.mask", k.Mask, SpecReader.Find(node!, "mask"));
+            CheckOutsidePfn($"entry.kinds.{n}.make", k.Make, SpecReader.Find(node!, "make"));
+        }
+
+        CheckOutsidePfn("entry.readOnly.clear", roClear, roClearNode);
+        CheckOutsidePfn("entry.readOnly.set", roSet, roSetNode);
+        if (!ok)
+        {
+            return null;
+        }
+
+        // Kinds must be told apart where they share a level, and an empty (zero) entry must be invalid.
+        void CheckKind(string n, KindModel k, JsonNode node)
+        {
+            if ((k.Value & ~k.Mask) != 0)
+            {
+                r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "value"),
+                    $"entry.kinds.{n}.value {Bits.Hex(k.Value)} has bits outside its mask {Bits.Hex(k.Mask)}, so no entry can match it; clear bits {Bits.Hex(k.Value & ~k.Mask)}");
+                ok = false;
+            }
+            else if ((k.Make & k.Mask) != k.Value)
+            {
+                r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "make"),
+                    $"entry.kinds.{n}.make {Bits.Hex(k.Make)} is not itself a {n} descriptor: make & mask is {Bits.Hex(k.Make & k.Mask)} but the value is {Bits.Hex(k.Value)}");
+                ok = false;
+            }
+            else if (k.Value == 0)
+            {
+                r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "value"),
+                    $"entry.kinds.{n} matches an all-zero entry, so an empty table would translate; a valid descriptor needs a set bit (e.g. the present/valid bit) in value");
+                ok = false;
+            }
+        }
+
+        CheckKind("table", table, tableNode!);
+        CheckKind("page", page, pageNode!);
+        if (block is not null)
+        {
+            CheckKind("block", block, blockNode!);
+            if (ok && needsBlock && ((table.Value ^ block.Value) & table.Mask & block.Mask) == 0)
+            {
+                string level = levels!.Take(levels!.Count - 1).First(l => l.Level.CanMapLeaf).Level.Name;
+                r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(blockNode!, "mask"),
+                    $"At level '{level}' an entry can be both a table (mask {Bits.Hex(table.Mask)}, value {Bits.Hex(table.Value)}) and a block (mask {Bits.Hex(block.Mask)}, value {Bits.Hex(block.Value)}); the masks must share a bit where the values differ (x86-64: bit 7, PSE; arm64: bit 1)");
+                ok = false;
+            }
+        }
+
+        if (ok)
+        {
+            ulong readOnly = (page.Make & ~roClear) | roSet;
+            if (readOnly == page.Make)
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, ro, "entry.readOnly", $"it leaves PAGE_KERNEL ({Bits.Hex(page.Make)}) unchanged; clear or set the bits that remove write permission");
+                ok = false;
+            }
+            else if ((readOnly & page.Mask) != page.Value)
+            {
+                r.Report(DiagnosticDescriptors.AmbiguousKinds, ro,
+                    $"entry.readOnly turns PAGE_KERNEL {Bits.Hex(page.Make)} into {Bits.Hex(readOnly)}, which is no longer a page descriptor (mask {Bits.Hex(page.Mask)}, value {Bits.Hex(page.Value)}); do not touch the kind bits");
+                ok = false;
+            }
+        }
+
+        return ok ? new EntryFormat(lo.Value, hi.Value, table, block, page, roClear, roSet) : null;
+    }
+
+    private static KindModel? ReadKind(SpecReader r, JsonNode? node, string path)
+    {
+        JsonNode? obj = r.Object(node, path);
+        if (obj is null)
+        {
+            return null;
+        }
+
+        r.CheckKeys(obj, path, "mask", "value", "make");
+        ulong? mask = r.Number(r.Required(obj, path, "mask", "the bits that tell this kind apart"), path + ".mask");
+        ulong? value = r.Number(r.Required(obj, path, "value", "what those bits hold in this kind"), path + ".value");
+        ulong? make = r.Number(r.Required(obj, path, "make", "the descriptor bits the kernel writes (its pgprot), without the frame number"), path + ".make");
+        return mask is null || value is null || make is null ? null : new KindModel(mask.Value, value.Value, make.Value);
+    }
+
+    private static List<ContiguousModel> ReadContiguous(SpecReader r, JsonNode root, List<(LevelModel Level, JsonNode Node)>? levels, EntryFormat? format)
+    {
+        var result = new List<ContiguousModel>();
+        JsonNode? array = r.Array(SpecReader.Find(root, "contiguous"), "contiguous");
+        if (array is null)
+        {
+            return result;
+        }
+
+        for (int i = 0; i < array.Items.Count; i++)
+        {
+            string path = $"contiguous[{i}]";
+            JsonNode? item = r.Object(array.Items[i], path);
+            if (item is null)
+            {
+                continue;
+            }
+
+            r.CheckKeys(item, path, "level", "count", "bit");
+            JsonNode? levelNode = r.Required(item, path, "level", "the level whose entries form the run, e.g. \"pte\"");
+            string? levelName = r.String(levelNode, path + ".level");
+            JsonNode? countNode = r.Required(item, path, "count", "entries in one run, a power of two, e.g. 16");
+            int? count = r.Int(countNode, path + ".count", 2, 1 << 20);
+            JsonNode? bitNode = r.Required(item, path, "bit", "the contiguous hint bit, e.g. 52 on arm64");
+            int? bit = r.Int(bitNode, path + ".bit", 0, 63);
+            if (count is not null && !Bits.IsPowerOfTwo((ulong)count.Value))
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, countNode, path + ".count", $"{count} is not a power of two; a contiguous run is 2^n entries");
+                count = null;
+            }
+
+            int level = -1;
+            if (levelName is not null && levels is not null)
+            {
+                level = levels.FindIndex(l => l.Level.Name == levelName);
+                if (level < 0 || !(levels[level].Level.CanMapLeaf || level == levels.Count - 1))
+                {
+                    r.Report(DiagnosticDescriptors.UnknownLevel, levelNode, path + ".level", levelName, "a level that maps leaves",
+                        string.Join(", ", levels.Where((l, idx) => l.Level.CanMapLeaf || idx == levels.Count - 1).Select(l => l.Level.Name)));
+                    level = -1;
+                }
+                else if (count is not null && count.Value > 1 << levels[level].Level.Bits)
+                {
+                    r.Report(DiagnosticDescriptors.InvalidValue, countNode, path + ".count", $"{count} entries do not fit in one '{levelName}' table of {1 << levels[level].Level.Bits}");
+                    count = null;
+                }
+            }
+
+            if (bit is not null && format is not null)
+            {
+                ulong b = 1UL << bit.Value;
+                ulong pfnMask = Bits.Range(format.PfnLo, format.PfnHi);
+                ulong kindBits = format.Table.Mask | format.Page.Mask | (format.Block?.Mask ?? 0) | format.ReadOnlyClear | format.ReadOnlySet;
+                if ((b & pfnMask) != 0)
+                {
+                    r.Report(DiagnosticDescriptors.PfnFieldOverlap, bitNode, path + ".bit", bit, Bits.Hex(b), format.PfnLo, format.PfnHi);
+                    bit = null;
+                }
+                else if ((b & kindBits) != 0)
+                {
+                    r.Report(DiagnosticDescriptors.AmbiguousKinds, bitNode, $"{path}.bit {bit} is one of the bits that tell kinds apart or change permissions; the contiguous hint needs a bit of its own");
+                    bit = null;
+                }
+            }
+
+            if (level >= 0 && count is not null && bit is not null)
+            {
+                result.Add(new ContiguousModel(level, count.Value, bit.Value));
+            }
+        }
+
+        return result;
+    }
+
+    private sealed record VmemmapModel(ulong Start, ulong Size, int StructPageBytes, int BootLevel, int SectionShift, int LinearMapBits);
+
+    private static VmemmapModel? ReadVmemmap(SpecReader r, JsonNode vm, int? pageShift, int? vaBits, List<(LevelModel Level, JsonNode Node)>? levels)
+    {
+        r.CheckKeys(vm, "vmemmap", "start", "size", "structPageBytes", "bootMapping", "sectionShift", "linearMapBits");
+        JsonNode? startNode = r.Required(vm, "vmemmap", "start", "VMEMMAP_START, e.g. \"0xffffea0000000000\"");
+        ulong? start = r.Number(startNode, "vmemmap.start");
+        JsonNode? sizeNode = r.Required(vm, "vmemmap", "size", "the size of the vmemmap region, e.g. \"1TiB\"");
+        ulong? size = r.Number(sizeNode, "vmemmap.size");
+        JsonNode? spNode = r.Required(vm, "vmemmap", "structPageBytes", "sizeof(struct page), 64");
+        int? structPage = r.Int(spNode, "vmemmap.structPageBytes", 1, 4096);
+        JsonNode? bootNode = r.Required(vm, "vmemmap", "bootMapping", "the level whose leaves map the vmemmap at boot (\"pmd\"), or \"pte\"");
+        string? boot = r.String(bootNode, "vmemmap.bootMapping");
+        int? sectionShift = r.Int(r.Required(vm, "vmemmap", "sectionShift", "SECTION_SIZE_BITS, e.g. 27"), "vmemmap.sectionShift", pageShift ?? 0, 63);
+        JsonNode? linearNode = SpecReader.Find(vm, "linearMapBits");
+        int? linearBits = r.Int(linearNode, "vmemmap.linearMapBits", pageShift ?? 0, 64);
+
+        if (structPage is not null && !Bits.IsPowerOfTwo((ulong)structPage.Value))
+        {
+            r.Report(DiagnosticDescriptors.StructPageNotPowerOfTwo, spNode, structPage);
+            structPage = null;
+        }
+
+        if (size is not null && size == 0)
+        {
+            r.Report(DiagnosticDescriptors.VmemmapTooSmall, sizeNode, "vmemmap.size is 0; the vmemmap must hold the struct pages of all memory");
+            size = null;
+        }
+
+        int bootLevel = -1;
+        if (boot is not null && levels is not null)
+        {
+            bootLevel = levels.FindIndex(l => l.Level.Name == boot);
+            if (boot == "pte")
+            {
+                bootLevel = levels.Count - 1;
+            }
+
+            if (bootLevel < 0 || !(levels[bootLevel].Level.CanMapLeaf || bootLevel == levels.Count - 1))
+            {
+                r.Report(DiagnosticDescriptors.UnknownLevel, bootNode, "vmemmap.bootMapping", boot, "a level that maps leaves",
+                    string.Join(", ", levels.Where((l, idx) => l.Level.CanMapLeaf || idx == levels.Count - 1).Select(l => l.Level.Name)));
+                bootLevel = -1;
+            }
+        }
+
+        if (start is not null && bootLevel >= 0)
+        {
+            ulong align = 1UL << levels![bootLevel].Level.Shift;
+            if ((start.Value & (align - 1)) != 0)
+            {
+                r.Report(DiagnosticDescriptors.VmemmapMisaligned, startNode, Bits.Hex(start.Value), Bits.Hex(align), levels[bootLevel].Level.Name);
+                start = null;
+            }
+        }
+
+        if (start is not null && size is not null)
+        {
+            if (size.Value - 1 > ulong.MaxValue - start.Value)
+            {
+                r.Report(DiagnosticDescriptors.VmemmapTooSmall, sizeNode,
+                    $"vmemmap [{Bits.Hex(start.Value)}, +{Bits.Size(size.Value)}) runs past the top of the address space; end it at or below 2^64");
+                size = null;
+            }
+            else if (vaBits is not null && vaBits < 64 && start.Value < 0UL - (1UL << vaBits.Value))
+            {
+                r.Report(DiagnosticDescriptors.VmemmapTooSmall, startNode,
+                    $"vmemmap.start {Bits.Hex(start.Value)} is below the kernel's {vaBits}-bit address space, which starts at {Bits.Hex(0UL - (1UL << vaBits.Value))}");
+                start = null;
+            }
+        }
+
+        if (size is not null && structPage is not null && linearBits is not null && pageShift is not null)
+        {
+            int needShift = linearBits.Value - pageShift.Value;
+            int spShift = Log2((ulong)structPage.Value);
+            if (needShift + spShift >= 64 || (1UL << (needShift + spShift)) > size.Value)
+            {
+                string need = needShift + spShift >= 64 ? "2^" + (needShift + spShift) : Bits.Size(1UL << (needShift + spShift));
+                r.Report(DiagnosticDescriptors.VmemmapTooSmall, sizeNode,
+                    $"vmemmap.size {Bits.Size(size.Value)} is too small for the linear map: 2^{linearBits} bytes of memory in {Bits.Size(1UL << pageShift.Value)} pages need {need} of {structPage}-byte struct pages; make the size at least that, or lower vmemmap.linearMapBits");
+                size = null;
+            }
+        }
+
+        return start is null || size is null || structPage is null || bootLevel < 0 || sectionShift is null
+            ? null
+            : new VmemmapModel(start.Value, size.Value, structPage.Value, bootLevel, sectionShift.Value, linearBits ?? 0);
+    }
+
+    private static List<HugeSizeModel> ReadHugePageSizes(SpecReader r, JsonNode root, int? pageShift, List<(LevelModel Level, JsonNode Node)>? levels, List<ContiguousModel> contiguous)
+    {
+        var result = new List<HugeSizeModel>();
+        JsonNode? array = r.Array(r.Required(root, string.Empty, "hugePageSizes", "the HugeTLB page sizes, e.g. [\"2MiB\", \"1GiB\"]"), "hugePageSizes");
+        if (array is null || levels is null)
+        {
+            return result;
+        }
+
+        for (int i = 0; i < array.Items.Count; i++)
+        {
+            JsonNode node = array.Items[i];
+            ulong? size = r.Number(node, $"hugePageSizes[{i}]");
+            if (size is null)
+            {
+                continue;
+            }
+
+            if (result.Any(h => h.Size == size))
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, node, $"hugePageSizes[{i}]", $"{Bits.Size(size.Value)} is listed twice");
+                continue;
+            }
+
+            int leafLevel = levels.FindIndex(l => l.Level.CanMapLeaf && levels.IndexOf(l) < levels.Count - 1 && (1UL << l.Level.Shift) == size);
+            if (leafLevel >= 0)
+            {
+                result.Add(new HugeSizeModel(size.Value, leafLevel, 1));
+                continue;
+            }
+
+            ContiguousModel? run = contiguous.FirstOrDefault(c => c.Level < levels.Count && ((ulong)c.Count << levels[c.Level].Level.Shift) == size);
+            if (run is not null)
+            {
+                result.Add(new HugeSizeModel(size.Value, run.Level, run.Count));
+                continue;
+            }
+
+            string leafSizes = string.Join(", ", levels.Take(levels.Count - 1).Where(l => l.Level.CanMapLeaf).Select(l => $"{l.Level.Name} {Bits.Size(1UL << l.Level.Shift)}"));
+            string contSizes = string.Join(", ", contiguous.Select(c => $"{c.Count} x {levels[c.Level].Level.Name} = {Bits.Size((ulong)c.Count << levels[c.Level].Level.Shift)}"));
+            r.Report(DiagnosticDescriptors.BadHugePageSize, node, Bits.Size(size.Value),
+                leafSizes.Length == 0 ? "none" : leafSizes,
+                contSizes.Length == 0 ? "none" : contSizes);
+        }
+
+        return result;
+    }
+
+    private static int Log2(ulong v)
+    {
+        int n = 0;
+        while ((v >>= 1) != 0)
+        {
+            n++;
+        }
+
+        return n;
+    }
+}

@@ -1,0 +1,35 @@
+using System;
+
+namespace Hvo.Paging;
+
+/// <summary>
+/// What the generated walkers need from the machine underneath: table frames as spans,
+/// table allocation that may fail, and the kernel's primitives for changing a live table.
+/// Implemented by small structs so that each call inlines into the specialized walker.
+/// </summary>
+public interface IPageTableContext
+{
+    /// <summary>The table frame <paramref name="pfn"/> as its entries.</summary>
+    Span<ulong> Table(ulong pfn);
+
+    /// <summary>pte_alloc_one_kernel: a zeroed frame for a table at <paramref name="level"/>, or false (ENOMEM).</summary>
+    bool TryAllocTable(int level, out ulong pfn);
+
+    /// <summary>pte_free_kernel: give back a table that was never published.</summary>
+    void FreeTable(int level, ulong pfn);
+
+    /// <summary>set_pte_at / pmd_populate_kernel on a live table: the only way an installed entry changes.</summary>
+    void SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va);
+
+    /// <summary>spin_lock(&amp;init_mm.page_table_lock).</summary>
+    void LockPageTable();
+
+    /// <summary>spin_unlock(&amp;init_mm.page_table_lock).</summary>
+    void UnlockPageTable();
+
+    /// <summary>smp_wmb: a new table's entries are visible before the entry that publishes it.</summary>
+    void WriteBarrier();
+
+    /// <summary>flush_tlb_kernel_range.</summary>
+    void FlushTlbRange(ulong start, ulong end);
+}

@@ -1,0 +1,106 @@
+using System;
+
+namespace Hvo.Paging;
+
+/// <summary>
+/// One architecture's kernel page-table format, as generated from a spec file
+/// (<c>specs/NAME.json</c>). Every member is static so that runtime code written as
+/// <c>Machine&lt;TArch&gt; where TArch : struct, IPagingArch</c> is specialized by the JIT:
+/// constants fold, the level switches collapse, and nothing is called virtually.
+/// Levels are numbered root first: 0 is the root (pgd), <see cref="LastLevel"/> holds PTEs.
+/// </summary>
+public interface IPagingArch
+{
+    /// <summary>The spec's <c>name</c>: the CLI's <c>--arch</c> value.</summary>
+    static abstract string Name { get; }
+
+    /// <summary>The spec, as data: what the reference model interprets and the CLI prints.</summary>
+    static abstract ArchInfo Info { get; }
+
+    static abstract int PageShift { get; }
+    static abstract ulong PageSize { get; }
+    static abstract int VaBits { get; }
+    static abstract int LevelCount { get; }
+    static abstract int LastLevel { get; }
+
+    /// <summary>Bits of the output-address field (<c>entry.pfn</c>).</summary>
+    static abstract ulong PfnMask { get; }
+
+    static abstract int LevelShift(int level);
+    static abstract int LevelBits(int level);
+
+    /// <summary>Bytes one entry at <paramref name="level"/> maps (PMD_SIZE at the pmd level).</summary>
+    static abstract ulong LevelSize(int level);
+
+    static abstract int EntriesPerTable(int level);
+
+    /// <summary>Index of <paramref name="va"/> in the table at <paramref name="level"/> (pmd_index and friends).</summary>
+    static abstract int IndexOf(int level, ulong va);
+
+    /// <summary>True for any descriptor the MMU accepts at this level (pmd_present and friends).</summary>
+    static abstract bool IsValid(int level, ulong entry);
+
+    /// <summary>A pointer to a next-level table; never true at the last level.</summary>
+    static abstract bool IsTable(int level, ulong entry);
+
+    /// <summary>A block (pmd_leaf / pud_leaf) or, at the last level, a page descriptor.</summary>
+    static abstract bool IsLeaf(int level, ulong entry);
+
+    /// <summary>May a leaf live at this level (a spec level with <c>leaf: true</c>, or the last level)?</summary>
+    static abstract bool LevelCanMapLeaf(int level);
+
+    /// <summary>The frame a table descriptor points at, or the first frame a leaf maps (pmd_pfn, pte_pfn).</summary>
+    static abstract ulong PfnOf(int level, ulong entry);
+
+    /// <summary>A kernel table descriptor for the table at <paramref name="tablePfn"/> (pmd_populate_kernel).</summary>
+    static abstract ulong MakeTable(ulong tablePfn);
+
+    /// <summary>A <c>PAGE_KERNEL</c> leaf at <paramref name="level"/> (a block above the last level).</summary>
+    static abstract ulong MakeLeaf(int level, ulong pfn);
+
+    /// <summary><c>PAGE_KERNEL</c> -> <c>PAGE_KERNEL_RO</c>, keeping the frame.</summary>
+    static abstract ulong ToReadOnly(ulong entry);
+
+    /// <summary>Do the entry's permission bits allow a write (as <c>PAGE_KERNEL</c> has them)?</summary>
+    static abstract bool IsWritable(ulong entry);
+
+    /// <summary>Replace the frame of a leaf, keeping its protections.</summary>
+    static abstract ulong WithPfn(int level, ulong entry, ulong pfn);
+
+    static abstract ulong VmemmapStart { get; }
+    static abstract ulong VmemmapSize { get; }
+    static abstract int StructPageBytes { get; }
+    static abstract int SectionShift { get; }
+
+    /// <summary>The level whose leaves map the vmemmap at boot (the last level for base pages).</summary>
+    static abstract int VmemmapBootLevel { get; }
+
+    /// <summary>arm64: a live valid entry may not be replaced without an invalid entry and a flush between.</summary>
+    static abstract bool BreakBeforeMake { get; }
+
+    static abstract ReadOnlySpan<HugePageSizeInfo> HugePageSizes { get; }
+
+    /// <summary>
+    /// Translate <paramref name="va"/> from the table at <paramref name="rootPfn"/>, stopping at the
+    /// entry where translation ends: a leaf, or an entry that is not valid.
+    /// </summary>
+    static abstract WalkResult Walk<TCtx>(ref TCtx ctx, ulong rootPfn, ulong va)
+        where TCtx : struct, IPageTableContext;
+
+    /// <summary>
+    /// Split the leaf at <paramref name="level"/> that maps <paramref name="va"/> into a table one level
+    /// down mapping the same frames with the same protections, published only once it is filled
+    /// (split_vmemmap_huge_pmd). <see cref="SplitStatus.NoMemory"/> when no table can be allocated.
+    /// </summary>
+    static abstract SplitStatus SplitLeaf<TCtx>(ref TCtx ctx, ulong rootPfn, int level, ulong va, SplitFlags flags)
+        where TCtx : struct, IPageTableContext;
+
+    /// <summary>
+    /// The kernel's vmemmap_remap_range: walk [<paramref name="start"/>, <paramref name="end"/>),
+    /// splitting every leaf above the last level on the way, and hand each last-level entry to
+    /// <paramref name="visitor"/> in address order. Stops at the first failure.
+    /// </summary>
+    static abstract RemapWalkResult RemapWalk<TCtx, TVisitor>(ref TCtx ctx, ulong rootPfn, ulong start, ulong end, ref TVisitor visitor, RemapWalkFlags flags)
+        where TCtx : struct, IPageTableContext
+        where TVisitor : struct, IRemapPteVisitor;
+}
