@@ -1,0 +1,87 @@
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+using Hvo.Paging;
+using Hvo.Vmemmap;
+
+namespace Hvo.Cli;
+
+/// <summary><c>hvo specs</c>: every architecture, its geometry, and DESIGN.md table 1.1 derived from its spec.</summary>
+public static class SpecsCommand
+{
+    public static void WriteText(TextWriter o, IEnumerable<ArchInfo> archs)
+    {
+        bool first = true;
+        foreach (ArchInfo a in archs)
+        {
+            if (!first)
+            {
+                o.WriteLine();
+            }
+
+            first = false;
+            o.WriteLine($"{a.Name}: {a.Title}  (specs/{a.SpecFile})");
+            string levels = string.Join(" ", a.Levels.Select((l, i) =>
+                $"{l.Name}[{l.Shift + l.Bits - 1}:{l.Shift}]{(l.CanMapLeaf && i < a.LastLevel ? "*" : string.Empty)}"));
+            o.WriteLine($"  page {Sizes.Format(a.PageSize)}, {a.VaBits}-bit VA, {a.Levels.Count} levels: {levels}   (* may hold a block)");
+            ulong bootSize = a.Levels[a.VmemmapBootLevel].Size;
+            o.WriteLine($"  vmemmap 0x{a.VmemmapStart:x16} +{Sizes.Format(a.VmemmapSize)}, struct page {a.StructPageBytes} B, " +
+                        $"boot-mapped by {a.Levels[a.VmemmapBootLevel].Name} ({Sizes.Format(bootSize)}), section {Sizes.Format(1UL << a.SectionShift)}, " +
+                        $"break-before-make: {(a.BreakBeforeMake ? "yes" : "no")}");
+            o.WriteLine($"  {"huge page",-16} {"vmemmap pages",13} {"freed, reserve 2 (v5.14)",26} {"freed, reserve 1 (v5.18+)",26}");
+            foreach (HugePageSizeInfo h in a.HugePageSizes)
+            {
+                HugePageVmemmap g = HugePageVmemmap.For(a, h.Size);
+                string how = h.ContiguousCount > 1 ? $"{h.ContiguousCount}x{a.Levels[h.Level].Name}" : a.Levels[h.Level].Name;
+                o.WriteLine($"  {Sizes.Format(h.Size) + " (" + how + ")",-16} {VmemmapPages(g),13} {Freed(g, VmemmapReserve.V5_14),26} {Freed(g, VmemmapReserve.V5_18),26}");
+            }
+        }
+    }
+
+    public static void WriteJson(TextWriter o, IEnumerable<ArchInfo> archs)
+    {
+        var doc = archs.Select(a => new
+        {
+            name = a.Name,
+            title = a.Title,
+            specFile = a.SpecFile,
+            pageSize = a.PageSize,
+            vaBits = a.VaBits,
+            levels = a.Levels.Select((l, i) => new { name = l.Name, shift = l.Shift, bits = l.Bits, leaf = l.CanMapLeaf && i < a.LastLevel }),
+            vmemmap = new
+            {
+                start = $"0x{a.VmemmapStart:x}",
+                size = a.VmemmapSize,
+                structPageBytes = a.StructPageBytes,
+                bootMapping = a.Levels[a.VmemmapBootLevel].Name,
+                sectionShift = a.SectionShift,
+            },
+            breakBeforeMake = a.BreakBeforeMake,
+            hugePageSizes = a.HugePageSizes.Select(h =>
+            {
+                HugePageVmemmap g = HugePageVmemmap.For(a, h.Size);
+                return new
+                {
+                    size = h.Size,
+                    level = a.Levels[h.Level].Name,
+                    contiguous = h.ContiguousCount,
+                    vmemmapBytes = g.VmemmapBytes,
+                    vmemmapPages = (double)g.VmemmapBytes / a.PageSize,
+                    optimizableReserve2 = g.IsOptimizable(VmemmapReserve.V5_14),
+                    freedReserve2 = g.FreedPages(VmemmapReserve.V5_14),
+                    optimizableReserve1 = g.IsOptimizable(VmemmapReserve.V5_18),
+                    freedReserve1 = g.FreedPages(VmemmapReserve.V5_18),
+                };
+            }),
+        });
+        o.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    private static string VmemmapPages(HugePageVmemmap g) =>
+        ((double)g.VmemmapBytes / g.PageSize).ToString("0.#####", CultureInfo.InvariantCulture);
+
+    private static string Freed(HugePageVmemmap g, int reserve) =>
+        g.IsOptimizable(reserve) ? g.FreedPages(reserve).ToString(CultureInfo.InvariantCulture) : "not optimizable";
+}
