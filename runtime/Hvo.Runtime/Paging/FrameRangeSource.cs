@@ -20,7 +20,7 @@ public sealed class FrameRangeSource : ITableFrameSource
         _end = checked(firstPfn + frameCount);
     }
 
-    /// <summary>When set, the allocation with this 1-based number (counting from now) fails, like fail_page_alloc's "times".</summary>
+    /// <summary>When set, the allocation with this 1-based number (counting every allocation this source was asked for) fails.</summary>
     public int? FailAllocationNumber { get; set; }
 
     public int Allocations { get; private set; }
