@@ -1,0 +1,26 @@
+namespace Hvo.Memory;
+
+/// <summary>Who a physical frame belongs to. Every frame has exactly one owner.</summary>
+public enum FrameOwner : byte
+{
+    /// <summary>In a buddy allocator's free lists.</summary>
+    Free,
+
+    /// <summary>Reserved at boot and never handed to the page allocator (firmware, kernel image, memblock allocations).</summary>
+    Reserved,
+
+    /// <summary>Allocated from the page allocator for some other kernel use.</summary>
+    Buddy,
+
+    /// <summary>Data of a HugeTLB page.</summary>
+    HugePage,
+
+    /// <summary>Vmemmap (struct page) frames populated at boot from the boot allocator.</summary>
+    BootVmemmap,
+
+    /// <summary>Vmemmap frames allocated at run time (restore, head-page copy).</summary>
+    RuntimeVmemmap,
+
+    /// <summary>A kernel page-table frame.</summary>
+    PageTable,
+}

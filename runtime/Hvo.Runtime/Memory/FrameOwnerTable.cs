@@ -1,0 +1,169 @@
+using System;
+using System.Threading;
+
+namespace Hvo.Memory;
+
+/// <summary>
+/// The owner of every frame, stored sparsely: one byte per block of frames while the whole block
+/// has one owner, and a byte per frame only for blocks whose frames have different owners. A
+/// machine whose memory sits in large blocks costs a few bytes per block, however large it is.
+/// Counts per owner are kept as frames change hands, so "the owners add up to the machine" is
+/// checkable at any time.
+/// </summary>
+public sealed class FrameOwnerTable
+{
+    /// <summary>log2 of the frames in one block (512: a 2 MiB block of 4 KiB pages).</summary>
+    public const int BlockShift = 9;
+
+    private const ulong BlockMask = (1UL << BlockShift) - 1;
+
+    private readonly FrameOwner[] _uniform;
+    private readonly FrameOwner[]?[] _mixed;
+    private readonly long[] _counts = new long[Enum.GetValues<FrameOwner>().Length];
+    private readonly Lock _lock = new();
+
+    public FrameOwnerTable(ulong frames, FrameOwner initial = FrameOwner.Free)
+    {
+        Frames = frames;
+        ulong blocks = (frames + BlockMask) >> BlockShift;
+        _uniform = new FrameOwner[blocks];
+        _mixed = new FrameOwner[]?[blocks];
+        Array.Fill(_uniform, initial);
+        _counts[(int)initial] = (long)frames;
+    }
+
+    public ulong Frames { get; }
+
+    /// <summary>Blocks holding a per-frame array (the table's only cost that grows with use).</summary>
+    public int MixedBlocks { get; private set; }
+
+    public FrameOwner this[ulong pfn]
+    {
+        get
+        {
+            Check(pfn, 1);
+            ulong block = pfn >> BlockShift;
+            FrameOwner[]? mixed = Volatile.Read(ref _mixed[block]);
+            return mixed is null ? _uniform[block] : mixed[pfn & BlockMask];
+        }
+    }
+
+    /// <summary>Frames owned by <paramref name="owner"/> now.</summary>
+    public long Count(FrameOwner owner) => Interlocked.Read(ref _counts[(int)owner]);
+
+    /// <summary>Give [<paramref name="pfn"/>, +<paramref name="count"/>) to <paramref name="owner"/>, whoever had them.</summary>
+    public void Set(ulong pfn, ulong count, FrameOwner owner)
+    {
+        Check(pfn, count);
+        lock (_lock)
+        {
+            ulong end = pfn + count;
+            while (pfn < end)
+            {
+                ulong block = pfn >> BlockShift;
+                ulong blockStart = block << BlockShift;
+                ulong blockEnd = Math.Min(blockStart + BlockMask + 1, Frames);
+                ulong runEnd = Math.Min(end, blockEnd);
+                if (pfn == blockStart && runEnd == blockEnd)
+                {
+                    SetWholeBlock(block, blockEnd - blockStart, owner);
+                }
+                else
+                {
+                    SetInBlock(block, pfn - blockStart, runEnd - pfn, owner);
+                }
+
+                pfn = runEnd;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Move frames from <paramref name="expected"/> to <paramref name="owner"/>, failing (and
+    /// changing nothing) if any of them belongs to someone else: a double allocation or a free
+    /// of a frame its caller does not own.
+    /// </summary>
+    public void Transfer(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
+    {
+        lock (_lock)
+        {
+            for (ulong p = pfn; p < pfn + count; p = NextCheck(p, pfn + count))
+            {
+                FrameOwner actual = this[p];
+                if (actual != expected)
+                {
+                    throw new InvalidOperationException($"frame 0x{p:x} belongs to {actual}, not {expected}: it cannot go to {owner}");
+                }
+            }
+
+            Set(pfn, count, owner);
+        }
+    }
+
+    // Uniform blocks are checked once; mixed ones frame by frame.
+    private ulong NextCheck(ulong p, ulong end)
+    {
+        ulong block = p >> BlockShift;
+        if (_mixed[block] is not null)
+        {
+            return p + 1;
+        }
+
+        return Math.Min(end, (block + 1) << BlockShift);
+    }
+
+    private void SetWholeBlock(ulong block, ulong frames, FrameOwner owner)
+    {
+        FrameOwner[]? mixed = _mixed[block];
+        if (mixed is not null)
+        {
+            for (ulong i = 0; i < frames; i++)
+            {
+                _counts[(int)mixed[i]]--;
+            }
+
+            Volatile.Write(ref _mixed[block], null);
+            MixedBlocks--;
+        }
+        else
+        {
+            _counts[(int)_uniform[block]] -= (long)frames;
+        }
+
+        _uniform[block] = owner;
+        _counts[(int)owner] += (long)frames;
+    }
+
+    private void SetInBlock(ulong block, ulong offset, ulong count, FrameOwner owner)
+    {
+        FrameOwner[]? mixed = _mixed[block];
+        if (mixed is null)
+        {
+            if (_uniform[block] == owner)
+            {
+                return;
+            }
+
+            mixed = new FrameOwner[BlockMask + 1];
+            Array.Fill(mixed, _uniform[block]);
+            Volatile.Write(ref _mixed[block], mixed);
+            MixedBlocks++;
+        }
+
+        for (ulong i = offset; i < offset + count; i++)
+        {
+            _counts[(int)mixed[i]]--;
+            mixed[i] = owner;
+        }
+
+        _counts[(int)owner] += (long)count;
+    }
+
+    private void Check(ulong pfn, ulong count)
+    {
+        if (pfn >= Frames || count > Frames - pfn)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{count} are outside the machine's {Frames} frames");
+        }
+    }
+}
