@@ -48,26 +48,32 @@ public sealed class HvoGenerator : IIncrementalGenerator
                 }
             });
 
-        IncrementalValuesProvider<NamedModel> models = parsed
+        // The model alone: where its name sits in the file is not part of it, so an edit that only
+        // moves text around (a comment above "name") leaves this step Unchanged.
+        IncrementalValuesProvider<ArchModel> models = parsed
             .Where(static p => p.Model is not null)
-            .Select(static (p, _) => new NamedModel(p.Model!, p.NameLocation))
+            .Select(static (p, _) => p.Model!)
             .WithTrackingName(Steps.Model);
 
-        // Names must be unique: the first spec (by path) keeps a name, later ones are reported and skipped.
-        IncrementalValueProvider<UniqueModels> unique = models.Collect()
-            .Select(static (all, _) => UniqueModels.From(all));
+        // Names must be unique: the first spec (by file name) keeps a name; later ones are not generated...
+        IncrementalValuesProvider<ArchModel> archs = models.Collect()
+            .SelectMany(static (all, _) => FirstOfEachName(all))
+            .WithTrackingName(Steps.Unique);
 
-        context.RegisterSourceOutput(unique.Select(static (u, _) => u.Duplicates), static (spc, duplicates) =>
+        // ...and are reported where their name is written.
+        IncrementalValueProvider<EquatableArray<DiagnosticInfo>> duplicates = parsed
+            .Where(static p => p.Model is not null)
+            .Select(static (p, _) => new NamedSpec(p.Model!.Name, p.Model.TypeName, p.Model.SpecFile, p.NameLocation))
+            .Collect()
+            .Select(static (all, _) => DuplicateNames(all));
+
+        context.RegisterSourceOutput(duplicates, static (spc, diagnostics) =>
         {
-            foreach (DiagnosticInfo d in duplicates)
+            foreach (DiagnosticInfo d in diagnostics)
             {
                 spc.ReportDiagnostic(d.ToDiagnostic());
             }
         });
-
-        IncrementalValuesProvider<ArchModel> archs = unique
-            .SelectMany(static (u, _) => u.Models)
-            .WithTrackingName(Steps.Unique);
 
         context.RegisterSourceOutput(archs, static (spc, model) => Emit(spc, model));
 
@@ -97,31 +103,20 @@ public sealed class HvoGenerator : IIncrementalGenerator
         spc.AddSource(Emitter.HintName(model), SourceText.From(code, System.Text.Encoding.UTF8));
     }
 
-    /// <summary>A model with where its name was written, for duplicate-name diagnostics.</summary>
-    private sealed record NamedModel(ArchModel Model, SpecLocation? NameLocation);
+    /// <summary>Where a spec's name was written, for the duplicate-name diagnostic.</summary>
+    private sealed record NamedSpec(string Name, string TypeName, string SpecFile, SpecLocation? NameLocation);
 
-    private sealed record UniqueModels(EquatableArray<ArchModel> Models, EquatableArray<DiagnosticInfo> Duplicates)
-    {
-        public static UniqueModels From(ImmutableArray<NamedModel> all)
-        {
-            var kept = new Dictionary<string, NamedModel>(StringComparer.Ordinal);
-            var duplicates = new List<DiagnosticInfo>();
-            foreach (NamedModel m in all.OrderBy(m => m.NameLocation?.FilePath ?? m.Model.SpecFile, StringComparer.Ordinal))
-            {
-                if (kept.TryGetValue(m.Model.TypeName, out NamedModel? first))
-                {
-                    duplicates.Add(DiagnosticInfo.Create(
-                        DiagnosticDescriptors.DuplicateName, m.NameLocation, m.Model.Name, m.Model.TypeName, first.Model.SpecFile));
-                }
-                else
-                {
-                    kept.Add(m.Model.TypeName, m);
-                }
-            }
+    private static EquatableArray<ArchModel> FirstOfEachName(ImmutableArray<ArchModel> all) =>
+        all.OrderBy(m => m.SpecFile, StringComparer.Ordinal)
+            .GroupBy(m => m.TypeName, StringComparer.Ordinal)
+            .Select(g => g.First())
+            .OrderBy(m => m.TypeName, StringComparer.Ordinal)
+            .ToEquatableArray();
 
-            return new UniqueModels(
-                kept.Values.Select(m => m.Model).OrderBy(m => m.TypeName, StringComparer.Ordinal).ToEquatableArray(),
-                duplicates.ToEquatableArray());
-        }
-    }
+    private static EquatableArray<DiagnosticInfo> DuplicateNames(ImmutableArray<NamedSpec> all) =>
+        all.OrderBy(n => n.SpecFile, StringComparer.Ordinal)
+            .GroupBy(n => n.TypeName, StringComparer.Ordinal)
+            .SelectMany(g => g.Skip(1).Select(dup => DiagnosticInfo.Create(
+                DiagnosticDescriptors.DuplicateName, dup.NameLocation, dup.Name, dup.TypeName, g.First().SpecFile)))
+            .ToEquatableArray();
 }

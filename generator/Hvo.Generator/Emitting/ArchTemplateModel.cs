@@ -64,6 +64,7 @@ internal sealed class ArchTemplateModel
         PageOffsetMask = U((1UL << m.PageShift) - 1);
         SplitLevels = Levels.Where(l => l.CanSplit).ToArray();
         Contiguous = m.Contiguous.Select(c => new ContiguousTemplateModel(c.Level, c.Count, c.Bit)).ToArray();
+        Zones = m.Zones.Select(z => new ZoneTemplateModel(Literal(z.Name), z.End == 0 ? "null" : U(z.End))).ToArray();
         HugePageSizes = m.HugePageSizes.Select(h => new HugeSizeTemplateModel(U(h.Size), h.Level, h.Count, Bits.Size(h.Size))).ToArray();
     }
 
@@ -109,6 +110,7 @@ internal sealed class ArchTemplateModel
     public LevelTemplateModel[] SplitLevels { get; }
     public ContiguousTemplateModel[] Contiguous { get; }
     public HugeSizeTemplateModel[] HugePageSizes { get; }
+    public ZoneTemplateModel[] Zones { get; }
 
     public static string U(ulong v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture) + "UL";
 
@@ -165,5 +167,7 @@ internal sealed class LevelTemplateModel
 }
 
 internal sealed record ContiguousTemplateModel(int Level, int Count, int Bit);
+
+internal sealed record ZoneTemplateModel(string Name, string End);
 
 internal sealed record HugeSizeTemplateModel(string Size, int Level, int Count, string SizeText);

@@ -13,6 +13,9 @@ internal sealed record ContiguousModel(int Level, int Count, int Bit);
 /// <summary>A huge page size: a leaf at <c>Level</c>, or a run of <c>Count</c> of them.</summary>
 internal sealed record HugeSizeModel(ulong Size, int Level, int Count);
 
+/// <summary>A memory zone: physical addresses below <c>End</c> (0 for the last, open-ended zone).</summary>
+internal sealed record ZoneModel(string Name, ulong End);
+
 /// <summary>
 /// A validated spec: only strings, numbers and equatable arrays, so the incremental pipeline
 /// can tell an edit that changes generated code from one that does not.
@@ -40,6 +43,7 @@ internal sealed record ArchModel(
     int SectionShift,
     int LinearMapBits,
     EquatableArray<HugeSizeModel> HugePageSizes,
+    EquatableArray<ZoneModel> Zones,
     bool BreakBeforeMake,
     string Ptdump)
 {

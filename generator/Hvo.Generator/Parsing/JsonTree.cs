@@ -111,7 +111,7 @@ internal sealed class SpecText
         return new SpecLocation(Path, start, end - start, sl, sc, el, ec);
     }
 
-    /// <summary>A location from a 1-based line and a 0-based byte position in it (JsonException's terms).</summary>
+    /// <summary>A location from a 0-based line and a 0-based byte position in it (JsonException's terms).</summary>
     public SpecLocation LocateLine(long line, long bytePositionInLine)
     {
         int l = (int)Math.Max(0, Math.Min(line, _lineStarts.Length - 1));

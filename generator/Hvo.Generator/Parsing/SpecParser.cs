@@ -60,7 +60,7 @@ internal static class SpecParser
             return null;
         }
 
-        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "breakBeforeMake", "ptdump");
+        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "zones", "breakBeforeMake", "ptdump");
 
         // name, title
         JsonNode? nameNode = r.Required(root, string.Empty, "name", "the architecture's identifier, e.g. \"x86_64\"");
@@ -94,6 +94,7 @@ internal static class SpecParser
 
         List<HugeSizeModel> huge = ReadHugePageSizes(r, root, pageShift, levels, contiguous);
 
+        List<ZoneModel> zones = ReadZones(r, root, pageShift);
         bool bbm = r.Bool(SpecReader.Find(root, "breakBeforeMake"), "breakBeforeMake") ?? false;
         string ptdump = "generic";
         JsonNode? ptdumpNode = SpecReader.Find(root, "ptdump");
@@ -138,6 +139,7 @@ internal static class SpecParser
             vm.SectionShift,
             vm.LinearMapBits,
             huge.ToEquatableArray(),
+            zones.ToEquatableArray(),
             bbm,
             ptdump);
     }
@@ -630,6 +632,70 @@ internal static class SpecParser
             r.Report(DiagnosticDescriptors.BadHugePageSize, node, Bits.Size(size.Value),
                 leafSizes.Length == 0 ? "none" : leafSizes,
                 contSizes.Length == 0 ? "none" : contSizes);
+        }
+
+        return result;
+    }
+
+    /// <summary>The zones of each node, lowest first (x86-64: DMA, DMA32, Normal); default one Normal zone.</summary>
+    private static List<ZoneModel> ReadZones(SpecReader r, JsonNode root, int? pageShift)
+    {
+        var result = new List<ZoneModel>();
+        JsonNode? array = r.Array(SpecReader.Find(root, "zones"), "zones");
+        if (array is null)
+        {
+            result.Add(new ZoneModel("Normal", 0));
+            return result;
+        }
+
+        if (array.Items.Count is < 1 or > 4)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, array, "zones", $"{array.Items.Count} zones given; a node has 1 to 4 zones, lowest first, e.g. [{{ \"name\": \"DMA32\", \"end\": \"4GiB\" }}, {{ \"name\": \"Normal\" }}]");
+            return result;
+        }
+
+        ulong previous = 0;
+        for (int i = 0; i < array.Items.Count; i++)
+        {
+            string path = $"zones[{i}]";
+            JsonNode? item = r.Object(array.Items[i], path);
+            if (item is null)
+            {
+                continue;
+            }
+
+            r.CheckKeys(item, path, "name", "end");
+            JsonNode? nameNode = r.Required(item, path, "name", "the zone's name, e.g. \"DMA32\"");
+            string? name = r.String(nameNode, path + ".name");
+            if (name is not null && (name.Length == 0 || !name.All(char.IsLetterOrDigit) || result.Any(z => z.Name == name)))
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, nameNode, path + ".name", $"\"{name}\" is not a new zone name; use letters and digits, each name once");
+                name = null;
+            }
+
+            bool last = i == array.Items.Count - 1;
+            JsonNode? endNode = SpecReader.Find(item, "end");
+            ulong? end = r.Number(endNode, path + ".end");
+            if (!last && endNode is null)
+            {
+                r.Report(DiagnosticDescriptors.MissingKey, item, path, "end", "every zone but the last ends at a physical address, e.g. \"4GiB\"");
+            }
+            else if (last && endNode is not null)
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, endNode, path + ".end", "the last zone takes the rest of memory; leave out its end");
+                end = null;
+            }
+            else if (end is not null && (end <= previous || (pageShift is not null && (end.Value & ((1UL << pageShift.Value) - 1)) != 0)))
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, endNode, path + ".end", $"{Bits.Hex(end.Value)} must be page aligned and above the previous zone's end ({Bits.Hex(previous)})");
+                end = null;
+            }
+
+            if (name is not null && (last || end is not null))
+            {
+                result.Add(new ZoneModel(name, last ? 0 : end!.Value));
+                previous = end ?? previous;
+            }
         }
 
         return result;

@@ -6,39 +6,49 @@ using System.Threading;
 namespace Hvo.Memory;
 
 /// <summary>
-/// The bytes of simulated physical memory, kept only for frames something wrote: page-table
-/// frames and vmemmap frames. A frame nobody wrote reads as zeroes and costs no host memory,
-/// so a 1 TiB machine costs what its page tables and struct pages cost.
+/// The bytes of simulated physical memory, as one lazily backed host mapping: frame
+/// <c>pfn</c> lives at <c>base + pfn * PageSize</c>. The host commits memory only for host pages
+/// something wrote, so a frame nobody wrote reads as zeroes and costs nothing, and a 1 TiB
+/// machine costs what its page tables and struct pages cost. Frames the simulation wrote are
+/// tracked (<see cref="IsMaterialized"/>), and <see cref="Discard"/> hands a frame's memory back.
 /// </summary>
 /// <remarks>
-/// This is one of the few places with pointers. Each materialized frame is one
-/// zeroed native block of exactly <see cref="PageSize"/> bytes, owned by this store until
-/// <see cref="Discard"/> or <see cref="Dispose"/>; a span over it is valid while the frame is
-/// materialized, which the machine's owner table guarantees for every frame it hands out.
+/// This is one of the few places with pointers. The mapping is reserved once for
+/// <see cref="Frames"/> frames and lives until <see cref="Dispose"/>; every pfn is checked against
+/// <see cref="Frames"/> before it becomes an address, so every span handed out lies inside it.
 /// </remarks>
 public sealed unsafe class FrameStore : IDisposable
 {
     private const int ChunkShift = 16;
     private const ulong ChunkMask = (1UL << ChunkShift) - 1;
 
-    private readonly nint[]?[] _chunks;
-    private readonly nint _zeroFrame;
+    private readonly byte* _base;
+    private readonly nuint _bytes;
+    private readonly bool _mapped;
+    private readonly int _entriesPerTable;
+    private readonly ulong[]?[] _written; // a bit per frame, in chunks of 2^16 frames
     private long _materialized;
     private bool _disposed;
 
     public FrameStore(ulong frames, int pageShift)
     {
-        if (pageShift is < 10 or > 24)
+        if (pageShift is < 12 or > 24)
         {
-            throw new ArgumentOutOfRangeException(nameof(pageShift), pageShift, "page shift must be 10..24");
+            throw new ArgumentOutOfRangeException(nameof(pageShift), pageShift, "page shift must be 12..24 (a frame is whole host pages)");
+        }
+
+        if (frames == 0 || frames > (1UL << (47 - pageShift)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(frames), frames, "a simulated machine has 1 frame to 128 TiB");
         }
 
         Frames = frames;
         PageShift = pageShift;
         PageSize = 1 << pageShift;
-        _chunks = new nint[]?[(frames + ChunkMask) >> ChunkShift];
-        _zeroFrame = (nint)NativeMemory.AlignedAlloc((nuint)PageSize, 64);
-        NativeMemory.Clear((void*)_zeroFrame, (nuint)PageSize);
+        _entriesPerTable = PageSize >> 3;
+        _bytes = (nuint)(frames << pageShift);
+        _written = new ulong[]?[(frames + ChunkMask) >> ChunkShift];
+        _base = HostMemory.Reserve(_bytes, out _mapped);
     }
 
     ~FrameStore() => Release();
@@ -49,44 +59,50 @@ public sealed unsafe class FrameStore : IDisposable
 
     public int PageSize { get; }
 
-    /// <summary>Frames that hold bytes now.</summary>
+    /// <summary>Frames the simulation wrote and has not discarded.</summary>
     public long MaterializedFrames => Interlocked.Read(ref _materialized);
 
-    /// <summary>Host bytes spent on frame contents.</summary>
+    /// <summary>Simulated bytes of frame contents the host keeps.</summary>
     public long MaterializedBytes => MaterializedFrames * PageSize;
 
-    public bool IsMaterialized(ulong pfn) => Slot(pfn) != 0;
-
-    /// <summary>The frame's bytes for reading: zeroes if nobody wrote it.</summary>
-    public ReadOnlySpan<byte> Read(ulong pfn)
+    public bool IsMaterialized(ulong pfn)
     {
-        nint p = Slot(pfn);
-        return new ReadOnlySpan<byte>((void*)(p != 0 ? p : _zeroFrame), PageSize);
+        Check(pfn);
+        ulong[]? chunk = Volatile.Read(ref _written[pfn >> ChunkShift]);
+        return chunk is not null && (Volatile.Read(ref chunk[(pfn & ChunkMask) >> 6]) & (1UL << (int)(pfn & 63))) != 0;
     }
 
-    /// <summary>The frame's bytes for writing, materialized (zeroed) on first use.</summary>
+    /// <summary>The frame's bytes for reading: zeroes if nobody wrote it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Span<byte> Write(ulong pfn) => new((void*)Materialize(pfn), PageSize);
+    public ReadOnlySpan<byte> Read(ulong pfn) => new(At(pfn), PageSize);
 
-    /// <summary>A page-table frame as its 8-byte entries, materialized on first use.</summary>
+    /// <summary>The frame's bytes for writing; the frame counts as materialized from now on.</summary>
+    public Span<byte> Write(ulong pfn)
+    {
+        MarkWritten(pfn);
+        return new Span<byte>(At(pfn), PageSize);
+    }
+
+    /// <summary>
+    /// A page-table frame as its 8-byte entries: the walkers' hot path, with no bookkeeping. The
+    /// frame must have been materialized (a table is cleared through <see cref="Write"/> when allocated).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Span<ulong> Table(ulong pfn) => new((void*)Materialize(pfn), PageSize >> 3);
+    public Span<ulong> Table(ulong pfn) => new(At(pfn), _entriesPerTable);
 
-    /// <summary>Forget the frame's bytes: it reads as zeroes again and costs nothing.</summary>
+    /// <summary>Forget the frame's bytes: it reads as zeroes again and the host memory goes back.</summary>
     public void Discard(ulong pfn)
     {
-        nint[]? chunk = _chunks[ChunkOf(pfn)];
-        if (chunk is null)
+        Check(pfn);
+        ulong[]? chunk = Volatile.Read(ref _written[pfn >> ChunkShift]);
+        ulong bit = 1UL << (int)(pfn & 63);
+        if (chunk is null || (Interlocked.And(ref chunk[(pfn & ChunkMask) >> 6], ~bit) & bit) == 0)
         {
             return;
         }
 
-        nint p = Interlocked.Exchange(ref chunk[pfn & ChunkMask], 0);
-        if (p != 0)
-        {
-            NativeMemory.AlignedFree((void*)p);
-            Interlocked.Decrement(ref _materialized);
-        }
+        Interlocked.Decrement(ref _materialized);
+        HostMemory.Release(At(pfn), (nuint)PageSize, _mapped);
     }
 
     public void Dispose()
@@ -96,61 +112,33 @@ public sealed unsafe class FrameStore : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private nint Materialize(ulong pfn)
+    private byte* At(ulong pfn)
     {
-        nint[]? chunk = _chunks[ChunkOf(pfn)];
-        if (chunk is not null)
-        {
-            nint p = chunk[pfn & ChunkMask];
-            if (p != 0)
-            {
-                return p;
-            }
-        }
-
-        return MaterializeSlow(pfn);
-    }
-
-    private nint MaterializeSlow(ulong pfn)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ref nint[]? chunkRef = ref _chunks[ChunkOf(pfn)];
-        nint[] chunk = chunkRef ?? Interlocked.CompareExchange(ref chunkRef, new nint[1 << ChunkShift], null) ?? chunkRef!;
-        ref nint slot = ref chunk[pfn & ChunkMask];
-        if (slot != 0)
-        {
-            return slot;
-        }
-
-        nint fresh = (nint)NativeMemory.AlignedAlloc((nuint)PageSize, 64);
-        NativeMemory.Clear((void*)fresh, (nuint)PageSize);
-        nint existing = Interlocked.CompareExchange(ref slot, fresh, 0);
-        if (existing != 0)
-        {
-            NativeMemory.AlignedFree((void*)fresh);
-            return existing;
-        }
-
-        Interlocked.Increment(ref _materialized);
-        return fresh;
+        Check(pfn);
+        return _base + (pfn << PageShift);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private nint Slot(ulong pfn)
-    {
-        nint[]? chunk = _chunks[ChunkOf(pfn)];
-        return chunk is null ? 0 : Volatile.Read(ref chunk[pfn & ChunkMask]);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private long ChunkOf(ulong pfn)
+    private void Check(ulong pfn)
     {
         if (pfn >= Frames)
         {
             ThrowOutOfRange(pfn);
         }
+    }
 
-        return (long)(pfn >> ChunkShift);
+    private void MarkWritten(ulong pfn)
+    {
+        Check(pfn);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ref ulong[]? chunkRef = ref _written[pfn >> ChunkShift];
+        ulong[] chunk = Volatile.Read(ref chunkRef) ?? Interlocked.CompareExchange(ref chunkRef, new ulong[(1 << ChunkShift) / 64], null) ?? chunkRef!;
+        ulong bit = 1UL << (int)(pfn & 63);
+        ref ulong word = ref chunk[(pfn & ChunkMask) >> 6];
+        if ((Volatile.Read(ref word) & bit) == 0 && (Interlocked.Or(ref word, bit) & bit) == 0)
+        {
+            Interlocked.Increment(ref _materialized);
+        }
     }
 
     private void ThrowOutOfRange(ulong pfn) =>
@@ -164,22 +152,73 @@ public sealed unsafe class FrameStore : IDisposable
         }
 
         _disposed = true;
-        foreach (nint[]? chunk in _chunks)
-        {
-            if (chunk is null)
-            {
-                continue;
-            }
+        HostMemory.Free(_base, _bytes, _mapped);
+    }
+}
 
-            foreach (nint p in chunk)
+/// <summary>
+/// Host address space for simulated memory: an anonymous private mapping reserved without
+/// committing (Linux, macOS), so untouched pages never become resident; plain zeroed memory elsewhere.
+/// </summary>
+internal static unsafe partial class HostMemory
+{
+    private const int ProtReadWrite = 0x1 | 0x2;
+    private const int MadvDontNeed = 4;
+
+    public static (nint Base, bool Mapped) ReserveRaw(nuint bytes)
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+        {
+            // MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+            int flags = OperatingSystem.IsLinux() ? 0x02 | 0x20 | 0x4000 : 0x02 | 0x1000 | 0x40;
+            nint p = Mmap(0, bytes, ProtReadWrite, flags, -1, 0);
+            if (p != -1)
             {
-                if (p != 0)
-                {
-                    NativeMemory.AlignedFree((void*)p);
-                }
+                return (p, true);
             }
         }
 
-        NativeMemory.AlignedFree((void*)_zeroFrame);
+        return ((nint)NativeMemory.AllocZeroed(bytes), false);
     }
+
+    public static byte* Reserve(nuint bytes, out bool mapped)
+    {
+        (nint p, mapped) = ReserveRaw(bytes);
+        if (p == 0)
+        {
+            throw new OutOfMemoryException($"cannot reserve {bytes} bytes of host address space for simulated memory");
+        }
+
+        return (byte*)p;
+    }
+
+    /// <summary>Give a frame's host pages back; the range reads as zeroes afterwards.</summary>
+    public static void Release(byte* at, nuint bytes, bool mapped)
+    {
+        if (!mapped || Madvise((nint)at, bytes, MadvDontNeed) != 0)
+        {
+            NativeMemory.Clear(at, bytes);
+        }
+    }
+
+    public static void Free(byte* at, nuint bytes, bool mapped)
+    {
+        if (mapped)
+        {
+            _ = Munmap((nint)at, bytes);
+        }
+        else
+        {
+            NativeMemory.Free(at);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "mmap")]
+    private static partial nint Mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
+
+    [LibraryImport("libc", EntryPoint = "madvise")]
+    private static partial int Madvise(nint addr, nuint length, int advice);
+
+    [LibraryImport("libc", EntryPoint = "munmap")]
+    private static partial int Munmap(nint addr, nuint length);
 }

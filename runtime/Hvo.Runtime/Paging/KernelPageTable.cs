@@ -55,7 +55,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         }
 
         RootPfn = root;
-        frames.Table(root).Clear();
+        frames.Write(root).Clear();
     }
 
     public FrameStore Frames { get; }
@@ -162,10 +162,15 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     public readonly struct Context : IPageTableContext
     {
         private readonly KernelPageTable<TArch> _pt;
+        private readonly FrameStore _frames;
 
-        public Context(KernelPageTable<TArch> pageTable) => _pt = pageTable;
+        public Context(KernelPageTable<TArch> pageTable)
+        {
+            _pt = pageTable;
+            _frames = pageTable.Frames;
+        }
 
-        public Span<ulong> Table(ulong pfn) => _pt.Frames.Table(pfn);
+        public Span<ulong> Table(ulong pfn) => _frames.Table(pfn);
 
         public bool TryAllocTable(int level, out ulong pfn)
         {
@@ -174,7 +179,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
                 return false;
             }
 
-            _pt.Frames.Table(pfn).Clear();
+            _frames.Write(pfn).Clear();
             _pt.Counters.TableAllocated();
             return true;
         }

@@ -29,6 +29,9 @@ public sealed record ContiguousRun(int Level, int Count, int Bit);
 /// </summary>
 public readonly record struct HugePageSizeInfo(ulong Size, int Level, int ContiguousCount);
 
+/// <summary>A memory zone of every node: physical addresses below <see cref="End"/>, or the rest of memory when null.</summary>
+public sealed record ZoneSpec(string Name, ulong? End);
+
 /// <summary>Which kernel's kernel_page_tables format the architecture's ptdump follows.</summary>
 public enum PtdumpFormat
 {
@@ -50,7 +53,7 @@ public sealed class ArchInfo
         ulong readOnlyClear, ulong readOnlySet, IReadOnlyList<ContiguousRun> contiguous,
         ulong vmemmapStart, ulong vmemmapSize, int structPageBytes, int vmemmapBootLevel,
         int sectionShift, int? linearMapBits, IReadOnlyList<HugePageSizeInfo> hugePageSizes,
-        bool breakBeforeMake, PtdumpFormat ptdump)
+        IReadOnlyList<ZoneSpec> zones, bool breakBeforeMake, PtdumpFormat ptdump)
     {
         Name = name;
         Title = title;
@@ -73,6 +76,7 @@ public sealed class ArchInfo
         SectionShift = sectionShift;
         LinearMapBits = linearMapBits;
         HugePageSizes = hugePageSizes;
+        Zones = zones;
         BreakBeforeMake = breakBeforeMake;
         Ptdump = ptdump;
     }
@@ -104,6 +108,9 @@ public sealed class ArchInfo
     public int SectionShift { get; }
     public int? LinearMapBits { get; }
     public IReadOnlyList<HugePageSizeInfo> HugePageSizes { get; }
+
+    /// <summary>The zones of each node, lowest first (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL).</summary>
+    public IReadOnlyList<ZoneSpec> Zones { get; }
     public bool BreakBeforeMake { get; }
     public PtdumpFormat Ptdump { get; }
 
