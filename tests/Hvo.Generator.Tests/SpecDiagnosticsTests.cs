@@ -129,6 +129,14 @@ public sealed class SpecDiagnosticsTests
     }
 
     [TestMethod]
+    public void HVO010_StructPageSmallerThanTheKernels_PointsAtTheValue()
+    {
+        SpecEdit edit = SpecEdit.Replace(Original, "\"structPageBytes\": 64", "64", "32");
+
+        AssertReportsOnly(DiagnosticDescriptors.StructPageNotPowerOfTwo, edit, "32");
+    }
+
+    [TestMethod]
     public void HVO011_VmemmapMisaligned_PointsAtTheStart()
     {
         SpecEdit edit = SpecEdit.Replace(Original, "\"start\": \"0xffffea0000000000\"", "\"0xffffea0000000000\"", "\"0xffffea0000001000\"");

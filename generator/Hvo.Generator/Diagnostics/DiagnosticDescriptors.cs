@@ -49,8 +49,8 @@ internal static class DiagnosticDescriptors
         "{0}");
 
     public static readonly DiagnosticDescriptor StructPageNotPowerOfTwo = Error(
-        "HVO010", "struct page size is not a power of two",
-        "vmemmap.structPageBytes is {0}, which is not a power of two: the kernel requires it (HVO shares whole tail pages); use 64");
+        "HVO010", "struct page size is not a power of two of at least 64",
+        "vmemmap.structPageBytes is {0}: the kernel's struct page is a power of two (HVO shares whole tail pages) of at least 64 bytes; use 64");
 
     public static readonly DiagnosticDescriptor VmemmapMisaligned = Error(
         "HVO011", "vmemmap start is not aligned to the boot mapping",

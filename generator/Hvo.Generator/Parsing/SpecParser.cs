@@ -516,7 +516,7 @@ internal static class SpecParser
         JsonNode? linearNode = SpecReader.Find(vm, "linearMapBits");
         int? linearBits = r.Int(linearNode, "vmemmap.linearMapBits", pageShift ?? 0, 64);
 
-        if (structPage is not null && !Bits.IsPowerOfTwo((ulong)structPage.Value))
+        if (structPage is not null && (!Bits.IsPowerOfTwo((ulong)structPage.Value) || structPage < 64))
         {
             r.Report(DiagnosticDescriptors.StructPageNotPowerOfTwo, spNode, structPage);
             structPage = null;

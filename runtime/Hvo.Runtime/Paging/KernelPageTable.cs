@@ -66,6 +66,9 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
     public PageTableCounters Counters { get; } = new();
 
+    /// <summary>Sees every entry change and flush (TLB model, break-before-make checker); null for none.</summary>
+    public IPageTableObserver? Observer { get; set; }
+
     /// <summary>The context the generated walkers run with.</summary>
     public Context Ctx => new(this);
 
@@ -143,8 +146,9 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
                         return false;
                     }
 
-                    entry = TArch.MakeTable(child);
-                    ctx.SetEntry(level, table, index, 0, entry, addr);
+                    ulong table0 = TArch.MakeTable(child);
+                    ctx.SetEntry(level, table, index, entry, table0, addr);
+                    entry = table0;
                 }
 
                 table = TArch.PfnOf(level, entry);
@@ -193,6 +197,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
         public void SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
         {
+            _pt.Observer?.EntryChanging(level, tablePfn, index, oldEntry, newEntry, va);
             Volatile.Write(ref TableEntries.At(_pt.Frames.Table(tablePfn), index), newEntry);
             _pt.Counters.EntryWritten();
         }
@@ -203,6 +208,10 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
         public void WriteBarrier() => Interlocked.MemoryBarrier();
 
-        public void FlushTlbRange(ulong start, ulong end) => _pt.Counters.Flushed();
+        public void FlushTlbRange(ulong start, ulong end)
+        {
+            _pt.Counters.Flushed();
+            _pt.Observer?.Flushed(start, end);
+        }
     }
 }

@@ -1,0 +1,75 @@
+using System.Collections.Generic;
+using System.Threading;
+
+namespace Hvo.Checks;
+
+public enum ViolationKind
+{
+    /// <summary>A TLB hit returned a translation the page table no longer holds, with no flush in between.</summary>
+    StaleTranslation,
+
+    /// <summary>A frame was freed while a page-table entry still mapped it.</summary>
+    FreedWhileMapped,
+
+    /// <summary>A frame was freed while a CPU's TLB could still reach it (freed before the flush).</summary>
+    FreedWhileInTlb,
+
+    /// <summary>arm64: a live valid entry was replaced without an invalid entry and a flush in between.</summary>
+    BreakBeforeMake,
+}
+
+/// <summary>One broken rule, with where and at which step.</summary>
+public sealed record Violation(ViolationKind Kind, ulong Address, string Detail)
+{
+    public override string ToString() => $"{Kind} at 0x{Address:x16}: {Detail}";
+}
+
+/// <summary>The violations the machine's checkers recorded; the simulation keeps running after each.</summary>
+public sealed class ViolationLog
+{
+    private readonly List<Violation> _items = new();
+    private readonly Lock _lock = new();
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _items.Count;
+            }
+        }
+    }
+
+    public void Add(Violation v)
+    {
+        lock (_lock)
+        {
+            _items.Add(v);
+        }
+    }
+
+    public IReadOnlyList<Violation> Snapshot()
+    {
+        lock (_lock)
+        {
+            return _items.ToArray();
+        }
+    }
+
+    public int CountOf(ViolationKind kind)
+    {
+        lock (_lock)
+        {
+            return _items.FindAll(v => v.Kind == kind).Count;
+        }
+    }
+
+    public void Clear()
+    {
+        lock (_lock)
+        {
+            _items.Clear();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+using System;
+using System.Collections.Generic;
+using Hvo.Memory;
+using Hvo.Paging;
+
+namespace Hvo.Vmemmap;
+
+/// <summary>
+/// The vmemmap blocks populated at boot, and their contents while nobody has written them: the
+/// struct pages memmap_init would have written, produced from the pfn on demand (the kernel's
+/// deferred struct page init). A 1 TiB machine's 16 GiB of struct pages cost nothing until
+/// something writes one; a frame that leaves the vmemmap (HVO frees it) stops being produced.
+/// </summary>
+public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPagingArch
+{
+    private readonly List<Block> _blocks = new();
+    private readonly FrameOwnerTable _owners;
+    private readonly Func<ulong, StructPageOrigin> _origin;
+    private bool _sorted = true;
+
+    /// <param name="owners">Frames count as boot vmemmap only while they are owned as such.</param>
+    /// <param name="origin">Node, zone and reserved-at-boot of a pfn: what its struct page starts with.</param>
+    public BootVmemmap(FrameOwnerTable owners, Func<ulong, StructPageOrigin> origin)
+    {
+        _owners = owners;
+        _origin = origin;
+    }
+
+    /// <summary>Boot vmemmap frames populated, in total.</summary>
+    public ulong Frames { get; private set; }
+
+    public int Blocks => _blocks.Count;
+
+    /// <summary>Record that frames [<paramref name="firstFrame"/>, +<paramref name="count"/>) back the vmemmap from <paramref name="va"/>.</summary>
+    public void Add(ulong firstFrame, ulong count, ulong va)
+    {
+        if (_blocks.Count > 0 && _blocks[^1].Frame > firstFrame)
+        {
+            _sorted = false;
+        }
+
+        _blocks.Add(new Block(firstFrame, count, va));
+        Frames += count;
+    }
+
+    /// <summary>The vmemmap address a boot vmemmap frame backs.</summary>
+    public bool TryGetVirtualAddress(ulong pfn, out ulong va)
+    {
+        if (!_sorted)
+        {
+            _blocks.Sort((a, b) => a.Frame.CompareTo(b.Frame));
+            _sorted = true;
+        }
+
+        int lo = 0, hi = _blocks.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            Block b = _blocks[mid];
+            if (pfn < b.Frame)
+            {
+                hi = mid - 1;
+            }
+            else if (pfn >= b.Frame + b.Count)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                va = b.Va + ((pfn - b.Frame) << TArch.PageShift);
+                return true;
+            }
+        }
+
+        va = 0;
+        return false;
+    }
+
+    public bool TryFill(ulong pfn, Span<byte> frame)
+    {
+        if (_owners[pfn] != FrameOwner.BootVmemmap || !TryGetVirtualAddress(pfn, out ulong va))
+        {
+            return false;
+        }
+
+        FillStructPages(va, frame, _origin);
+        return true;
+    }
+
+    /// <summary>The struct pages memmap_init leaves in the vmemmap page at <paramref name="va"/>.</summary>
+    public static void FillStructPages(ulong va, Span<byte> frame, Func<ulong, StructPageOrigin> origin)
+    {
+        int size = TArch.StructPageBytes;
+        ulong firstPfn = (va - TArch.VmemmapStart) / (ulong)size;
+        for (int offset = 0; offset + size <= frame.Length; offset += size)
+        {
+            ulong pfn = firstPfn + (ulong)(offset / size);
+            StructPageOrigin o = origin(pfn);
+            StructPage.Initialize(frame.Slice(offset, size), o.Node, o.Zone, o.Reserved);
+        }
+    }
+
+    private readonly record struct Block(ulong Frame, ulong Count, ulong Va);
+}
+
+/// <summary>What a struct page starts as: the pfn's node and zone, and whether boot kept the frame.</summary>
+public readonly record struct StructPageOrigin(int Node, int Zone, bool Reserved);
