@@ -1,0 +1,37 @@
+namespace Hvo;
+
+/// <summary>What to boot: memory, NUMA nodes, CPUs, and which checkers run.</summary>
+public sealed record MachineConfig
+{
+    public const ulong MiB = 1UL << 20;
+    public const ulong GiB = 1UL << 30;
+
+    /// <summary>Physical memory (mem=).</summary>
+    public ulong MemoryBytes { get; init; } = 64 * GiB;
+
+    /// <summary>NUMA nodes (numa=fake=N): equal contiguous ranges.</summary>
+    public int Nodes { get; init; } = 1;
+
+    /// <summary>Simulated CPUs, each with its own TLB; CPU c sits on node c % Nodes.</summary>
+    public int Cpus { get; init; } = 2;
+
+    /// <summary>Firmware-reserved memory at physical address 0 (the BIOS area below 1 MiB on x86).</summary>
+    public ulong FirmwareReservedBytes { get; init; } = 1 * MiB;
+
+    /// <summary>The kernel image, reserved by memblock at <see cref="KernelImageStart"/>.</summary>
+    public ulong KernelImageBytes { get; init; } = 32 * MiB;
+
+    public ulong KernelImageStart { get; init; } = 16 * MiB;
+
+    /// <summary>
+    /// Strict mode: every TLB hit is checked against the page table, and every frame freed is
+    /// checked against the TLBs and against a reverse map of the page table. For tests.
+    /// </summary>
+    public bool Strict { get; init; }
+
+    /// <summary>Run the break-before-make checker; null: when the architecture requires it.</summary>
+    public bool? CheckBreakBeforeMake { get; init; }
+
+    /// <summary>Map the boot vmemmap with blocks where the spec says so; false forces base pages.</summary>
+    public bool VmemmapBlocks { get; init; } = true;
+}
