@@ -1,0 +1,307 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Hvo.Checks;
+using Hvo.Memory;
+using Hvo.Paging;
+using Hvo.Vmemmap;
+
+namespace Hvo;
+
+/// <summary>
+/// A simulated machine of one architecture: physical memory with an owner for every frame, the
+/// boot allocator and the buddy allocator, the kernel page table over the vmemmap, the MMU with
+/// a TLB per CPU, and the checkers. <see cref="Boot"/> does what the kernel does at boot, in order.
+/// </summary>
+public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingArch
+{
+    private (ulong Start, ulong End)[] _reservedAtBoot = [];
+    private readonly TableFrames _tableFrames;
+
+    private Machine(MachineConfig config)
+    {
+        ulong frames = config.MemoryBytes >> TArch.PageShift;
+        if (config.MemoryBytes % TArch.PageSize != 0 || frames == 0)
+        {
+            throw new ArgumentException($"memory must be a positive multiple of the {TArch.PageSize}-byte page", nameof(config));
+        }
+
+        ulong describable = TArch.VmemmapSize / (ulong)TArch.StructPageBytes;
+        if (frames > describable)
+        {
+            throw new ArgumentException($"{TArch.Name}'s vmemmap describes at most {describable} frames; {config.MemoryBytes} bytes need {frames}", nameof(config));
+        }
+
+        if (config.Nodes < 1 || config.Cpus < 1)
+        {
+            throw new ArgumentException("a machine has at least one node and one CPU", nameof(config));
+        }
+
+        Config = config;
+        Layout = new MachineLayout(TArch.PageShift, frames, config.Nodes, TArch.Info.Zones, MachineLayout.DefaultMaxOrder(TArch.PageShift));
+        Frames = new FrameStore(frames, TArch.PageShift);
+        Owners = new FrameOwnerTable(frames);
+        Memblock = new BootAllocator(Layout, Owners);
+        Faults = new FaultInjection();
+        _tableFrames = new TableFrames(this);
+        BootVmemmap = new BootVmemmap<TArch>(Owners, StructPageOriginOf);
+    }
+
+    public MachineConfig Config { get; }
+
+    public MachineLayout Layout { get; }
+
+    public FrameStore Frames { get; }
+
+    public FrameOwnerTable Owners { get; }
+
+    /// <summary>memblock: the boot allocator.</summary>
+    public BootAllocator Memblock { get; }
+
+    /// <summary>The buddy allocator, once boot handed memory to it (memblock_free_all).</summary>
+    public PageAllocator Pages { get; private set; } = null!;
+
+    /// <summary>fail_page_alloc.</summary>
+    public FaultInjection Faults { get; }
+
+    /// <summary>init_mm's page table (the vmemmap part of it).</summary>
+    public KernelPageTable<TArch> PageTable { get; private set; } = null!;
+
+    public Mmu<TArch> Mmu { get; private set; } = null!;
+
+    public BootVmemmap<TArch> BootVmemmap { get; }
+
+    public ViolationLog Violations { get; } = new();
+
+    public BreakBeforeMakeChecker<TArch>? BreakBeforeMake { get; private set; }
+
+    public ReverseMap<TArch>? ReverseMap { get; private set; }
+
+    /// <summary>The CPU doing kernel work now: split tables come from its node (DESIGN.md 1.3a).</summary>
+    public int CurrentCpu { get; set; }
+
+    public ulong PageSize => TArch.PageSize;
+
+    /// <summary>MemTotal: pages the page allocator manages.</summary>
+    public ulong MemTotalBytes => (ulong)Pages.ManagedPages << TArch.PageShift;
+
+    /// <summary>MemFree: pages in the buddy allocator's free lists.</summary>
+    public ulong MemFreeBytes => (ulong)Pages.NrFreePages << TArch.PageShift;
+
+    public int NodeOfCpu(int cpu) => cpu % Layout.Nodes;
+
+    /// <summary>Where the struct page of <paramref name="pfn"/> lives: VMEMMAP_START + pfn * sizeof(struct page).</summary>
+    public static ulong StructPageAddress(ulong pfn) => TArch.VmemmapStart + (pfn * (ulong)TArch.StructPageBytes);
+
+    /// <summary>Boot a machine: memblock reservations, the kernel page table, vmemmap_populate, memblock_free_all.</summary>
+    public static Machine<TArch> Boot(MachineConfig config)
+    {
+        var m = new Machine<TArch>(config);
+        try
+        {
+            m.BootSequence();
+            return m;
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => Frames.Dispose();
+
+    /// <summary>
+    /// Free a frame that held vmemmap or page-table contents. In strict mode, first check that no
+    /// page-table entry and no TLB can still reach it (DESIGN.md 5: no frame is freed while a
+    /// valid translation still points at it).
+    /// </summary>
+    public void CheckFrameUnreachable(ulong pfn, string what)
+    {
+        if (!Config.Strict)
+        {
+            return;
+        }
+
+        if (Mmu.TlbReaches(pfn, out int cpu, out ulong va))
+        {
+            Violations.Add(new Violation(ViolationKind.FreedWhileInTlb, va, $"{what}: frame 0x{pfn:x} freed while CPU {cpu}'s TLB still maps it (freed before the flush)"));
+        }
+
+        if (ReverseMap!.MappingsOf(pfn) > 0)
+        {
+            Violations.Add(new Violation(ViolationKind.FreedWhileMapped, pfn << TArch.PageShift, $"{what}: frame 0x{pfn:x} freed while {ReverseMap.MappingsOf(pfn)} page-table entries map it"));
+        }
+    }
+
+    /// <summary>The struct page of <paramref name="pfn"/>, read through the MMU as a CPU would.</summary>
+    public AccessFault ReadStructPage(int cpu, ulong pfn, Span<byte> destination) =>
+        Mmu.Read(cpu, StructPageAddress(pfn), destination[..TArch.StructPageBytes]);
+
+    /// <summary>The owners of all frames add up to the machine.</summary>
+    public bool OwnersAddUp() =>
+        Enum.GetValues<FrameOwner>().Sum(o => Owners.Count(o)) == (long)Layout.Frames;
+
+    private void BootSequence()
+    {
+        // memblock_reserve: firmware and the kernel image.
+        ReserveAtBoot(0, Config.FirmwareReservedBytes >> TArch.PageShift);
+        ulong imageStart = Config.KernelImageStart >> TArch.PageShift;
+        ReserveAtBoot(imageStart, Math.Min(Config.KernelImageBytes >> TArch.PageShift, Layout.Frames - Math.Min(imageStart, Layout.Frames)));
+
+        // The kernel page table, its tables from memblock while booting.
+        PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);
+        Mmu = new Mmu<TArch>(PageTable, Config.Cpus, Violations, BootVmemmap) { Strict = Config.Strict };
+        var observers = new List<IPageTableObserver> { Mmu };
+        if (Config.CheckBreakBeforeMake ?? TArch.BreakBeforeMake)
+        {
+            BreakBeforeMake = new BreakBeforeMakeChecker<TArch>(Violations);
+            observers.Add(BreakBeforeMake);
+        }
+
+        if (Config.Strict)
+        {
+            ReverseMap = new ReverseMap<TArch>();
+            observers.Add(ReverseMap);
+        }
+
+        PageTable.Observer = observers.Count == 1 ? Mmu : new ObserverChain([.. observers]);
+
+        for (int node = 0; node < Layout.Nodes; node++)
+        {
+            PopulateVmemmap(node);
+        }
+
+        // memblock_free_all: what boot did not keep goes to the page allocator.
+        _reservedAtBoot = [.. Memblock.ReservedRegions.OrderBy(r => r.Start)];
+        Pages = new PageAllocator(Memblock, Faults);
+        _tableFrames.Booted = true;
+    }
+
+    /// <summary>
+    /// vmemmap_populate for one node's memory: leaves of the spec's boot level, each a block from
+    /// memblock on the node (vmemmap_populate_hugepages), falling back to base pages where no
+    /// block can be had (vmemmap_populate_basepages).
+    /// </summary>
+    private void PopulateVmemmap(int node)
+    {
+        (ulong first, ulong end) = Layout.NodeRange(node);
+        if (first == end)
+        {
+            return;
+        }
+
+        int level = Config.VmemmapBlocks ? TArch.VmemmapBootLevel : TArch.LastLevel;
+        ulong leaf = TArch.LevelSize(level);
+        ulong start = StructPageAddress(first) & ~(leaf - 1);
+        ulong stop = (StructPageAddress(end) + leaf - 1) & ~(leaf - 1);
+        _tableFrames.BootNode = node;
+        for (ulong va = start; va < stop; va += leaf)
+        {
+            if (PageTable.Walk(va).IsLeaf)
+            {
+                continue; // vmemmap_verify: the node before filled this leaf already
+            }
+
+            ulong frames = leaf >> TArch.PageShift;
+            if (level < TArch.LastLevel && AllocAtBoot(node, frames, frames, FrameOwner.BootVmemmap, out ulong block))
+            {
+                MapBootVmemmap(va, block, frames, level);
+                continue;
+            }
+
+            for (ulong page = va; page < va + leaf; page += TArch.PageSize)
+            {
+                if (PageTable.Walk(page).IsLeaf)
+                {
+                    continue;
+                }
+
+                if (!AllocAtBoot(node, 1, 1, FrameOwner.BootVmemmap, out ulong pfn))
+                {
+                    throw new InvalidOperationException($"boot: no memory for the vmemmap at 0x{page:x} on node {node}");
+                }
+
+                MapBootVmemmap(page, pfn, 1, TArch.LastLevel);
+            }
+        }
+    }
+
+    private void MapBootVmemmap(ulong va, ulong pfn, ulong frames, int level)
+    {
+        if (!PageTable.TryMap(va, pfn, frames << TArch.PageShift, level))
+        {
+            throw new InvalidOperationException($"boot: no memory for the page tables mapping the vmemmap at 0x{va:x}");
+        }
+
+        BootVmemmap.Add(pfn, frames, va);
+    }
+
+    private void ReserveAtBoot(ulong pfn, ulong count)
+    {
+        if (count == 0 || pfn >= Layout.Frames)
+        {
+            return;
+        }
+
+        Memblock.Reserve(pfn, Math.Min(count, Layout.Frames - pfn), FrameOwner.Reserved);
+    }
+
+    private bool AllocAtBoot(int node, ulong frames, ulong align, FrameOwner owner, out ulong pfn) =>
+        Memblock.TryAlloc(node, frames, align, owner, out pfn);
+
+    private StructPageOrigin StructPageOriginOf(ulong pfn) =>
+        new(Layout.NodeOf(pfn), Layout.ZoneOf(pfn), IsReservedAtBoot(pfn));
+
+    private bool IsReservedAtBoot(ulong pfn)
+    {
+        (ulong Start, ulong End)[] ranges = _reservedAtBoot;
+        int lo = 0, hi = ranges.Length - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (pfn < ranges[mid].Start)
+            {
+                hi = mid - 1;
+            }
+            else if (pfn >= ranges[mid].End)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Page-table frames: from memblock on the node being populated while booting, then from the
+    /// page allocator on the working CPU's node (pte_alloc_one_kernel), where fault injection can
+    /// fail them.
+    /// </summary>
+    private sealed class TableFrames(Machine<TArch> machine) : ITableFrameSource
+    {
+        public bool Booted { get; set; }
+
+        public int BootNode { get; set; }
+
+        public bool TryAllocate(int level, out ulong pfn)
+        {
+            if (!Booted)
+            {
+                return machine.AllocAtBoot(BootNode, 1, 1, FrameOwner.PageTable, out pfn);
+            }
+
+            return machine.Pages.TryAllocPages(machine.NodeOfCpu(machine.CurrentCpu), 0, Gfp.Kernel, AllocSite.PteTable, FrameOwner.PageTable, out pfn);
+        }
+
+        public void Free(int level, ulong pfn)
+        {
+            machine.CheckFrameUnreachable(pfn, "pte_free_kernel");
+            machine.Pages.FreePages(pfn, 0, FrameOwner.PageTable);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+namespace Hvo.Memory;
+
+/// <summary>
+/// One zone's free blocks of one order (struct free_area): which blocks are free, how many
+/// (nr_free), and the order to hand them out in.
+/// </summary>
+/// <remarks>
+/// The kernel links free blocks through their struct pages, which costs nothing extra. Here the
+/// truth is a sparse bitmap with a bit per block of this order, and the list is a queue of
+/// candidates with lazy deletion: a block taken off the list by a merge or a contiguous
+/// allocation (list_del) only loses its bit, and its queue entry is dropped when it comes to the
+/// front. A second bitmap says which blocks have an entry queued, so a block freed again before
+/// its stale entry was dropped is not queued twice, and the queue is compacted once it holds
+/// more than twice the free blocks: every operation stays O(1) amortized and the queue's size
+/// follows the number of free blocks.
+/// </remarks>
+internal sealed class FreeArea
+{
+    private readonly SparseBitmap _free;
+    private readonly SparseBitmap _queued;
+    private readonly BlockQueue _list;
+    private readonly ulong _start;
+    private readonly ulong _end;
+    private readonly ulong _firstIndex;
+
+    public FreeArea(ulong start, ulong end, int order, int capacity)
+    {
+        Order = order;
+        _start = start;
+        _end = end;
+        _firstIndex = start >> order;
+        ulong bits = end > start ? ((end - 1) >> order) - _firstIndex + 1 : 0;
+        _free = new SparseBitmap(bits);
+        _queued = new SparseBitmap(bits);
+        _list = new BlockQueue(capacity);
+    }
+
+    public int Order { get; }
+
+    /// <summary>Free blocks of this order (nr_free).</summary>
+    public long Count { get; private set; }
+
+    /// <summary>Whether the naturally aligned block at <paramref name="pfn"/> lies in the zone and is free at this order (page_is_buddy).</summary>
+    public bool IsFree(ulong pfn) =>
+        pfn >= _start && pfn < _end && _end - pfn >= 1UL << Order && _free.Get((pfn >> Order) - _firstIndex);
+
+    /// <summary>Put a free block on the list: at the head (list_add) or the tail (add_to_free_list_tail).</summary>
+    public void Add(ulong pfn, bool toTail)
+    {
+        ulong i = (pfn >> Order) - _firstIndex;
+        _free.Set(i);
+        Count++;
+        if (!_queued.Set(i))
+        {
+            return; // its old entry, stale until now, stands for it again
+        }
+
+        if (toTail)
+        {
+            _list.PushBack(pfn);
+        }
+        else
+        {
+            _list.PushFront(pfn);
+        }
+
+        if (_list.Count > 2 * Count + 64)
+        {
+            Compact();
+        }
+    }
+
+    /// <summary>Take a free block off the list wherever it is (del_page_from_free_list): a merge or a carve-out.</summary>
+    public void Remove(ulong pfn)
+    {
+        _free.Clear((pfn >> Order) - _firstIndex);
+        Count--;
+    }
+
+    /// <summary>Take the block at the head of the list (get_page_from_free_area), if any.</summary>
+    public bool TryTake(out ulong pfn)
+    {
+        while (_list.TryPopFront(out pfn))
+        {
+            ulong i = (pfn >> Order) - _firstIndex;
+            _queued.Clear(i);
+            if (_free.Clear(i))
+            {
+                Count--;
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void Compact() => _list.Retain(KeepIfFree);
+
+    private bool KeepIfFree(ulong pfn)
+    {
+        ulong i = (pfn >> Order) - _firstIndex;
+        if (_free.Get(i))
+        {
+            return true;
+        }
+
+        _queued.Clear(i);
+        return false;
+    }
+}

@@ -1,0 +1,38 @@
+using System;
+
+namespace Hvo.Memory;
+
+/// <summary>
+/// Get-free-pages flags: how an allocation may be served. <see cref="Kernel"/> (no flag) is
+/// GFP_KERNEL: any zone up to ZONE_NORMAL, on the requested node first and then the others.
+/// </summary>
+[Flags]
+public enum Gfp
+{
+    /// <summary>GFP_KERNEL.</summary>
+    Kernel = 0,
+
+    /// <summary>__GFP_THISNODE: only the requested node's zones, no fallback to other nodes.</summary>
+    ThisNode = 1 << 0,
+
+    /// <summary>
+    /// __GFP_NORETRY: give up after one round of direct reclaim instead of retrying and invoking
+    /// the OOM killer. This simulator models neither reclaim nor the OOM killer, so every
+    /// allocation already fails as soon as no allowed zone can serve it: the flag changes no
+    /// outcome. It is carried so the fault-injection filter and the callers' counters can tell
+    /// restore-style "fail rather than try hard" allocations apart.
+    /// </summary>
+    NoRetry = 1 << 1,
+
+    /// <summary>__GFP_NOWARN: a failure is not reported (warn_alloc); counted apart.</summary>
+    NoWarn = 1 << 2,
+
+    /// <summary>__GFP_COMP: a compound page; split_page refuses it.</summary>
+    Comp = 1 << 3,
+
+    /// <summary>__GFP_DMA32: zones up to ZONE_DMA32 (ZONE_NORMAL where the architecture has none).</summary>
+    Dma32 = 1 << 4,
+
+    /// <summary>__GFP_DMA: zones up to ZONE_DMA (ZONE_NORMAL where the architecture has none).</summary>
+    Dma = 1 << 5,
+}

@@ -1,0 +1,171 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Hvo.Paging;
+
+namespace Hvo.Memory;
+
+/// <summary>
+/// Where a simulated machine's memory lies: <see cref="Frames"/> frames of 2^<see cref="PageShift"/>
+/// bytes split into <see cref="Nodes"/> NUMA nodes, each a contiguous range of frames whose
+/// boundaries are max-order blocks (node k starts at k * Frames / Nodes rounded down to
+/// 2^<see cref="MaxOrder"/> frames), and every node holding the part of each zone of
+/// <see cref="Zones"/> that falls in it (free_area_init: zone limits are physical addresses, so
+/// on x86-64 node 0 holds DMA, DMA32 and the start of Normal, and higher nodes only Normal).
+/// </summary>
+/// <param name="PageShift">log2 of the base page size.</param>
+/// <param name="Frames">Frames of the machine, from pfn 0.</param>
+/// <param name="Nodes">NUMA nodes.</param>
+/// <param name="Zones">The zones of every node, lowest first; the last one has no end.</param>
+/// <param name="MaxOrder">The highest buddy order (the kernel's MAX_ORDER since 6.4, ARCH_FORCE_MAX_ORDER on arm64).</param>
+public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IReadOnlyList<ZoneSpec> Zones, int MaxOrder)
+{
+    public int PageShift { get; init; } = PageShift is >= 12 and <= 24
+        ? PageShift
+        : throw new ArgumentOutOfRangeException(nameof(PageShift), PageShift, "page shift must be 12..24");
+
+    public int MaxOrder { get; init; } = MaxOrder is >= 0 and <= 20
+        ? MaxOrder
+        : throw new ArgumentOutOfRangeException(nameof(MaxOrder), MaxOrder, "max order must be 0..20");
+
+    public ulong Frames { get; init; } = Frames > 0 && Frames <= 1UL << 40
+        ? Frames
+        : throw new ArgumentOutOfRangeException(nameof(Frames), Frames, "a machine has 1 to 2^40 frames");
+
+    public int Nodes { get; init; } = Nodes >= 1 && (ulong)Nodes << MaxOrder <= Frames
+        ? Nodes
+        : throw new ArgumentOutOfRangeException(nameof(Nodes), Nodes, $"every node needs at least one order-{MaxOrder} block of the {Frames} frames");
+
+    public IReadOnlyList<ZoneSpec> Zones { get; init; } = ValidZones(Zones);
+
+    /// <summary>Bytes in a base page.</summary>
+    public ulong PageSize => 1UL << PageShift;
+
+    /// <summary>Frames in a max-order block.</summary>
+    public ulong MaxOrderFrames => 1UL << MaxOrder;
+
+    /// <summary>
+    /// The highest buddy order for a page size: 10 (4 MiB blocks) for 4 KiB pages, 11 (32 MiB) for
+    /// 16 KiB and 13 (512 MiB) for 64 KiB, as arm64's and LoongArch's ARCH_FORCE_MAX_ORDER
+    /// defaults; 10, the generic MAX_ORDER, for anything else.
+    /// </summary>
+    public static int DefaultMaxOrder(int pageShift) => pageShift switch
+    {
+        14 => 11,
+        16 => 13,
+        _ => 10,
+    };
+
+    /// <summary>The layout of <paramref name="memoryBytes"/> of <paramref name="arch"/> memory over <paramref name="nodes"/> nodes.</summary>
+    public static MachineLayout For(ArchInfo arch, ulong memoryBytes, int nodes = 1)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        return new MachineLayout(arch.PageShift, memoryBytes >> arch.PageShift, nodes, arch.Zones, DefaultMaxOrder(arch.PageShift));
+    }
+
+    /// <summary>First frame of node <paramref name="nid"/>.</summary>
+    public ulong NodeStart(int nid)
+    {
+        CheckNode(nid);
+        return nid == 0 ? 0 : (ulong)((UInt128)(ulong)nid * Frames / (ulong)Nodes) & ~(MaxOrderFrames - 1);
+    }
+
+    /// <summary>One past the last frame of node <paramref name="nid"/>.</summary>
+    public ulong NodeEnd(int nid) => nid == Nodes - 1 ? Frames : NodeStart(nid + 1);
+
+    /// <summary>Frames of node <paramref name="nid"/>: [start, end).</summary>
+    public (ulong Start, ulong End) NodeRange(int nid) => (NodeStart(nid), NodeEnd(nid));
+
+    /// <summary>The node a frame belongs to (pfn_to_nid).</summary>
+    public int NodeOf(ulong pfn)
+    {
+        if (pfn >= Frames)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine's {Frames} frames");
+        }
+
+        int nid = (int)Math.Min((ulong)Nodes - 1, (ulong)((UInt128)pfn * (ulong)Nodes / Frames));
+        while (pfn < NodeStart(nid))
+        {
+            nid--;
+        }
+
+        while (pfn >= NodeEnd(nid))
+        {
+            nid++;
+        }
+
+        return nid;
+    }
+
+    /// <summary>Frames of zone <paramref name="zone"/> (an index into <see cref="Zones"/>) anywhere in the machine.</summary>
+    public (ulong Start, ulong End) ZoneLimits(int zone)
+    {
+        if ((uint)zone >= (uint)Zones.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(zone), zone, $"the layout has {Zones.Count} zones");
+        }
+
+        ulong start = zone == 0 ? 0 : LimitPfn(Zones[zone - 1]);
+        return (Math.Min(start, Frames), LimitPfn(Zones[zone]));
+    }
+
+    /// <summary>Frames of zone <paramref name="zone"/> on node <paramref name="nid"/>: empty (start == end) when the node has none.</summary>
+    public (ulong Start, ulong End) ZoneRange(int nid, int zone)
+    {
+        (ulong nodeStart, ulong nodeEnd) = NodeRange(nid);
+        (ulong zoneStart, ulong zoneEnd) = ZoneLimits(zone);
+        ulong start = Math.Clamp(zoneStart, nodeStart, nodeEnd);
+        ulong end = Math.Clamp(zoneEnd, nodeStart, nodeEnd);
+        return (start, Math.Max(start, end));
+    }
+
+    /// <summary>The zone index a frame belongs to (page_zonenum).</summary>
+    public int ZoneOf(ulong pfn)
+    {
+        for (int z = 0; z < Zones.Count; z++)
+        {
+            if (pfn < ZoneLimits(z).End)
+            {
+                return z;
+            }
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine's {Frames} frames");
+    }
+
+    public bool Equals(MachineLayout? other) =>
+        other is not null && PageShift == other.PageShift && Frames == other.Frames && Nodes == other.Nodes
+        && MaxOrder == other.MaxOrder && Zones.SequenceEqual(other.Zones);
+
+    public override int GetHashCode() => HashCode.Combine(PageShift, Frames, Nodes, MaxOrder, Zones.Count);
+
+    private ulong LimitPfn(ZoneSpec zone) => zone.End is { } end ? Math.Min(end >> PageShift, Frames) : Frames;
+
+    private void CheckNode(int nid)
+    {
+        if ((uint)nid >= (uint)Nodes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(nid), nid, $"the machine has {Nodes} nodes");
+        }
+    }
+
+    private static IReadOnlyList<ZoneSpec> ValidZones(IReadOnlyList<ZoneSpec> zones)
+    {
+        ArgumentNullException.ThrowIfNull(zones);
+        if (zones.Count == 0 || zones[^1].End is not null)
+        {
+            throw new ArgumentException("a layout needs at least one zone, the last one without an end (ZONE_NORMAL)", nameof(zones));
+        }
+
+        for (int z = 0; z < zones.Count - 1; z++)
+        {
+            if (zones[z].End is not { } end || (z > 0 && end <= zones[z - 1].End))
+            {
+                throw new ArgumentException($"zone {zones[z].Name} must end above the zone below it", nameof(zones));
+            }
+        }
+
+        return zones;
+    }
+}

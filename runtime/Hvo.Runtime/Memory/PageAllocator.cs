@@ -1,0 +1,617 @@
+using System;
+using System.Collections.Generic;
+using System.Numerics;
+using System.Threading;
+
+namespace Hvo.Memory;
+
+/// <summary>
+/// The buddy allocator: per node, per zone, free lists of naturally aligned blocks of 2^0 to
+/// 2^<see cref="MaxOrder"/> frames. It is created from the boot allocator (memblock_free_all),
+/// takes every frame memblock did not reserve, and from then on serves alloc_pages_node,
+/// __free_pages, split_page, alloc_contig_pages and free_reserved_page, keeping the frame owner
+/// table in step so a double allocation or a free by the wrong owner throws.
+/// </summary>
+/// <remarks>
+/// Host memory follows fragmentation, not machine size: free blocks are bits in sparse bitmaps
+/// and entries in per-order queues (<see cref="FreeArea"/>), and allocated blocks above order 0
+/// are a bit each, so that a free of part of one (without split_page) can be refused. Every public
+/// member takes one lock (the kernel's zone-&gt;lock, here one for all zones), so concurrent callers
+/// see one operation at a time.
+/// </remarks>
+public sealed partial class PageAllocator
+{
+    private readonly Zone[][] _zones;         // [node][zone index]
+    private readonly Zone[] _populated;       // populated zones by ascending start pfn
+    private readonly SparseBitmap[] _allocated; // per order >= 1: heads of live allocations of that order
+    private readonly SparseBitmap[] _compound;  // per order >= 1: those allocated with __GFP_COMP
+    private readonly SparseBitmap _unmanaged;   // PageReserved: frames memblock kept that never joined a zone
+    private readonly Lock _lock = new();
+    private long _allocCalls;
+    private long _failedAllocations;
+    private long _injectedFailures;
+    private long _warnedFailures;
+
+    /// <summary>
+    /// memblock_free_all: every frame the boot allocator did not reserve goes to its zone's free
+    /// lists as maximal naturally aligned blocks (__free_pages_core, to the tail so the lowest
+    /// frames are handed out first); then the watermarks and lowmem reserves are set up.
+    /// </summary>
+    public PageAllocator(BootAllocator boot, FaultInjection? faults = null)
+    {
+        ArgumentNullException.ThrowIfNull(boot);
+        Layout = boot.Layout;
+        Owners = boot.Owners;
+        Faults = faults;
+        MaxOrder = Layout.MaxOrder;
+
+        IReadOnlyList<(ulong Start, ulong End)> reserved = boot.Release();
+        _unmanaged = new SparseBitmap(Layout.Frames);
+        foreach ((ulong start, ulong end) in reserved)
+        {
+            _unmanaged.SetRange(start, end);
+        }
+
+        _allocated = new SparseBitmap[MaxOrder + 1];
+        _compound = new SparseBitmap[MaxOrder + 1];
+        for (int order = 1; order <= MaxOrder; order++)
+        {
+            _allocated[order] = new SparseBitmap((Layout.Frames >> order) + 1);
+            _compound[order] = new SparseBitmap((Layout.Frames >> order) + 1);
+        }
+
+        _zones = new Zone[Layout.Nodes][];
+        var populated = new List<Zone>();
+        var all = new List<Zone>();
+        for (int nid = 0; nid < Layout.Nodes; nid++)
+        {
+            _zones[nid] = new Zone[Layout.Zones.Count];
+            for (int z = 0; z < Layout.Zones.Count; z++)
+            {
+                (ulong start, ulong end) = Layout.ZoneRange(nid, z);
+                var zone = new Zone(nid, z, Layout.Zones[z].Name, start, end, MaxOrder, Layout.Zones.Count);
+                zone.ManagedPages = zone.PresentPages - (long)_unmanaged.Count(start, end);
+                _zones[nid][z] = zone;
+                all.Add(zone);
+                if (zone.IsPopulated)
+                {
+                    populated.Add(zone);
+                }
+            }
+        }
+
+        Zones = all;
+        _populated = [.. populated];
+
+        long free = 0;
+        int next = 0;
+        foreach (Zone zone in _populated)
+        {
+            ulong pfn = zone.StartPfn;
+            while (next > 0 && reserved[next - 1].End > pfn)
+            {
+                next--;
+            }
+
+            for (; next < reserved.Count && reserved[next].Start < zone.EndPfn; next++)
+            {
+                (ulong start, ulong end) = reserved[next];
+                if (end <= pfn)
+                {
+                    continue;
+                }
+
+                FreeBootRange(zone, pfn, Math.Max(pfn, start));
+                pfn = Math.Min(end, zone.EndPfn);
+            }
+
+            FreeBootRange(zone, pfn, zone.EndPfn);
+            free += zone.FreePages;
+        }
+
+        if (free != Owners.Count(FrameOwner.Free))
+        {
+            throw new InvalidOperationException(
+                $"memblock left {free} frames free but the owner table has {Owners.Count(FrameOwner.Free)}: frames changed owner outside the boot allocator");
+        }
+
+        InitPerZoneWmarkMin();
+        SetupPerZoneLowmemReserve();
+    }
+
+    public MachineLayout Layout { get; }
+
+    public FrameOwnerTable Owners { get; }
+
+    /// <summary>fail_page_alloc: consulted first by every allocation; null for none.</summary>
+    public FaultInjection? Faults { get; set; }
+
+    /// <summary>The highest order of a free block.</summary>
+    public int MaxOrder { get; }
+
+    /// <summary>Every zone of every node, node by node, lowest zone first (empty zones too).</summary>
+    public IReadOnlyList<Zone> Zones { get; }
+
+    /// <summary>Frames the allocator manages: MemTotal (totalram_pages).</summary>
+    public long ManagedPages => Sum(-1, static z => z.ManagedPages);
+
+    /// <summary>Frames in the free lists: MemFree (NR_FREE_PAGES). A method frees pages, hence the kernel's counter name.</summary>
+    public long NrFreePages => Sum(-1, static z => z.FreePages);
+
+    /// <summary>Calls to <see cref="TryAllocPages"/> and <see cref="TryAllocContigPages"/>.</summary>
+    public long AllocCalls => Interlocked.Read(ref _allocCalls);
+
+    /// <summary>Allocation calls that returned false, injected ones included.</summary>
+    public long FailedAllocations => Interlocked.Read(ref _failedAllocations);
+
+    /// <summary>Allocation calls failed by <see cref="Faults"/>.</summary>
+    public long InjectedFailures => Interlocked.Read(ref _injectedFailures);
+
+    /// <summary>Failed allocations without <see cref="Gfp.NoWarn"/>: the kernel would have logged "page allocation failure" (warn_alloc).</summary>
+    public long WarnedFailures => Interlocked.Read(ref _warnedFailures);
+
+    public Zone GetZone(int nid, int zone)
+    {
+        CheckNode(nid);
+        if ((uint)zone >= (uint)Layout.Zones.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(zone), zone, $"nodes have {Layout.Zones.Count} zones");
+        }
+
+        return _zones[nid][zone];
+    }
+
+    /// <summary>Managed frames of node <paramref name="nid"/>.</summary>
+    public long NodeManagedPages(int nid)
+    {
+        CheckNode(nid);
+        return Sum(nid, static z => z.ManagedPages);
+    }
+
+    /// <summary>Free frames of node <paramref name="nid"/>.</summary>
+    public long NodeFreePages(int nid)
+    {
+        CheckNode(nid);
+        return Sum(nid, static z => z.FreePages);
+    }
+
+    /// <summary>Free blocks of <paramref name="order"/> in every zone.</summary>
+    public long FreeBlocks(int order)
+    {
+        CheckOrder(order);
+        return Sum(-1, z => z.FreeBlocks(order));
+    }
+
+    /// <summary>
+    /// alloc_pages_node: a naturally aligned block of 2^<paramref name="order"/> frames for
+    /// <paramref name="owner"/>. Fault injection is asked first (should_fail_alloc_page; a failure
+    /// it injects changes nothing but counters). Then the zonelist: the node's zones highest first,
+    /// then, unless <see cref="Gfp.ThisNode"/>, the other nodes' (nid + 1, nid + 2, ..., wrapping,
+    /// as build_zonelists orders equidistant nodes). A zone serves if it passes
+    /// __zone_watermark_ok at its min watermark: with no kswapd or reclaim modelled, the min
+    /// watermark of the slow path is where the kernel finally fails. The smallest free block of at
+    /// least the order is split (expand), the unused halves going back to the heads of their lists.
+    /// False when no zone can serve: the caller's -ENOMEM.
+    /// </summary>
+    public bool TryAllocPages(int nid, int order, Gfp gfp, AllocSite site, FrameOwner owner, out ulong pfn)
+    {
+        CheckNode(nid);
+        CheckOrder(order);
+        CheckOwner(owner);
+        lock (_lock)
+        {
+            _allocCalls++;
+            if (Faults?.ShouldFail(site, order, gfp) == true)
+            {
+                _injectedFailures++;
+                return Fail(gfp, out pfn);
+            }
+
+            int highest = HighestZone(gfp);
+            int nodes = (gfp & Gfp.ThisNode) != 0 ? 1 : Layout.Nodes;
+            for (int i = 0; i < nodes; i++)
+            {
+                Zone[] zones = _zones[(nid + i) % Layout.Nodes];
+                for (int z = highest; z >= 0; z--)
+                {
+                    Zone zone = zones[z];
+                    if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && TryRmqueue(zone, order, out pfn))
+                    {
+                        Commit(zone, pfn, order, gfp, owner);
+                        return true;
+                    }
+                }
+            }
+
+            return Fail(gfp, out pfn);
+        }
+    }
+
+    /// <summary>
+    /// __free_pages: give back the block of 2^<paramref name="order"/> frames at
+    /// <paramref name="pfn"/> that <paramref name="owner"/> was given, merging it with free buddies
+    /// up to <see cref="MaxOrder"/> (__free_one_page). Refused (throws, changing nothing): frames
+    /// that are not all <paramref name="owner"/>'s (a double free, or the wrong owner); an order
+    /// other than the allocation's; one page of a higher-order allocation that was not
+    /// <see cref="SplitPage"/>-split; and a frame memblock reserved, which only
+    /// <see cref="FreeReservedPage"/> may free.
+    /// </summary>
+    public void FreePages(ulong pfn, int order, FrameOwner owner)
+    {
+        CheckOrder(order);
+        CheckOwner(owner);
+        CheckBlock(pfn, order);
+        lock (_lock)
+        {
+            Zone zone = ZoneOf(pfn);
+            if (order > 0 ? !_allocated[order].Get(pfn >> order) : BlockAround(pfn, out _) > 0)
+            {
+                throw new InvalidOperationException(DescribeBadFree(pfn, order));
+            }
+
+            if (_unmanaged.Get(pfn))
+            {
+                throw new InvalidOperationException(
+                    $"frame 0x{pfn:x} was reserved by memblock and never managed: free it with FreeReservedPage (free_reserved_page), not __free_pages");
+            }
+
+            Owners.Transfer(pfn, 1UL << order, owner, FrameOwner.Free);
+            if (order > 0)
+            {
+                _allocated[order].Clear(pfn >> order);
+                _compound[order].Clear(pfn >> order);
+            }
+
+            FreeOneBlock(zone, pfn, order);
+        }
+    }
+
+    /// <summary>
+    /// split_page: the order-<paramref name="order"/> block at <paramref name="pfn"/> becomes
+    /// 2^order pages of order 0, each to be freed on its own. Refused for a block that was not
+    /// allocated at that order, and for a compound one (VM_BUG_ON_PAGE(PageCompound)).
+    /// </summary>
+    public void SplitPage(ulong pfn, int order)
+    {
+        CheckOrder(order);
+        CheckBlock(pfn, order);
+        if (order == 0)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            if (!_allocated[order].Get(pfn >> order))
+            {
+                throw new InvalidOperationException($"split_page: no order-{order} allocation starts at frame 0x{pfn:x}");
+            }
+
+            if (_compound[order].Get(pfn >> order))
+            {
+                throw new InvalidOperationException($"split_page: the order-{order} block at frame 0x{pfn:x} is a compound page (__GFP_COMP)");
+            }
+
+            _allocated[order].Clear(pfn >> order);
+        }
+    }
+
+    /// <summary>
+    /// free_reserved_page: a frame memblock reserved (a boot vmemmap page, say) joins its zone:
+    /// ManagedPages rises by one, so MemTotal does (DESIGN.md 1.3a), and the frame is freed as
+    /// order 0. Refused for a frame the page allocator already manages and for the wrong owner.
+    /// </summary>
+    public void FreeReservedPage(ulong pfn, FrameOwner owner)
+    {
+        CheckOwner(owner);
+        CheckBlock(pfn, 0);
+        lock (_lock)
+        {
+            if (!_unmanaged.Get(pfn))
+            {
+                throw new InvalidOperationException($"free_reserved_page: frame 0x{pfn:x} is managed by the page allocator; free it with FreePages");
+            }
+
+            Owners.Transfer(pfn, 1, owner, FrameOwner.Free);
+            _unmanaged.Clear(pfn);
+            Zone zone = ZoneOf(pfn);
+            zone.ManagedPages++;
+            FreeOneBlock(zone, pfn, 0);
+        }
+    }
+
+    /// <summary>
+    /// adjust_managed_page_count for frames memblock reserved that now join their zones without
+    /// being freed: what gather_bootmem_prealloc does for gigantic pages allocated at boot, which
+    /// count in MemTotal from then on and go back with <see cref="FreeContigRange"/>.
+    /// </summary>
+    public void AdjustManagedPageCount(ulong pfn, ulong frames, FrameOwner owner)
+    {
+        CheckOwner(owner);
+        CheckRange(pfn, frames);
+        lock (_lock)
+        {
+            if (_unmanaged.Count(pfn, pfn + frames) != frames)
+            {
+                throw new InvalidOperationException($"frames 0x{pfn:x}+{frames} are not all reserved by memblock");
+            }
+
+            Owners.Transfer(pfn, frames, owner, owner);
+            _unmanaged.ClearRange(pfn, pfn + frames);
+            for (ulong p = pfn, end = pfn + frames; p < end;)
+            {
+                Zone zone = ZoneOf(p);
+                ulong runEnd = Math.Min(end, zone.EndPfn);
+                zone.ManagedPages += (long)(runEnd - p);
+                p = runEnd;
+            }
+        }
+    }
+
+    /// <summary>Whether memblock reserved <paramref name="pfn"/> and it never joined a zone (PageReserved).</summary>
+    public bool IsReserved(ulong pfn)
+    {
+        CheckBlock(pfn, 0);
+        lock (_lock)
+        {
+            return _unmanaged.Get(pfn);
+        }
+    }
+
+    // __rmqueue_smallest + expand: the high halves go back to the heads of their lists.
+    private static bool TryRmqueue(Zone zone, int order, out ulong pfn)
+    {
+        for (int current = order; current < zone.FreeAreaCount; current++)
+        {
+            if (!zone.Area(current).TryTake(out pfn))
+            {
+                continue;
+            }
+
+            for (int high = current; high > order; high--)
+            {
+                zone.Area(high - 1).Add(pfn + (1UL << (high - 1)), toTail: false);
+            }
+
+            zone.FreePages -= 1L << order;
+            return true;
+        }
+
+        pfn = 0;
+        return false;
+    }
+
+    // __zone_watermark_ok: order-0 free pages above the mark plus the lowmem reserve for the
+    // request's highest zone, then a free block big enough.
+    private static bool ZoneWatermarkOk(Zone zone, int order, long mark, int highestZone)
+    {
+        long free = zone.FreePages - ((1L << order) - 1);
+        if (free <= mark + zone.LowmemReserve[highestZone])
+        {
+            return false;
+        }
+
+        if (order == 0)
+        {
+            return true;
+        }
+
+        for (int o = order; o < zone.FreeAreaCount; o++)
+        {
+            if (zone.FreeBlocks(o) > 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void Commit(Zone zone, ulong pfn, int order, Gfp gfp, FrameOwner owner)
+    {
+        try
+        {
+            Owners.Transfer(pfn, 1UL << order, FrameOwner.Free, owner);
+        }
+        catch (InvalidOperationException)
+        {
+            FreeOneBlock(zone, pfn, order); // the free lists and the owner table disagree: put it back, then say so
+            throw;
+        }
+
+        if (order > 0)
+        {
+            _allocated[order].Set(pfn >> order);
+            if ((gfp & Gfp.Comp) != 0)
+            {
+                _compound[order].Set(pfn >> order);
+            }
+        }
+    }
+
+    private bool Fail(Gfp gfp, out ulong pfn)
+    {
+        _failedAllocations++;
+        if ((gfp & Gfp.NoWarn) == 0)
+        {
+            _warnedFailures++;
+        }
+
+        pfn = 0;
+        return false;
+    }
+
+    // __free_one_page: merge with free buddies of the same zone, then add to the head of the
+    // list, or to the tail when the merged block's own buddy one order up is free
+    // (buddy_merge_likely), so it stays free long enough to merge.
+    private void FreeOneBlock(Zone zone, ulong pfn, int order)
+    {
+        zone.FreePages += 1L << order;
+        while (order < MaxOrder)
+        {
+            ulong buddy = pfn ^ (1UL << order);
+            if (!zone.Area(order).IsFree(buddy))
+            {
+                break;
+            }
+
+            zone.Area(order).Remove(buddy);
+            pfn &= buddy;
+            order++;
+        }
+
+        bool toTail = order < MaxOrder - 1 && zone.Area(order + 1).IsFree((pfn & ~(1UL << order)) ^ (1UL << (order + 1)));
+        zone.Area(order).Add(pfn, toTail);
+    }
+
+    // __free_pages_core for one range memblock left free: maximal naturally aligned blocks, in
+    // ascending order, each to the tail of its list.
+    private void FreeBootRange(Zone zone, ulong start, ulong end)
+    {
+        while (start < end)
+        {
+            int order = LargestBlock(start, end);
+            zone.Area(order).Add(start, toTail: true);
+            zone.FreePages += 1L << order;
+            start += 1UL << order;
+        }
+    }
+
+    // Frames given back in a range, e.g. by free_contig_range: maximal blocks, merging.
+    private void FreeRange(Zone zone, ulong start, ulong end)
+    {
+        while (start < end)
+        {
+            int order = LargestBlock(start, end);
+            FreeOneBlock(zone, start, order);
+            start += 1UL << order;
+        }
+    }
+
+    private int LargestBlock(ulong start, ulong end)
+    {
+        int order = Math.Min(MaxOrder, BitOperations.TrailingZeroCount(start));
+        while (end - start < 1UL << order)
+        {
+            order--;
+        }
+
+        return order;
+    }
+
+    // The order (> 0) of the live allocation whose block holds pfn, or 0 if none does.
+    private int BlockAround(ulong pfn, out ulong head)
+    {
+        for (int order = 1; order <= MaxOrder; order++)
+        {
+            if (_allocated[order].Get(pfn >> order))
+            {
+                head = pfn & ~((1UL << order) - 1);
+                return order;
+            }
+        }
+
+        head = pfn;
+        return 0;
+    }
+
+    private string DescribeBadFree(ulong pfn, int order)
+    {
+        int around = BlockAround(pfn, out ulong head);
+        return around > 0
+            ? $"__free_pages(0x{pfn:x}, order {order}): the frame is part of the order-{around} block allocated at 0x{head:x}; free that block whole, or split_page it before freeing its pages one by one"
+            : $"__free_pages(0x{pfn:x}, order {order}): no order-{order} allocation starts there";
+    }
+
+    private int HighestZone(Gfp gfp)
+    {
+        string? name = (gfp & Gfp.Dma) != 0 ? "DMA" : (gfp & Gfp.Dma32) != 0 ? "DMA32" : null;
+        for (int z = 0; name is not null && z < Layout.Zones.Count; z++)
+        {
+            if (Layout.Zones[z].Name == name)
+            {
+                return z;
+            }
+        }
+
+        return Layout.Zones.Count - 1;
+    }
+
+    private Zone ZoneOf(ulong pfn)
+    {
+        int lo = 0;
+        int hi = _populated.Length - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) >>> 1;
+            if (_populated[mid].StartPfn <= pfn)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        return _populated[lo];
+    }
+
+    private long Sum(int nid, Func<Zone, long> counter)
+    {
+        lock (_lock)
+        {
+            long sum = 0;
+            foreach (Zone zone in Zones)
+            {
+                if (nid < 0 || zone.Node == nid)
+                {
+                    sum += counter(zone);
+                }
+            }
+
+            return sum;
+        }
+    }
+
+    private void CheckNode(int nid)
+    {
+        if ((uint)nid >= (uint)Layout.Nodes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(nid), nid, $"the machine has {Layout.Nodes} nodes");
+        }
+    }
+
+    private void CheckOrder(int order)
+    {
+        if ((uint)order > (uint)MaxOrder)
+        {
+            throw new ArgumentOutOfRangeException(nameof(order), order, $"orders are 0..{MaxOrder}");
+        }
+    }
+
+    private void CheckBlock(ulong pfn, int order)
+    {
+        CheckRange(pfn, 1UL << order);
+        if ((pfn & ((1UL << order) - 1)) != 0)
+        {
+            throw new ArgumentException($"frame 0x{pfn:x} is not aligned to an order-{order} block", nameof(pfn));
+        }
+    }
+
+    private void CheckRange(ulong pfn, ulong frames)
+    {
+        if (frames == 0 || pfn >= Layout.Frames || frames > Layout.Frames - pfn)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Layout.Frames} frames");
+        }
+    }
+
+    private static void CheckOwner(FrameOwner owner)
+    {
+        if (owner == FrameOwner.Free)
+        {
+            throw new ArgumentException("an allocation's owner cannot be Free", nameof(owner));
+        }
+    }
+}

@@ -1,0 +1,8 @@
+namespace Hvo.Paging.Ptdump;
+
+/// <summary>
+/// A named point of the address space (the kernel's <c>struct addr_marker</c>): a dump prints
+/// <c>---[ Name ]---</c> where the walk reaches <see cref="Start"/>, and no run of entries
+/// continues across it.
+/// </summary>
+public readonly record struct AddressMarker(ulong Start, string Name);

@@ -1,0 +1,191 @@
+using System;
+using System.Linq;
+using Hvo.Checks;
+using Hvo.Memory;
+using Hvo.Paging;
+using Hvo.Vmemmap;
+
+namespace Hvo.Runtime.Tests.Machine;
+
+[TestClass]
+public sealed class MachineTests
+{
+    public static System.Collections.Generic.IEnumerable<object[]> BootSizes =>
+        ArchRegistry.All.SelectMany(e => new[] { 1UL << 30, 64UL << 30 }.Select(size => new object[] { e.Name, size }));
+
+    [TestMethod]
+    [DynamicData(nameof(BootSizes))]
+    public void EveryStructPageReadsThroughTheMmuAsBootWroteIt(string arch, ulong memory) =>
+        Archs.Run(arch, new StructPagesAsBootWrote(memory));
+
+    [TestMethod]
+    [DynamicData(nameof(BootSizes))]
+    public void OwnersAddUpToTheMachineAfterBoot(string arch, ulong memory) =>
+        Archs.Run(arch, new OwnersAddUp(memory));
+
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void TheVmemmapIsMappedWithTheSpecsBootLeaves(string arch) => Archs.Run(arch, new BootLeaves());
+
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void MemTotalIsMemoryLessWhatBootKept(string arch) => Archs.Run(arch, new MemTotalAccounting());
+
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void StrictModeCatchesAFreeBeforeTheFlush(string arch) => Archs.Run(arch, new FreeBeforeFlush());
+
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void AWrittenStructPageIsKeptAndOthersStayDeferred(string arch) => Archs.Run(arch, new WriteMaterializesOneFrame());
+
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void NumaNodesEachHoldTheirOwnVmemmap(string arch) => Archs.Run(arch, new NodeLocalVmemmap());
+
+    internal static Machine<TArch> Boot<TArch>(ulong memory = 1UL << 30, int nodes = 1, bool strict = false)
+        where TArch : struct, IPagingArch =>
+        Machine<TArch>.Boot(new MachineConfig { MemoryBytes = memory, Nodes = nodes, Strict = strict });
+
+    private sealed class StructPagesAsBootWrote(ulong memory) : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var m = Boot<TArch>(memory);
+            int size = TArch.StructPageBytes;
+            int perPage = (int)TArch.PageSize / size;
+            var actual = new byte[TArch.PageSize];
+            var expected = new byte[size];
+            ulong frames = m.Layout.Frames;
+            for (ulong first = 0; first < frames; first += (ulong)perPage)
+            {
+                // One vmemmap page at a time: the struct pages of perPage consecutive pfns.
+                int n = (int)Math.Min((ulong)perPage, frames - first);
+                Assert.AreEqual(AccessFault.None, m.Mmu.Read(0, Machine<TArch>.StructPageAddress(first), actual.AsSpan(0, n * size)));
+                for (int i = 0; i < n; i++)
+                {
+                    ulong pfn = first + (ulong)i;
+                    StructPage.Initialize(expected, m.Layout.NodeOf(pfn), m.Layout.ZoneOf(pfn), reserved: m.Owners[pfn] != FrameOwner.Free);
+                    if (!actual.AsSpan(i * size, size).SequenceEqual(expected))
+                    {
+                        Assert.Fail($"struct page of pfn 0x{pfn:x} differs from what boot wrote");
+                    }
+                }
+            }
+
+            Assert.AreEqual(0, m.Frames.MaterializedFrames - (long)m.Owners.Count(FrameOwner.PageTable), "reading materialized nothing but page tables");
+            return true;
+        }
+    }
+
+    private sealed class OwnersAddUp(ulong memory) : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var m = Boot<TArch>(memory);
+            Assert.IsTrue(m.OwnersAddUp());
+            ulong frames = memory >> TArch.PageShift;
+            ulong vmemmapFrames = (frames * (ulong)TArch.StructPageBytes + TArch.PageSize - 1) / TArch.PageSize;
+            Assert.IsTrue((ulong)m.Owners.Count(FrameOwner.BootVmemmap) >= vmemmapFrames, "every struct page is backed");
+            Assert.AreEqual(m.BootVmemmap.Frames, (ulong)m.Owners.Count(FrameOwner.BootVmemmap));
+            Assert.AreEqual(m.Pages.NrFreePages, m.Owners.Count(FrameOwner.Free));
+            return true;
+        }
+    }
+
+    private sealed class BootLeaves : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var m = Boot<TArch>(4UL << 30);
+            for (ulong pfn = 0; pfn < m.Layout.Frames; pfn += m.Layout.Frames / 64)
+            {
+                WalkResult w = m.PageTable.Walk(Machine<TArch>.StructPageAddress(pfn));
+                Assert.IsTrue(w.IsLeaf);
+                Assert.AreEqual(TArch.VmemmapBootLevel, w.Level, $"pfn 0x{pfn:x}");
+            }
+
+            return true;
+        }
+    }
+
+    private sealed class MemTotalAccounting : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var m = Boot<TArch>(2UL << 30);
+            ulong kept = (ulong)(m.Owners.Count(FrameOwner.Reserved) + m.Owners.Count(FrameOwner.BootVmemmap) + m.Owners.Count(FrameOwner.PageTable));
+            Assert.AreEqual((2UL << 30) - (kept << TArch.PageShift), m.MemTotalBytes);
+            Assert.AreEqual(m.MemTotalBytes, m.MemFreeBytes, "nothing allocated yet");
+            return true;
+        }
+    }
+
+    private sealed class FreeBeforeFlush : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var m = Boot<TArch>(strict: true);
+            // A data frame mapped by a fresh PTE, read by CPU 1, then unmapped and freed without a flush.
+            Assert.IsTrue(m.Pages.TryAllocPages(0, 0, Gfp.Kernel, AllocSite.Other, FrameOwner.Buddy, out ulong pfn));
+            ulong va = TArch.VmemmapStart + (TArch.VmemmapSize / 2);
+            Assert.IsTrue(m.PageTable.TryMap(va, pfn, TArch.PageSize, TArch.LastLevel));
+            var b = new byte[8];
+            Assert.AreEqual(AccessFault.None, m.Mmu.Read(1, va, b));
+            WalkResult pte = m.PageTable.Walk(va);
+            var ctx = m.PageTable.Ctx;
+            ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, 0, va);
+
+            m.CheckFrameUnreachable(pfn, "test free");
+
+            Violation v = m.Violations.Snapshot().Single();
+            Assert.AreEqual(ViolationKind.FreedWhileInTlb, v.Kind);
+
+            ctx.FlushTlbRange(va, va + TArch.PageSize);
+            m.Violations.Clear();
+            m.CheckFrameUnreachable(pfn, "test free");
+            Assert.AreEqual(0, m.Violations.Count, "after the flush the free is safe");
+            return true;
+        }
+    }
+
+    private sealed class WriteMaterializesOneFrame : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var m = Boot<TArch>();
+            long before = m.Frames.MaterializedFrames;
+            ulong pfn = m.Layout.Frames / 2;
+            var page = new byte[TArch.StructPageBytes];
+            Assert.AreEqual(AccessFault.None, m.ReadStructPage(0, pfn, page));
+            StructPage.SetFlags(page, StructPage.Flags(page) | StructPage.PgLocked);
+            Assert.AreEqual(AccessFault.None, m.Mmu.Write(0, Machine<TArch>.StructPageAddress(pfn), page));
+
+            Assert.AreEqual(before + 1, m.Frames.MaterializedFrames);
+            var again = new byte[TArch.StructPageBytes];
+            Assert.AreEqual(AccessFault.None, m.ReadStructPage(1, pfn, again));
+            CollectionAssert.AreEqual(page, again);
+            Assert.AreEqual(AccessFault.None, m.ReadStructPage(1, pfn + 1, again));
+            Assert.AreEqual(0UL, StructPage.Flags(again) & StructPage.PgLocked, "its neighbour kept boot's contents");
+            Assert.AreEqual(m.Layout.NodeOf(pfn + 1), StructPage.Node(again));
+            return true;
+        }
+    }
+
+    private sealed class NodeLocalVmemmap : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var m = Boot<TArch>(8UL << 30, nodes: 2);
+            for (int node = 0; node < 2; node++)
+            {
+                (ulong start, ulong end) = m.Layout.NodeRange(node);
+                ulong middle = start + ((end - start) / 2);
+                Assert.IsTrue(m.PageTable.TryTranslate(Machine<TArch>.StructPageAddress(middle), out ulong pa));
+                Assert.AreEqual(node, m.Layout.NodeOf(pa >> TArch.PageShift), "vmemmap_populate allocates on the node it describes");
+            }
+
+            return true;
+        }
+    }
+}
