@@ -4,14 +4,16 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using Hvo.Paging;
+using Hvo;
 using Hvo.Vmemmap;
 
 namespace Hvo.Cli;
 
 /// <summary>
-/// <c>hvo simulate</c>. Until the simulated machine and the HVO policy land, it reports what the
-/// spec's arithmetic predicts for the configuration: vmemmap pages freed per policy reserve and
-/// the vmemmap PMD mappings the optimized pages span at least. It says so in its output.
+/// <c>hvo simulate</c>. Boots the simulated machine and reports its memory as /proc/meminfo
+/// would; until the HugeTLB pool and the HVO policy land, the huge page part is what the spec's
+/// arithmetic predicts (vmemmap pages freed per policy reserve, vmemmap leaves to split), and
+/// the output says so.
 /// </summary>
 public static class SimulateCommand
 {
@@ -19,10 +21,11 @@ public static class SimulateCommand
     {
         var arch = new Option<string>("--arch") { Description = "Architecture (see 'hvo specs').", DefaultValueFactory = _ => "x86_64" };
         var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => "64G" };
+        var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1 };
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as 2M pages (the smallest optimizable size)." };
         var command = new Command("simulate", "Simulate HVO on a machine.\n\nExample: hvo simulate --arch x86_64 --memory 64G --hugepages 2M:16384")
         {
-            arch, memory, hugepages,
+            arch, memory, nodes, hugepages,
         };
         command.SetAction(p =>
         {
@@ -36,7 +39,15 @@ public static class SimulateCommand
             }
 
             ArchInfo a = entry.Info;
+            int nodeCount = p.GetValue(nodes);
+            if (nodeCount < 1 || nodeCount > 64)
+            {
+                throw new UsageException($"--nodes: {nodeCount} is not a node count; use 1 to 64");
+            }
+
             (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), a, memoryBytes);
+            var config = new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount };
+            output.WriteLine(entry.Accept(new BootReport(config)));
             Report(output, a, memoryBytes, request);
             return 0;
         });
@@ -74,8 +85,8 @@ public static class SimulateCommand
 
     private static void Report(TextWriter o, ArchInfo a, ulong memory, (ulong Size, ulong Count)[] request)
     {
-        o.WriteLine($"hvo simulate: {a.Name} ({a.Title}), {Sizes.Format(memory)} of memory");
-        o.WriteLine("Spec arithmetic only: the simulated machine and the HVO policy are not built yet, so nothing below was simulated.");
+        o.WriteLine();
+        o.WriteLine("Huge pages: spec arithmetic only (the HugeTLB pool and the HVO policy are not built yet, so none of this was simulated):");
         ulong bootLeaf = a.Levels[a.VmemmapBootLevel].Size;
         foreach ((ulong size, ulong count) in request)
         {
@@ -98,5 +109,26 @@ public static class SimulateCommand
                 o.WriteLine($"    vmemmap {a.Levels[a.VmemmapBootLevel].Name} leaves to split, at least: {(vmemmapSpan + bootLeaf - 1) / bootLeaf}");
             }
         }
+    }
+}
+
+/// <summary>Boots the machine and prints what /proc/meminfo and the boot log would say.</summary>
+internal sealed class BootReport(MachineConfig config) : IArchVisitor<string>
+{
+    public string Visit<TArch>() where TArch : struct, IPagingArch
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using Machine<TArch> m = Machine<TArch>.Boot(config);
+        clock.Stop();
+        var o = new StringWriter();
+        o.WriteLine($"hvo simulate: {TArch.Name} ({TArch.Info.Title}), {Sizes.Format(config.MemoryBytes)} of memory, {config.Nodes} node(s); booted in {clock.Elapsed.TotalMilliseconds:0} ms");
+        o.WriteLine($"MemTotal:       {m.MemTotalBytes >> 10,8} kB");
+        o.WriteLine($"MemFree:        {m.MemFreeBytes >> 10,8} kB");
+        long vmemmap = m.Owners.Count(Hvo.Memory.FrameOwner.BootVmemmap);
+        long tables = m.Owners.Count(Hvo.Memory.FrameOwner.PageTable);
+        o.WriteLine($"Vmemmap:        {(vmemmap << TArch.PageShift) >> 10,8} kB in {m.BootVmemmap.Blocks} {TArch.Info.Levels[TArch.VmemmapBootLevel].Name} mapping(s) from memblock");
+        o.WriteLine($"VmemmapTables:  {(tables << TArch.PageShift) >> 10,8} kB");
+        o.Write($"Host bytes kept for simulated frames: {m.Frames.MaterializedBytes}");
+        return o.ToString();
     }
 }

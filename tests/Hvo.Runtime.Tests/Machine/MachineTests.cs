@@ -189,3 +189,36 @@ public sealed class MachineTests
         }
     }
 }
+
+[TestClass]
+public sealed class MachinePtdumpTests
+{
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void AFreshBootsVmemmapDumpsAsRunsOfTheBootLevel(string arch) => Archs.Run(arch, new FreshBootDump());
+
+    [TestMethod]
+    public void AFreshX86BootShowsPmdRunsInTheKernelsFormat()
+    {
+        using var m = MachineTests.Boot<Hvo.Arch.X86_64>(1UL << 30);
+        string dump = Hvo.Paging.Ptdump.PageTableDump.DumpVmemmap(m.PageTable);
+        string[] lines = dump.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.AreEqual("---[ Vmemmap ]---", lines[0]);
+        // 1 GiB of 4 KiB pages: 262144 struct pages = 16 MiB of vmemmap = 8 PMD leaves.
+        Assert.AreEqual("0xffffea0000000000-0xffffea0001000000          16M     RW         PSE     GLB NX pmd", lines[1]);
+    }
+
+    private sealed class FreshBootDump : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var m = MachineTests.Boot<TArch>(1UL << 30);
+            var runs = Hvo.Paging.Ptdump.PageTableDump.Runs(m.PageTable, TArch.VmemmapStart, TArch.VmemmapStart + TArch.VmemmapSize);
+            var present = runs.Where(r => r.Present).ToArray();
+            Assert.AreEqual(1, present.Length, "one run: every leaf alike");
+            Assert.AreEqual(TArch.VmemmapBootLevel, present[0].Level);
+            Assert.AreEqual((ulong)m.Owners.Count(FrameOwner.BootVmemmap) << TArch.PageShift, present[0].Size);
+            return true;
+        }
+    }
+}
