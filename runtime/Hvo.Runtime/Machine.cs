@@ -148,6 +148,18 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         ReserveAtBoot(0, Config.FirmwareReservedBytes >> TArch.PageShift);
         ulong imageStart = Config.KernelImageStart >> TArch.PageShift;
         ReserveAtBoot(imageStart, Math.Min(Config.KernelImageBytes >> TArch.PageShift, Layout.Frames - Math.Min(imageStart, Layout.Frames)));
+        foreach ((ulong start, ulong bytes) in Config.Reserved)
+        {
+            ulong first = start >> TArch.PageShift;
+            ulong last = (start + bytes + TArch.PageSize - 1) >> TArch.PageShift;
+            for (ulong pfn = first; pfn < last && pfn < Layout.Frames; pfn++)
+            {
+                if (Owners[pfn] == FrameOwner.Free)
+                {
+                    ReserveAtBoot(pfn, 1);
+                }
+            }
+        }
 
         // The kernel page table, its tables from memblock while booting.
         PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);

@@ -23,6 +23,9 @@ public sealed record MachineConfig
 
     public ulong KernelImageStart { get; init; } = 16 * MiB;
 
+    /// <summary>More memblock reservations (memmap=nn$ss): (physical start, bytes).</summary>
+    public System.Collections.Generic.IReadOnlyList<(ulong Start, ulong Bytes)> Reserved { get; init; } = [];
+
     /// <summary>
     /// Strict mode: every TLB hit is checked against the page table, and every frame freed is
     /// checked against the TLBs and against a reverse map of the page table. For tests.

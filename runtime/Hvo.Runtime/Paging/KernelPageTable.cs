@@ -162,6 +162,43 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         return true;
     }
 
+    /// <summary>
+    /// Map [<paramref name="va"/>, +<paramref name="size"/>) to the frames from <paramref name="pfn"/>, each
+    /// piece with the largest leaf the spec allows there (both addresses aligned to it, and it fits).
+    /// </summary>
+    public bool TryMapLargest(ulong va, ulong pfn, ulong size)
+    {
+        ulong pa = pfn << TArch.PageShift;
+        if (((va | pa | size) & (TArch.PageSize - 1)) != 0)
+        {
+            throw new ArgumentException("range and frame must be page aligned");
+        }
+
+        for (ulong offset = 0; offset < size;)
+        {
+            int level = TArch.LastLevel;
+            for (int l = 0; l < TArch.LastLevel; l++)
+            {
+                ulong leaf = TArch.LevelSize(l);
+                if (TArch.LevelCanMapLeaf(l) && ((va + offset) & (leaf - 1)) == 0 && ((pa + offset) & (leaf - 1)) == 0 && size - offset >= leaf)
+                {
+                    level = l;
+                    break;
+                }
+            }
+
+            ulong bytes = TArch.LevelSize(level);
+            if (!TryMap(va + offset, pfn + (offset >> TArch.PageShift), bytes, level))
+            {
+                return false;
+            }
+
+            offset += bytes;
+        }
+
+        return true;
+    }
+
     /// <summary>The page table's side of the generated walkers: one small struct, inlined into them.</summary>
     public readonly struct Context : IPageTableContext
     {

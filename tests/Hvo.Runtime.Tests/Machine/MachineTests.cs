@@ -222,3 +222,71 @@ public sealed class MachinePtdumpTests
         }
     }
 }
+
+[TestClass]
+public sealed class VmemmapFallbackTests
+{
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void WhereNoBlockCanBeHadTheVmemmapIsMappedWithBasePages(string arch) => Archs.Run(arch, new Fallback());
+
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void TryMapLargestUsesTheBiggestLeafThatFits(string arch) => Archs.Run(arch, new Largest());
+
+    private sealed class Fallback : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            ulong memory = 512UL << 20;
+            ulong leaf = TArch.LevelSize(TArch.VmemmapBootLevel);
+            if (TArch.VmemmapBootLevel == TArch.LastLevel || leaf >= memory)
+            {
+                return true; // base pages already: nothing to fall back from
+            }
+
+            // One page reserved in every boot-leaf-sized block: no aligned block is free anywhere.
+            var holes = Enumerable.Range(0, (int)(memory / leaf)).Select(i => ((ulong)i * leaf, TArch.PageSize)).ToArray();
+            using var m = Machine<TArch>.Boot(new MachineConfig { MemoryBytes = memory, Reserved = holes });
+
+            WalkResult w = m.PageTable.Walk(Machine<TArch>.StructPageAddress(m.Layout.Frames / 2));
+            Assert.AreEqual(TArch.LastLevel, w.Level, "vmemmap_populate_basepages");
+            Assert.IsTrue(w.IsLeaf);
+            var page = new byte[TArch.StructPageBytes];
+            for (ulong pfn = 0; pfn < m.Layout.Frames; pfn += 997)
+            {
+                Assert.AreEqual(AccessFault.None, m.ReadStructPage(0, pfn, page));
+                Assert.AreEqual(m.Layout.NodeOf(pfn), StructPage.Node(page));
+                Assert.AreEqual(m.Layout.ZoneOf(pfn), StructPage.Zone(page));
+            }
+
+            Assert.IsTrue(m.OwnersAddUp());
+            return true;
+        }
+    }
+
+    private sealed class Largest : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var t = new TestPageTable<TArch>();
+            int top = Enumerable.Range(0, TArch.LastLevel).First(TArch.LevelCanMapLeaf);
+            ulong big = TArch.LevelSize(top);
+            ulong va = TArch.VmemmapStart + big;
+            va &= ~(big - 1);
+            ulong pfn = (TestPageTable<TArch>.DataPfn + (big >> TArch.PageShift)) & ~((big >> TArch.PageShift) - 1);
+            if (pfn + ((big + TArch.PageSize) >> TArch.PageShift) >= t.Store.Frames)
+            {
+                return true; // the largest leaf does not fit this test store
+            }
+
+            Assert.IsTrue(t.Table.TryMapLargest(va, pfn, big + TArch.PageSize));
+
+            Assert.AreEqual(top, t.Table.Walk(va).Level);
+            Assert.AreEqual(TArch.LastLevel, t.Table.Walk(va + big).Level);
+            Assert.IsTrue(t.Table.TryTranslate(va + big, out ulong pa));
+            Assert.AreEqual((pfn << TArch.PageShift) + big, pa);
+            return true;
+        }
+    }
+}
