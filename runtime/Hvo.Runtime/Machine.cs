@@ -45,6 +45,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         Faults = new FaultInjection();
         _tableFrames = new TableFrames(this);
         BootVmemmap = new BootVmemmap<TArch>(Owners, StructPageOriginOf);
+        Compounds = new CompoundPages<TArch>(this);
     }
 
     public MachineConfig Config { get; }
@@ -70,6 +71,9 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     public Mmu<TArch> Mmu { get; private set; } = null!;
 
     public BootVmemmap<TArch> BootVmemmap { get; }
+
+    /// <summary>Huge pages prepared as compound pages: what their deferred struct pages hold.</summary>
+    public CompoundPages<TArch> Compounds { get; }
 
     public ViolationLog Violations { get; } = new();
 
@@ -262,8 +266,9 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     private bool AllocAtBoot(int node, ulong frames, ulong align, FrameOwner owner, out ulong pfn) =>
         Memblock.TryAlloc(node, frames, align, owner, out pfn);
 
-    private StructPageOrigin StructPageOriginOf(ulong pfn) =>
-        new(Layout.NodeOf(pfn), Layout.ZoneOf(pfn), IsReservedAtBoot(pfn));
+    /// <summary>What the struct page of <paramref name="pfn"/> holds while nobody wrote it.</summary>
+    internal StructPageOrigin StructPageOriginOf(ulong pfn) =>
+        Compounds.Origin(new StructPageOrigin(Layout.NodeOf(pfn), Layout.ZoneOf(pfn), IsReservedAtBoot(pfn)), pfn);
 
     private bool IsReservedAtBoot(ulong pfn)
     {

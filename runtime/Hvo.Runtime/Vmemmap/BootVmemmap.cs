@@ -87,7 +87,11 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         return true;
     }
 
-    /// <summary>The struct pages memmap_init leaves in the vmemmap page at <paramref name="va"/>.</summary>
+    /// <summary>
+    /// The struct pages in the vmemmap page at <paramref name="va"/> as boot and the kernel's later
+    /// writes that the simulation defers left them: memmap_init's contents, or a compound page's
+    /// head and tails once the page was prepared as one.
+    /// </summary>
     public static void FillStructPages(ulong va, Span<byte> frame, Func<ulong, StructPageOrigin> origin)
     {
         int size = TArch.StructPageBytes;
@@ -96,12 +100,23 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         {
             ulong pfn = firstPfn + (ulong)(offset / size);
             StructPageOrigin o = origin(pfn);
-            StructPage.Initialize(frame.Slice(offset, size), o.Node, o.Zone, o.Reserved);
+            Span<byte> page = frame.Slice(offset, size);
+            if (o.CompoundOrder > 0)
+            {
+                StructPage.InitializeCompound(page, o.Node, o.Zone, pfn - o.CompoundHead, TArch.VmemmapStart + (o.CompoundHead * (ulong)size), o.CompoundOrder);
+            }
+            else
+            {
+                StructPage.Initialize(page, o.Node, o.Zone, o.Reserved);
+            }
         }
     }
 
     private readonly record struct Block(ulong Frame, ulong Count, ulong Va);
 }
 
-/// <summary>What a struct page starts as: the pfn's node and zone, and whether boot kept the frame.</summary>
-public readonly record struct StructPageOrigin(int Node, int Zone, bool Reserved);
+/// <summary>
+/// What a struct page holds while nobody wrote it: the pfn's node and zone, whether boot kept the
+/// frame, and, for a frame of a prepared compound page, its head and order (order 0: none).
+/// </summary>
+public readonly record struct StructPageOrigin(int Node, int Zone, bool Reserved, ulong CompoundHead = 0, int CompoundOrder = 0);

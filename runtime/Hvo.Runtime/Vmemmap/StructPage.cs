@@ -54,6 +54,28 @@ public static class StructPage
 
     public static void SetFlags(Span<byte> page, ulong flags) => BinaryPrimitives.WriteUInt64LittleEndian(page[FlagsOffset..], flags);
 
+    /// <summary>
+    /// What prep_compound_page leaves in the struct page at <paramref name="index"/> of a compound
+    /// page of <paramref name="order"/> whose head struct page is at <paramref name="headAddress"/>:
+    /// the head gets PG_head, every tail points at the head with bit 0 set, and the first tail
+    /// records the order. Refcounts are 0 (a free huge page's refcount is frozen at 0).
+    /// </summary>
+    public static void InitializeCompound(Span<byte> page, int node, int zone, ulong index, ulong headAddress, int order)
+    {
+        Initialize(page, node, zone, reserved: false);
+        if (index == 0)
+        {
+            SetFlags(page, Flags(page) | PgHead);
+            return;
+        }
+
+        BinaryPrimitives.WriteUInt64LittleEndian(page[CompoundHeadOffset..], headAddress | 1);
+        if (index == 1)
+        {
+            page[CompoundOrderOffset] = (byte)order;
+        }
+    }
+
     public static int Node(ReadOnlySpan<byte> page) => (int)((Flags(page) >> NodeShift) & NodeMask);
 
     public static int Zone(ReadOnlySpan<byte> page) => (int)(Flags(page) >> ZoneShift);

@@ -1,0 +1,108 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using Hvo.HugeTlb;
+using Hvo.Memory;
+using Hvo.Paging;
+
+namespace Hvo.Vmemmap;
+
+/// <summary>
+/// prep_compound_page and its undoing for huge pages, on the struct pages in vmemmap bytes.
+/// A vmemmap frame that holds bytes is written for real; one still deferred (a boot vmemmap
+/// frame nobody wrote) gets the compound contents from <see cref="Origin"/> when it is read, so
+/// preparing half a million 2 MiB pages does not copy 16 GiB of identical tails.
+/// </summary>
+public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
+{
+    private readonly Machine<TArch> _machine;
+    private readonly Dictionary<ulong, int> _heads = new();
+    private readonly SortedSet<int> _orders = new();
+    private readonly Lock _lock = new();
+
+    public CompoundPages(Machine<TArch> machine) => _machine = machine;
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _heads.Count;
+            }
+        }
+    }
+
+    /// <summary>The compound page <paramref name="pfn"/> belongs to, if it was prepared as one.</summary>
+    public bool TryGetHead(ulong pfn, out ulong head, out int order)
+    {
+        lock (_lock)
+        {
+            foreach (int o in _orders)
+            {
+                ulong h = pfn & ~((1UL << o) - 1);
+                if (_heads.TryGetValue(h, out int found) && found == o)
+                {
+                    head = h;
+                    order = o;
+                    return true;
+                }
+            }
+        }
+
+        head = 0;
+        order = 0;
+        return false;
+    }
+
+    /// <summary>prep_new_hugetlb_folio: the page's struct pages become a compound page.</summary>
+    public void Prep(HugePage page)
+    {
+        lock (_lock)
+        {
+            _heads.Add(page.HeadPfn, page.Order);
+            _orders.Add(page.Order);
+        }
+
+        RewriteWrittenFrames(page);
+    }
+
+    /// <summary>__update_and_free_hugetlb_folio / destroy_compound: back to plain free pages.</summary>
+    public void Destroy(HugePage page)
+    {
+        lock (_lock)
+        {
+            _heads.Remove(page.HeadPfn);
+        }
+
+        RewriteWrittenFrames(page);
+    }
+
+    /// <summary>What an unwritten struct page of <paramref name="pfn"/> holds now.</summary>
+    public StructPageOrigin Origin(StructPageOrigin boot, ulong pfn) =>
+        TryGetHead(pfn, out ulong head, out int order) ? boot with { Reserved = false, CompoundHead = head, CompoundOrder = order } : boot;
+
+    // Frames holding bytes are rewritten with what the struct pages are now; deferred ones follow Origin by themselves.
+    private void RewriteWrittenFrames(HugePage page)
+    {
+        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong end = Machine<TArch>.StructPageAddress(page.HeadPfn + page.Frames);
+        for (ulong va = start & ~(TArch.PageSize - 1); va < end; va += TArch.PageSize)
+        {
+            if (!_machine.PageTable.TryTranslate(va, out ulong pa))
+            {
+                throw new InvalidOperationException($"the vmemmap at 0x{va:x} is not mapped");
+            }
+
+            ulong frame = pa >> TArch.PageShift;
+            if (_machine.Frames.IsMaterialized(frame) || _machine.Owners[frame] != FrameOwner.BootVmemmap)
+            {
+                // Only this page's struct pages: a small huge page shares its vmemmap frame with others.
+                ulong from = Math.Max(va, start);
+                ulong to = Math.Min(va + TArch.PageSize, end);
+                Span<byte> bytes = _machine.Mmu.Materialize(frame).Slice((int)(from - va), (int)(to - from));
+                BootVmemmap<TArch>.FillStructPages(from, bytes, _machine.StructPageOriginOf);
+            }
+        }
+    }
+}
