@@ -1,3 +1,5 @@
+using System.Collections.Generic;
+
 namespace Hvo.Memory;
 
 /// <summary>
@@ -12,18 +14,23 @@ namespace Hvo.Memory;
 /// front. A second bitmap says which blocks have an entry queued, so a block freed again before
 /// its stale entry was dropped is not queued twice, and the queue is compacted once it holds
 /// more than twice the free blocks: every operation stays O(1) amortized and the queue's size
-/// follows the number of free blocks.
+/// follows the number of free blocks. The blocks memblock_free_all puts on the tail of the
+/// max-order list are not queued one by one but kept as runs of consecutive blocks, taken from
+/// the lowest up once the queue is empty (skipping blocks that left the list or were queued
+/// since), so a machine fresh from boot costs a few bits per max-order block, whatever its size.
 /// </remarks>
 internal sealed class FreeArea
 {
     private readonly SparseBitmap _free;
     private readonly SparseBitmap _queued;
     private readonly BlockQueue _list;
+    private readonly List<(ulong Next, ulong End)> _runs = [];
     private readonly ulong _start;
     private readonly ulong _end;
     private readonly ulong _firstIndex;
+    private int _run;
 
-    public FreeArea(ulong start, ulong end, int order, int capacity)
+    public FreeArea(ulong start, ulong end, int order)
     {
         Order = order;
         _start = start;
@@ -32,7 +39,7 @@ internal sealed class FreeArea
         ulong bits = end > start ? ((end - 1) >> order) - _firstIndex + 1 : 0;
         _free = new SparseBitmap(bits);
         _queued = new SparseBitmap(bits);
-        _list = new BlockQueue(capacity);
+        _list = new BlockQueue();
     }
 
     public int Order { get; }
@@ -70,6 +77,22 @@ internal sealed class FreeArea
         }
     }
 
+    /// <summary>
+    /// Put the free blocks [<paramref name="start"/>, <paramref name="end"/>), consecutive and
+    /// aligned, on the tail of the list in ascending order, as __free_pages_core does at boot.
+    /// </summary>
+    public void AddRun(ulong start, ulong end)
+    {
+        if (start >= end)
+        {
+            return;
+        }
+
+        _free.SetRange((start >> Order) - _firstIndex, (end >> Order) - _firstIndex);
+        Count += (long)((end - start) >> Order);
+        _runs.Add((start, end));
+    }
+
     /// <summary>Take a free block off the list wherever it is (del_page_from_free_list): a merge or a carve-out.</summary>
     public void Remove(ulong pfn)
     {
@@ -91,6 +114,24 @@ internal sealed class FreeArea
             }
         }
 
+        for (; _run < _runs.Count; _run++)
+        {
+            (ulong next, ulong end) = _runs[_run];
+            while (next < end)
+            {
+                pfn = next;
+                next += 1UL << Order;
+                ulong i = (pfn >> Order) - _firstIndex;
+                if (!_queued.Get(i) && _free.Clear(i))
+                {
+                    _runs[_run] = (next, end);
+                    Count--;
+                    return true;
+                }
+            }
+        }
+
+        pfn = 0;
         return false;
     }
 

@@ -465,15 +465,24 @@ public sealed partial class PageAllocator
     }
 
     // __free_pages_core for one range memblock left free: maximal naturally aligned blocks, in
-    // ascending order, each to the tail of its list.
+    // ascending order, each to the tail of its list; the max-order ones as one run.
     private void FreeBootRange(Zone zone, ulong start, ulong end)
     {
         while (start < end)
         {
             int order = LargestBlock(start, end);
-            zone.Area(order).Add(start, toTail: true);
-            zone.FreePages += 1L << order;
-            start += 1UL << order;
+            ulong next = order == MaxOrder ? start + ((end - start) & ~((1UL << MaxOrder) - 1)) : start + (1UL << order);
+            if (order == MaxOrder)
+            {
+                zone.Area(order).AddRun(start, next);
+            }
+            else
+            {
+                zone.Area(order).Add(start, toTail: true);
+            }
+
+            zone.FreePages += (long)(next - start);
+            start = next;
         }
     }
 

@@ -1,4 +1,3 @@
-using System;
 using System.Collections.Generic;
 
 namespace Hvo.Memory;
@@ -24,8 +23,7 @@ public sealed class Zone
         _areas = new FreeArea[maxOrder + 1];
         for (int order = 0; order <= maxOrder; order++)
         {
-            int capacity = order == maxOrder ? (int)Math.Min(1UL << 30, ((endPfn - startPfn) >> maxOrder) + 1) : 16;
-            _areas[order] = new FreeArea(startPfn, endPfn, order, capacity);
+            _areas[order] = new FreeArea(startPfn, endPfn, order);
         }
     }
 
