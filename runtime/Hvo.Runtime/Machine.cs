@@ -138,6 +138,45 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         }
     }
 
+    /// <summary>flush_tlb_all: every CPU's TLB, broadcast.</summary>
+    public void FlushTlbAll()
+    {
+        Mmu.FlushAll();
+        BreakBeforeMake?.Flushed(0, ulong.MaxValue);
+    }
+
+    /// <summary>
+    /// Give a vmemmap frame back: free_bootmem_page for one memblock gave at boot (it joins the
+    /// page allocator, MemTotal rises), __free_page for one the page allocator gave. Its bytes go.
+    /// </summary>
+    public void FreeVmemmapFrame(ulong pfn)
+    {
+        CheckFrameUnreachable(pfn, "free_vmemmap_page");
+        FrameOwner owner = Owners[pfn];
+        Frames.Discard(pfn);
+        switch (owner)
+        {
+            case FrameOwner.BootVmemmap:
+                Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
+                break;
+            case FrameOwner.RuntimeVmemmap:
+                Pages.FreePages(pfn, 0, FrameOwner.RuntimeVmemmap);
+                break;
+            default:
+                throw new InvalidOperationException($"frame 0x{pfn:x} is {owner}, not a vmemmap frame");
+        }
+    }
+
+    /// <summary>copy_page: the contents of frame <paramref name="from"/> (deferred contents included) into <paramref name="to"/>.</summary>
+    public void CopyFrame(ulong from, ulong to)
+    {
+        Span<byte> destination = Frames.Write(to);
+        if (Frames.IsMaterialized(from) || !BootVmemmap.TryFill(from, destination))
+        {
+            Frames.Read(from).CopyTo(destination);
+        }
+    }
+
     /// <summary>The struct page of <paramref name="pfn"/>, read through the MMU as a CPU would.</summary>
     public AccessFault ReadStructPage(int cpu, ulong pfn, Span<byte> destination) =>
         Mmu.Read(cpu, StructPageAddress(pfn), destination[..TArch.StructPageBytes]);

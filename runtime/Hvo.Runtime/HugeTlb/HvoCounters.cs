@@ -1,0 +1,81 @@
+using System.Threading;
+
+namespace Hvo.HugeTlb;
+
+/// <summary>Why an optimization did not happen or did not finish.</summary>
+public enum OptimizeFailure
+{
+    /// <summary>A PTE table for a split could not be allocated (-ENOMEM): rolled back, page unoptimized.</summary>
+    SplitNoMemory,
+
+    /// <summary>The new head vmemmap page could not be allocated (v6.2+): the old head was kept; the optimization went on.</summary>
+    HeadCopyNoMemory,
+}
+
+/// <summary>
+/// What HVO did, for one node of one hstate or summed: the counters behind the report
+/// (DESIGN.md section 4). Thread-safe.
+/// </summary>
+public sealed class HvoCounters
+{
+    private long _optimized;
+    private long _freed;
+    private long _restored;
+    private long _tables;
+    private long _splits;
+    private long _splitNoMemory;
+    private long _headCopyNoMemory;
+    private long _restoreFailures;
+    private long _rangeFlushes;
+    private long _fullFlushes;
+
+    /// <summary>Pages with HPageVmemmapOptimized set now.</summary>
+    public long OptimizedPages => Interlocked.Read(ref _optimized);
+
+    public long VmemmapPagesFreed => Interlocked.Read(ref _freed);
+
+    public long VmemmapPagesRestored => Interlocked.Read(ref _restored);
+
+    /// <summary>PTE tables installed by splits (never given back: no coalescing).</summary>
+    public long PteTablesAllocated => Interlocked.Read(ref _tables);
+
+    public long PmdsSplit => Interlocked.Read(ref _splits);
+
+    public long OptimizeFailures => Interlocked.Read(ref _splitNoMemory);
+
+    public long HeadCopyFailures => Interlocked.Read(ref _headCopyNoMemory);
+
+    public long RestoreFailures => Interlocked.Read(ref _restoreFailures);
+
+    public long TlbRangeFlushes => Interlocked.Read(ref _rangeFlushes);
+
+    public long TlbFullFlushes => Interlocked.Read(ref _fullFlushes);
+
+    public long TlbFlushes => TlbRangeFlushes + TlbFullFlushes;
+
+    /// <summary>Bytes given back less what the split tables cost.</summary>
+    public long NetBytesSaved(ulong pageSize) => (VmemmapPagesFreed - VmemmapPagesRestored - PteTablesAllocated) * (long)pageSize;
+
+    public long Failures(OptimizeFailure cause) => cause == OptimizeFailure.SplitNoMemory ? OptimizeFailures : HeadCopyFailures;
+
+    internal void Optimized(int delta) => Interlocked.Add(ref _optimized, delta);
+
+    internal void Freed(long pages) => Interlocked.Add(ref _freed, pages);
+
+    internal void Restored(long pages) => Interlocked.Add(ref _restored, pages);
+
+    internal void Split(int splits)
+    {
+        Interlocked.Add(ref _splits, splits);
+        Interlocked.Add(ref _tables, splits);
+    }
+
+    internal void Failed(OptimizeFailure cause) =>
+        Interlocked.Increment(ref cause == OptimizeFailure.SplitNoMemory ? ref _splitNoMemory : ref _headCopyNoMemory);
+
+    internal void RestoreFailed() => Interlocked.Increment(ref _restoreFailures);
+
+    internal void RangeFlushes(long n) => Interlocked.Add(ref _rangeFlushes, n);
+
+    internal void FullFlush() => Interlocked.Increment(ref _fullFlushes);
+}
