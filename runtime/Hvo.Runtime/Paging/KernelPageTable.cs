@@ -103,8 +103,16 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         where TVisitor : struct, IRemapPteVisitor
     {
         Context ctx = Ctx;
-        return TArch.RemapWalk(ref ctx, RootPfn, start, end, ref visitor, flags);
+        return Reference is null
+            ? TArch.RemapWalk(ref ctx, RootPfn, start, end, ref visitor, flags)
+            : Reference.RemapWalk(ref ctx, RootPfn, start, end, ref visitor, flags);
     }
+
+    /// <summary>
+    /// When set, range walks run the interpreted reference walker instead of the generated one:
+    /// the same machine, driven by the spec read at run time, for comparing the two.
+    /// </summary>
+    public Reference.ReferenceWalker? Reference { get; set; }
 
     /// <summary>
     /// Map [<paramref name="va"/>, +<paramref name="size"/>) to the frames from <paramref name="pfn"/> with

@@ -96,10 +96,15 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     {
         int size = TArch.StructPageBytes;
         ulong firstPfn = (va - TArch.VmemmapStart) / (ulong)size;
+        ulong count = (ulong)(frame.Length / size);
+
+        // One compound page covering the whole frame (every optimizable huge page does): one lookup.
+        StructPageOrigin first = origin(firstPfn);
+        bool wholeCompound = first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
         for (int offset = 0; offset + size <= frame.Length; offset += size)
         {
             ulong pfn = firstPfn + (ulong)(offset / size);
-            StructPageOrigin o = origin(pfn);
+            StructPageOrigin o = wholeCompound || offset == 0 ? first : origin(pfn);
             Span<byte> page = frame.Slice(offset, size);
             if (o.CompoundOrder > 0)
             {

@@ -18,6 +18,10 @@ public sealed class WalkTests
 
     [TestMethod]
     [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void GeneratedRangeWalkAgreesWithTheInterpretedOne(string arch) => Archs.Run(arch, new RemapMatchesReference());
+
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
     public void RemapWalkVisitsEveryPteOnceInOrderSplittingOnTheWay(string arch) => Archs.Run(arch, new RemapVisitsInOrder());
 
     [TestMethod]
@@ -115,6 +119,43 @@ public sealed class WalkTests
             WalkResult i = interpreted.Table.Walk(va);
             Assert.AreEqual(g.Level, i.Level);
             Assert.IsTrue(generated.Store.Table(g.TablePfn).SequenceEqual(interpreted.Store.Table(i.TablePfn)), "same new table, entry for entry");
+            return true;
+        }
+    }
+
+    private sealed class RemapMatchesReference : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var generated = new TestPageTable<TArch>();
+            using var interpreted = new TestPageTable<TArch>();
+            interpreted.Table.Reference = new ReferenceWalker(TArch.Info);
+            ulong size = MapBootVmemmap(generated, 3);
+            MapBootVmemmap(interpreted, 3);
+            var rng = new Random(99);
+            for (int round = 0; round < 20; round++)
+            {
+                ulong pages = size / TArch.PageSize;
+                ulong first = (ulong)rng.NextInt64((long)pages - 1);
+                ulong last = first + 1 + (ulong)rng.NextInt64((long)(pages - first - 1) + 1);
+                ulong start = TArch.VmemmapStart + (first * TArch.PageSize);
+                ulong end = TArch.VmemmapStart + (last * TArch.PageSize);
+                ulong target = TestPageTable<TArch>.DataPfn + (ulong)round;
+                var flags = (RemapWalkFlags)rng.Next(4);
+                var g = new Recorder { Addresses = new List<ulong>(), Transform = pte => TArch.ToReadOnly(TArch.WithPfn(TArch.LastLevel, pte, target)) };
+                var i = new Recorder { Addresses = new List<ulong>(), Transform = pte => TArch.ToReadOnly(TArch.WithPfn(TArch.LastLevel, pte, target)) };
+
+                Assert.AreEqual(generated.Table.RemapWalk(start, end, ref g, flags), interpreted.Table.RemapWalk(start, end, ref i, flags));
+                CollectionAssert.AreEqual(g.Addresses, i.Addresses);
+            }
+
+            for (ulong va = TArch.VmemmapStart; va < TArch.VmemmapStart + size; va += TArch.PageSize)
+            {
+                Assert.AreEqual(generated.Table.Walk(va), interpreted.Table.Walk(va), $"0x{va:x}");
+            }
+
+            Assert.AreEqual(generated.Table.Counters.TlbRangeFlushes, interpreted.Table.Counters.TlbRangeFlushes);
+            Assert.AreEqual(generated.Table.Counters.TablesAllocated, interpreted.Table.Counters.TablesAllocated);
             return true;
         }
     }

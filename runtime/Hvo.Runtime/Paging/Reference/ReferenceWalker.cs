@@ -114,4 +114,92 @@ public sealed class ReferenceWalker
 
         return SplitStatus.Split;
     }
+
+    /// <summary>
+    /// The interpreted vmemmap_remap_range: the same contract as the generated RemapWalk (split
+    /// leaves on the way, visit every last-level entry of [start, end) in order, stop at the first
+    /// failure), written as one recursive loop over the spec's levels.
+    /// </summary>
+    public RemapWalkResult RemapWalk<TCtx, TVisitor>(ref TCtx ctx, ulong rootPfn, ulong start, ulong end, ref TVisitor visitor, RemapWalkFlags flags)
+        where TCtx : struct, IPageTableContext
+        where TVisitor : struct, IRemapPteVisitor
+    {
+        if (start >= end || ((start | end) & (Arch.PageSize - 1)) != 0)
+        {
+            return new RemapWalkResult(RemapWalkStatus.InvalidRange, 0, 0, start);
+        }
+
+        var stats = default(RemapWalkStats);
+        RemapWalkStatus status = RemapLevel(ref ctx, rootPfn, 0, rootPfn, start, end, ref visitor, flags, ref stats);
+        return new RemapWalkResult(status, stats.Splits, stats.RacesLost, status == RemapWalkStatus.Ok ? end : stats.StoppedAt);
+    }
+
+    private RemapWalkStatus RemapLevel<TCtx, TVisitor>(ref TCtx ctx, ulong rootPfn, int level, ulong tablePfn, ulong addr, ulong end, ref TVisitor visitor, RemapWalkFlags flags, ref RemapWalkStats stats)
+        where TCtx : struct, IPageTableContext
+        where TVisitor : struct, IRemapPteVisitor
+    {
+        LevelInfo info = Arch.Levels[level];
+        while (addr != end)
+        {
+            int index = (int)((addr >> info.Shift) & (ulong)(info.Entries - 1));
+            ulong entry = ctx.Table(tablePfn)[index];
+            if (level == Arch.LastLevel)
+            {
+                if (!Arch.Page.Matches(entry))
+                {
+                    stats.StoppedAt = addr;
+                    return RemapWalkStatus.NotMapped;
+                }
+
+                ulong updated = visitor.RemapPte(addr, entry);
+                if (updated != entry)
+                {
+                    ctx.SetEntry(level, tablePfn, index, entry, updated, addr);
+                }
+
+                addr += info.Size;
+                continue;
+            }
+
+            ulong boundary = (addr + info.Size) & ~(info.Size - 1);
+            ulong next = boundary - 1 < end - 1 ? boundary : end;
+            if (info.CanMapLeaf && Arch.Block is not null && Arch.Block.Matches(entry))
+            {
+                SplitFlags split = (flags & RemapWalkFlags.NoTlbFlushOnSplit) != 0 ? SplitFlags.NoTlbFlush : SplitFlags.None;
+                switch (SplitLeaf(ref ctx, rootPfn, level, addr, split))
+                {
+                    case SplitStatus.NoMemory:
+                        stats.StoppedAt = addr;
+                        return RemapWalkStatus.NoMemory;
+                    case SplitStatus.Split:
+                        stats.Splits++;
+                        break;
+                    case SplitStatus.LostRace:
+                        stats.RacesLost++;
+                        break;
+                }
+
+                entry = ctx.Table(tablePfn)[index];
+            }
+
+            if (!Arch.Table.Matches(entry))
+            {
+                stats.StoppedAt = addr;
+                return RemapWalkStatus.NotMapped;
+            }
+
+            if (level + 1 < Arch.LastLevel || (flags & RemapWalkFlags.SplitOnly) == 0)
+            {
+                RemapWalkStatus status = RemapLevel(ref ctx, rootPfn, level + 1, (entry & Arch.PfnMask) >> Arch.PageShift, addr, next, ref visitor, flags, ref stats);
+                if (status != RemapWalkStatus.Ok)
+                {
+                    return status;
+                }
+            }
+
+            addr = next;
+        }
+
+        return RemapWalkStatus.Ok;
+    }
 }
