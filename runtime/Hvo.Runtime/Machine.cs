@@ -81,6 +81,9 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     public ReverseMap<TArch>? ReverseMap { get; private set; }
 
+    /// <summary>huge_boot_pages: gigantic pages memblock gave for <see cref="MachineConfig.BootHugePages"/>, for the HugeTLB pool to gather.</summary>
+    public HugeTlb.HugeBootPages HugeBootPages { get; private set; } = HugeTlb.HugeBootPages.None;
+
     /// <summary>The CPU doing kernel work now: split tables come from its node (DESIGN.md 1.3a).</summary>
     public int CurrentCpu { get; set; }
 
@@ -229,6 +232,10 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
         // memblock_free_all: what boot did not keep goes to the page allocator.
         _reservedAtBoot = [.. Memblock.ReservedRegions.OrderBy(r => r.Start)];
+
+        // Gigantic hugepages= from memblock (hugepages_setup): after _reservedAtBoot, since
+        // prep_compound_gigantic_folio clears their PG_reserved and they leave the pool as free pages.
+        HugeBootPages = HugeTlb.HugeBootPages.Alloc<TArch>(Memblock, Config.BootHugePages);
         Pages = new PageAllocator(Memblock, Faults);
         _tableFrames.Booted = true;
     }

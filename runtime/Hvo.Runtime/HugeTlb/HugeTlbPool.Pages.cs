@@ -1,0 +1,211 @@
+using System;
+using System.Collections.Generic;
+using Hvo.Memory;
+
+namespace Hvo.HugeTlb;
+
+/// <summary>Pages coming into the pool, being used, and leaving it.</summary>
+public sealed partial class HugeTlbPool<TArch>
+{
+    /// <summary>
+    /// alloc_hugetlb_folio, simplified (no reservations, no mempolicy): the head of a free list,
+    /// node <paramref name="nid"/> first (the working CPU's node when null) and then the others in
+    /// zonelist order; when none is free, a fresh surplus page if nr_overcommit_hugepages allows
+    /// it (alloc_surplus_hugetlb_folio; never for gigantic pages). Null when neither can be had.
+    /// </summary>
+    public HugePage? AllocForUse(Hstate<TArch> h, int? nid = null)
+    {
+        CheckHstate(h);
+        CheckNode(nid);
+        lock (_lock)
+        {
+            int preferred = nid ?? Machine.NodeOfCpu(Machine.CurrentCpu);
+            if (h.FreeHugePages - h.ResvHugePages > 0)
+            {
+                // dequeue_hugetlb_folio_nodemask
+                for (int i = 0; i < Machine.Layout.Nodes; i++)
+                {
+                    if (h.DequeueHead((preferred + i) % Machine.Layout.Nodes) is { } page)
+                    {
+                        h.AddActive(page);
+                        return page;
+                    }
+                }
+            }
+
+            return AllocSurplusHugetlbFolio(h, preferred);
+        }
+    }
+
+    /// <summary>
+    /// free_huge_folio: a page taken with <see cref="AllocForUse"/> comes back. While its node
+    /// has surplus pages it leaves the pool (remove_hugetlb_folio with the surplus count, then
+    /// update_and_free_hugetlb_folio, where a failed restore keeps it as a free surplus page);
+    /// otherwise it goes to the head of its node's free list.
+    /// </summary>
+    public void Release(HugePage page)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        lock (_lock)
+        {
+            Hstate<TArch> h = HstateOf(page);
+            if (page.State != HugePageState.InUse || !h.RemoveActive(page))
+            {
+                throw new InvalidOperationException($"{page} is not in use: only pages from AllocForUse are released");
+            }
+
+            if (h.SurplusHugePagesNode(page.Node) > 0)
+            {
+                RemoveHugetlbFolio(h, page, adjustSurplus: true);
+                UpdateAndFreeHugetlbFolio(h, page);
+                return;
+            }
+
+            h.Enqueue(page);
+        }
+    }
+
+    /// <summary>All pages of the pool of <paramref name="h"/>: free ones (each list from its head) then those in use.</summary>
+    public IReadOnlyList<HugePage> Pages(Hstate<TArch> h)
+    {
+        CheckHstate(h);
+        lock (_lock)
+        {
+            var pages = new List<HugePage>();
+            for (int nid = 0; nid < h.Nodes; nid++)
+            {
+                pages.AddRange(h.FreeList(nid));
+            }
+
+            for (int nid = 0; nid < h.Nodes; nid++)
+            {
+                pages.AddRange(h.Active(nid));
+            }
+
+            return pages;
+        }
+    }
+
+    // alloc_surplus_hugetlb_folio: a fresh page counted as surplus, from any node (nid first).
+    private HugePage? AllocSurplusHugetlbFolio(Hstate<TArch> h, int nid)
+    {
+        if (h.IsGigantic || h.SurplusHugePages >= h.NrOvercommitHugePages)
+        {
+            return null;
+        }
+
+        if (AllocFreshHugetlbFolio(h, nid, Gfp.Kernel) is not { } page)
+        {
+            return null;
+        }
+
+        Optimizer.Optimize(page);
+        h.AccountAdded(page.Node, surplus: true);
+        h.AddActive(page);
+        h.SyncSurplusFlags(page.Node, prefer: page);
+        return page;
+    }
+
+    /// <summary>
+    /// alloc_fresh_hugetlb_folio: alloc_buddy_hugetlb_folio (an order-sized block, __GFP_NOWARN)
+    /// or, for a gigantic size, alloc_gigantic_folio (alloc_contig_pages), then the compound page
+    /// (prep_new_hugetlb_folio's struct page part). The block is not taken as __GFP_COMP: the
+    /// allocator would then refuse the split_page that demote needs; the compound page lives in
+    /// the struct pages. The page's node is where its frames are.
+    /// </summary>
+    private HugePage? AllocFreshHugetlbFolio(Hstate<TArch> h, int nid, Gfp gfp)
+    {
+        ulong pfn;
+        bool ok = h.IsGigantic
+            ? Machine.Pages.TryAllocContigPages(nid, h.Frames, gfp, AllocSite.HugePage, FrameOwner.HugePage, out pfn)
+            : Machine.Pages.TryAllocPages(nid, h.Order, gfp | Gfp.NoWarn, AllocSite.HugePage, FrameOwner.HugePage, out pfn);
+        if (!ok)
+        {
+            return null;
+        }
+
+        var page = new HugePage(pfn, h.Order, Machine.Layout.NodeOf(pfn), fromBoot: false);
+        Machine.Compounds.Prep(page);
+        return page;
+    }
+
+    // prep_and_add_allocated_folios: the optimizer sees the whole list (hugetlb_vmemmap_optimize_folios),
+    // then each page is counted (__prep_account_new_huge_page) and enqueued.
+    private void PrepAndAddAllocatedFolios(Hstate<TArch> h, List<HugePage> pages)
+    {
+        if (pages.Count == 0)
+        {
+            return;
+        }
+
+        Optimizer.OptimizeBatch(pages);
+        foreach (HugePage page in pages)
+        {
+            h.AccountAdded(page.Node, surplus: false);
+            h.Enqueue(page);
+        }
+    }
+
+    // remove_hugetlb_folio: the page (already off its free list or the active list) stops counting.
+    private static void RemoveHugetlbFolio(Hstate<TArch> h, HugePage page, bool adjustSurplus)
+    {
+        h.AccountRemoved(page.Node, adjustSurplus);
+        h.ForgetSurplusFlag(page);
+        h.SyncSurplusFlags(page.Node);
+    }
+
+    // add_hugetlb_folio: back in the pool, on the head of its free list.
+    private static void AddHugetlbFolio(Hstate<TArch> h, HugePage page, bool adjustSurplus)
+    {
+        h.AccountAdded(page.Node, adjustSurplus);
+        h.Enqueue(page);
+        h.SyncSurplusFlags(page.Node, prefer: page);
+    }
+
+    // update_and_free_pages_bulk.
+    private (ulong Freed, ulong RestoreFailures) UpdateAndFreeHugetlbFolios(Hstate<TArch> h, List<HugePage> pages)
+    {
+        ulong freed = 0;
+        foreach (HugePage page in pages)
+        {
+            if (UpdateAndFreeHugetlbFolio(h, page))
+            {
+                freed++;
+            }
+        }
+
+        return (freed, (ulong)pages.Count - freed);
+    }
+
+    /// <summary>
+    /// __update_and_free_hugetlb_folio for a page already removed from the pool: restore its
+    /// vmemmap; if that fails the page is not freed but added back as a surplus page (the write
+    /// that freed it still succeeds). Otherwise the compound page goes and the frames return to
+    /// the page allocator: a buddy block with __free_pages, a range (gigantic, from memblock at
+    /// boot, or cut by demote) with free_contig_range.
+    /// </summary>
+    private bool UpdateAndFreeHugetlbFolio(Hstate<TArch> h, HugePage page)
+    {
+        if (Optimizer.Restore(page) == RestoreResult.NoMemory)
+        {
+            AddHugetlbFolio(h, page, adjustSurplus: true);
+            return false;
+        }
+
+        Machine.Compounds.Destroy(page);
+        if (IsRange(h, page))
+        {
+            _rangePages.Remove(page.HeadPfn);
+            Machine.Pages.FreeContigRange(page.HeadPfn, page.Frames, FrameOwner.HugePage);
+        }
+        else
+        {
+            Machine.Pages.FreePages(page.HeadPfn, page.Order, FrameOwner.HugePage);
+        }
+
+        return true;
+    }
+
+    // Frames held as order-0 pages rather than as one buddy block.
+    private bool IsRange(Hstate<TArch> h, HugePage page) => h.IsGigantic || page.FromBoot || _rangePages.Contains(page.HeadPfn);
+}

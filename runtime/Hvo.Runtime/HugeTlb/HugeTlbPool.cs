@@ -1,0 +1,301 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using Hvo.Memory;
+using Hvo.Paging;
+
+namespace Hvo.HugeTlb;
+
+/// <summary>
+/// The HugeTLB pool of a machine (mm/hugetlb.c): one <see cref="Hstate{TArch}"/> per huge page
+/// size of the spec, sized through the nr_hugepages files, with pages taken into use and
+/// released, surplus pages and demote. Fresh pages come from the buddy allocator (gigantic ones as
+/// a contiguous range), are prepared as compound pages, handed to the <see cref="Optimizer"/>
+/// and enqueued; pages leave through the optimizer's restore, and a page whose restore fails
+/// stays in the pool as a surplus page (DESIGN.md 1.3a). One operation at a time (hugetlb_lock
+/// and the hstates' resize_lock are one lock here).
+/// </summary>
+public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<int, Hstate<TArch>> _byOrder = [];
+    private readonly HashSet<ulong> _rangePages = [];   // non-gigantic pages cut from a demoted page: freed as a range
+    private readonly List<string> _log = [];
+
+    /// <summary>
+    /// hugetlb_init on a booted machine: the hstates (the default one from
+    /// default_hugepagesz= or HPAGE_SIZE), the boot line's non-gigantic hugepages= from the
+    /// buddy allocator (hugetlb_init_hstates), then the gigantic pages memblock gave at boot
+    /// (gather_bootmem_prealloc). Both kinds are optimized as they join the pool.
+    /// </summary>
+    public HugeTlbPool(Machine<TArch> machine, IVmemmapOptimizer optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(machine);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        Machine = machine;
+        Optimizer = optimizer;
+
+        ulong[] sizes = [.. TArch.Info.HugePageSizes.Select(h => h.Size).Distinct().Order()];
+        var hstates = new Hstate<TArch>[sizes.Length];
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            hstates[i] = new Hstate<TArch>(i, sizes[i], machine.Layout.Nodes, machine.Layout.MaxOrder);
+            hstates[i].DemoteTarget = i > 0 ? hstates[i - 1] : null; // demote_order: the next smaller size
+            _byOrder.Add(hstates[i].Order, hstates[i]);
+        }
+
+        Hstates = hstates;
+        HugeTlbCommandLine commandLine = machine.Config.BootHugePages;
+        ulong defaultSize = commandLine.ResolveDefaultSize(TArch.Info);
+        Default = hstates.FirstOrDefault(h => h.Size == defaultSize) ?? hstates.First(h => h.Size == HugeTlbCommandLine.ArchDefaultSize(TArch.Info));
+
+        HugeBootPages boot = machine.HugeBootPages;
+        _log.AddRange(boot.Log);
+        lock (_lock)
+        {
+            foreach (HugePagesRequest request in commandLine.Requests)
+            {
+                if (!TryGetHstate(request.Size, out Hstate<TArch>? h))
+                {
+                    _log.Add(string.Create(CultureInfo.InvariantCulture, $"HugeTLB: unsupported hugepagesz={request.Size >> 10}K, ignoring hugepages={request.Count}"));
+                }
+                else if (!h.IsGigantic)
+                {
+                    BootAllocPages(h, request);
+                }
+            }
+
+            GatherBootmemPrealloc(boot);
+        }
+    }
+
+    public Machine<TArch> Machine { get; }
+
+    /// <summary>The HVO policy the pool calls; it may be replaced between operations.</summary>
+    public IVmemmapOptimizer Optimizer { get; set; }
+
+    /// <summary>Every hstate, smallest size first.</summary>
+    public IReadOnlyList<Hstate<TArch>> Hstates { get; }
+
+    /// <summary>default_hstate: the one /proc/sys/vm/nr_hugepages and meminfo's HugePages_ lines are about.</summary>
+    public Hstate<TArch> Default { get; }
+
+    /// <summary>What the kernel logged about the pool (boot-time allocation failures).</summary>
+    public IReadOnlyList<string> Log
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _log];
+            }
+        }
+    }
+
+    /// <summary>The hstate of <paramref name="size"/> bytes (size_to_hstate).</summary>
+    public Hstate<TArch> Hstate(ulong size) =>
+        TryGetHstate(size, out Hstate<TArch>? h) ? h : throw new ArgumentException($"{TArch.Name} has no {size}-byte huge pages; sizes: {string.Join(", ", Hstates.Select(x => x.Size))}", nameof(size));
+
+    public bool TryGetHstate(ulong size, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Hstate<TArch>? hstate)
+    {
+        hstate = Hstates.FirstOrDefault(h => h.Size == size);
+        return hstate is not null;
+    }
+
+    /// <summary>The hstate named like its sysfs directory (<c>hugepages-2048kB</c>).</summary>
+    public Hstate<TArch>? FindByName(string name) => Hstates.FirstOrDefault(h => h.Name == name);
+
+    /// <summary>page_hstate: the hstate a page of the pool belongs to.</summary>
+    public Hstate<TArch> HstateOf(HugePage page)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        return _byOrder.TryGetValue(page.Order, out Hstate<TArch>? h) ? h : throw new ArgumentException($"{page}: no hstate of order {page.Order}", nameof(page));
+    }
+
+    /// <summary>/proc/sys/vm/nr_hugepages: the default hstate's persistent count (max_huge_pages), without surplus pages.</summary>
+    public ulong ProcNrHugepages
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return Default.MaxHugePages;
+            }
+        }
+    }
+
+    /// <summary>sysfs nr_hugepages (global, or /sys/devices/system/node/nodeN/...): every page, surplus included.</summary>
+    public ulong NrHugepages(Hstate<TArch> h, int? nid = null) => Read(h, nid, static (x, n) => n is { } i ? x.NrHugePagesNode(i) : x.NrHugePages);
+
+    /// <summary>sysfs free_hugepages.</summary>
+    public ulong FreeHugepages(Hstate<TArch> h, int? nid = null) => Read(h, nid, static (x, n) => n is { } i ? x.FreeHugePagesNode(i) : x.FreeHugePages);
+
+    /// <summary>sysfs surplus_hugepages.</summary>
+    public ulong SurplusHugepages(Hstate<TArch> h, int? nid = null) => Read(h, nid, static (x, n) => n is { } i ? x.SurplusHugePagesNode(i) : x.SurplusHugePages);
+
+    /// <summary>sysfs resv_hugepages: reservations are not modelled.</summary>
+    public ulong ResvHugepages(Hstate<TArch> h) => Read(h, null, static (x, _) => x.ResvHugePages);
+
+    /// <summary>sysfs nr_overcommit_hugepages (/proc/sys/vm/nr_overcommit_hugepages for the default hstate).</summary>
+    public ulong NrOvercommitHugepages(Hstate<TArch> h) => Read(h, null, static (x, _) => x.NrOvercommitHugePages);
+
+    /// <summary>
+    /// Write nr_overcommit_hugepages: how many surplus pages <see cref="AllocForUse"/> may add.
+    /// Gigantic pages cannot be overcommitted (-EINVAL).
+    /// </summary>
+    public HugeTlbStatus SetNrOvercommitHugepages(Hstate<TArch> h, ulong count)
+    {
+        CheckHstate(h);
+        lock (_lock)
+        {
+            if (h.IsGigantic)
+            {
+                return HugeTlbStatus.Invalid;
+            }
+
+            h.NrOvercommitHugePages = count;
+            return HugeTlbStatus.Ok;
+        }
+    }
+
+    /// <summary>/proc/meminfo's totals and HugeTLB lines (meminfo_proc_show, hugetlb_report_meminfo).</summary>
+    public MemInfo MemInfo()
+    {
+        lock (_lock)
+        {
+            ulong hugetlbBytes = 0;
+            foreach (Hstate<TArch> h in Hstates)
+            {
+                hugetlbBytes += h.Size * h.NrHugePages;
+            }
+
+            return new MemInfo(
+                Machine.MemTotalBytes >> 10,
+                Machine.MemFreeBytes >> 10,
+                Default.NrHugePages,
+                Default.FreeHugePages,
+                Default.ResvHugePages,
+                Default.SurplusHugePages,
+                Default.SizeKb,
+                hugetlbBytes >> 10);
+        }
+    }
+
+    /// <summary>/sys/devices/system/node/nodeN/meminfo's HugeTLB lines (hugetlb_report_node_meminfo).</summary>
+    public string NodeMemInfo(int nid)
+    {
+        lock (_lock)
+        {
+            CultureInfo c = CultureInfo.InvariantCulture;
+            return string.Create(c, $"Node {nid} HugePages_Total: {Default.NrHugePagesNode(nid),5}\n")
+                + string.Create(c, $"Node {nid} HugePages_Free:  {Default.FreeHugePagesNode(nid),5}\n")
+                + string.Create(c, $"Node {nid} HugePages_Surp:  {Default.SurplusHugePagesNode(nid),5}\n");
+        }
+    }
+
+    private ulong Read(Hstate<TArch> h, int? nid, Func<Hstate<TArch>, int?, ulong> counter)
+    {
+        CheckHstate(h);
+        lock (_lock)
+        {
+            return counter(h, nid);
+        }
+    }
+
+    private void CheckHstate(Hstate<TArch> h)
+    {
+        ArgumentNullException.ThrowIfNull(h);
+        if (h.Index >= Hstates.Count || !ReferenceEquals(Hstates[h.Index], h))
+        {
+            throw new ArgumentException($"{h.Name} is not an hstate of this pool", nameof(h));
+        }
+    }
+
+    private void CheckNode(int? nid)
+    {
+        if (nid is { } n && (uint)n >= (uint)Machine.Layout.Nodes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(nid), n, $"the machine has {Machine.Layout.Nodes} nodes");
+        }
+    }
+
+    // hugetlb_hstate_alloc_pages for a size the buddy allocator serves: interleaved like a write
+    // of nr_hugepages, or node by node for hugepages=N:C; a shortfall is logged and max_huge_pages
+    // is what was had.
+    private void BootAllocPages(Hstate<TArch> h, HugePagesRequest request)
+    {
+        var pages = new List<HugePage>();
+        string size = HugeBootPages.SizeString(h.Size);
+        if (request.PerNode is null)
+        {
+            AllocPoolPages(h, request.Count, null, pages);
+            if ((ulong)pages.Count < request.Count)
+            {
+                _log.Add(string.Create(CultureInfo.InvariantCulture, $"HugeTLB: allocating {request.Count} of page size {size} failed.  Only allocated {pages.Count} hugepages."));
+            }
+        }
+        else
+        {
+            foreach ((int node, ulong count) in request.PerNode)
+            {
+                if ((uint)node >= (uint)Machine.Layout.Nodes)
+                {
+                    _log.Add(string.Create(CultureInfo.InvariantCulture, $"HugeTLB: Invalid hugepages parameter {node}:{count}"));
+                    continue;
+                }
+
+                // hugetlb_hstate_alloc_pages_onenode: that node only, the interleave position untouched.
+                ulong i = 0;
+                for (; i < count && AllocFreshHugetlbFolio(h, node, Gfp.ThisNode) is { } page; i++)
+                {
+                    pages.Add(page);
+                }
+
+                if (i < count)
+                {
+                    _log.Add(string.Create(CultureInfo.InvariantCulture, $"HugeTLB: allocating {count} of page size {size} failed node{node}.  Only allocated {i} hugepages."));
+                }
+            }
+        }
+
+        PrepAndAddAllocatedFolios(h, pages);
+        h.MaxHugePages = h.PersistentHugePages;
+    }
+
+    // gather_bootmem_prealloc: memblock's gigantic pages become compound pages of their hstate,
+    // count in MemTotal from now on (adjust_managed_page_count), are optimized and enqueued.
+    private void GatherBootmemPrealloc(HugeBootPages boot)
+    {
+        foreach (IGrouping<ulong, HugeBootPage> group in boot.Pages.GroupBy(p => p.Size))
+        {
+            Hstate<TArch> h = Hstate(group.Key);
+            var pages = new List<HugePage>();
+            foreach (HugeBootPage bp in group)
+            {
+                if (!Machine.Pages.IsReserved(bp.Pfn))
+                {
+                    throw new InvalidOperationException($"the boot-time {h.Name} page at 0x{bp.Pfn:x} was gathered already: a machine has one HugeTLB pool");
+                }
+
+                var page = new HugePage(bp.Pfn, h.Order, bp.Node, fromBoot: true);
+                Machine.Compounds.Prep(page);
+                Machine.Pages.AdjustManagedPageCount(bp.Pfn, h.Frames, FrameOwner.HugePage);
+                pages.Add(page);
+            }
+
+            PrepAndAddAllocatedFolios(h, pages);
+        }
+
+        foreach ((ulong size, int next) in boot.NextNidToAlloc)
+        {
+            Hstate(size).NextNidToAlloc = next;
+        }
+
+        foreach ((ulong size, ulong allocated) in boot.Allocated)
+        {
+            Hstate(size).MaxHugePages = allocated;
+        }
+    }
+}
