@@ -3,17 +3,15 @@ using System.CommandLine;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using Hvo.HugeTlb;
 using Hvo.Paging;
-using Hvo;
 using Hvo.Vmemmap;
 
 namespace Hvo.Cli;
 
 /// <summary>
-/// <c>hvo simulate</c>. Boots the simulated machine and reports its memory as /proc/meminfo
-/// would; until the HugeTLB pool and the HVO policy land, the huge page part is what the spec's
-/// arithmetic predicts (vmemmap pages freed per policy reserve, vmemmap leaves to split), and
-/// the output says so.
+/// <c>hvo simulate</c>: boot a machine, grow the HugeTLB pool as <c>echo N &gt; nr_hugepages</c>
+/// would, with HVO under the chosen policy, and report /proc/meminfo, the pool and HVO's counters.
 /// </summary>
 public static class SimulateCommand
 {
@@ -22,10 +20,13 @@ public static class SimulateCommand
         var arch = new Option<string>("--arch") { Description = "Architecture (see 'hvo specs').", DefaultValueFactory = _ => "x86_64" };
         var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => "64G" };
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1 };
-        var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as 2M pages (the smallest optimizable size)." };
-        var command = new Command("simulate", "Simulate HVO on a machine.\n\nExample: hvo simulate --arch x86_64 --memory 64G --hugepages 2M:16384")
+        var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
+        var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
+        var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}).", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
+        var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
+        var command = new Command("simulate", "Boot a simulated machine, grow the HugeTLB pool with HVO and report memory and HVO counters.\n\nExample: hvo simulate --arch x86_64 --memory 64G --hugepages 2M:16384 --policy v5.14")
         {
-            arch, memory, nodes, hugepages,
+            arch, memory, nodes, hugepages, hvo, policy, json,
         };
         command.SetAction(p =>
         {
@@ -38,17 +39,37 @@ public static class SimulateCommand
                 throw new UsageException($"--memory: '{memoryText}' is not a size; use {Sizes.Forms}");
             }
 
-            ArchInfo a = entry.Info;
+            if (memoryBytes % entry.Info.PageSize != 0)
+            {
+                throw new UsageException($"--memory: {memoryText} is not a whole number of {Sizes.Format(entry.Info.PageSize)} pages");
+            }
+
+            if (memoryBytes / entry.Info.PageSize > entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes)
+            {
+                throw new UsageException($"--memory: {memoryText} is more than {entry.Name}'s vmemmap can describe ({Sizes.Format(entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes * entry.Info.PageSize)})");
+            }
+
             int nodeCount = p.GetValue(nodes);
             if (nodeCount < 1 || nodeCount > 64)
             {
                 throw new UsageException($"--nodes: {nodeCount} is not a node count; use 1 to 64");
             }
 
-            (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), a, memoryBytes);
-            var config = new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount };
-            output.WriteLine(entry.Accept(new BootReport(config)));
-            Report(output, a, memoryBytes, request);
+            string hvoText = p.GetValue(hvo)!;
+            bool hvoOn = hvoText switch
+            {
+                "on" => true,
+                "off" => false,
+                _ => throw new UsageException($"--hvo: '{hvoText}' is not on or off"),
+            };
+            string policyName = p.GetValue(policy)!;
+            HvoPolicy chosen = HvoPolicy.Find(policyName)
+                ?? throw new UsageException($"--policy: unknown policy '{policyName}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
+
+            (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes);
+            var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount }, chosen, hvoOn, request);
+            SimulationReport report = entry.Accept(run);
+            output.Write(p.GetValue(json) ? report.ToJson() : report.ToText());
             return 0;
         });
         return command;
@@ -81,54 +102,5 @@ public static class SimulateCommand
 
             return (size, count);
         }).ToArray();
-    }
-
-    private static void Report(TextWriter o, ArchInfo a, ulong memory, (ulong Size, ulong Count)[] request)
-    {
-        o.WriteLine();
-        o.WriteLine("Huge pages: spec arithmetic only (the HugeTLB pool and the HVO policy are not built yet, so none of this was simulated):");
-        ulong bootLeaf = a.Levels[a.VmemmapBootLevel].Size;
-        foreach ((ulong size, ulong count) in request)
-        {
-            HugePageVmemmap g = HugePageVmemmap.For(a, size);
-            ulong requested = checked(size * count);
-            o.WriteLine();
-            o.WriteLine($"  {count} x {Sizes.Format(size)} huge pages ({Sizes.Format(requested)}{(requested > memory ? ", more than the machine has" : string.Empty)})");
-            o.WriteLine($"    vmemmap per huge page: {g.VmemmapBytes} bytes = {(double)g.VmemmapBytes / a.PageSize:0.#####} pages");
-            foreach ((string policy, int reserve) in new[] { ("v5.14 (reserve 2)", VmemmapReserve.V5_14), ("v5.18+ (reserve 1)", VmemmapReserve.V5_18) })
-            {
-                ulong freed = g.FreedPages(reserve) * count;
-                o.WriteLine(g.IsOptimizable(reserve)
-                    ? $"    {policy}: {freed} vmemmap pages freed = {Sizes.Format(freed * a.PageSize)}"
-                    : $"    {policy}: not optimizable");
-            }
-
-            if (a.VmemmapBootLevel < a.LastLevel)
-            {
-                ulong vmemmapSpan = g.VmemmapBytes * count;
-                o.WriteLine($"    vmemmap {a.Levels[a.VmemmapBootLevel].Name} leaves to split, at least: {(vmemmapSpan + bootLeaf - 1) / bootLeaf}");
-            }
-        }
-    }
-}
-
-/// <summary>Boots the machine and prints what /proc/meminfo and the boot log would say.</summary>
-internal sealed class BootReport(MachineConfig config) : IArchVisitor<string>
-{
-    public string Visit<TArch>() where TArch : struct, IPagingArch
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        using Machine<TArch> m = Machine<TArch>.Boot(config);
-        clock.Stop();
-        var o = new StringWriter();
-        o.WriteLine($"hvo simulate: {TArch.Name} ({TArch.Info.Title}), {Sizes.Format(config.MemoryBytes)} of memory, {config.Nodes} node(s); booted in {clock.Elapsed.TotalMilliseconds:0} ms");
-        o.WriteLine($"MemTotal:       {m.MemTotalBytes >> 10,8} kB");
-        o.WriteLine($"MemFree:        {m.MemFreeBytes >> 10,8} kB");
-        long vmemmap = m.Owners.Count(Hvo.Memory.FrameOwner.BootVmemmap);
-        long tables = m.Owners.Count(Hvo.Memory.FrameOwner.PageTable);
-        o.WriteLine($"Vmemmap:        {(vmemmap << TArch.PageShift) >> 10,8} kB in {m.BootVmemmap.Blocks} {TArch.Info.Levels[TArch.VmemmapBootLevel].Name} mapping(s) from memblock");
-        o.WriteLine($"VmemmapTables:  {(tables << TArch.PageShift) >> 10,8} kB");
-        o.Write($"Host bytes kept for simulated frames: {m.Frames.MaterializedBytes}");
-        return o.ToString();
     }
 }

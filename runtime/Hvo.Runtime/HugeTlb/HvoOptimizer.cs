@@ -16,7 +16,8 @@ namespace Hvo.HugeTlb;
 public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagingArch
 {
     private readonly Machine<TArch> _machine;
-    private readonly Dictionary<(int Order, int Node), HvoCounters> _counters = new();
+    // [order][node], filled on first use; reads need no lock.
+    private readonly HvoCounters?[]?[] _counters = new HvoCounters?[64][];
     private readonly List<ulong> _taken = new();
     private readonly List<ulong> _toFree = new();
     private readonly List<ulong> _restore = new();
@@ -40,16 +41,12 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     /// <summary>The counters of one hstate (by order) on one node.</summary>
     public HvoCounters For(int order, int node)
     {
-        lock (_counters)
-        {
-            if (!_counters.TryGetValue((order, node), out HvoCounters? c))
-            {
-                c = new HvoCounters();
-                _counters.Add((order, node), c);
-            }
-
-            return c;
-        }
+        HvoCounters?[] byNode = System.Threading.Volatile.Read(ref _counters[order])
+            ?? System.Threading.Interlocked.CompareExchange(ref _counters[order], new HvoCounters?[_machine.Layout.Nodes], null)
+            ?? _counters[order]!;
+        return System.Threading.Volatile.Read(ref byNode[node])
+            ?? System.Threading.Interlocked.CompareExchange(ref byNode[node], new HvoCounters(), null)
+            ?? byNode[node]!;
     }
 
     /// <summary>Vmemmap pages behind a huge page of <paramref name="order"/>, and the ones this policy frees.</summary>

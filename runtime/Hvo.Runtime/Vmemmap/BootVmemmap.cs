@@ -101,6 +101,19 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         // One compound page covering the whole frame (every optimizable huge page does): one lookup.
         StructPageOrigin first = origin(firstPfn);
         bool wholeCompound = first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
+        if (wholeCompound && firstPfn > first.CompoundHead + 1)
+        {
+            // Plain tails only: identical records, so write one and copy it.
+            Span<byte> tail = frame[..size];
+            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, TArch.VmemmapStart + (first.CompoundHead * (ulong)size), first.CompoundOrder);
+            for (int offset = size; offset + size <= frame.Length; offset += size)
+            {
+                tail.CopyTo(frame[offset..]);
+            }
+
+            return;
+        }
+
         for (int offset = 0; offset + size <= frame.Length; offset += size)
         {
             ulong pfn = firstPfn + (ulong)(offset / size);

@@ -87,14 +87,29 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     {
         ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
         ulong end = Machine<TArch>.StructPageAddress(page.HeadPfn + page.Frames);
+        ulong leafEnd = 0;
+        ulong leafFrame = 0;
         for (ulong va = start & ~(TArch.PageSize - 1); va < end; va += TArch.PageSize)
         {
-            if (!_machine.PageTable.TryTranslate(va, out ulong pa))
+            if (va >= leafEnd)
             {
-                throw new InvalidOperationException($"the vmemmap at 0x{va:x} is not mapped");
+                // One walk per leaf: a boot block maps many of these vmemmap pages at once.
+                WalkResult w = _machine.PageTable.Walk(va);
+                if (!w.IsLeaf)
+                {
+                    throw new InvalidOperationException($"the vmemmap at 0x{va:x} is not mapped");
+                }
+
+                ulong leafSize = TArch.LevelSize(w.Level);
+                leafEnd = (va & ~(leafSize - 1)) + leafSize;
+                leafFrame = TArch.PfnOf(w.Level, w.Entry) + ((va & (leafSize - 1)) >> TArch.PageShift);
+            }
+            else
+            {
+                leafFrame++;
             }
 
-            ulong frame = pa >> TArch.PageShift;
+            ulong frame = leafFrame;
             if (_machine.Frames.IsMaterialized(frame) || _machine.Owners[frame] != FrameOwner.BootVmemmap)
             {
                 // Only this page's struct pages: a small huge page shares its vmemmap frame with others.

@@ -1,0 +1,107 @@
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+using Hvo.HugeTlb;
+using Hvo.Paging;
+
+namespace Hvo.Cli;
+
+/// <summary>One simulation: boot, grow each requested pool, collect the report.</summary>
+internal sealed class SimulationRun(MachineConfig config, HvoPolicy policy, bool hvoOn, (ulong Size, ulong Count)[] request) : IArchVisitor<SimulationReport>
+{
+    public SimulationReport Visit<TArch>() where TArch : struct, IPagingArch
+    {
+        var clock = Stopwatch.StartNew();
+        using Machine<TArch> machine = Machine<TArch>.Boot(config);
+        double bootMs = clock.Elapsed.TotalMilliseconds;
+        var optimizer = new HvoOptimizer<TArch>(machine, policy, new HvoSwitches(bootParameter: hvoOn));
+        var pool = new HugeTlbPool<TArch>(machine, optimizer);
+        clock.Restart();
+        foreach ((ulong size, ulong count) in request)
+        {
+            pool.SetNrHugepages(pool.Hstate(size), count);
+        }
+
+        double growMs = clock.Elapsed.TotalMilliseconds;
+        HvoCounters c = optimizer.Total;
+        return new SimulationReport(
+            TArch.Name,
+            TArch.Info.Title,
+            config,
+            policy.Name,
+            hvoOn,
+            pool.MemInfo(),
+            pool.Hstates.Select(h => new HstateReport(h.Size, h.NrHugePages, h.FreeHugePages, h.SurplusHugePages, (ulong)pool.Pages(h).Count(p => p.VmemmapOptimized))).ToArray(),
+            new HvoReport(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize)),
+            bootMs,
+            growMs,
+            machine.Frames.MaterializedBytes);
+    }
+}
+
+internal sealed record HstateReport(ulong PageSize, ulong NrHugepages, ulong Free, ulong Surplus, ulong Optimized);
+
+internal sealed record HvoReport(long VmemmapPagesFreed, long VmemmapPagesRestored, long PteTablesAllocated, long PmdsSplit, long OptimizeFailures, long RestoreFailures, long TlbFlushes, long NetBytesSaved);
+
+/// <summary>The report of DESIGN.md section 4: /proc/meminfo text plus HVO's counters, or one JSON object.</summary>
+internal sealed record SimulationReport(
+    string Arch, string Title, MachineConfig Config, string Policy, bool HvoEnabled, MemInfo MemInfo,
+    HstateReport[] Hstates, HvoReport Hvo, double BootMs, double GrowMs, long HostFrameBytes)
+{
+    public string ToText()
+    {
+        var o = new StringWriter(CultureInfo.InvariantCulture);
+        o.WriteLine($"hvo simulate: {Arch} ({Title}), {Sizes.Format(Config.MemoryBytes)}, {Config.Nodes} node(s), policy {Policy}, HVO {(HvoEnabled ? "on" : "off")}");
+        o.WriteLine($"booted in {BootMs:0} ms; pool grown in {GrowMs:0} ms; simulated frame bytes kept: {HostFrameBytes / 1024} kB");
+        o.WriteLine();
+        o.Write(MemInfo.Format());
+        foreach (HstateReport h in Hstates.Where(h => h.NrHugepages > 0))
+        {
+            o.WriteLine($"hugepages-{h.PageSize / 1024}kB: nr_hugepages {h.NrHugepages}, free {h.Free}, surplus {h.Surplus}, vmemmap optimized {h.Optimized}");
+        }
+
+        o.WriteLine($"HVO vmemmap pages freed:    {Hvo.VmemmapPagesFreed,12}");
+        o.WriteLine($"HVO vmemmap pages restored: {Hvo.VmemmapPagesRestored,12}");
+        o.WriteLine($"HVO PTE tables allocated:   {Hvo.PteTablesAllocated,12}");
+        o.WriteLine($"HVO PMDs split:             {Hvo.PmdsSplit,12}");
+        o.WriteLine($"HVO optimizations failed:   {Hvo.OptimizeFailures,12}");
+        o.WriteLine($"HVO restores failed:        {Hvo.RestoreFailures,12}");
+        o.WriteLine($"HVO TLB flushes:            {Hvo.TlbFlushes,12}");
+        o.WriteLine($"HVO net bytes saved:        {Hvo.NetBytesSaved,12}");
+        return o.ToString();
+    }
+
+    public string ToJson()
+    {
+        var doc = new Dictionary<string, object>
+        {
+            ["arch"] = Arch,
+            ["policy"] = Policy,
+            ["hvoEnabled"] = HvoEnabled,
+            ["meminfo"] = MemInfo.Fields.ToDictionary(kv => kv.Key, kv => kv.Value),
+            ["hstates"] = Hstates.Select(h => new Dictionary<string, object>
+            {
+                ["pageSize"] = h.PageSize,
+                ["nrHugepages"] = h.NrHugepages,
+                ["free"] = h.Free,
+                ["surplus"] = h.Surplus,
+                ["optimized"] = h.Optimized,
+            }).ToArray(),
+            ["hvo"] = new Dictionary<string, object>
+            {
+                ["vmemmapPagesFreed"] = Hvo.VmemmapPagesFreed,
+                ["vmemmapPagesRestored"] = Hvo.VmemmapPagesRestored,
+                ["pteTablesAllocated"] = Hvo.PteTablesAllocated,
+                ["pmdsSplit"] = Hvo.PmdsSplit,
+                ["optimizeFailures"] = Hvo.OptimizeFailures,
+                ["restoreFailures"] = Hvo.RestoreFailures,
+                ["tlbFlushes"] = Hvo.TlbFlushes,
+                ["netBytesSaved"] = Hvo.NetBytesSaved,
+            },
+        };
+        return JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
+}
