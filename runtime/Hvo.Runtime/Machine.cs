@@ -157,6 +157,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         CheckFrameUnreachable(pfn, "free_vmemmap_page");
         FrameOwner owner = Owners[pfn];
         Frames.Discard(pfn);
+        BootVmemmap.ForgetCopy(pfn);
         switch (owner)
         {
             case FrameOwner.BootVmemmap:
@@ -170,9 +171,21 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         }
     }
 
-    /// <summary>copy_page: the contents of frame <paramref name="from"/> (deferred contents included) into <paramref name="to"/>.</summary>
+    /// <summary>
+    /// copy_page: the contents of frame <paramref name="from"/> into <paramref name="to"/>. A copy of a
+    /// vmemmap page nobody wrote into a runtime vmemmap frame nobody wrote stays deferred (it holds
+    /// what that vmemmap page holds); anything else is copied byte for byte.
+    /// </summary>
     public void CopyFrame(ulong from, ulong to)
     {
+        if (!Frames.IsMaterialized(from) && !Frames.IsMaterialized(to) && Owners[to] == FrameOwner.RuntimeVmemmap &&
+            Owners[from] is FrameOwner.BootVmemmap or FrameOwner.RuntimeVmemmap && BootVmemmap.TryGetVirtualAddress(from, out ulong va))
+        {
+            BootVmemmap.AddDeferredCopy(to, va);
+            return;
+        }
+
+        BootVmemmap.ForgetCopy(to);
         Span<byte> destination = Frames.Write(to);
         if (Frames.IsMaterialized(from) || !BootVmemmap.TryFill(from, destination))
         {

@@ -340,10 +340,23 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         Total.FullFlush();
     }
 
-    /// <summary>HPageVmemmapOptimized lives in the head page's flags; a reader of struct pages sees it.</summary>
+    /// <summary>
+    /// HPageVmemmapOptimized lives in the head page's flags: written there if the head's vmemmap
+    /// frame holds bytes; a deferred head page shows it from the page's state when read.
+    /// </summary>
     private void SetOptimizedFlag(HugePage page, bool optimized)
     {
         ulong va = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        if (!_machine.PageTable.TryTranslate(va, out ulong pa))
+        {
+            throw new InvalidOperationException($"{page}: its head struct page is not mapped");
+        }
+
+        if (!_machine.Frames.IsMaterialized(pa >> TArch.PageShift))
+        {
+            return;
+        }
+
         Span<byte> head = stackalloc byte[TArch.StructPageBytes];
         if (_machine.Mmu.Read(_machine.CurrentCpu, va, head) != AccessFault.None)
         {

@@ -68,7 +68,7 @@ internal struct RestorePteVisitor<TArch> : IRemapPteVisitor where TArch : struct
         Machine.CopyFrame(ReusePfn, frame);
         if (ResetStructPages)
         {
-            ResetCopiedHead(Machine.Frames.Write(frame));
+            ResetCopiedHead(Machine.Mmu.Materialize(frame));
         }
 
         // smp_wmb: the copy is visible before the PTE that maps it.

@@ -10,10 +10,15 @@ namespace Hvo.Vmemmap;
 /// struct pages memmap_init would have written, produced from the pfn on demand (the kernel's
 /// deferred struct page init). A 1 TiB machine's 16 GiB of struct pages cost nothing until
 /// something writes one; a frame that leaves the vmemmap (HVO frees it) stops being produced.
+/// A runtime vmemmap frame that received a copy of such a page (copy_page of a head page or of
+/// the reuse page) is deferred the same way: it holds what the vmemmap page it copied holds,
+/// until somebody writes it.
 /// </summary>
 public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPagingArch
 {
     private readonly List<Block> _blocks = new();
+    private readonly Dictionary<ulong, ulong> _copies = new();
+    private readonly System.Threading.Lock _copiesLock = new();
     private readonly FrameOwnerTable _owners;
     private readonly Func<ulong, StructPageOrigin> _origin;
     private bool _sorted = true;
@@ -43,9 +48,47 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         Frames += count;
     }
 
-    /// <summary>The vmemmap address a boot vmemmap frame backs.</summary>
+    /// <summary>Runtime frames holding a deferred copy.</summary>
+    public int DeferredCopies
+    {
+        get
+        {
+            lock (_copiesLock)
+            {
+                return _copies.Count;
+            }
+        }
+    }
+
+    /// <summary>copy_page into an unwritten runtime frame of a vmemmap page still deferred: the copy is deferred too.</summary>
+    public void AddDeferredCopy(ulong frame, ulong va)
+    {
+        lock (_copiesLock)
+        {
+            _copies[frame] = va;
+        }
+    }
+
+    /// <summary>The frame left the vmemmap (or was written): it no longer holds a deferred copy.</summary>
+    public void ForgetCopy(ulong frame)
+    {
+        lock (_copiesLock)
+        {
+            _copies.Remove(frame);
+        }
+    }
+
+    /// <summary>The vmemmap address whose struct pages an unwritten vmemmap frame holds.</summary>
     public bool TryGetVirtualAddress(ulong pfn, out ulong va)
     {
+        lock (_copiesLock)
+        {
+            if (_copies.TryGetValue(pfn, out va))
+            {
+                return true;
+            }
+        }
+
         if (!_sorted)
         {
             _blocks.Sort((a, b) => a.Frame.CompareTo(b.Frame));
@@ -78,7 +121,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
     public bool TryFill(ulong pfn, Span<byte> frame)
     {
-        if (_owners[pfn] != FrameOwner.BootVmemmap || !TryGetVirtualAddress(pfn, out ulong va))
+        if (_owners[pfn] is not (FrameOwner.BootVmemmap or FrameOwner.RuntimeVmemmap) || !TryGetVirtualAddress(pfn, out ulong va))
         {
             return false;
         }
@@ -122,6 +165,10 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             if (o.CompoundOrder > 0)
             {
                 StructPage.InitializeCompound(page, o.Node, o.Zone, pfn - o.CompoundHead, TArch.VmemmapStart + (o.CompoundHead * (ulong)size), o.CompoundOrder);
+                if (pfn == o.CompoundHead && o.VmemmapOptimized)
+                {
+                    StructPage.SetFlags(page, StructPage.Flags(page) | StructPage.PgHugeVmemmapOptimized);
+                }
             }
             else
             {
@@ -135,6 +182,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
 /// <summary>
 /// What a struct page holds while nobody wrote it: the pfn's node and zone, whether boot kept the
-/// frame, and, for a frame of a prepared compound page, its head and order (order 0: none).
+/// frame, and, for a frame of a prepared compound page, its head and order (order 0: none) and
+/// whether HPageVmemmapOptimized is set in the head.
 /// </summary>
-public readonly record struct StructPageOrigin(int Node, int Zone, bool Reserved, ulong CompoundHead = 0, int CompoundOrder = 0);
+public readonly record struct StructPageOrigin(int Node, int Zone, bool Reserved, ulong CompoundHead = 0, int CompoundOrder = 0, bool VmemmapOptimized = false);

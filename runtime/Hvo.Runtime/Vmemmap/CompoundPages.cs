@@ -16,7 +16,7 @@ namespace Hvo.Vmemmap;
 public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
 {
     private readonly Machine<TArch> _machine;
-    private readonly Dictionary<ulong, int> _heads = new();
+    private readonly Dictionary<ulong, HugePage> _heads = new();
     private readonly SortedSet<int> _orders = new();
     private readonly Lock _lock = new();
 
@@ -33,26 +33,33 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
         }
     }
 
-    /// <summary>The compound page <paramref name="pfn"/> belongs to, if it was prepared as one.</summary>
-    public bool TryGetHead(ulong pfn, out ulong head, out int order)
+    /// <summary>The huge page <paramref name="pfn"/> belongs to, if it was prepared as a compound page.</summary>
+    public bool TryGetPage(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out HugePage? page)
     {
         lock (_lock)
         {
             foreach (int o in _orders)
             {
                 ulong h = pfn & ~((1UL << o) - 1);
-                if (_heads.TryGetValue(h, out int found) && found == o)
+                if (_heads.TryGetValue(h, out HugePage? found) && found.Order == o)
                 {
-                    head = h;
-                    order = o;
+                    page = found;
                     return true;
                 }
             }
         }
 
-        head = 0;
-        order = 0;
+        page = null;
         return false;
+    }
+
+    /// <summary>The compound page <paramref name="pfn"/> belongs to, if it was prepared as one.</summary>
+    public bool TryGetHead(ulong pfn, out ulong head, out int order)
+    {
+        bool found = TryGetPage(pfn, out HugePage? page);
+        head = page?.HeadPfn ?? 0;
+        order = page?.Order ?? 0;
+        return found;
     }
 
     /// <summary>prep_new_hugetlb_folio: the page's struct pages become a compound page.</summary>
@@ -60,7 +67,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     {
         lock (_lock)
         {
-            _heads.Add(page.HeadPfn, page.Order);
+            _heads.Add(page.HeadPfn, page);
             _orders.Add(page.Order);
         }
 
@@ -80,7 +87,9 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
 
     /// <summary>What an unwritten struct page of <paramref name="pfn"/> holds now.</summary>
     public StructPageOrigin Origin(StructPageOrigin boot, ulong pfn) =>
-        TryGetHead(pfn, out ulong head, out int order) ? boot with { Reserved = false, CompoundHead = head, CompoundOrder = order } : boot;
+        TryGetPage(pfn, out HugePage? page)
+            ? boot with { Reserved = false, CompoundHead = page.HeadPfn, CompoundOrder = page.Order, VmemmapOptimized = page.VmemmapOptimized }
+            : boot;
 
     // Frames holding bytes are rewritten with what the struct pages are now; deferred ones follow Origin by themselves.
     private void RewriteWrittenFrames(HugePage page)
@@ -110,7 +119,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
             }
 
             ulong frame = leafFrame;
-            if (_machine.Frames.IsMaterialized(frame) || _machine.Owners[frame] != FrameOwner.BootVmemmap)
+            if (_machine.Frames.IsMaterialized(frame) || !_machine.BootVmemmap.TryGetVirtualAddress(frame, out _))
             {
                 // Only this page's struct pages: a small huge page shares its vmemmap frame with others.
                 ulong from = Math.Max(va, start);
