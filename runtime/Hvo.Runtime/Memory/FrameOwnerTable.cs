@@ -117,19 +117,19 @@ public sealed class FrameOwnerTable
         FrameOwner[]? mixed = _mixed[block];
         if (mixed is not null)
         {
+            // A block that once mixed keeps its per-frame array (frames change hands in the same
+            // blocks again and again, and a reader may still hold the array): fill it instead.
             for (ulong i = 0; i < frames; i++)
             {
                 _counts[(int)mixed[i]]--;
             }
 
-            Volatile.Write(ref _mixed[block], null);
-            MixedBlocks--;
-        }
-        else
-        {
-            _counts[(int)_uniform[block]] -= (long)frames;
+            Array.Fill(mixed, owner, 0, (int)frames);
+            _counts[(int)owner] += (long)frames;
+            return;
         }
 
+        _counts[(int)_uniform[block]] -= (long)frames;
         _uniform[block] = owner;
         _counts[(int)owner] += (long)frames;
     }
