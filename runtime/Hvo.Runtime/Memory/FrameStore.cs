@@ -90,6 +90,9 @@ public sealed unsafe class FrameStore : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<ulong> Table(ulong pfn) => new(At(pfn), _entriesPerTable);
 
+    /// <summary>A copy of what <see cref="Table"/> needs, for a walker to keep in registers.</summary>
+    public TableView Tables => new(_base, PageShift, Frames, _entriesPerTable);
+
     /// <summary>Forget the frame's bytes: it reads as zeroes again and the host memory goes back.</summary>
     public void Discard(ulong pfn)
     {
@@ -154,6 +157,40 @@ public sealed unsafe class FrameStore : IDisposable
         _disposed = true;
         HostMemory.Free(_base, _bytes, _mapped);
     }
+}
+
+/// <summary>
+/// Page-table frames of a <see cref="FrameStore"/> as entries, from a copy of the store's base and
+/// geometry: the walkers' hot path without a load through the store object per level. Valid while
+/// the store lives; each pfn is checked against the machine's frame count before it becomes an address.
+/// </summary>
+public readonly unsafe struct TableView
+{
+    private readonly byte* _base;
+    private readonly int _shift;
+    private readonly ulong _frames;
+    private readonly int _entries;
+
+    internal TableView(byte* @base, int shift, ulong frames, int entries)
+    {
+        _base = @base;
+        _shift = shift;
+        _frames = frames;
+        _entries = entries;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Span<ulong> Table(ulong pfn)
+    {
+        if (pfn >= _frames)
+        {
+            Throw(pfn);
+        }
+
+        return new Span<ulong>(_base + (pfn << _shift), _entries);
+    }
+
+    private static void Throw(ulong pfn) => throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine");
 }
 
 /// <summary>

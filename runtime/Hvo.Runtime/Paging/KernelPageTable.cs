@@ -212,14 +212,16 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     {
         private readonly KernelPageTable<TArch> _pt;
         private readonly FrameStore _frames;
+        private readonly TableView _tables;
 
         public Context(KernelPageTable<TArch> pageTable)
         {
             _pt = pageTable;
             _frames = pageTable.Frames;
+            _tables = pageTable.Frames.Tables;
         }
 
-        public Span<ulong> Table(ulong pfn) => _frames.Table(pfn);
+        public Span<ulong> Table(ulong pfn) => _tables.Table(pfn);
 
         public bool TryAllocTable(int level, out ulong pfn)
         {
