@@ -1,0 +1,90 @@
+using System;
+using System.Linq;
+using Hvo.HugeTlb;
+using Hvo.Memory;
+using Hvo.Vmemmap;
+
+namespace Hvo.Runtime.Tests.HugeTlb;
+
+/// <summary>
+/// What a real Linux 6.1 x86-64 kernel shows (DESIGN.md 1.3a), on the simulated one: the pool and
+/// the real policy together, with the kernel's behaviour of the time (reserve 1, no head copy:
+/// the v5.18 policy). Every number comes from the spec's arithmetic, none is typed in.
+/// </summary>
+[TestClass]
+public sealed class KernelMeasurementTests
+{
+    private const ulong TwoMiB = 2UL << 20;
+
+    [TestMethod]
+    public void GrowingChangesFreeMemoryByThePagesLessWhatHvoFreesPlusTheNewTables()
+    {
+        using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 16UL << 30, Strict = true });
+        var hvo = new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.V5_18);
+        var pool = new HugeTlbPool<Arch.X86_64>(m, hvo);
+        ulong freedKb = HugePageVmemmap.For(Arch.X86_64.Info, TwoMiB).FreedPages(HvoPolicy.V5_18.ReservePages) * Arch.X86_64.PageSize / 1024;
+        ulong tableKb = Arch.X86_64.PageSize / 1024;
+        const ulong N = 1000;
+        long free0 = (long)(m.MemFreeBytes / 1024);
+        long total0 = (long)(m.MemTotalBytes / 1024);
+
+        pool.SetNrHugepages(pool.Hstate(TwoMiB), N);
+
+        long t = hvo.Total.PmdsSplit;
+        Assert.IsTrue(t >= (long)Math.Ceiling(N / 64.0), "at least one vmemmap PMD per 64 pages");
+        Assert.AreEqual(-(long)(2048 * N) + (long)(freedKb * N) - (t * (long)tableKb), (long)(m.MemFreeBytes / 1024) - free0, "-2048N + 28N - 4T kB");
+        Assert.AreEqual((long)(freedKb * N), (long)(m.MemTotalBytes / 1024) - total0, "MemTotal rises by the boot vmemmap given back");
+
+        pool.SetNrHugepages(pool.Hstate(TwoMiB), 0);
+
+        Assert.AreEqual(-(t * (long)tableKb), (long)(m.MemFreeBytes / 1024) - free0, "a full cycle costs exactly the tables: restore took 28N kB of ordinary pages back");
+        Assert.AreEqual((long)(freedKb * N), (long)(m.MemTotalBytes / 1024) - total0, "MemTotal never comes back down");
+
+        long freeAfterCycle = (long)(m.MemFreeBytes / 1024);
+        pool.SetNrHugepages(pool.Hstate(TwoMiB), N);
+        pool.SetNrHugepages(pool.Hstate(TwoMiB), 0);
+        Assert.AreEqual(t, hvo.Total.PmdsSplit, "a second cycle on the same ground needs no new tables");
+        Assert.AreEqual(freeAfterCycle, (long)(m.MemFreeBytes / 1024));
+        Assert.AreEqual(0, m.Violations.Count, string.Join("\n", m.Violations.Snapshot()));
+    }
+
+    [TestMethod]
+    public void BootTimeGiganticPagesWithHvoRaiseMemTotalByWhatTheyFree()
+    {
+        ulong oneGiB = 1UL << 30;
+        long Boot(bool hvoOn)
+        {
+            var line = HugeTlbCommandLine.Parse("hugepagesz=1G hugepages=3", Arch.X86_64.Info);
+            using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 16UL << 30, BootHugePages = line });
+            var pool = new HugeTlbPool<Arch.X86_64>(m, new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.V5_18, new HvoSwitches(bootParameter: hvoOn)));
+            Assert.AreEqual(3UL, pool.NrHugepages(pool.Hstate(oneGiB)));
+            return (long)(m.MemTotalBytes / 1024);
+        }
+
+        ulong freedKb = HugePageVmemmap.For(Arch.X86_64.Info, oneGiB).FreedPages(HvoPolicy.V5_18.ReservePages) * Arch.X86_64.PageSize / 1024;
+        Assert.AreEqual((long)(3 * freedKb), Boot(hvoOn: true) - Boot(hvoOn: false), "16380 kB per 1 GiB page");
+    }
+
+    [TestMethod]
+    public void DemotingAnOptimizedGiganticPageCostsTheDifferenceAndNoNewTable()
+    {
+        using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 8UL << 30, Strict = true });
+        var hvo = new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.V5_18);
+        var pool = new HugeTlbPool<Arch.X86_64>(m, hvo);
+        Hstate<Arch.X86_64> giant = pool.Hstate(1UL << 30);
+        pool.SetNrHugepages(giant, 1);
+        long free0 = (long)(m.MemFreeBytes / 1024);
+        long total0 = (long)(m.MemTotalBytes / 1024);
+        long tables0 = hvo.Total.PteTablesAllocated;
+
+        Assert.AreEqual(HugeTlbStatus.Ok, pool.Demote(giant).Status);
+
+        ulong giantKb = HugePageVmemmap.For(Arch.X86_64.Info, 1UL << 30).FreedPages(1) * 4;
+        ulong smallKb = HugePageVmemmap.For(Arch.X86_64.Info, TwoMiB).FreedPages(1) * 4;
+        Assert.AreEqual(-(long)(giantKb - (512 * smallKb)), (long)(m.MemFreeBytes / 1024) - free0, "16380 - 512*28 kB");
+        Assert.AreEqual(total0, (long)(m.MemTotalBytes / 1024), "MemTotal does not move");
+        Assert.AreEqual(tables0, hvo.Total.PteTablesAllocated, "no new PTE table");
+        Assert.AreEqual(512UL, pool.NrHugepages(pool.Hstate(TwoMiB)));
+        Assert.AreEqual(512, pool.Pages(pool.Hstate(TwoMiB)).Count(p => p.VmemmapOptimized));
+    }
+}
