@@ -179,7 +179,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     public void CopyFrame(ulong from, ulong to)
     {
         if (!Frames.IsMaterialized(from) && !Frames.IsMaterialized(to) && Owners[to] == FrameOwner.RuntimeVmemmap &&
-            Owners[from] is FrameOwner.BootVmemmap or FrameOwner.RuntimeVmemmap && BootVmemmap.TryGetVirtualAddress(from, out ulong va))
+            BootVmemmap.TryGetVirtualAddress(from, out ulong va))
         {
             BootVmemmap.AddDeferredCopy(to, va);
             return;

@@ -79,16 +79,42 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     }
 
     /// <summary>The vmemmap address whose struct pages an unwritten vmemmap frame holds.</summary>
-    public bool TryGetVirtualAddress(ulong pfn, out ulong va)
+    public bool TryGetVirtualAddress(ulong pfn, out ulong va) =>
+        _owners[pfn] switch
+        {
+            FrameOwner.BootVmemmap => TryGetBootAddress(pfn, out va),
+            FrameOwner.RuntimeVmemmap => TryGetCopyAddress(pfn, out va),
+            _ => NotVmemmap(out va),
+        };
+
+    public bool TryFill(ulong pfn, Span<byte> frame)
+    {
+        if (!TryGetVirtualAddress(pfn, out ulong va))
+        {
+            return false;
+        }
+
+        FillStructPages(va, frame, _origin);
+        return true;
+    }
+
+    private static bool NotVmemmap(out ulong va)
+    {
+        va = 0;
+        return false;
+    }
+
+    private bool TryGetCopyAddress(ulong pfn, out ulong va)
     {
         lock (_copiesLock)
         {
-            if (_copies.TryGetValue(pfn, out va))
-            {
-                return true;
-            }
+            return _copies.TryGetValue(pfn, out va);
         }
+    }
 
+    // A frame boot populated (and that still belongs to the vmemmap): where in the vmemmap it sits.
+    private bool TryGetBootAddress(ulong pfn, out ulong va)
+    {
         if (!_sorted)
         {
             _blocks.Sort((a, b) => a.Frame.CompareTo(b.Frame));
@@ -117,17 +143,6 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
         va = 0;
         return false;
-    }
-
-    public bool TryFill(ulong pfn, Span<byte> frame)
-    {
-        if (_owners[pfn] is not (FrameOwner.BootVmemmap or FrameOwner.RuntimeVmemmap) || !TryGetVirtualAddress(pfn, out ulong va))
-        {
-            return false;
-        }
-
-        FillStructPages(va, frame, _origin);
-        return true;
     }
 
     /// <summary>

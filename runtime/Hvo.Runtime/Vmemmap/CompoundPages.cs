@@ -17,7 +17,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
 {
     private readonly Machine<TArch> _machine;
     private readonly Dictionary<ulong, HugePage> _heads = new();
-    private readonly SortedSet<int> _orders = new();
+    private int[] _orders = [];
     private readonly Lock _lock = new();
 
     public CompoundPages(Machine<TArch> machine) => _machine = machine;
@@ -68,7 +68,10 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
         lock (_lock)
         {
             _heads.Add(page.HeadPfn, page);
-            _orders.Add(page.Order);
+            if (Array.IndexOf(_orders, page.Order) < 0)
+            {
+                _orders = [.. _orders, page.Order];
+            }
         }
 
         RewriteWrittenFrames(page);
