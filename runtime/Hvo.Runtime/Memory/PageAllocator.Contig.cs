@@ -30,26 +30,18 @@ public sealed partial class PageAllocator
         int order = BitOperations.Log2(frames);
         lock (_lock)
         {
-            _allocCalls++;
-            if (Faults?.ShouldFail(site, order, gfp) == true)
+            if (InjectFailure(site, order, gfp))
             {
-                _injectedFailures++;
                 return Fail(gfp, out pfn);
             }
 
-            int highest = HighestZone(gfp);
-            int nodes = (gfp & Gfp.ThisNode) != 0 ? 1 : Layout.Nodes;
-            for (int i = 0; i < nodes; i++)
+            foreach (Zone zone in Zonelist(nid, gfp))
             {
-                Zone[] zones = _zones[(nid + i) % Layout.Nodes];
-                for (int z = highest; z >= 0; z--)
+                if (TryFindContig(zone, frames, out pfn))
                 {
-                    if (TryFindContig(zones[z], frames, out pfn))
-                    {
-                        TakeRange(zones[z], pfn, pfn + frames);
-                        Owners.Transfer(pfn, frames, FrameOwner.Free, owner);
-                        return true;
-                    }
+                    TakeRange(zone, pfn, pfn + frames);
+                    Owners.Transfer(pfn, frames, FrameOwner.Free, owner);
+                    return true;
                 }
             }
 

@@ -200,30 +200,69 @@ public sealed partial class PageAllocator
         CheckOwner(owner);
         lock (_lock)
         {
-            _allocCalls++;
-            if (Faults?.ShouldFail(site, order, gfp) == true)
+            if (InjectFailure(site, order, gfp))
             {
-                _injectedFailures++;
                 return Fail(gfp, out pfn);
             }
 
             int highest = HighestZone(gfp);
-            int nodes = (gfp & Gfp.ThisNode) != 0 ? 1 : Layout.Nodes;
-            for (int i = 0; i < nodes; i++)
+            foreach (Zone zone in Zonelist(nid, gfp))
             {
-                Zone[] zones = _zones[(nid + i) % Layout.Nodes];
-                for (int z = highest; z >= 0; z--)
+                if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && TryRmqueue(zone, order, out pfn))
                 {
-                    Zone zone = zones[z];
-                    if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && TryRmqueue(zone, order, out pfn))
-                    {
-                        Commit(zone, pfn, order, gfp, owner);
-                        return true;
-                    }
+                    Commit(zone, pfn, order, gfp, owner);
+                    return true;
                 }
             }
 
             return Fail(gfp, out pfn);
+        }
+    }
+
+    /// <summary>should_fail_alloc_page, with the call counted whatever it decides.</summary>
+    private bool InjectFailure(AllocSite site, int order, Gfp gfp)
+    {
+        _allocCalls++;
+        if (Faults?.ShouldFail(site, order, gfp) != true)
+        {
+            return false;
+        }
+
+        _injectedFailures++;
+        return true;
+    }
+
+    /// <summary>
+    /// The zonelist of a request (build_zonelists): the node's zones from the highest the request
+    /// allows down, then, without __GFP_THISNODE, the other nodes' in node order from the next one.
+    /// </summary>
+    private ZonelistWalk Zonelist(int nid, Gfp gfp) =>
+        new(_zones, nid, (gfp & Gfp.ThisNode) != 0 ? 1 : Layout.Nodes, HighestZone(gfp));
+
+    private struct ZonelistWalk(Zone[][] zones, int nid, int nodes, int highest)
+    {
+        private int _node = -1;
+        private int _zone = -1;
+
+        public readonly ZonelistWalk GetEnumerator() => this;
+
+        public readonly Zone Current => zones[(nid + _node) % zones.Length][_zone];
+
+        public bool MoveNext()
+        {
+            if (_zone > 0)
+            {
+                _zone--;
+                return true;
+            }
+
+            if (++_node >= nodes)
+            {
+                return false;
+            }
+
+            _zone = highest;
+            return true;
         }
     }
 
