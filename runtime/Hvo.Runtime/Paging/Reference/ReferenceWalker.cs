@@ -165,7 +165,7 @@ public sealed class ReferenceWalker
             ulong next = boundary - 1 < end - 1 ? boundary : end;
             if (info.CanMapLeaf && Arch.Block is not null && Arch.Block.Matches(entry))
             {
-                SplitFlags split = SplitFlags.None;
+                SplitFlags split = (flags & RemapWalkFlags.NoTlbFlushOnSplit) != 0 ? SplitFlags.NoTlbFlush : SplitFlags.None;
                 switch (SplitLeaf(ref ctx, rootPfn, level, addr, split))
                 {
                     case SplitStatus.NoMemory:
