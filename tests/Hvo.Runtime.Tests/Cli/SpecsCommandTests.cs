@@ -54,6 +54,42 @@ public sealed class SpecsCommandTests
     }
 
     [TestMethod]
+    public void SimulateJsonHasEveryContractKeyAndCountersThatAddUp()
+    {
+        var (exit, output, err) = Hvo("simulate", "--memory", "2G", "--hugepages", "2M:256", "--policy", "v5.14", "--json");
+        Assert.AreEqual(0, exit, err);
+        using JsonDocument doc = JsonDocument.Parse(output);
+        JsonElement root = doc.RootElement;
+        Assert.AreEqual("x86_64", root.GetProperty("arch").GetString());
+        Assert.AreEqual("v5.14", root.GetProperty("policy").GetString());
+        Assert.IsTrue(root.GetProperty("hvoEnabled").GetBoolean());
+        foreach (string key in new[] { "MemTotal", "MemFree", "HugePages_Total", "HugePages_Free", "HugePages_Surp", "Hugepagesize", "Hugetlb" })
+        {
+            Assert.IsTrue(root.GetProperty("meminfo").TryGetProperty(key, out _), key);
+        }
+
+        Assert.AreEqual(256, root.GetProperty("meminfo").GetProperty("HugePages_Total").GetInt32());
+        JsonElement hvo = root.GetProperty("hvo");
+        ulong freedPerPage = HugePageVmemmap.For(ArchRegistry.Find("x86_64")!.Info, 2UL << 20).FreedPages(VmemmapReserve.V5_14);
+        Assert.AreEqual((long)(256 * freedPerPage), hvo.GetProperty("vmemmapPagesFreed").GetInt64());
+        long tables = hvo.GetProperty("pteTablesAllocated").GetInt64();
+        Assert.AreEqual(hvo.GetProperty("pmdsSplit").GetInt64(), tables);
+        Assert.AreEqual(tables + 256, hvo.GetProperty("tlbFlushes").GetInt64(), "v5.14: one flush per split and one per page");
+        Assert.AreEqual(((long)(256 * freedPerPage) - tables) * 4096, hvo.GetProperty("netBytesSaved").GetInt64());
+        var hstate = root.GetProperty("hstates").EnumerateArray().Single(h => h.GetProperty("pageSize").GetUInt64() == 2UL << 20);
+        Assert.AreEqual(256, hstate.GetProperty("optimized").GetInt32());
+    }
+
+    [TestMethod]
+    public void SimulateRejectsAnUnknownPolicyNamingTheKnownOnes()
+    {
+        var (exit, _, err) = Hvo("simulate", "--policy", "v4.0");
+        Assert.AreEqual(2, exit);
+        StringAssert.Contains(err, "v4.0");
+        StringAssert.Contains(err, "v5.14");
+    }
+
+    [TestMethod]
     public void UnknownArchitectureListsTheKnownOnesAndExits2()
     {
         var (exit, _, err) = Hvo("simulate", "--arch", "sparc64");
