@@ -135,9 +135,10 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
             Violations.Add(new Violation(ViolationKind.FreedWhileInTlb, va, $"{what}: frame 0x{pfn:x} freed while CPU {cpu}'s TLB still maps it (freed before the flush)"));
         }
 
-        if (ReverseMap!.MappingsOf(pfn) > 0)
+        int mappings = ReverseMap!.MappingsOf(pfn);
+        if (mappings > 0)
         {
-            Violations.Add(new Violation(ViolationKind.FreedWhileMapped, pfn << TArch.PageShift, $"{what}: frame 0x{pfn:x} freed while {ReverseMap.MappingsOf(pfn)} page-table entries map it"));
+            Violations.Add(new Violation(ViolationKind.FreedWhileMapped, pfn << TArch.PageShift, $"{what}: frame 0x{pfn:x} freed while {mappings} page-table entries map it"));
         }
     }
 
@@ -186,11 +187,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         }
 
         BootVmemmap.ForgetCopy(to);
-        Span<byte> destination = Frames.Write(to);
-        if (Frames.IsMaterialized(from) || !BootVmemmap.TryFill(from, destination))
-        {
-            Frames.Read(from).CopyTo(destination);
-        }
+        Mmu.FrameContents(from).CopyTo(Frames.Write(to));
     }
 
     /// <summary>The struct page of <paramref name="pfn"/>, read through the MMU as a CPU would.</summary>
@@ -326,7 +323,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         Memblock.TryAlloc(node, frames, align, owner, out pfn);
 
     /// <summary>What the struct page of <paramref name="pfn"/> holds while nobody wrote it.</summary>
-    internal StructPageOrigin StructPageOriginOf(ulong pfn) =>
+    private StructPageOrigin StructPageOriginOf(ulong pfn) =>
         Compounds.Origin(new StructPageOrigin(Layout.NodeOf(pfn), Layout.ZoneOf(pfn), IsReservedAtBoot(pfn)), pfn);
 
     private bool IsReservedAtBoot(ulong pfn)

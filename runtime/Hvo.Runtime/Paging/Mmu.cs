@@ -112,6 +112,16 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
 
         ulong pfn = pa >> TArch.PageShift;
         int offset = (int)(pa & (TArch.PageSize - 1));
+        FrameContents(pfn).Slice(offset, destination.Length).CopyTo(destination);
+        return AccessFault.None;
+    }
+
+    /// <summary>
+    /// What frame <paramref name="pfn"/> holds: its bytes if written, else its deferred contents
+    /// (produced into a per-thread buffer, valid until this thread's next call), else zeroes.
+    /// </summary>
+    public ReadOnlySpan<byte> FrameContents(ulong pfn)
+    {
         FrameStore frames = _pageTable.Frames;
         if (!frames.IsMaterialized(pfn) && _content is not null)
         {
@@ -119,13 +129,11 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
             Span<byte> frame = scratch.AsSpan(0, frames.PageSize);
             if (_content.TryFill(pfn, frame))
             {
-                frame.Slice(offset, destination.Length).CopyTo(destination);
-                return AccessFault.None;
+                return frame;
             }
         }
 
-        frames.Read(pfn).Slice(offset, destination.Length).CopyTo(destination);
-        return AccessFault.None;
+        return frames.Read(pfn);
     }
 
     /// <summary>Write bytes at <paramref name="va"/> (inside one page) through the MMU; a read-only mapping traps.</summary>

@@ -98,6 +98,9 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         return true;
     }
 
+    /// <summary>The struct pages of the vmemmap at <paramref name="va"/> as they stand now, into <paramref name="bytes"/>.</summary>
+    public void FillStructPages(ulong va, Span<byte> bytes) => FillStructPages(va, bytes, _origin);
+
     private static bool NotVmemmap(out ulong va)
     {
         va = 0;

@@ -128,7 +128,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
                 ulong from = Math.Max(va, start);
                 ulong to = Math.Min(va + TArch.PageSize, end);
                 Span<byte> bytes = _machine.Mmu.Materialize(frame).Slice((int)(from - va), (int)(to - from));
-                BootVmemmap<TArch>.FillStructPages(from, bytes, _machine.StructPageOriginOf);
+                _machine.BootVmemmap.FillStructPages(from, bytes);
             }
         }
     }
