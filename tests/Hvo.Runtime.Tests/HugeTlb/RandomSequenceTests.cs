@@ -10,6 +10,7 @@ using Hvo.HugeTlb;
 using Hvo.Memory;
 using Hvo.Paging;
 using Hvo.Paging.Reference;
+using Hvo.Tests;
 using Hvo.Vmemmap;
 
 namespace Hvo.Runtime.Tests.HugeTlb;
@@ -51,14 +52,8 @@ public sealed class RandomSequenceTests
     [DynamicData(nameof(Cases))]
     public void ManyRandomSequencesAgreeWithTheInterpretedWalkerAndLeakNothing(string arch, string policy)
     {
-        if (Environment.GetEnvironmentVariable("HVO_LONG") != "1")
-        {
-            Assert.Inconclusive("the long random-sequence run is opt-in: set HVO_LONG=1 (and HVO_LONG_ITER=N, default 500 per case) to run it");
-        }
-
-        string? text = Environment.GetEnvironmentVariable("HVO_LONG_ITER");
-        long iterations = long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long n) && n > 0 ? n : 500;
-        Archs.Run(arch, new Runner(HvoPolicy.Find(policy)!, iterations));
+        LongRun.Require("the long random-sequence run (500 sequences per case by default)");
+        Archs.Run(arch, new Runner(HvoPolicy.Find(policy)!, LongRun.Iterations(500)));
     }
 
     // ---------------------------------------------------------------------------------------
