@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Threading;
 
 namespace Hvo.HugeTlb;
 
@@ -21,8 +22,13 @@ public sealed partial class HugeTlbPool<TArch>
     /// cannot be restored stays as a surplus page. Pages in use over the count become surplus,
     /// freed when released (adjust_pool_surplus +1).</item>
     /// </list>
+    /// Growing stops early, as set_max_huge_pages bails for a pending signal (Ctrl-C), when
+    /// <paramref name="cancel"/> is signalled: it is checked after each page allocated, and the
+    /// pages allocated so far are still prepared, optimized and enqueued, so the pool stays
+    /// consistent and <see cref="PoolResize.Interrupted"/> is set. The write still succeeds.
+    /// <paramref name="allocated"/> is told the number of fresh pages this write has allocated, after each one.
     /// </summary>
-    public PoolResize SetNrHugepages(Hstate<TArch> h, ulong count, int? nid = null)
+    public PoolResize SetNrHugepages(Hstate<TArch> h, ulong count, int? nid = null, CancellationToken cancel = default, Action<ulong>? allocated = null)
     {
         CheckHstate(h);
         CheckNode(nid);
@@ -44,13 +50,14 @@ public sealed partial class HugeTlbPool<TArch>
                 madePersistent++;
             }
 
-            var allocated = new List<HugePage>();
-            bool exhausted = count > h.PersistentHugePages && !AllocPoolPages(h, count - h.PersistentHugePages, nid, allocated);
-            PrepAndAddAllocatedFolios(h, allocated);
+            var fresh = new List<HugePage>();
+            bool interrupted = false;
+            bool exhausted = count > h.PersistentHugePages && !AllocPoolPages(h, count - h.PersistentHugePages, nid, fresh, cancel, allocated, out interrupted);
+            PrepAndAddAllocatedFolios(h, fresh);
             if (exhausted)
             {
                 h.MaxHugePages = h.PersistentHugePages;
-                return new PoolResize(requested, (ulong)allocated.Count, 0, madePersistent, 0, 0, h.MaxHugePages);
+                return new PoolResize(requested, (ulong)fresh.Count, 0, madePersistent, 0, 0, h.MaxHugePages, interrupted);
             }
 
             // Never free below the pages in use (and reserved).
@@ -70,7 +77,7 @@ public sealed partial class HugeTlbPool<TArch>
             }
 
             h.MaxHugePages = h.PersistentHugePages;
-            return new PoolResize(requested, (ulong)allocated.Count, freed, madePersistent, madeSurplus, restoreFailures, h.MaxHugePages);
+            return new PoolResize(requested, (ulong)fresh.Count, freed, madePersistent, madeSurplus, restoreFailures, h.MaxHugePages);
         }
     }
 
@@ -82,8 +89,13 @@ public sealed partial class HugeTlbPool<TArch>
     /// from the first node of the interleave that has one (alloc_pool_huge_folio). False when
     /// no allowed node could give one.
     /// </summary>
-    private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages)
+    private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages) =>
+        AllocPoolPages(h, count, only, pages, CancellationToken.None, null, out _);
+
+    // The loop of set_max_huge_pages: "Bail for signals. Probably ctrl-c from user" after each page.
+    private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages, CancellationToken cancel, Action<ulong>? allocated, out bool interrupted)
     {
+        interrupted = false;
         while ((ulong)pages.Count < count)
         {
             HugePage? page = AllocPoolHugeFolio(h, only);
@@ -93,6 +105,12 @@ public sealed partial class HugeTlbPool<TArch>
             }
 
             pages.Add(page);
+            allocated?.Invoke((ulong)pages.Count);
+            if (cancel.IsCancellationRequested && (ulong)pages.Count < count)
+            {
+                interrupted = true;
+                return false;
+            }
         }
 
         return true;

@@ -28,6 +28,7 @@ public enum HugeTlbStatus
 /// <param name="PersistentMadeSurplus">Pages in use turned surplus, to be freed when released (adjust_pool_surplus +1).</param>
 /// <param name="RestoreFailures">Pages whose vmemmap restore failed: they stay in the pool as surplus.</param>
 /// <param name="Persistent">persistent_huge_pages after the write.</param>
+/// <param name="Interrupted">Growth stopped for a pending signal (Ctrl-C) before the count was reached.</param>
 public readonly record struct PoolResize(
     ulong Requested,
     ulong Allocated,
@@ -35,7 +36,8 @@ public readonly record struct PoolResize(
     ulong SurplusMadePersistent,
     ulong PersistentMadeSurplus,
     ulong RestoreFailures,
-    ulong Persistent);
+    ulong Persistent,
+    bool Interrupted = false);
 
 /// <summary>What a write of the demote file did: pages demoted before it stopped, and its errno.</summary>
 public readonly record struct DemoteResult(ulong Demoted, HugeTlbStatus Status);
