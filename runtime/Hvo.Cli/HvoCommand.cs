@@ -66,7 +66,7 @@ public static class HvoCommand
             return 0;
         });
         root.Subcommands.Add(specs);
-        root.Subcommands.Add(SimulateCommand.Build(output));
+        root.Subcommands.Add(SimulateCommand.Build(output, error));
         return root;
     }
 }

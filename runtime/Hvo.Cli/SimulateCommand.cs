@@ -3,6 +3,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Threading;
+using Hvo.Cli.Plots;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Vmemmap;
@@ -15,7 +17,21 @@ namespace Hvo.Cli;
 /// </summary>
 public static class SimulateCommand
 {
-    public static Command Build(TextWriter output)
+    /// <summary>Writes of nr_hugepages per pool with --plot: the points of each curve.</summary>
+    public const int PlotWrites = 64;
+
+    public const string Examples =
+        "Examples:\n" +
+        "  hvo simulate                                        x86_64, 64G, half of it as 2M pages, v6.7\n" +
+        "  hvo simulate --policy v5.14 --json                  the seed's policy, one JSON object\n" +
+        "  hvo simulate --arch arm64-4k --memory 256G --hugepages 2M:4096,1G:64 --nodes 2\n" +
+        "  hvo simulate --policy v5.14 --batch                 v5.14 with v6.7's batched flushes: compare 'HVO TLB flushes'\n" +
+        "  hvo simulate --batch off                            v6.7 page by page (hugetlb_vmemmap_optimize per page)\n" +
+        "  hvo simulate --fail-alloc probability=10,times=-1,min-order=0,site=pte-table --seed 7\n" +
+        "                                                      splits fail 10% of the time; the same seed replays the run\n" +
+        "  hvo simulate --memory 8G --plot hvo.svg             curves over 64 writes and the vmemmap map, as SVG (or .png)";
+
+    public static Command Build(TextWriter output, TextWriter error)
     {
         var arch = new Option<string>("--arch") { Description = "Architecture (see 'hvo specs').", DefaultValueFactory = _ => "x86_64" };
         var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => "64G" };
@@ -23,10 +39,18 @@ public static class SimulateCommand
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
         var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}).", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
-        var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
-        var command = new Command("simulate", "Boot a simulated machine, grow the HugeTLB pool with HVO and report memory and HVO counters.\n\nExample: hvo simulate --arch x86_64 --memory 64G --hugepages 2M:16384 --policy v5.14")
+        var batch = new Option<string?>("--batch")
         {
-            arch, memory, nodes, hugepages, hvo, policy, json,
+            Description = "[on|off] Batch each write's pages as v6.7's hugetlb_vmemmap_optimize_folios does (split them all, one flush_tlb_all, remap them all, one flush_tlb_all), whatever the policy; 'off' optimizes page by page (hugetlb_vmemmap_optimize, a range flush per split and per page) even under v6.7. Default: the policy's own (v6.7 batches, earlier ones do not).",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var failAlloc = new Option<string?>("--fail-alloc") { Description = $"fail_page_alloc knobs, key=value[,...]: {FaultSpec.Keys}; sites: {FaultSpec.SiteList}. Unset knobs keep the kernel's defaults (times=1, min-order=1).", HelpName = "SPEC" };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of fail_page_alloc's draws: the same seed replays the same failures (default 0).", HelpName = "N" };
+        var plot = new Option<string?>("--plot") { Description = $"Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against the pool size, grown in {PlotWrites} writes of nr_hugepages, and the vmemmap's PMDs, split or still huge.", HelpName = "FILE" };
+        var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
+        var command = new Command("simulate", "Boot a simulated machine, grow the HugeTLB pool with HVO and report memory and HVO counters.\n\n" + Examples)
+        {
+            arch, memory, nodes, hugepages, hvo, policy, batch, failAlloc, seed, plot, json,
         };
         command.SetAction(p =>
         {
@@ -65,17 +89,92 @@ public static class SimulateCommand
             string policyName = p.GetValue(policy)!;
             HvoPolicy chosen = HvoPolicy.Find(policyName)
                 ?? throw new UsageException($"--policy: unknown policy '{policyName}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
+            if (p.GetResult(batch) is not null)
+            {
+                chosen = WithBatching(chosen, p.GetValue(batch));
+            }
+
+            FaultSpec? faults = p.GetValue(failAlloc) is { } spec ? FaultSpec.Parse(spec) : null;
+            string? plotPath = p.GetValue(plot);
+            if (plotPath is not null)
+            {
+                HvoPlot.FormatOf(plotPath);
+            }
 
             (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes);
-            var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount }, chosen, hvoOn, request);
-            SimulationReport report = entry.Accept(run);
+            ulong total = SimulationHooks.Total(request);
+
+            using var cts = new CancellationTokenSource();
+            using IDisposable ctrlC = LiveProgress.HookCtrlC(output, cts);
+            SimulationHooks hooks = null!;
+            SimulationReport report = LiveProgress.Run(
+                progress =>
+                {
+                    hooks = new SimulationHooks
+                    {
+                        Faults = faults,
+                        Seed = p.GetValue(seed),
+                        Writes = plotPath is null ? 1 : PlotWrites,
+                        Cancel = cts.Token,
+                        Progress = progress,
+                        Record = plotPath is not null,
+                    };
+                    var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount }, chosen, hvoOn, request) { Hooks = hooks };
+                    return entry.Accept(run);
+                },
+                total,
+                $"growing the HugeTLB pool to {total} pages",
+                LiveProgress.IsInteractive(output) ? LiveProgress.ErrorConsole() : null,
+                LiveProgress.Delay);
+
             output.Write(p.GetValue(json) ? report.ToJson() : report.ToText());
-            return 0;
+            if (hooks.Interrupted)
+            {
+                error.WriteLine($"hvo: interrupted: the pool grew by {hooks.Allocated} of {total} pages before Ctrl-C; the report is of what was done");
+            }
+
+            if (plotPath is not null)
+            {
+                string label = $"{report.Arch} {report.Policy}{(report.HvoEnabled ? string.Empty : " (HVO off)")}";
+                HvoPlot.Save(
+                    plotPath,
+                    $"{report.Arch}, {Sizes.Format(memoryBytes)}",
+                    [new GrowthSeries(label, hooks.Samples)],
+                    [new VmemmapPicture(label, hooks.Vmemmap!)]);
+                error.WriteLine($"hvo: wrote {plotPath} ({hooks.Samples.Count - 1} writes of nr_hugepages sampled)");
+            }
+
+            return hooks.Interrupted ? InterruptedExit : 0;
         });
         return command;
     }
 
-    private static (ulong Size, ulong Count)[] ParseHugepages(string? text, ArchInfo a, ulong memory)
+    /// <summary>Exit code after Ctrl-C: 128 + SIGINT, as a shell reports an interrupted command.</summary>
+    public const int InterruptedExit = 130;
+
+    /// <summary>--batch: the policy with v6.7's batching forced on or off; its name says so when that differs from the policy's own.</summary>
+    internal static HvoPolicy WithBatching(HvoPolicy policy, string? value)
+    {
+        bool on = value?.ToLowerInvariant() switch
+        {
+            null or "on" => true,
+            "off" => false,
+            _ => throw new UsageException($"--batch: '{value}' is not on or off (a bare --batch means on)"),
+        };
+        if (on == policy.Batched)
+        {
+            return policy;
+        }
+
+        return policy with
+        {
+            Name = policy.Name + (on ? "+batch" : "+nobatch"),
+            Batched = on,
+            Description = policy.Description + (on ? "; batched as v6.7 (--batch)" : "; page by page (--batch off)"),
+        };
+    }
+
+    internal static (ulong Size, ulong Count)[] ParseHugepages(string? text, ArchInfo a, ulong memory)
     {
         if (string.IsNullOrWhiteSpace(text))
         {

@@ -12,18 +12,19 @@ namespace Hvo.Cli;
 /// <summary>One simulation: boot, grow each requested pool, collect the report.</summary>
 internal sealed class SimulationRun(MachineConfig config, HvoPolicy policy, bool hvoOn, (ulong Size, ulong Count)[] request) : IArchVisitor<SimulationReport>
 {
+    /// <summary>Fault injection, stepwise growth, Ctrl-C, progress and plot samples (SimulationHooks.cs).</summary>
+    public SimulationHooks Hooks { get; init; } = new();
+
     public SimulationReport Visit<TArch>() where TArch : struct, IPagingArch
     {
         var clock = Stopwatch.StartNew();
         using Machine<TArch> machine = Machine<TArch>.Boot(config);
         double bootMs = clock.Elapsed.TotalMilliseconds;
+        Hooks.Arm(machine);
         var optimizer = new HvoOptimizer<TArch>(machine, policy, new HvoSwitches(bootParameter: hvoOn));
         var pool = new HugeTlbPool<TArch>(machine, optimizer);
         clock.Restart();
-        foreach ((ulong size, ulong count) in request)
-        {
-            pool.SetNrHugepages(pool.Hstate(size), count);
-        }
+        Hooks.Grow(pool, optimizer, request);
 
         double growMs = clock.Elapsed.TotalMilliseconds;
         HvoCounters c = optimizer.Total;

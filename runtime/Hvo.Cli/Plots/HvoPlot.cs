@@ -1,0 +1,169 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Hvo.Vmemmap;
+using ScottPlot;
+using SkiaSharp;
+
+namespace Hvo.Cli.Plots;
+
+/// <summary>One sample of a growing pool: its size and what HVO has saved and spent so far.</summary>
+/// <param name="HugePages">Huge pages in the pool (every size).</param>
+/// <param name="SavedBytes">Vmemmap given back: (pages freed - pages restored) x PAGE_SIZE.</param>
+/// <param name="PageTableBytes">PTE tables allocated by vmemmap splits x PAGE_SIZE.</param>
+public sealed record GrowthPoint(double HugePages, double SavedBytes, double PageTableBytes);
+
+/// <summary>One curve: a policy (or architecture) grown step by step.</summary>
+public sealed record GrowthSeries(string Label, IReadOnlyList<GrowthPoint> Points);
+
+/// <summary>One vmemmap map to draw, with a caption (the policy or architecture it belongs to).</summary>
+public sealed record VmemmapPicture(string Caption, VmemmapLeafMap Map);
+
+/// <summary>The image formats --plot writes, chosen by the file's extension.</summary>
+public enum PlotFormat
+{
+    Svg,
+    Png,
+}
+
+/// <summary>
+/// The --plot picture, from plain data so that any command can draw several policies or
+/// architectures: one image, rows top to bottom: (1) vmemmap memory saved against the number of
+/// huge pages, one curve per series; (2) the page-table cost (PTE tables allocated by splits)
+/// against the same axis; (3) one map per <see cref="VmemmapPicture"/>: a grid with a cell per
+/// vmemmap boot leaf (PMD), in address order, coloured still huge / split / split and holding
+/// optimized pages.
+/// </summary>
+public static class HvoPlot
+{
+    public const int Width = 1000;
+    public const int RowHeight = 340;
+
+    private static readonly (VmemmapLeafState State, string Label, Color Color)[] States =
+    [
+        (VmemmapLeafState.Huge, "still huge", Color.FromHex("#d9d9d9")),
+        (VmemmapLeafState.Split, "split, no optimized page now", Color.FromHex("#f4a259")),
+        (VmemmapLeafState.SplitOptimized, "split, holds optimized pages", Color.FromHex("#2a9d8f")),
+        (VmemmapLeafState.BasePages, "base pages since boot", Color.FromHex("#a8c5e6")),
+        (VmemmapLeafState.BasePagesOptimized, "base pages since boot, holds optimized pages", Color.FromHex("#264653")),
+    ];
+
+    /// <summary>The format for <paramref name="path"/>'s extension; a usage error for any other.</summary>
+    public static PlotFormat FormatOf(string path)
+    {
+        string ext = Path.GetExtension(path ?? string.Empty).ToLowerInvariant();
+        return ext switch
+        {
+            ".svg" => PlotFormat.Svg,
+            ".png" => PlotFormat.Png,
+            _ => throw new UsageException($"--plot: '{path}' does not end in .svg or .png; the picture is written as SVG or PNG by its extension"),
+        };
+    }
+
+    /// <summary>Draw the series and maps into <paramref name="path"/> (SVG or PNG by its extension).</summary>
+    public static void Save(string path, string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps)
+    {
+        ArgumentNullException.ThrowIfNull(series);
+        ArgumentNullException.ThrowIfNull(maps);
+        PlotFormat format = FormatOf(path);
+        Multiplot multiplot = Build(title, series, maps, out int height);
+        if (format == PlotFormat.Png)
+        {
+            multiplot.SavePng(path, Width, height);
+            return;
+        }
+
+        using FileStream stream = File.Create(path);
+        using (SKCanvas canvas = SKSvgCanvas.Create(new SKRect(0, 0, Width, height), stream))
+        {
+            multiplot.Render(canvas, new PixelRect(0, Width, height, 0));
+        }
+    }
+
+    private static Multiplot Build(string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, out int height)
+    {
+        var saved = new Plot();
+        var multiplot = new Multiplot(saved) { Layout = new ScottPlot.MultiplotLayouts.Rows() };
+        Plot cost = multiplot.AddPlot();
+        Curves(saved, series, p => p.SavedBytes / (1 << 20), $"{title}: vmemmap memory saved", "saved (MiB)");
+        Curves(cost, series, p => p.PageTableBytes / (1 << 10), "page-table cost: PTE tables allocated by vmemmap PMD splits", "PTE tables (KiB)");
+        foreach (VmemmapPicture map in maps)
+        {
+            Map(multiplot.AddPlot(), map);
+        }
+
+        height = RowHeight * (2 + maps.Count);
+        return multiplot;
+    }
+
+    private static void Curves(Plot plot, IReadOnlyList<GrowthSeries> series, Func<GrowthPoint, double> y, string title, string yLabel)
+    {
+        foreach (GrowthSeries s in series)
+        {
+            double[] xs = [.. s.Points.Select(p => p.HugePages)];
+            double[] ys = [.. s.Points.Select(y)];
+            var scatter = plot.Add.Scatter(xs, ys);
+            scatter.LegendText = s.Label;
+            scatter.LineWidth = 2;
+            scatter.MarkerSize = 4;
+        }
+
+        plot.Title(title);
+        plot.XLabel("huge pages in the pool (sampled after each write of nr_hugepages)");
+        plot.YLabel(yLabel);
+        plot.Axes.Margins(0.02, 0.08);
+        plot.ShowLegend(Alignment.UpperLeft);
+    }
+
+    private static void Map(Plot plot, VmemmapPicture picture)
+    {
+        VmemmapLeafMap map = picture.Map;
+        int n = map.Leaves.Count;
+        int columns = 8;
+        while (columns * columns < 2 * n && columns < 256)
+        {
+            columns *= 2;
+        }
+
+        int rows = (n + columns - 1) / columns;
+        var cells = new double[rows, columns];
+        for (int i = 0; i < rows * columns; i++)
+        {
+            cells[i / columns, i % columns] = i < n ? (double)(int)map.Leaves[i] : double.NaN;
+        }
+
+        var heatmap = plot.Add.Heatmap(cells);
+        heatmap.Colormap = new ScottPlot.Colormaps.Custom([.. States.Select(s => s.Color)], false);
+        heatmap.ManualRange = new ScottPlot.Range(0, States.Length - 1);
+        heatmap.NaNCellColor = Colors.Transparent;
+        heatmap.Smooth = false;
+
+        foreach (var s in States)
+        {
+            int count = map.Count(s.State);
+            if (count > 0 || s.State is VmemmapLeafState.Huge or VmemmapLeafState.Split or VmemmapLeafState.SplitOptimized)
+            {
+                plot.Legend.ManualItems.Add(new LegendItem
+                {
+                    LabelText = string.Create(CultureInfo.InvariantCulture, $"{s.Label}: {count}"),
+                    FillColor = s.Color,
+                    OutlineColor = Colors.Gray,
+                });
+            }
+        }
+
+        plot.ShowLegend(Edge.Right);
+        plot.Title(string.Create(CultureInfo.InvariantCulture, $"{picture.Caption}: the vmemmap's {n} {map.LevelName} leaves, split or still huge"));
+        plot.XLabel(string.Create(CultureInfo.InvariantCulture,
+            $"one cell per {map.LevelName} leaf ({Sizes.Format(map.LeafBytes)} of vmemmap = struct pages of {Sizes.Format(map.MemoryPerLeaf)}), {columns} per row from 0x{map.Start:x}, left to right, then down"));
+        plot.Axes.Left.TickLabelStyle.IsVisible = false;
+        plot.Axes.Bottom.TickLabelStyle.IsVisible = false;
+        plot.Axes.Left.MajorTickStyle.Length = 0;
+        plot.Axes.Bottom.MajorTickStyle.Length = 0;
+        plot.Axes.Left.MinorTickStyle.Length = 0;
+        plot.Axes.Bottom.MinorTickStyle.Length = 0;
+        plot.HideGrid();
+    }
+}
