@@ -32,7 +32,7 @@ internal static class LiveProgress
     /// <paramref name="cts"/> (the run stops cleanly and reports what it did), a second one
     /// ends the process as usual. Dispose the result to unhook.
     /// </summary>
-    public static IDisposable HookCtrlC(TextWriter output, CancellationTokenSource cts)
+    public static IDisposable HookCtrlC(TextWriter output, TextWriter error, CancellationTokenSource cts)
     {
         if (!IsProcessConsole(output))
         {
@@ -44,6 +44,7 @@ internal static class LiveProgress
             if (!cts.IsCancellationRequested)
             {
                 e.Cancel = true;
+                error.WriteLine("hvo: Ctrl-C: no more huge pages are allocated; the ones allocated are optimized and added to the pool, as the kernel finishes them, then the report is printed (Ctrl-C again to quit now)");
                 cts.Cancel();
             }
         };

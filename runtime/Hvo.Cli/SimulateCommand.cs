@@ -105,7 +105,7 @@ public static class SimulateCommand
             ulong total = SimulationHooks.Total(request);
 
             using var cts = new CancellationTokenSource();
-            using IDisposable ctrlC = LiveProgress.HookCtrlC(output, cts);
+            using IDisposable ctrlC = LiveProgress.HookCtrlC(output, error, cts);
             SimulationHooks hooks = null!;
             SimulationReport report = LiveProgress.Run(
                 progress =>

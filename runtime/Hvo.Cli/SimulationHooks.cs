@@ -71,6 +71,13 @@ internal sealed class SimulationHooks
             ulong previous = ulong.MaxValue;
             for (int i = 1; i <= Writes; i++)
             {
+                if (Cancel.IsCancellationRequested)
+                {
+                    // The loop of writes is interrupted too: no more writes.
+                    Interrupted = true;
+                    break;
+                }
+
                 ulong target = (ulong)((UInt128)count * (ulong)i / (ulong)Writes);
                 if (target == previous)
                 {

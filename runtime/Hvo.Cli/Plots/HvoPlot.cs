@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Xml.Linq;
 using Hvo.Vmemmap;
 using ScottPlot;
 using SkiaSharp;
@@ -30,7 +31,7 @@ public enum PlotFormat
 
 /// <summary>
 /// The --plot picture, from plain data so that any command can draw several policies or
-/// architectures: one image, rows top to bottom: (1) vmemmap memory saved against the number of
+/// architectures: one image (<see cref="Width"/> wide, <see cref="RowHeight"/> per row), rows top to bottom: (1) vmemmap memory saved against the number of
 /// huge pages, one curve per series; (2) the page-table cost (PTE tables allocated by splits)
 /// against the same axis; (3) one map per <see cref="VmemmapPicture"/>: a grid with a cell per
 /// vmemmap boot leaf (PMD), in address order, coloured still huge / split / split and holding
@@ -68,34 +69,58 @@ public static class HvoPlot
         ArgumentNullException.ThrowIfNull(series);
         ArgumentNullException.ThrowIfNull(maps);
         PlotFormat format = FormatOf(path);
-        Multiplot multiplot = Build(title, series, maps, out int height);
+        Plot[] rows = Build(title, series, maps);
+        int height = RowHeight * rows.Length;
         if (format == PlotFormat.Png)
         {
-            multiplot.SavePng(path, Width, height);
+            using SKSurface surface = SKSurface.Create(new SKImageInfo(Width, height));
+            surface.Canvas.Clear(SKColors.White);
+            for (int i = 0; i < rows.Length; i++)
+            {
+                // A plot fills the whole canvas it renders on: draw each on its own, then place it.
+                using SKImage row = SKImage.FromEncodedData(rows[i].GetImageBytes(Width, RowHeight, ImageFormat.Png));
+                surface.Canvas.DrawImage(row, 0, i * RowHeight);
+            }
+
+            using SKImage image = surface.Snapshot();
+            using SKData png = image.Encode(SKEncodedImageFormat.Png, 100);
+            using FileStream file = File.Create(path);
+            png.SaveTo(file);
             return;
         }
 
-        using FileStream stream = File.Create(path);
-        using (SKCanvas canvas = SKSvgCanvas.Create(new SKRect(0, 0, Width, height), stream))
+        // Each row as ScottPlot writes it, nested in one document one row below the other.
+        XNamespace svg = "http://www.w3.org/2000/svg";
+        var root = new XElement(
+            svg + "svg",
+            new XAttribute("width", Width),
+            new XAttribute("height", height),
+            new XAttribute("viewBox", string.Create(CultureInfo.InvariantCulture, $"0 0 {Width} {height}")));
+        for (int i = 0; i < rows.Length; i++)
         {
-            multiplot.Render(canvas, new PixelRect(0, Width, height, 0));
+            XElement row = XDocument.Parse(rows[i].GetSvgXml(Width, RowHeight)).Root!;
+            row.SetAttributeValue("y", i * RowHeight);
+            root.Add(row);
         }
+
+        new XDocument(new XDeclaration("1.0", "utf-8", null), root).Save(path);
     }
 
-    private static Multiplot Build(string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, out int height)
+    private static Plot[] Build(string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps)
     {
         var saved = new Plot();
-        var multiplot = new Multiplot(saved) { Layout = new ScottPlot.MultiplotLayouts.Rows() };
-        Plot cost = multiplot.AddPlot();
+        var cost = new Plot();
         Curves(saved, series, p => p.SavedBytes / (1 << 20), $"{title}: vmemmap memory saved", "saved (MiB)");
         Curves(cost, series, p => p.PageTableBytes / (1 << 10), "page-table cost: PTE tables allocated by vmemmap PMD splits", "PTE tables (KiB)");
+        var rows = new List<Plot> { saved, cost };
         foreach (VmemmapPicture map in maps)
         {
-            Map(multiplot.AddPlot(), map);
+            var plot = new Plot();
+            Map(plot, map);
+            rows.Add(plot);
         }
 
-        height = RowHeight * (2 + maps.Count);
-        return multiplot;
+        return [.. rows];
     }
 
     private static void Curves(Plot plot, IReadOnlyList<GrowthSeries> series, Func<GrowthPoint, double> y, string title, string yLabel)
@@ -155,9 +180,8 @@ public static class HvoPlot
         }
 
         plot.ShowLegend(Edge.Right);
-        plot.Title(string.Create(CultureInfo.InvariantCulture, $"{picture.Caption}: the vmemmap's {n} {map.LevelName} leaves, split or still huge"));
-        plot.XLabel(string.Create(CultureInfo.InvariantCulture,
-            $"one cell per {map.LevelName} leaf ({Sizes.Format(map.LeafBytes)} of vmemmap = struct pages of {Sizes.Format(map.MemoryPerLeaf)}), {columns} per row from 0x{map.Start:x}, left to right, then down"));
+        plot.Title(string.Create(CultureInfo.InvariantCulture, $"{picture.Caption}: the vmemmap's {n} {map.LevelName} leaves from 0x{map.Start:x}"));
+        plot.XLabel(string.Create(CultureInfo.InvariantCulture, $"a cell per leaf ({Sizes.Format(map.LeafBytes)} of vmemmap, {Sizes.Format(map.MemoryPerLeaf)} of memory), {columns} a row"));
         plot.Axes.Left.TickLabelStyle.IsVisible = false;
         plot.Axes.Bottom.TickLabelStyle.IsVisible = false;
         plot.Axes.Left.MajorTickStyle.Length = 0;
