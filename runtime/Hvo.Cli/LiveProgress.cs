@@ -79,7 +79,12 @@ internal static class LiveProgress
                     {
                         ulong now = (ulong)Interlocked.Read(ref done);
                         bar.Value = now;
-                        bar.Description = Markup.Escape(now >= total ? "optimizing the vmemmap of the pages allocated" : description);
+                        if (now >= total && !bar.IsIndeterminate)
+                        {
+                            // Every page is allocated: the batch's vmemmap is being optimized now.
+                            bar.IsIndeterminate = true;
+                            bar.Description = Markup.Escape("optimizing the vmemmap of the pages allocated");
+                        }
                     }
 
                     bar.Value = bar.MaxValue;

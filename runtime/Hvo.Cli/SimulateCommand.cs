@@ -168,7 +168,7 @@ public static class SimulateCommand
 
         return policy with
         {
-            Name = policy.Name + (on ? "+batch" : "+nobatch"),
+            Name = policy.Name + (on ? "-batched" : "-unbatched"),
             Batched = on,
             Description = policy.Description + (on ? "; batched as v6.7 (--batch)" : "; page by page (--batch off)"),
         };

@@ -153,17 +153,30 @@ public static class HvoPlot
         }
 
         int rows = (n + columns - 1) / columns;
-        var cells = new double[rows, columns];
-        for (int i = 0; i < rows * columns; i++)
+
+        // One rectangle per run of equal cells in a row: crisp in SVG and PNG alike, and few
+        // (splits come in contiguous runs). Row 0, the lowest addresses, is at the top.
+        for (int row = 0; row < rows; row++)
         {
-            cells[i / columns, i % columns] = i < n ? (double)(int)map.Leaves[i] : double.NaN;
+            int first = row * columns;
+            int end = Math.Min(first + columns, n);
+            for (int i = first; i < end;)
+            {
+                int j = i;
+                while (j < end && map.Leaves[j] == map.Leaves[i])
+                {
+                    j++;
+                }
+
+                var cells = plot.Add.Rectangle(i - first, j - first, rows - row - 1, rows - row);
+                cells.FillColor = States.First(x => x.State == map.Leaves[i]).Color;
+                cells.LineWidth = 0;
+                i = j;
+            }
         }
 
-        var heatmap = plot.Add.Heatmap(cells);
-        heatmap.Colormap = new ScottPlot.Colormaps.Custom([.. States.Select(s => s.Color)], false);
-        heatmap.ManualRange = new ScottPlot.Range(0, States.Length - 1);
-        heatmap.NaNCellColor = Colors.Transparent;
-        heatmap.Smooth = false;
+        plot.Axes.SetLimits(0, columns, 0, rows);
+        plot.Axes.Margins(0, 0);
 
         foreach (var s in States)
         {

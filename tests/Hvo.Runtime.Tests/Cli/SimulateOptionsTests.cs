@@ -32,7 +32,7 @@ public sealed class SimulateOptionsTests
     {
         JsonElement r = Json([.. Small, "--policy", policy, "--batch"]);
         Assert.AreEqual(2, Hvo(r, "tlbFlushes"), "hugetlb_vmemmap_optimize_folios: one flush_tlb_all after the split pass, one after the remap pass");
-        string expected = HvoPolicy.Find(policy)!.Batched ? policy : policy + "+batch";
+        string expected = HvoPolicy.Find(policy)!.Batched ? policy : policy + "-batched";
         Assert.AreEqual(expected, r.GetProperty("policy").GetString());
     }
 
