@@ -99,6 +99,11 @@ public static class SimulateCommand
             if (plotPath is not null)
             {
                 HvoPlot.FormatOf(plotPath);
+                string dir = Path.GetDirectoryName(Path.GetFullPath(plotPath))!;
+                if (!Directory.Exists(dir))
+                {
+                    throw new UsageException($"--plot: cannot write '{plotPath}': the directory {dir} does not exist");
+                }
             }
 
             (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes);
@@ -136,11 +141,18 @@ public static class SimulateCommand
             if (plotPath is not null)
             {
                 string label = $"{report.Arch} {report.Policy}{(report.HvoEnabled ? string.Empty : " (HVO off)")}";
-                HvoPlot.Save(
-                    plotPath,
-                    $"{report.Arch}, {Sizes.Format(memoryBytes)}",
-                    [new GrowthSeries(label, hooks.Samples)],
-                    [new VmemmapPicture(label, hooks.Vmemmap!)]);
+                try
+                {
+                    HvoPlot.Save(
+                        plotPath,
+                        $"{report.Arch}, {Sizes.Format(memoryBytes)}",
+                        [new GrowthSeries(label, hooks.Samples)],
+                        [new VmemmapPicture(label, hooks.Vmemmap!)]);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new UsageException($"--plot: cannot write '{plotPath}': {e.Message}");
+                }
                 error.WriteLine($"hvo: wrote {plotPath} ({hooks.Samples.Count - 1} writes of nr_hugepages sampled)");
             }
 

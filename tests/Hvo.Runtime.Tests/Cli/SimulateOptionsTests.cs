@@ -127,6 +127,7 @@ public sealed class SimulateOptionsTests
         CliRun.AssertUsageError(CliRun.InProcess("simulate", "--hugepages", "4M:4"), "4M", "2M", "1G");
         CliRun.AssertUsageError(CliRun.InProcess("simulate", "--batch", "sometimes"), "'sometimes'", "on or off");
         CliRun.AssertUsageError(CliRun.InProcess("simulate", "--plot", "hvo.pdf"), "'hvo.pdf'", ".svg", ".png");
+        CliRun.AssertUsageError(CliRun.InProcess("simulate", "--plot", "/no/such/dir/hvo.svg"), "'/no/such/dir/hvo.svg'", "does not exist");
         CliRun.AssertUsageError(CliRun.InProcess("simulate", "--seed", "minus-one"), "minus-one");
         CliRun.AssertUsageError(CliRun.InProcess("simulate", "--hvo", "maybe"), "'maybe'");
         CliRun.AssertUsageError(CliRun.InProcess("simulate", "--nodes", "0"), "--nodes");
