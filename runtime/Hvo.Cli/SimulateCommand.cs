@@ -132,7 +132,19 @@ public static class SimulateCommand
                 LiveProgress.IsInteractive(output) ? LiveProgress.ErrorConsole() : null,
                 LiveProgress.Delay);
 
-            output.Write(p.GetValue(json) ? report.ToJson() : report.ToText());
+            if (p.GetValue(json))
+            {
+                output.Write(report.ToJson());
+            }
+            else if (TerminalReport.IsTerminal(output))
+            {
+                TerminalReport.Write(TerminalReport.OutputConsole(), output, report);
+            }
+            else
+            {
+                output.Write(report.ToText());
+            }
+
             if (hooks.Interrupted)
             {
                 error.WriteLine($"hvo: interrupted: the pool grew by {hooks.Allocated} of {total} pages before Ctrl-C; the report is of what was done");

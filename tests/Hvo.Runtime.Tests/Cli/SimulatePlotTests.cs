@@ -156,3 +156,35 @@ public sealed class SimulatePlotTests
         Assert.AreEqual(300UL, report.Hstates.Single(h => h.PageSize == 2UL << 20).Optimized);
     }
 }
+
+/// <summary>The terminal's report: the kernel's meminfo lines untouched, the counters as a table.</summary>
+[TestClass]
+public sealed class TerminalReportTests
+{
+    [TestMethod]
+    public void OnATerminalTheMeminfoBlockStaysTheKernelsAndTheCountersBecomeATable()
+    {
+        ArchEntry entry = Archs.Get("x86_64");
+        var run = new SimulationRun(new MachineConfig { MemoryBytes = 1UL << 30 }, HvoPolicy.V5_14, true, [(2UL << 20, 64)]);
+        SimulationReport report = entry.Accept(run);
+        var text = new StringWriter();
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Ansi = Spectre.Console.AnsiSupport.No,
+            ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
+            Interactive = Spectre.Console.InteractionSupport.No,
+            Out = new Spectre.Console.AnsiConsoleOutput(text),
+        });
+
+        TerminalReport.Write(console, text, report);
+
+        string shown = text.ToString().Replace("\r\n", "\n", StringComparison.Ordinal);
+        StringAssert.Contains(shown, report.MemInfo.Format(), "meminfo exactly as MemInfo.Format writes it");
+        Assert.IsFalse(shown.Contains("HVO vmemmap pages freed:", StringComparison.Ordinal), "the counter lines became the table");
+        string[] rows = shown.Split('\n');
+        Assert.IsTrue(rows.Any(r => r.Contains("vmemmap pages freed", StringComparison.Ordinal) && r.Contains(report.Hvo.VmemmapPagesFreed.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)));
+        Assert.IsTrue(rows.Any(r => r.Contains("TLB flushes", StringComparison.Ordinal) && r.Contains(report.Hvo.TlbFlushes.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)));
+        Assert.IsTrue(rows.Any(r => r.Contains("net bytes saved", StringComparison.Ordinal) && r.Contains(report.Hvo.NetBytesSaved.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)));
+        Assert.IsFalse(TerminalReport.IsTerminal(new StringWriter()), "a writer passed in is never the terminal");
+    }
+}
