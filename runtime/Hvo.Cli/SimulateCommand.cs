@@ -165,6 +165,7 @@ public static class SimulateCommand
                 {
                     throw new UsageException($"--plot: cannot write '{plotPath}': {e.Message}");
                 }
+
                 error.WriteLine($"hvo: wrote {plotPath} ({hooks.Samples.Count - 1} writes of nr_hugepages sampled)");
             }
 

@@ -92,7 +92,7 @@ public sealed partial class HugeTlbPool<TArch>
     private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages) =>
         AllocPoolPages(h, count, only, pages, CancellationToken.None, null, out _);
 
-    // The loop of set_max_huge_pages: "Bail for signals. Probably ctrl-c from user" after each page.
+    // The allocation loop of set_max_huge_pages, which stops for a pending signal (signal_pending) after each page.
     private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages, CancellationToken cancel, Action<ulong>? allocated, out bool interrupted)
     {
         interrupted = false;
