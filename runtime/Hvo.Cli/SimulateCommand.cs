@@ -41,8 +41,9 @@ public static class SimulateCommand
         var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}).", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
         var batch = new Option<string?>("--batch")
         {
-            Description = "[on|off] Batch each write's pages as v6.7's hugetlb_vmemmap_optimize_folios does (split them all, one flush_tlb_all, remap them all, one flush_tlb_all), whatever the policy; 'off' optimizes page by page (hugetlb_vmemmap_optimize, a range flush per split and per page) even under v6.7. Default: the policy's own (v6.7 batches, earlier ones do not).",
+            Description = "Batch each write's pages as v6.7's hugetlb_vmemmap_optimize_folios does (split them all, one flush_tlb_all, remap them all, one flush_tlb_all), whatever the policy; 'off' optimizes page by page (hugetlb_vmemmap_optimize, a range flush per split and per page) even under v6.7. Default: the policy's own (v6.7 batches, earlier ones do not).",
             Arity = ArgumentArity.ZeroOrOne,
+            HelpName = "on|off",
         };
         var failAlloc = new Option<string?>("--fail-alloc") { Description = $"fail_page_alloc knobs, key=value[,...]: {FaultSpec.Keys}; sites: {FaultSpec.SiteList}. Unset knobs keep the kernel's defaults (times=1, min-order=1).", HelpName = "SPEC" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of fail_page_alloc's draws: the same seed replays the same failures (default 0).", HelpName = "N" };
