@@ -22,7 +22,7 @@ public static class SimulateCommand
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1 };
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
-        var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}).", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
+        var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones are break-before-make strategies, see 'hvo specs').", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
         var command = new Command("simulate", "Boot a simulated machine, grow the HugeTLB pool with HVO and report memory and HVO counters.\n\nExample: hvo simulate --arch x86_64 --memory 64G --hugepages 2M:16384 --policy v5.14")
         {
@@ -67,7 +67,8 @@ public static class SimulateCommand
                 ?? throw new UsageException($"--policy: unknown policy '{policyName}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
 
             (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes);
-            var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount }, chosen, hvoOn, request);
+            // A policy that relies on FEAT_BBM level 2 models a CPU that has it.
+            var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount, BreakBeforeMakeLevel = chosen.RequiredBbmLevel }, chosen, hvoOn, request);
             SimulationReport report = entry.Accept(run);
             output.Write(p.GetValue(json) ? report.ToJson() : report.ToText());
             return 0;
