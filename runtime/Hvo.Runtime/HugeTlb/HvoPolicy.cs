@@ -49,9 +49,9 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     /// vmemmap pgtable safely" (linux-arm-kernel / linux-mm, January 2024; approach A in the later
     /// comparison): vmemmap_update_pmd / vmemmap_update_pte break each entry (invalid), flush it,
     /// then make the new one under init_mm.page_table_lock; a CPU touching that vmemmap meanwhile
-    /// takes a kernel fault whose handler waits on the lock and retries. Arm maintainers (Will Deacon,
-    /// March 2024) doubted that every vmemmap access may fault; the model shows the cost and that no
-    /// reader sees wrong bytes. On v6.2's layout (reserve 1, fresh head copy), page by page: the
+    /// takes a kernel fault whose handler waits on the lock and retries. Will Deacon raised
+    /// predictability concerns on it (March 2024); the model shows the cost and that no reader sees
+    /// wrong bytes. On v6.2's layout (reserve 1, fresh head copy), page by page: the
     /// per-entry flushes replace v6.7's batch flushes.
     /// </summary>
     public static readonly HvoPolicy Arm64BbmFaultRetry = new("arm64-bbm-fault", 1, true, true, false,
@@ -87,7 +87,12 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
 
     public static IReadOnlyList<HvoPolicy> All { get; } = [V5_14, V5_18, V6_2, V6_7, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
 
-    /// <summary>The kernel versions' own policies, which change live entries directly (not safe under arm64's BBM rule).</summary>
+    /// <summary>
+    /// The kernel versions' own policies, which change live entries directly: not safe under arm64's
+    /// BBM rule, which is why commit 060a2c92d1b6 ("arm64: mm: hugetlb: Disable
+    /// HUGETLB_PAGE_OPTIMIZE_VMEMMAP") turned arm64 HVO off again — the Arm architecture deems such
+    /// a change UNPREDICTABLE, and a plain break is impossible while the vmemmap may be read concurrently.
+    /// </summary>
     public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7];
 
     /// <summary>The newest kernel behaviour modelled: the default.</summary>
