@@ -38,7 +38,7 @@ public static class SimulateCommand
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1 };
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
-        var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}).", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
+        var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones are break-before-make strategies, see 'hvo specs').", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
         var batch = new Option<string?>("--batch")
         {
             Description = "Batch each write's pages as v6.7's hugetlb_vmemmap_optimize_folios does (split them all, one flush_tlb_all, remap them all, one flush_tlb_all), whatever the policy; 'off' optimizes page by page (hugetlb_vmemmap_optimize, a range flush per split and per page) even under v6.7. Default: the policy's own (v6.7 batches, earlier ones do not).",
@@ -125,7 +125,7 @@ public static class SimulateCommand
                         Progress = progress,
                         Record = plotPath is not null,
                     };
-                    var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount }, chosen, hvoOn, request) { Hooks = hooks };
+                    var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount, BreakBeforeMakeLevel = chosen.RequiredBbmLevel }, chosen, hvoOn, request) { Hooks = hooks };
                     return entry.Accept(run);
                 },
                 total,

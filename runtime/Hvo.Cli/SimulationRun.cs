@@ -36,7 +36,15 @@ internal sealed class SimulationRun(MachineConfig config, HvoPolicy policy, bool
             hvoOn,
             pool.MemInfo(),
             pool.Hstates.Select(h => new HstateReport(h.Size, h.NrHugePages, h.FreeHugePages, h.SurplusHugePages, (ulong)pool.Pages(h).Count(p => p.VmemmapOptimized))).ToArray(),
-            new HvoReport(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize)),
+            new HvoReport(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize))
+            {
+                TlbRangeFlushes = c.TlbRangeFlushes,
+                TlbFullFlushes = c.TlbFullFlushes,
+                BbmRetries = c.BbmRetries,
+                BbmRetriesExhausted = c.BbmRetriesExhausted,
+                BbmViolations = machine.Violations.CountOf(Hvo.Checks.ViolationKind.BreakBeforeMake),
+                BbmChecked = machine.BreakBeforeMake is not null,
+            },
             bootMs,
             growMs,
             machine.Frames.MaterializedBytes);
@@ -45,7 +53,21 @@ internal sealed class SimulationRun(MachineConfig config, HvoPolicy policy, bool
 
 internal sealed record HstateReport(ulong PageSize, ulong NrHugepages, ulong Free, ulong Surplus, ulong Optimized);
 
-internal sealed record HvoReport(long VmemmapPagesFreed, long VmemmapPagesRestored, long PteTablesAllocated, long PmdsSplit, long OptimizeFailures, long RestoreFailures, long TlbFlushes, long NetBytesSaved);
+internal sealed record HvoReport(long VmemmapPagesFreed, long VmemmapPagesRestored, long PteTablesAllocated, long PmdsSplit, long OptimizeFailures, long RestoreFailures, long TlbFlushes, long NetBytesSaved)
+{
+    public long TlbRangeFlushes { get; init; }
+
+    public long TlbFullFlushes { get; init; }
+
+    public long BbmRetries { get; init; }
+
+    public long BbmRetriesExhausted { get; init; }
+
+    /// <summary>Break-before-make violations the checker reported (arm64; the checker runs where the spec requires BBM).</summary>
+    public long BbmViolations { get; init; }
+
+    public bool BbmChecked { get; init; }
+}
 
 /// <summary>The report of DESIGN.md section 4: /proc/meminfo text plus HVO's counters, or one JSON object.</summary>
 internal sealed record SimulationReport(
@@ -70,8 +92,17 @@ internal sealed record SimulationReport(
         o.WriteLine($"HVO PMDs split:             {Hvo.PmdsSplit,12}");
         o.WriteLine($"HVO optimizations failed:   {Hvo.OptimizeFailures,12}");
         o.WriteLine($"HVO restores failed:        {Hvo.RestoreFailures,12}");
-        o.WriteLine($"HVO TLB flushes:            {Hvo.TlbFlushes,12}");
+        o.WriteLine($"HVO TLB flushes:            {Hvo.TlbFlushes,12}   (range {Hvo.TlbRangeFlushes}, full {Hvo.TlbFullFlushes})");
         o.WriteLine($"HVO net bytes saved:        {Hvo.NetBytesSaved,12}");
+        if (Hvo.BbmRetries > 0 || Hvo.BbmRetriesExhausted > 0)
+        {
+            o.WriteLine($"HVO cmpxchg retries:        {Hvo.BbmRetries,12}   (pages rolled back: {Hvo.BbmRetriesExhausted})");
+        }
+
+        if (Hvo.BbmChecked)
+        {
+            o.WriteLine($"break-before-make violations: {Hvo.BbmViolations,10}");
+        }
         return o.ToString();
     }
 
@@ -101,8 +132,17 @@ internal sealed record SimulationReport(
                 ["restoreFailures"] = Hvo.RestoreFailures,
                 ["tlbFlushes"] = Hvo.TlbFlushes,
                 ["netBytesSaved"] = Hvo.NetBytesSaved,
+                ["tlbRangeFlushes"] = Hvo.TlbRangeFlushes,
+                ["tlbFullFlushes"] = Hvo.TlbFullFlushes,
+                ["bbmRetries"] = Hvo.BbmRetries,
+                ["bbmRetriesExhausted"] = Hvo.BbmRetriesExhausted,
             },
         };
+        if (Hvo.BbmChecked)
+        {
+            doc["breakBeforeMakeViolations"] = Hvo.BbmViolations;
+        }
+
         return JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
 }

@@ -37,6 +37,18 @@ public static class SpecsCommand
                 string how = h.ContiguousCount > 1 ? $"{h.ContiguousCount}x{a.Levels[h.Level].Name}" : a.Levels[h.Level].Name;
                 o.WriteLine($"  {Sizes.Format(h.Size) + " (" + how + ")",-16} {VmemmapPages(g),13} {Freed(g, VmemmapReserve.V5_14),26} {Freed(g, VmemmapReserve.V5_18),26}");
             }
+
+            if (a.AccessFlag != 0)
+            {
+                o.WriteLine($"  access flag: 0x{a.AccessFlag:x} (bit {System.Numerics.BitOperations.TrailingZeroCount(a.AccessFlag)})");
+            }
+        }
+
+        o.WriteLine();
+        o.WriteLine("policies (--policy):");
+        foreach (Hvo.HugeTlb.HvoPolicy p in Hvo.HugeTlb.HvoPolicy.All)
+        {
+            o.WriteLine($"  {p.Name,-16} reserve {p.ReservePages}{(p.RequiredBbmLevel > 0 ? $", needs FEAT_BBM level {p.RequiredBbmLevel}" : string.Empty)}: {p.Description}");
         }
     }
 

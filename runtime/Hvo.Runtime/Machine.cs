@@ -219,11 +219,12 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
         // The kernel page table, its tables from memblock while booting.
         PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);
-        Mmu = new Mmu<TArch>(PageTable, Config.Cpus, Violations, BootVmemmap) { Strict = Config.Strict };
+        Mmu = new Mmu<TArch>(PageTable, Config.Cpus, Violations, BootVmemmap) { Strict = Config.Strict, HardwareAccessFlag = Config.HardwareAccessFlag };
         var observers = new List<IPageTableObserver> { Mmu };
         if (Config.CheckBreakBeforeMake ?? TArch.BreakBeforeMake)
         {
-            BreakBeforeMake = new BreakBeforeMakeChecker<TArch>(Violations);
+            BreakBeforeMake = new BreakBeforeMakeChecker<TArch>(Violations) { Level = Config.BreakBeforeMakeLevel };
+            BreakBeforeMake.Attach(PageTable, Mmu);
             observers.Add(BreakBeforeMake);
         }
 

@@ -35,6 +35,20 @@ public sealed record MachineConfig
     /// <summary>Run the break-before-make checker; null: when the architecture requires it.</summary>
     public bool? CheckBreakBeforeMake { get; init; }
 
+    /// <summary>
+    /// The CPUs' FEAT_BBM level (ID_AA64MMFR2_EL1.BBM): 0 or 1 keeps the full break-before-make rule;
+    /// 2 lets the checker accept a direct change between equivalent mappings (same bytes at the old and
+    /// new output address, same attributes but read-only; a block to a table mapping exactly what it
+    /// did). A CPU feature, not part of the architecture spec.
+    /// </summary>
+    public int BreakBeforeMakeLevel { get; init; }
+
+    /// <summary>
+    /// FEAT_HAFDBS: the CPUs set a leaf's access flag in hardware on a translation instead of taking an
+    /// Access flag fault. Only matters for specs with <c>entry.accessFlag</c>.
+    /// </summary>
+    public bool HardwareAccessFlag { get; init; }
+
     /// <summary>Map the boot vmemmap with blocks where the spec says so; false forces base pages.</summary>
     public bool VmemmapBlocks { get; init; } = true;
 

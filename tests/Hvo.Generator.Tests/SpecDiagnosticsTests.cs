@@ -121,6 +121,25 @@ public sealed class SpecDiagnosticsTests
     }
 
     [TestMethod]
+    [DataRow("0x1000", "HVO008", "entry.accessFlag")]
+    [DataRow("0x1", "HVO009", "the access flag needs a bit of its own")]
+    [DataRow("0x30", "HVO004", "is not one bit")]
+    [DataRow("0x200", "HVO004", "is clear in entry.kinds.page.make")]
+    public void AccessFlag_OverlappingOrMissingFromPageKernel_PointsAtTheValue(string value, string id, string message)
+    {
+        SpecEdit inserted = SpecEdit.InsertAfter(Original, "\"readOnly\": { \"clear\": \"0x2\" }", $",\n    \"accessFlag\": \"{value}\"");
+        SpecEdit edit = inserted.At(inserted.Text.IndexOf($"\"{value}\"", inserted.Offset, StringComparison.Ordinal));
+        DiagnosticDescriptor descriptor = id switch
+        {
+            "HVO008" => DiagnosticDescriptors.PfnFieldOverlap,
+            "HVO009" => DiagnosticDescriptors.AmbiguousKinds,
+            _ => DiagnosticDescriptors.InvalidValue,
+        };
+
+        AssertReportsOnly(descriptor, edit, message);
+    }
+
+    [TestMethod]
     public void HVO010_StructPageNotPowerOfTwo_PointsAtTheValue()
     {
         SpecEdit edit = SpecEdit.Replace(Original, "\"structPageBytes\": 64", "64", "48");

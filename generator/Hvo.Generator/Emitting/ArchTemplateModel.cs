@@ -40,6 +40,7 @@ internal sealed class ArchTemplateModel
         PageMake = U(m.Page.Make);
         ReadOnlyClear = U(m.ReadOnlyClear);
         ReadOnlySet = U(m.ReadOnlySet);
+        AccessFlag = U(m.AccessFlag);
 
         // Write permission: the bits PAGE_KERNEL_RO sets must be clear; failing those, the bits it clears must be set.
         WritableMask = U(m.ReadOnlySet != 0 ? m.ReadOnlySet : m.ReadOnlyClear);
@@ -94,6 +95,7 @@ internal sealed class ArchTemplateModel
     public string PageMake { get; }
     public string ReadOnlyClear { get; }
     public string ReadOnlySet { get; }
+    public string AccessFlag { get; }
     public string WritableMask { get; }
     public string WritableValue { get; }
     public string VmemmapStart { get; }

@@ -47,6 +47,9 @@ internal sealed record ArchModel(
     bool BreakBeforeMake,
     string Ptdump)
 {
+    /// <summary>entry.accessFlag: the access flag bit (arm64 AF), 0 when the spec has none.</summary>
+    public ulong AccessFlag { get; init; }
+
     public int LastLevel => Levels.Count - 1;
 
     public ulong PfnMask => Bits.Range(PfnLo, PfnHi);

@@ -141,7 +141,10 @@ internal static class SpecParser
             huge.ToEquatableArray(),
             zones.ToEquatableArray(),
             bbm,
-            ptdump);
+            ptdump)
+        {
+            AccessFlag = format.AccessFlag,
+        };
     }
 
     private static List<(LevelModel Level, JsonNode Node)>? ReadLevels(SpecReader r, JsonNode root, int? pageShift, int? vaBits)
@@ -248,11 +251,11 @@ internal static class SpecParser
         return ok ? levels.Select(l => (l.Level, l.Node)).ToList() : null;
     }
 
-    private sealed record EntryFormat(int PfnLo, int PfnHi, KindModel Table, KindModel? Block, KindModel Page, ulong ReadOnlyClear, ulong ReadOnlySet);
+    private sealed record EntryFormat(int PfnLo, int PfnHi, KindModel Table, KindModel? Block, KindModel Page, ulong ReadOnlyClear, ulong ReadOnlySet, ulong AccessFlag);
 
     private static EntryFormat? ReadEntry(SpecReader r, JsonNode entry, int? pageShift, List<(LevelModel Level, JsonNode Node)>? levels)
     {
-        r.CheckKeys(entry, "entry", "pfn", "kinds", "readOnly");
+        r.CheckKeys(entry, "entry", "pfn", "kinds", "readOnly", "accessFlag");
 
         // entry.pfn
         JsonNode? pfn = r.Object(r.Required(entry, "entry", "pfn", "the output-address field as { \"lo\": pageShift, \"hi\": N }"), "entry.pfn");
@@ -319,6 +322,16 @@ internal static class SpecParser
             }
         }
 
+        // entry.accessFlag (optional): the access flag bit (arm64 AF, bit 10). A translation through a
+        // leaf with it clear faults, or the hardware sets it (FEAT_HAFDBS); PAGE_KERNEL has it set.
+        JsonNode? afNode = SpecReader.Find(entry, "accessFlag");
+        ulong accessFlag = r.Number(afNode, "entry.accessFlag") ?? 0;
+        if (afNode is not null && !Bits.IsPowerOfTwo(accessFlag))
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, afNode, "entry.accessFlag", $"{Bits.Hex(accessFlag)} is not one bit; the access flag is a single descriptor bit (arm64: \"0x400\", bit 10)");
+            accessFlag = 0;
+        }
+
         if (lo is null || hi is null || table is null || page is null || (needsBlock && block is null) || ro is null)
         {
             return null;
@@ -349,6 +362,7 @@ internal static class SpecParser
 
         CheckOutsidePfn("entry.readOnly.clear", roClear, roClearNode);
         CheckOutsidePfn("entry.readOnly.set", roSet, roSetNode);
+        CheckOutsidePfn("entry.accessFlag", accessFlag, afNode);
         if (!ok)
         {
             return null;
@@ -407,7 +421,24 @@ internal static class SpecParser
             }
         }
 
-        return ok ? new EntryFormat(lo.Value, hi.Value, table, block, page, roClear, roSet) : null;
+        if (ok && accessFlag != 0)
+        {
+            ulong kindBits = table.Mask | page.Mask | (block?.Mask ?? 0);
+            if ((accessFlag & (kindBits | roClear | roSet)) != 0)
+            {
+                r.Report(DiagnosticDescriptors.AmbiguousKinds, afNode,
+                    $"entry.accessFlag {Bits.Hex(accessFlag)} is one of the bits that tell kinds apart ({Bits.Hex(kindBits)}) or change permissions ({Bits.Hex(roClear | roSet)}); the access flag needs a bit of its own (arm64: bit 10)");
+                ok = false;
+            }
+            else if ((page.Make & accessFlag) == 0 || (block is not null && (block.Make & accessFlag) == 0))
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, afNode, "entry.accessFlag",
+                    $"{Bits.Hex(accessFlag)} is clear in {((page.Make & accessFlag) == 0 ? "entry.kinds.page.make" : "entry.kinds.block.make")}, so every kernel mapping would take an access-flag fault; the kernel's PAGE_KERNEL sets it (arm64 PROT_NORMAL has PTE_AF)");
+                ok = false;
+            }
+        }
+
+        return ok ? new EntryFormat(lo.Value, hi.Value, table, block, page, roClear, roSet, accessFlag) : null;
     }
 
     private static KindModel? ReadKind(SpecReader r, JsonNode? node, string path)
@@ -477,7 +508,7 @@ internal static class SpecParser
             {
                 ulong b = 1UL << bit.Value;
                 ulong pfnMask = Bits.Range(format.PfnLo, format.PfnHi);
-                ulong kindBits = format.Table.Mask | format.Page.Mask | (format.Block?.Mask ?? 0) | format.ReadOnlyClear | format.ReadOnlySet;
+                ulong kindBits = format.Table.Mask | format.Page.Mask | (format.Block?.Mask ?? 0) | format.ReadOnlyClear | format.ReadOnlySet | format.AccessFlag;
                 if ((b & pfnMask) != 0)
                 {
                     r.Report(DiagnosticDescriptors.PfnFieldOverlap, bitNode, path + ".bit", bit, Bits.Hex(b), format.PfnLo, format.PfnHi);
@@ -485,7 +516,7 @@ internal static class SpecParser
                 }
                 else if ((b & kindBits) != 0)
                 {
-                    r.Report(DiagnosticDescriptors.AmbiguousKinds, bitNode, $"{path}.bit {bit} is one of the bits that tell kinds apart or change permissions; the contiguous hint needs a bit of its own");
+                    r.Report(DiagnosticDescriptors.AmbiguousKinds, bitNode, $"{path}.bit {bit} is one of the bits that tell kinds apart, change permissions or hold the access flag; the contiguous hint needs a bit of its own");
                     bit = null;
                 }
             }

@@ -10,6 +10,12 @@ public enum OptimizeFailure
 
     /// <summary>The new head vmemmap page could not be allocated (v6.2+): the old head was kept; the optimization went on.</summary>
     HeadCopyNoMemory,
+
+    /// <summary>
+    /// arm64-bbm-af: readers kept setting the access flag, so a tail entry's compare-and-exchange failed
+    /// past the retry bound; the page was rolled back to its own frames, unoptimized.
+    /// </summary>
+    BbmRetriesExhausted,
 }
 
 /// <summary>
@@ -28,6 +34,8 @@ public sealed class HvoCounters
     private long _restoreFailures;
     private long _rangeFlushes;
     private long _fullFlushes;
+    private long _bbmRetriesExhausted;
+    private long _bbmRetries;
 
     /// <summary>Pages with HPageVmemmapOptimized set now.</summary>
     public long OptimizedPages => Interlocked.Read(ref _optimized);
@@ -47,6 +55,12 @@ public sealed class HvoCounters
 
     public long RestoreFailures => Interlocked.Read(ref _restoreFailures);
 
+    /// <summary>Pages rolled back because compare-and-exchange retries ran out (arm64-bbm-af).</summary>
+    public long BbmRetriesExhausted => Interlocked.Read(ref _bbmRetriesExhausted);
+
+    /// <summary>Entries whose compare-and-exchange failed and was tried again (arm64-bbm-af).</summary>
+    public long BbmRetries => Interlocked.Read(ref _bbmRetries);
+
     public long TlbRangeFlushes => Interlocked.Read(ref _rangeFlushes);
 
     public long TlbFullFlushes => Interlocked.Read(ref _fullFlushes);
@@ -56,7 +70,12 @@ public sealed class HvoCounters
     /// <summary>Bytes given back less what the split tables cost.</summary>
     public long NetBytesSaved(ulong pageSize) => (VmemmapPagesFreed - VmemmapPagesRestored - PteTablesAllocated) * (long)pageSize;
 
-    public long Failures(OptimizeFailure cause) => cause == OptimizeFailure.SplitNoMemory ? OptimizeFailures : HeadCopyFailures;
+    public long Failures(OptimizeFailure cause) => cause switch
+    {
+        OptimizeFailure.SplitNoMemory => OptimizeFailures,
+        OptimizeFailure.HeadCopyNoMemory => HeadCopyFailures,
+        _ => BbmRetriesExhausted,
+    };
 
     internal void Optimized(int delta) => Interlocked.Add(ref _optimized, delta);
 
@@ -70,8 +89,23 @@ public sealed class HvoCounters
         Interlocked.Add(ref _tables, splits);
     }
 
-    internal void Failed(OptimizeFailure cause) =>
-        Interlocked.Increment(ref cause == OptimizeFailure.SplitNoMemory ? ref _splitNoMemory : ref _headCopyNoMemory);
+    internal void Failed(OptimizeFailure cause)
+    {
+        switch (cause)
+        {
+            case OptimizeFailure.SplitNoMemory:
+                Interlocked.Increment(ref _splitNoMemory);
+                break;
+            case OptimizeFailure.HeadCopyNoMemory:
+                Interlocked.Increment(ref _headCopyNoMemory);
+                break;
+            default:
+                Interlocked.Increment(ref _bbmRetriesExhausted);
+                break;
+        }
+    }
+
+    internal void Retried(long entries) => Interlocked.Add(ref _bbmRetries, entries);
 
     internal void RestoreFailed() => Interlocked.Increment(ref _restoreFailures);
 

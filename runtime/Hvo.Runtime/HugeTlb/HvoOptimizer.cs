@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Hvo.Memory;
 using Hvo.Paging;
 using Hvo.Vmemmap;
@@ -97,6 +98,7 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
 
             any = true;
             (ulong start, ulong end) = Range(page);
+            SetStep("split_vmemmap_huge_pmd");
             RemapWalkResult split = Walk(page, start, end, RemapWalkFlags.SplitOnly | RemapWalkFlags.NoTlbFlushOnSplit);
             if (split.Status == RemapWalkStatus.NoMemory)
             {
@@ -168,13 +170,17 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         }
 
         var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = _restore, ResetStructPages = Policy.ResetStructPagesOnRestore };
-        RemapWalkResult r = _machine.PageTable.RemapWalk(reuse, end, ref visitor);
+        SetStep("vmemmap_restore_pte");
+        RemapWalkResult r = Walk(page, reuse, end, BreaksEntries ? RemapWalkFlags.BreakBeforeMake : RemapWalkFlags.None, ref visitor);
         if (!r.Ok)
         {
             throw new InvalidOperationException($"restoring {page}: the vmemmap walk failed ({r.Status}) on an already split range");
         }
 
-        FlushRange(page, reuse, end);
+        if (!BreaksEntries)
+        {
+            FlushRange(page, reuse, end); // with break-before-make each entry was flushed when broken
+        }
         page.VmemmapOptimized = false;
         SetOptimizedFlag(page, false);
         foreach (HvoCounters c in Counters(page))
@@ -203,34 +209,25 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     /// </summary>
     private bool OptimizeOne(HugePage page, RemapWalkFlags flags, bool flushAfter)
     {
+        if (Policy.Strategy == BbmStrategy.AccessFlagCmpxchg)
+        {
+            return OptimizeWithAccessFlag(page);
+        }
+
+        if (BreaksEntries)
+        {
+            // Each entry is flushed when broken: the frames may go once the walk is done.
+            flags |= RemapWalkFlags.BreakBeforeMake;
+            flushAfter = false;
+        }
+
         (ulong start, ulong end) = Range(page);
         ulong reuse = start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize);
 
         var visitor = new RemapPteVisitor<TArch> { Taken = _taken };
         _taken.Clear();
-        if (Policy.CopyHead)
-        {
-            // A fresh head page, so the whole original block can go back; keep the old one if none.
-            if (_machine.Pages.TryAllocPages(page.Node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.HeadPageCopy, FrameOwner.RuntimeVmemmap, out ulong copy))
-            {
-                if (!_machine.PageTable.TryTranslate(reuse, out ulong pa))
-                {
-                    throw new InvalidOperationException($"{page}: its vmemmap at 0x{reuse:x} is not mapped");
-                }
-
-                _machine.CopyFrame(pa >> TArch.PageShift, copy);
-                visitor.NewHeadPfn = copy;
-                visitor.HasNewHead = true;
-            }
-            else
-            {
-                foreach (HvoCounters c in Counters(page))
-                {
-                    c.Failed(OptimizeFailure.HeadCopyNoMemory);
-                }
-            }
-        }
-
+        TryCopyHead(page, reuse, ref visitor);
+        SetStep("vmemmap_remap_pte");
         RemapWalkResult r = Walk(page, reuse, end, flags, ref visitor);
         if (r.Status == RemapWalkStatus.NoMemory)
         {
@@ -254,16 +251,184 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             FlushRange(page, visitor.HasNewHead ? reuse : reuse + TArch.PageSize, end);
         }
 
+        Optimized(page, visitor.HasNewHead);
+        return true;
+    }
+
+    /// <summary>The policy breaks live entries itself (break-before-make walks for split, restore and rollback).</summary>
+    private bool BreaksEntries => Policy.Strategy is BbmStrategy.BreakFlushMake or BbmStrategy.AccessFlagCmpxchg;
+
+    /// <summary>The taken frames join the free list; HPageVmemmapOptimized; the counters.</summary>
+    private void Optimized(HugePage page, bool hasNewHead)
+    {
         _toFree.AddRange(_taken);
         page.VmemmapOptimized = true;
         SetOptimizedFlag(page, true);
         foreach (HvoCounters c in Counters(page))
         {
-            c.Freed(_taken.Count - (visitor.HasNewHead ? 1 : 0));
+            c.Freed(_taken.Count - (hasNewHead ? 1 : 0));
             c.Optimized(1);
         }
+    }
 
-        return true;
+    /// <summary>v6.2+: a fresh copy of the head vmemmap page for the reuse PTE, if one can be had.</summary>
+    private void TryCopyHead(HugePage page, ulong reuse, ref RemapPteVisitor<TArch> visitor)
+    {
+        if (Policy.CopyHead)
+        {
+            // A fresh head page, so the whole original block can go back; keep the old one if none.
+            if (_machine.Pages.TryAllocPages(page.Node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.HeadPageCopy, FrameOwner.RuntimeVmemmap, out ulong copy))
+            {
+                if (!_machine.PageTable.TryTranslate(reuse, out ulong pa))
+                {
+                    throw new InvalidOperationException($"{page}: its vmemmap at 0x{reuse:x} is not mapped");
+                }
+
+                _machine.CopyFrame(pa >> TArch.PageShift, copy);
+                visitor.NewHeadPfn = copy;
+                visitor.HasNewHead = true;
+            }
+            else
+            {
+                foreach (HvoCounters c in Counters(page))
+                {
+                    c.Failed(OptimizeFailure.HeadCopyNoMemory);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// arm64-bbm-af: split by break-before-make; then per round, pte_mkold every entry still to change
+    /// (same output address: allowed live), one flush of their range, and a cmpxchg of each from its
+    /// AF-clear value to the new entry. A CPU that translated through an entry after the flush set its
+    /// AF (and may cache the old frame): that cmpxchg fails and the entry goes to the next round. After
+    /// <see cref="HvoPolicy.CmpxchgRetries"/> further rounds the page is rolled back: every changed
+    /// entry goes back to its own frame (untouched meanwhile) by break, flush, make, the head copy is
+    /// freed, and the page stays fully backed and unoptimized (<see cref="OptimizeFailure.BbmRetriesExhausted"/>).
+    /// </summary>
+    private bool OptimizeWithAccessFlag(HugePage page)
+    {
+        (ulong start, ulong end) = Range(page);
+        ulong reuse = start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize);
+        _taken.Clear();
+
+        // The PMD split: break (invalid PMD), flush, make (the table); readers fault meanwhile.
+        SetStep("split_vmemmap_huge_pmd");
+        var none = new RemapPteVisitor<TArch> { Taken = _taken };
+        RemapWalkResult split = Walk(page, reuse, end, RemapWalkFlags.SplitOnly | RemapWalkFlags.BreakBeforeMake, ref none);
+        if (split.Status == RemapWalkStatus.NoMemory)
+        {
+            foreach (HvoCounters c in Counters(page))
+            {
+                c.Failed(OptimizeFailure.SplitNoMemory);
+            }
+
+            return false; // nothing was remapped; splits so far stay
+        }
+
+        if (!split.Ok)
+        {
+            throw new InvalidOperationException($"optimizing {page}: the vmemmap split failed ({split.Status})");
+        }
+
+        var visitor = new RemapPteVisitor<TArch> { Taken = _taken };
+        TryCopyHead(page, reuse, ref visitor);
+
+        // What each entry becomes: the visitor's own rules, applied to the entries as they are.
+        var changes = new List<(ulong Va, ulong Old, ulong New)>();
+        for (ulong va = reuse; va < end; va += TArch.PageSize)
+        {
+            WalkResult w = _machine.PageTable.Walk(va);
+            if (!w.IsLeaf || w.Level != TArch.LastLevel)
+            {
+                throw new InvalidOperationException($"optimizing {page}: 0x{va:x} is not mapped by a PTE after the split");
+            }
+
+            ulong updated = visitor.RemapPte(va, w.Entry);
+            if (updated != w.Entry)
+            {
+                changes.Add((va, w.Entry, updated));
+            }
+        }
+
+        SetStep("vmemmap_remap_pte (clear AF, flush, cmpxchg)");
+        List<(ulong Va, ulong Old, ulong New)> pending = changes;
+        var done = new List<(ulong Va, ulong Old, ulong New)>();
+        for (int round = 0; round <= Policy.CmpxchgRetries && pending.Count > 0; round++)
+        {
+            if (round > 0)
+            {
+                foreach (HvoCounters c in Counters(page))
+                {
+                    c.Retried(pending.Count);
+                }
+            }
+
+            // pte_mkold: clear AF on the live entries (the output address stays: no break needed).
+            var ctx = _machine.PageTable.Ctx;
+            foreach ((ulong va, _, _) in pending)
+            {
+                WalkResult w = _machine.PageTable.Walk(va);
+                ulong aged = w.Entry & ~TArch.AccessFlag;
+                if (aged != w.Entry)
+                {
+                    ctx.SetEntry(w.Level, w.TablePfn, w.Index, w.Entry, aged, va);
+                }
+            }
+
+            FlushRange(page, pending[0].Va, pending[^1].Va + TArch.PageSize);
+
+            var failed = new List<(ulong Va, ulong Old, ulong New)>();
+            foreach ((ulong va, ulong old, ulong updated) in pending)
+            {
+                WalkResult w = _machine.PageTable.Walk(va);
+                if (_machine.PageTable.CompareExchangeEntry(w.Level, w.TablePfn, w.Index, old & ~TArch.AccessFlag, updated, va))
+                {
+                    done.Add((va, old, updated));
+                }
+                else
+                {
+                    failed.Add((va, old, updated));
+                }
+            }
+
+            pending = failed;
+        }
+
+        if (pending.Count == 0)
+        {
+            Optimized(page, visitor.HasNewHead);
+            return true;
+        }
+
+        // Retries exhausted: every entry back to its own frame. A changed one by break, flush, make
+        // (readers fault meanwhile); an unchanged one just gets its access flag back.
+        SetStep("vmemmap_remap_pte (retries exhausted: roll back)");
+        var bbm = new KernelPageTable<TArch>.Context(_machine.PageTable, breakBeforeMake: true);
+        long flushesBefore = _machine.PageTable.Counters.TlbRangeFlushes;
+        foreach ((ulong va, ulong old, _) in done.Concat(pending))
+        {
+            WalkResult w = _machine.PageTable.Walk(va);
+            if (w.Entry != old)
+            {
+                bbm.SetEntry(w.Level, w.TablePfn, w.Index, w.Entry, old, va);
+            }
+        }
+
+        foreach (HvoCounters c in Counters(page))
+        {
+            c.RangeFlushes(_machine.PageTable.Counters.TlbRangeFlushes - flushesBefore);
+            c.Failed(OptimizeFailure.BbmRetriesExhausted);
+        }
+
+        if (visitor.HasNewHead)
+        {
+            _toFree.Add(visitor.NewHeadPfn); // unmapped and flushed when its entry was broken
+        }
+
+        _taken.Clear();
+        return false;
     }
 
     /// <summary>The ENOMEM path: restore [reuse, reuse + walked) with the frames the remap took.</summary>
@@ -273,13 +438,17 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         {
             var restore = new RestorePteVisitor<TArch> { Machine = _machine, Frames = _taken, ResetStructPages = Policy.ResetStructPagesOnRestore };
             ulong end = reuse + ((ulong)failed.Walked * TArch.PageSize);
-            RemapWalkResult r = _machine.PageTable.RemapWalk(reuse, end, ref restore);
+            SetStep("vmemmap_restore_pte (ENOMEM rollback)");
+            RemapWalkResult r = Walk(page, reuse, end, BreaksEntries ? RemapWalkFlags.BreakBeforeMake : RemapWalkFlags.None, ref restore);
             if (!r.Ok)
             {
                 throw new InvalidOperationException($"rolling back {page}: {r.Status} on a range that was just walked");
             }
 
-            FlushRange(page, reuse, end);
+            if (!BreaksEntries)
+            {
+                FlushRange(page, reuse, end);
+            }
 
             // With a fresh head the walk kept the copy at reuse; the one frame it did not use is the spare.
             _toFree.AddRange(_taken.GetRange(restore.Next, _taken.Count - restore.Next));
@@ -290,6 +459,15 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         }
 
         _taken.Clear();
+    }
+
+    /// <summary>Name the kernel step for the break-before-make checker's reports.</summary>
+    private void SetStep(string step)
+    {
+        if (_machine.BreakBeforeMake is { } checker)
+        {
+            checker.Step = step;
+        }
     }
 
     private RemapWalkResult Walk(HugePage page, ulong start, ulong end, RemapWalkFlags flags)

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Threading;
 using Hvo.Checks;
@@ -8,37 +9,83 @@ namespace Hvo.Paging;
 /// arm64's break-before-make rule: a live valid entry may not be replaced by a valid entry with a
 /// different output address, nor a block by a table, unless the entry was first made invalid
 /// and the TLB flushed for it. Every such update is reported with its address and step; the
-/// safe sequence (invalid, flush, new entry) is accepted.
+/// safe sequences are accepted:
+/// <list type="bullet">
+/// <item>break, flush, make: an invalid entry, a flush covering it, then the new entry;</item>
+/// <item>access flag: the live entry's AF cleared (same output address), a flush covering it, then
+/// the new entry installed over the still AF-clear entry (a TLB never holds a translation with AF
+/// clear, and a CPU that set AF meanwhile makes the writer's compare-and-exchange fail);</item>
+/// <item>FEAT_BBM level 2 (<see cref="Level"/> 2): a direct change between equivalent mappings — a
+/// leaf to another leaf whose frames hold the same bytes, with the same attributes but for
+/// read-only; a block to a table that maps exactly what the block did.</item>
+/// </list>
 /// </summary>
 public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TArch : struct, IPagingArch
 {
     private readonly ViolationLog _violations;
     private readonly Dictionary<(ulong Table, int Index), ulong> _brokenNotFlushed = new();
+    private readonly Dictionary<(ulong Table, int Index), ulong> _agedNotFlushed = new();
+    private readonly Dictionary<(ulong Table, int Index), ulong> _agedFlushed = new();
     private readonly Lock _lock = new();
+    private KernelPageTable<TArch>? _pageTable;
+    private Mmu<TArch>? _mmu;
 
     public BreakBeforeMakeChecker(ViolationLog violations) => _violations = violations;
 
     /// <summary>What the kernel is doing, named in reports ("vmemmap_remap_pte", "split_vmemmap_huge_pmd").</summary>
     public string Step { get; set; } = "page table update";
 
+    /// <summary>The step named for a block replaced by a table: only the split does that to the vmemmap.</summary>
+    public string SplitStep { get; set; } = "split_vmemmap_huge_pmd";
+
     /// <summary>Updates checked.</summary>
     public long Checked { get; private set; }
+
+    /// <summary>
+    /// The CPUs' FEAT_BBM level (<see cref="MachineConfig.BreakBeforeMakeLevel"/>). At 2 a direct change
+    /// between equivalent mappings is accepted; that needs <see cref="Attach"/> to see tables and bytes.
+    /// </summary>
+    public int Level { get; set; }
+
+    /// <summary>Let the checker read the page table (the entry an update really replaces, a new table) and frame bytes.</summary>
+    public void Attach(KernelPageTable<TArch> pageTable, Mmu<TArch> mmu)
+    {
+        _pageTable = pageTable;
+        _mmu = mmu;
+    }
 
     public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
     {
         lock (_lock)
         {
             Checked++;
+            var key = (tablePfn, index);
+            if (_pageTable is not null)
+            {
+                // The writer's idea of the old entry may be stale: a CPU may have set the access flag
+                // meanwhile (and cached the translation). A plain store over it is a live change.
+                ulong current = TableEntries.Load(_pageTable.Frames.Table(tablePfn), index);
+                if (current != oldEntry && current != newEntry && TArch.IsValid(level, current))
+                {
+                    Report(level, va, current, newEntry, $"the entry changed under the writer (it expected 0x{oldEntry:x16}) and was overwritten without a compare-and-exchange");
+                    _agedFlushed.Remove(key);
+                    _agedNotFlushed.Remove(key);
+                    return;
+                }
+            }
+
             bool oldValid = TArch.IsValid(level, oldEntry);
             bool newValid = TArch.IsValid(level, newEntry);
             if (oldValid && !newValid)
             {
                 // Break: the entry is invalid until a flush covers it.
-                _brokenNotFlushed[(tablePfn, index)] = va;
+                _brokenNotFlushed[key] = va;
+                _agedFlushed.Remove(key);
+                _agedNotFlushed.Remove(key);
                 return;
             }
 
-            if (!oldValid && newValid && _brokenNotFlushed.Remove((tablePfn, index)))
+            if (!oldValid && newValid && _brokenNotFlushed.Remove(key))
             {
                 Report(level, va, oldEntry, newEntry, "made valid again before a TLB flush followed the break");
                 return;
@@ -49,13 +96,48 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
                 return;
             }
 
+            bool sameOutput = TArch.PfnOf(level, oldEntry) == TArch.PfnOf(level, newEntry) && TArch.IsTable(level, oldEntry) == TArch.IsTable(level, newEntry);
+            if (sameOutput)
+            {
+                // A change of attributes only (permissions, the access flag): allowed live.
+                if (IsAged(level, oldEntry) != IsAged(level, newEntry))
+                {
+                    _agedFlushed.Remove(key);
+                    _agedNotFlushed.Remove(key);
+                    if (IsAged(level, newEntry))
+                    {
+                        _agedNotFlushed[key] = va;
+                    }
+                }
+
+                return;
+            }
+
+            if (IsAged(level, oldEntry) && _agedFlushed.Remove(key))
+            {
+                // Made over an entry whose AF was cleared and flushed: no TLB can hold it.
+                return;
+            }
+
+            if (IsAged(level, oldEntry) && _agedNotFlushed.Remove(key))
+            {
+                Report(level, va, oldEntry, newEntry, "an entry with the access flag cleared was replaced before a TLB flush covered it");
+                return;
+            }
+
+            if (Level >= 2 && WhyNot(level, oldEntry, newEntry) is null)
+            {
+                return;
+            }
+
+            string level2 = Level >= 2 ? $" (FEAT_BBM level 2 does not cover it: {WhyNot(level, oldEntry, newEntry)})" : string.Empty;
             if (TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry))
             {
-                Report(level, va, oldEntry, newEntry, "a live block was replaced by a table without break-before-make");
+                Report(level, va, oldEntry, newEntry, "a live block was replaced by a table without break-before-make" + level2);
             }
-            else if (TArch.PfnOf(level, oldEntry) != TArch.PfnOf(level, newEntry) || TArch.IsTable(level, oldEntry) != TArch.IsTable(level, newEntry))
+            else
             {
-                Report(level, va, oldEntry, newEntry, "a live valid entry got a different output address without break-before-make");
+                Report(level, va, oldEntry, newEntry, "a live valid entry got a different output address without break-before-make" + level2);
             }
         }
     }
@@ -64,28 +146,106 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
     {
         lock (_lock)
         {
-            if (_brokenNotFlushed.Count == 0)
-            {
-                return;
-            }
-
-            var flushed = new List<(ulong, int)>();
-            foreach (var kv in _brokenNotFlushed)
-            {
-                if (kv.Value >= start && kv.Value < end)
-                {
-                    flushed.Add(kv.Key);
-                }
-            }
-
-            foreach (var key in flushed)
-            {
-                _brokenNotFlushed.Remove(key);
-            }
+            Expire(_brokenNotFlushed, start, end, null);
+            Expire(_agedNotFlushed, start, end, _agedFlushed);
         }
     }
 
-    private void Report(int level, ulong va, ulong oldEntry, ulong newEntry, string what) =>
+    private static void Expire(Dictionary<(ulong, int), ulong> pending, ulong start, ulong end, Dictionary<(ulong, int), ulong>? into)
+    {
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        var flushed = new List<(ulong, int)>();
+        foreach (var kv in pending)
+        {
+            if (kv.Value >= start && kv.Value < end)
+            {
+                flushed.Add(kv.Key);
+            }
+        }
+
+        foreach (var key in flushed)
+        {
+            if (into is not null)
+            {
+                into[key] = pending[key];
+            }
+
+            pending.Remove(key);
+        }
+    }
+
+    /// <summary>A leaf with the spec's access flag clear (pte_mkold).</summary>
+    private static bool IsAged(int level, ulong entry) =>
+        TArch.AccessFlag != 0 && TArch.IsLeaf(level, entry) && (entry & TArch.AccessFlag) == 0;
+
+    /// <summary>Why the change is not between equivalent mappings (FEAT_BBM level 2), or null when it is.</summary>
+    private string? WhyNot(int level, ulong oldEntry, ulong newEntry)
+    {
+        if (_pageTable is null || _mmu is null)
+        {
+            return "the checker cannot see the tables and frames";
+        }
+
+        if (TArch.IsLeaf(level, oldEntry) && TArch.IsLeaf(level, newEntry))
+        {
+            // The same attributes but for the output address and read-only (PAGE_KERNEL <-> PAGE_KERNEL_RO).
+            ulong roBits = TArch.Info.ReadOnlyClear | TArch.Info.ReadOnlySet;
+            ulong outputMask = TArch.PfnMask;
+            if (((oldEntry ^ newEntry) & ~(outputMask | roBits)) != 0)
+            {
+                return $"attributes differ in 0x{(oldEntry ^ newEntry) & ~(outputMask | roBits):x}";
+            }
+
+            ulong frames = TArch.LevelSize(level) >> TArch.PageShift;
+            ulong from = TArch.PfnOf(level, oldEntry), to = TArch.PfnOf(level, newEntry);
+            for (ulong i = 0; i < frames; i++)
+            {
+                if (!SameBytes(from + i, to + i))
+                {
+                    return $"frame 0x{from + i:x} and frame 0x{to + i:x} hold different bytes";
+                }
+            }
+
+            return null;
+        }
+
+        if (TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry) && level < TArch.LastLevel)
+        {
+            int child = level + 1;
+            ulong step = TArch.LevelSize(child) >> TArch.PageShift;
+            ulong first = TArch.PfnOf(level, oldEntry);
+            Span<ulong> table = _pageTable.Frames.Table(TArch.PfnOf(level, newEntry));
+            for (int i = 0; i < TArch.EntriesPerTable(child); i++)
+            {
+                ulong e = TableEntries.Load(table, i);
+                if (!TArch.IsLeaf(child, e) || TArch.PfnOf(child, e) != first + ((ulong)i * step) ||
+                    TArch.IsWritable(e) != TArch.IsWritable(oldEntry) || IsAged(child, e) != IsAged(level, oldEntry))
+                {
+                    return $"entry {i} of the new table does not map what the block mapped there";
+                }
+            }
+
+            return null;
+        }
+
+        return "not a leaf to leaf or block to table change";
+    }
+
+    private bool SameBytes(ulong a, ulong b)
+    {
+        Span<byte> first = stackalloc byte[(int)TArch.PageSize];
+        _mmu!.FrameContents(a).CopyTo(first);
+        return first.SequenceEqual(_mmu.FrameContents(b));
+    }
+
+    private void Report(int level, ulong va, ulong oldEntry, ulong newEntry, string what)
+    {
+        string step = level < TArch.LastLevel && TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry) ? SplitStep : Step;
         _violations.Add(new Violation(ViolationKind.BreakBeforeMake, va,
-            $"{Step}: {TArch.Info.Levels[level].Name} entry 0x{oldEntry:x16} -> 0x{newEntry:x16}: {what}"));
+            $"{step}: {TArch.Info.Levels[level].Name} entry 0x{oldEntry:x16} -> 0x{newEntry:x16}: {what}"));
+    }
 }

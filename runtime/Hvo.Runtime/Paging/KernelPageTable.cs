@@ -102,10 +102,33 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     public RemapWalkResult RemapWalk<TVisitor>(ulong start, ulong end, ref TVisitor visitor, RemapWalkFlags flags = RemapWalkFlags.None)
         where TVisitor : struct, IRemapPteVisitor
     {
-        Context ctx = Ctx;
+        Context ctx = new(this, breakBeforeMake: (flags & RemapWalkFlags.BreakBeforeMake) != 0);
+        if ((flags & RemapWalkFlags.BreakBeforeMake) != 0)
+        {
+            // The break's flush covers a split: nothing can cache the invalid entry before the table.
+            flags |= RemapWalkFlags.NoTlbFlushOnSplit;
+        }
+
         return Reference is null
             ? TArch.RemapWalk(ref ctx, RootPfn, start, end, ref visitor, flags)
             : Reference.RemapWalk(ref ctx, RootPfn, start, end, ref visitor, flags);
+    }
+
+    /// <summary>
+    /// cmpxchg on a live entry: install <paramref name="newEntry"/> only if the entry still holds
+    /// <paramref name="expected"/> (a CPU setting the access flag in hardware makes it fail). Observers
+    /// hear of the change once it happened, with <paramref name="expected"/> as the old entry.
+    /// </summary>
+    public bool CompareExchangeEntry(int level, ulong tablePfn, int index, ulong expected, ulong newEntry, ulong va)
+    {
+        if (Interlocked.CompareExchange(ref TableEntries.At(Frames.Table(tablePfn), index), newEntry, expected) != expected)
+        {
+            return false;
+        }
+
+        Observer?.EntryChanging(level, tablePfn, index, expected, newEntry, va);
+        Counters.EntryWritten();
+        return true;
     }
 
     /// <summary>
@@ -213,12 +236,20 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         private readonly KernelPageTable<TArch> _pt;
         private readonly FrameStore _frames;
         private readonly TableView _tables;
+        private readonly bool _breakBeforeMake;
 
         public Context(KernelPageTable<TArch> pageTable)
+            : this(pageTable, breakBeforeMake: false)
+        {
+        }
+
+        /// <param name="breakBeforeMake">Make every change of a live entry's output address, or of a block into a table, go through an invalid entry and a flush.</param>
+        public Context(KernelPageTable<TArch> pageTable, bool breakBeforeMake)
         {
             _pt = pageTable;
             _frames = pageTable.Frames;
             _tables = pageTable.Frames.Tables;
+            _breakBeforeMake = breakBeforeMake;
         }
 
         public Span<ulong> Table(ulong pfn) => _tables.Table(pfn);
@@ -243,6 +274,34 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         }
 
         public void SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+        {
+            if (_breakBeforeMake && TArch.IsValid(level, oldEntry) && TArch.IsValid(level, newEntry) &&
+                (TArch.IsTable(level, oldEntry) != TArch.IsTable(level, newEntry) || TArch.PfnOf(level, oldEntry) != TArch.PfnOf(level, newEntry)))
+            {
+                // vmemmap_update_pte / vmemmap_update_pmd on arm64 (Nanyong Sun, 2024): under
+                // init_mm.page_table_lock, break (invalid entry), flush what it mapped, make. A CPU
+                // that translates meanwhile faults; the fault handler waits on the lock, then retries.
+                ulong size = TArch.LevelSize(level);
+                ulong start = va & ~(size - 1);
+                LockPageTable();
+                try
+                {
+                    Store(level, tablePfn, index, oldEntry, 0, va);
+                    FlushTlbRange(start, start + size);
+                    Store(level, tablePfn, index, 0, newEntry, va);
+                }
+                finally
+                {
+                    UnlockPageTable();
+                }
+
+                return;
+            }
+
+            Store(level, tablePfn, index, oldEntry, newEntry, va);
+        }
+
+        private void Store(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
         {
             _pt.Observer?.EntryChanging(level, tablePfn, index, oldEntry, newEntry, va);
             Volatile.Write(ref TableEntries.At(_pt.Frames.Table(tablePfn), index), newEntry);

@@ -15,6 +15,12 @@ public enum AccessFault
 
     /// <summary>A write through a read-only mapping (PAGE_KERNEL_RO): trapped, recorded, nothing written.</summary>
     WriteProtect,
+
+    /// <summary>
+    /// arm64 Access flag fault: translation ended at a leaf with AF clear on a CPU that does not
+    /// manage AF in hardware. Nothing was cached; the access may be retried.
+    /// </summary>
+    AccessFlag,
 }
 
 /// <summary>
@@ -34,6 +40,8 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
     private long _translationFaults;
     private long _rangeFlushes;
     private long _fullFlushes;
+    private long _accessFlagFaults;
+    private long _accessFlagUpdates;
 
     public Mmu(KernelPageTable<TArch> pageTable, int cpus, ViolationLog violations, IFrameContent? content = null)
     {
@@ -56,6 +64,19 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
     public long WriteFaults => Interlocked.Read(ref _writeFaults);
 
     public long TranslationFaults => Interlocked.Read(ref _translationFaults);
+
+    /// <summary>
+    /// FEAT_HAFDBS: a translation through a leaf with the access flag clear sets it atomically in the
+    /// descriptor (and fails, to walk again, if the descriptor changed meanwhile); without it such a
+    /// translation takes an Access flag fault. Only for specs with an access flag.
+    /// </summary>
+    public bool HardwareAccessFlag { get; set; }
+
+    /// <summary>Access flag faults taken (no hardware AF management).</summary>
+    public long AccessFlagFaults => Interlocked.Read(ref _accessFlagFaults);
+
+    /// <summary>Access flags set by the hardware on a translation.</summary>
+    public long AccessFlagUpdates => Interlocked.Read(ref _accessFlagUpdates);
 
     /// <summary>flush_tlb_kernel_range broadcasts seen.</summary>
     public long RangeFlushes => Interlocked.Read(ref _rangeFlushes);
@@ -84,6 +105,34 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
                 Interlocked.Increment(ref _translationFaults);
                 physicalAddress = 0;
                 return AccessFault.NotMapped;
+            }
+
+            // A TLB never caches a translation with the access flag clear: fault, or set it first.
+            while (TArch.AccessFlag != 0 && (w.Entry & TArch.AccessFlag) == 0)
+            {
+                if (!HardwareAccessFlag)
+                {
+                    Interlocked.Increment(ref _accessFlagFaults);
+                    physicalAddress = 0;
+                    return AccessFault.AccessFlag;
+                }
+
+                ref ulong slot = ref TableEntries.At(_pageTable.Frames.Table(w.TablePfn), w.Index);
+                if (Interlocked.CompareExchange(ref slot, w.Entry | TArch.AccessFlag, w.Entry) == w.Entry)
+                {
+                    Interlocked.Increment(ref _accessFlagUpdates);
+                    w = w with { Entry = w.Entry | TArch.AccessFlag };
+                    break;
+                }
+
+                // The descriptor changed under the hardware update: translate again.
+                w = _pageTable.Walk(va);
+                if (!w.IsLeaf)
+                {
+                    Interlocked.Increment(ref _translationFaults);
+                    physicalAddress = 0;
+                    return AccessFault.NotMapped;
+                }
             }
 
             hit = new TlbEntry(vpn, PagePfn(w, va), TArch.IsWritable(w.Entry), w.Level);

@@ -51,6 +51,27 @@ public sealed class SpecsCommandTests
         }
 
         StringAssert.Contains(output, "not optimizable");
+        foreach (global::Hvo.HugeTlb.HvoPolicy p in global::Hvo.HugeTlb.HvoPolicy.All)
+        {
+            StringAssert.Contains(output, "  " + p.Name + " ", "every --policy value is listed");
+        }
+
+        StringAssert.Contains(output, "needs FEAT_BBM level 2");
+    }
+
+    [TestMethod]
+    public void SimulateArm64WithABreakBeforeMakePolicyReportsNoViolationAndTheFlushes()
+    {
+        var (exit, output, err) = Hvo("simulate", "--arch", "arm64-4k", "--memory", "2G", "--hugepages", "2M:64", "--policy", "arm64-bbm-fault");
+        Assert.AreEqual(0, exit, err);
+        StringAssert.Contains(output, "break-before-make violations:          0");
+        StringAssert.Contains(output, "full 0)");
+
+        (exit, output, err) = Hvo("simulate", "--arch", "arm64-4k", "--memory", "2G", "--hugepages", "2M:64", "--policy", "v6.7", "--json");
+        Assert.AreEqual(0, exit, err);
+        using JsonDocument doc = JsonDocument.Parse(output);
+        Assert.IsTrue(doc.RootElement.GetProperty("breakBeforeMakeViolations").GetInt64() > 0, "v6.7 remaps live entries directly");
+        Assert.AreEqual(2, doc.RootElement.GetProperty("hvo").GetProperty("tlbFullFlushes").GetInt64());
     }
 
     [TestMethod]

@@ -11,19 +11,60 @@ namespace Hvo.Runtime.Tests.HugeTlb;
 /// <summary>Test data for the policy: (architecture, optimizable huge page size, policy).</summary>
 public static class HvoCases
 {
+    /// <summary>Every architecture, optimizable size and kernel policy; the break-before-make strategies on the architectures that need them.</summary>
     public static IEnumerable<object[]> SizesAndPolicies =>
         from e in ArchRegistry.All
         from h in e.Info.HugePageSizes
-        from p in HvoPolicy.All
+        from p in e.Info.BreakBeforeMake ? HvoPolicy.All : HvoPolicy.Kernel
         where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
         select new object[] { e.Name, h.Size, p.Name };
 
-    /// <summary>The sizes the issue names for exhaustive fault injection: x86_64 2M and 1G, every optimizable arm64 size.</summary>
+    /// <summary>
+    /// The sizes the issue names for exhaustive fault injection: x86_64 2M and 1G, every optimizable
+    /// arm64 size; on arm64 also the break-before-make-safe policies.
+    /// </summary>
     public static IEnumerable<object[]> FaultCases =>
         from e in ArchRegistry.All
         where e.Name == "x86_64" || e.Name.StartsWith("arm64", StringComparison.Ordinal)
         from h in e.Info.HugePageSizes
         from p in new[] { HvoPolicy.V5_14, HvoPolicy.Newest }
+        where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
+        select new object[] { e.Name, h.Size, p.Name };
+
+    /// <summary>
+    /// <see cref="FaultCases"/> and, on arm64, the break-before-make-safe policies for sizes whose
+    /// vmemmap is at most <paramref name="maxVmemmapBytes"/> (the rest in the long category).
+    /// </summary>
+    public static IEnumerable<object[]> OptimizeFaultCases(ulong minVmemmapBytes, ulong maxVmemmapBytes, bool kernelPolicies) =>
+        (kernelPolicies ? FaultCases : Enumerable.Empty<object[]>()).Concat(
+            from c in Arm64(Safe)
+            let info = ArchRegistry.Find((string)c[0])!.Info
+            let bytes = HugePageVmemmap.For(info, (ulong)c[1]).VmemmapPages * info.PageSize
+            where bytes >= minVmemmapBytes && bytes <= maxVmemmapBytes
+            select c);
+
+    /// <summary>CI's share of <see cref="OptimizeFaultCases"/>: kernel policies, and safe ones up to a 4 MiB vmemmap.</summary>
+    public static IEnumerable<object[]> OptimizeFaultCasesCi => OptimizeFaultCases(0, 4UL << 20, kernelPolicies: true);
+
+    /// <summary>The long category's share: the safe policies on the sizes with a vmemmap above 4 MiB.</summary>
+    public static IEnumerable<object[]> OptimizeFaultCasesLong => OptimizeFaultCases((4UL << 20) + 1, ulong.MaxValue, kernelPolicies: false);
+
+    /// <summary>Sizes whose vmemmap is at most 4 MiB: where the break-before-make tests run in CI.</summary>
+    public static IEnumerable<object[]> Moderate(IEnumerable<object[]> cases) =>
+        from c in cases
+        let info = ArchRegistry.Find((string)c[0])!.Info
+        where HugePageVmemmap.For(info, (ulong)c[1]).VmemmapPages * info.PageSize <= 4UL << 20
+        select c;
+
+    /// <summary>The policies that keep arm64's break-before-make rule.</summary>
+    public static IEnumerable<HvoPolicy> Safe => HvoPolicy.All.Where(p => p.Strategy != BbmStrategy.None);
+
+    /// <summary>(arm64 architecture, optimizable size, policy) for the given policies.</summary>
+    public static IEnumerable<object[]> Arm64(IEnumerable<HvoPolicy> policies) =>
+        from e in ArchRegistry.All
+        where e.Info.BreakBeforeMake
+        from h in e.Info.HugePageSizes
+        from p in policies
         where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
         select new object[] { e.Name, h.Size, p.Name };
 }
@@ -32,14 +73,24 @@ public static class HvoCases
 public sealed class HvoRig<TArch> : IDisposable where TArch : struct, IPagingArch
 {
     /// <param name="checkBreakBeforeMake">
-    /// Off by default: every kernel policy here breaks arm64's rule (why arm64 HVO was reverted),
-    /// which its own test shows; the other tests look at everything else.
+    /// By default on only for the break-before-make-safe policies on architectures that require it:
+    /// every kernel policy breaks arm64's rule (why arm64 HVO was reverted), which its own tests show;
+    /// the other tests look at everything else, and so also check the safe policies keep the rule.
     /// </param>
-    public HvoRig(HvoPolicy policy, ulong hugePageSize, bool checkBreakBeforeMake = false)
+    /// <param name="bbmLevel">The CPUs' FEAT_BBM level; by default what the policy needs.</param>
+    /// <param name="hardwareAccessFlag">FEAT_HAFDBS: readers set the access flag instead of faulting.</param>
+    public HvoRig(HvoPolicy policy, ulong hugePageSize, bool? checkBreakBeforeMake = null, int? bbmLevel = null, bool hardwareAccessFlag = false)
     {
         // Room for a few huge pages of this size, however large.
         ulong memory = Math.Max(4UL << 30, hugePageSize * 8);
-        Machine = Machine<TArch>.Boot(new MachineConfig { MemoryBytes = memory, Strict = true, CheckBreakBeforeMake = checkBreakBeforeMake });
+        Machine = Machine<TArch>.Boot(new MachineConfig
+        {
+            MemoryBytes = memory,
+            Strict = true,
+            CheckBreakBeforeMake = checkBreakBeforeMake ?? (TArch.BreakBeforeMake && policy.Strategy != BbmStrategy.None),
+            BreakBeforeMakeLevel = bbmLevel ?? policy.RequiredBbmLevel,
+            HardwareAccessFlag = hardwareAccessFlag,
+        });
         Optimizer = new HvoOptimizer<TArch>(Machine, policy);
         Order = (int)Math.Log2(hugePageSize >> TArch.PageShift);
         Machine.Faults.MinOrder = 0;

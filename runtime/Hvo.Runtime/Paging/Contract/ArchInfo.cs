@@ -114,5 +114,8 @@ public sealed class ArchInfo
     public bool BreakBeforeMake { get; }
     public PtdumpFormat Ptdump { get; }
 
+    /// <summary>entry.accessFlag: the descriptor's access flag (arm64 AF, bit 10); 0 when the spec has none.</summary>
+    public ulong AccessFlag { get; init; }
+
     public override string ToString() => Name;
 }

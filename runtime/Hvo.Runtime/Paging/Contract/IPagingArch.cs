@@ -78,6 +78,13 @@ public interface IPagingArch
     /// <summary>arm64: a live valid entry may not be replaced without an invalid entry and a flush between.</summary>
     static abstract bool BreakBeforeMake { get; }
 
+    /// <summary>
+    /// The access flag of a leaf (arm64 AF, spec key entry.accessFlag), 0 when the architecture has none.
+    /// A translation through a leaf with it clear takes an access-flag fault, or the hardware sets
+    /// it atomically (FEAT_HAFDBS); the kernel's own mappings (PAGE_KERNEL) have it set.
+    /// </summary>
+    static abstract ulong AccessFlag { get; }
+
     static abstract ReadOnlySpan<HugePageSizeInfo> HugePageSizes { get; }
 
     /// <summary>

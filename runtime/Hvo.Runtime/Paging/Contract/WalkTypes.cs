@@ -45,6 +45,14 @@ public enum RemapWalkFlags
 
     /// <summary>Split leaves only; visit no PTE (vmemmap_remap_split).</summary>
     SplitOnly = 2,
+
+    /// <summary>
+    /// arm64 break-before-make (vmemmap_update_pmd / vmemmap_update_pte in Nanyong Sun's 2024 series):
+    /// every change of a live entry's output address, or of a block into a table, goes through an
+    /// invalid entry and a TLB flush of what it maps; readers that fault meanwhile retry. The page
+    /// table's context does it, so the generated walk is unchanged; a split needs no flush after.
+    /// </summary>
+    BreakBeforeMake = 4,
 }
 
 public enum RemapWalkStatus
