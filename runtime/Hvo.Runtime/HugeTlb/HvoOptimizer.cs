@@ -13,14 +13,20 @@ namespace Hvo.HugeTlb;
 /// and <see cref="RestorePteVisitor{TArch}"/>. The <see cref="HvoPolicy"/> picks the kernel
 /// version's choices; the walk, the visitors and the ordering rules are shared by all of them.
 /// </summary>
+/// <remarks>
+/// Several CPUs (threads, <see cref="Machine{TArch}.RunOnCpu"/>) may optimize and restore
+/// different huge pages at once, as allocating and freeing tasks do in the kernel: the frame lists
+/// of a call are its own (the kernel's on-stack vmemmap_pages list), counters are updated with
+/// atomic adds, and the page table, the allocator and the TLBs do their own locking. One huge
+/// page is worked on by one CPU at a time, as the kernel's folio is.
+/// </remarks>
 public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagingArch
 {
+    [ThreadStatic]
+    private static Scratch? t_scratch;
     private readonly Machine<TArch> _machine;
     // [order][node], filled on first use; reads need no lock.
     private readonly HvoCounters?[]?[] _counters = new HvoCounters?[64][];
-    private readonly List<ulong> _taken = new();
-    private readonly List<ulong> _toFree = new();
-    private readonly List<ulong> _restore = new();
 
     public HvoOptimizer(Machine<TArch> machine, HvoPolicy policy, HvoSwitches? switches = null)
     {
@@ -34,6 +40,13 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     public HvoSwitches Switches { get; }
 
     public string Name => Policy.Name;
+
+    /// <summary>
+    /// Test only, a deliberately broken ordering: the vmemmap frames are freed before the TLB flush
+    /// that makes them unreachable (the use-after-free through a stale translation that
+    /// DESIGN.md 1.5 lists). Strict mode and page poisoning must catch it.
+    /// </summary>
+    internal bool FreeBeforeFlush { get; set; }
 
     /// <summary>Every hstate and node together.</summary>
     public HvoCounters Total { get; } = new();
@@ -66,8 +79,16 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             return;
         }
 
-        OptimizeOne(page, RemapWalkFlags.None, flushAfter: true);
-        FreeTakenFrames();
+        Scratch s = Scratch.Rent();
+        try
+        {
+            OptimizeOne(page, s, RemapWalkFlags.None, flushAfter: true);
+            FreeTakenFrames(s);
+        }
+        finally
+        {
+            s.Return();
+        }
     }
 
     /// <summary>
@@ -87,6 +108,87 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             return;
         }
 
+        Scratch s = Scratch.Rent();
+        try
+        {
+            OptimizeBatch(pages, s);
+        }
+        finally
+        {
+            s.Return();
+        }
+    }
+
+    /// <summary>
+    /// hugetlb_vmemmap_restore: allocate the freed number of pages on the page's node
+    /// (GFP_KERNEL | __GFP_NORETRY | __GFP_THISNODE, all or nothing), copy the kept page into each,
+    /// map them PAGE_KERNEL, flush, clear HPageVmemmapOptimized. The split tables stay.
+    /// </summary>
+    public RestoreResult Restore(HugePage page)
+    {
+        if (!page.VmemmapOptimized)
+        {
+            return RestoreResult.Ok;
+        }
+
+        Scratch s = Scratch.Rent();
+        try
+        {
+            return Restore(page, s.Restore);
+        }
+        finally
+        {
+            s.Return();
+        }
+    }
+
+    private RestoreResult Restore(HugePage page, List<ulong> frames)
+    {
+        (ulong start, ulong end) = Range(page);
+        ulong reuse = start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize);
+        int needed = (int)((end - reuse) >> TArch.PageShift) - 1;
+        for (int i = 0; i < needed; i++)
+        {
+            if (!_machine.Pages.TryAllocPages(page.Node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, out ulong pfn))
+            {
+                foreach (ulong taken in frames)
+                {
+                    _machine.Pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
+                }
+
+                frames.Clear();
+                foreach (HvoCounters c in Counters(page))
+                {
+                    c.RestoreFailed();
+                }
+
+                return RestoreResult.NoMemory;
+            }
+
+            frames.Add(pfn);
+        }
+
+        var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = frames, ResetStructPages = Policy.ResetStructPagesOnRestore };
+        RemapWalkResult r = _machine.PageTable.RemapWalk(reuse, end, ref visitor);
+        if (!r.Ok)
+        {
+            throw new InvalidOperationException($"restoring {page}: the vmemmap walk failed ({r.Status}) on an already split range");
+        }
+
+        FlushRange(page, reuse, end);
+        page.VmemmapOptimized = false;
+        SetOptimizedFlag(page, false);
+        foreach (HvoCounters c in Counters(page))
+        {
+            c.Restored(needed);
+            c.Optimized(-1);
+        }
+
+        return RestoreResult.Ok;
+    }
+
+    private void OptimizeBatch(IReadOnlyList<HugePage> pages, Scratch s)
+    {
         bool any = false;
         foreach (HugePage page in pages)
         {
@@ -97,7 +199,7 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
 
             any = true;
             (ulong start, ulong end) = Range(page);
-            RemapWalkResult split = Walk(page, start, end, RemapWalkFlags.SplitOnly | RemapWalkFlags.NoTlbFlushOnSplit);
+            RemapWalkResult split = Walk(page, s, start, end, RemapWalkFlags.SplitOnly | RemapWalkFlags.NoTlbFlushOnSplit);
             if (split.Status == RemapWalkStatus.NoMemory)
             {
                 break; // splitting needs memory: no point going on; the remap pass retries
@@ -117,73 +219,22 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
                 continue;
             }
 
-            if (!OptimizeOne(page, RemapWalkFlags.None, flushAfter: false) && _toFree.Count > 0)
+            if (!OptimizeOne(page, s, RemapWalkFlags.None, flushAfter: false) && s.ToFree.Count > 0)
             {
                 // Frames gathered so far may be what the split needs: flush, free them and retry once.
                 FlushAll();
-                FreeTakenFrames();
-                OptimizeOne(page, RemapWalkFlags.None, flushAfter: false);
+                FreeTakenFrames(s);
+                OptimizeOne(page, s, RemapWalkFlags.None, flushAfter: false);
             }
+        }
+
+        if (FreeBeforeFlush)
+        {
+            FreeTakenFrames(s); // the deliberate bug: other CPUs may still reach these frames
         }
 
         FlushAll();
-        FreeTakenFrames();
-    }
-
-    /// <summary>
-    /// hugetlb_vmemmap_restore: allocate the freed number of pages on the page's node
-    /// (GFP_KERNEL | __GFP_NORETRY | __GFP_THISNODE, all or nothing), copy the kept page into each,
-    /// map them PAGE_KERNEL, flush, clear HPageVmemmapOptimized. The split tables stay.
-    /// </summary>
-    public RestoreResult Restore(HugePage page)
-    {
-        if (!page.VmemmapOptimized)
-        {
-            return RestoreResult.Ok;
-        }
-
-        (ulong start, ulong end) = Range(page);
-        ulong reuse = start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize);
-        int needed = (int)((end - reuse) >> TArch.PageShift) - 1;
-        _restore.Clear();
-        for (int i = 0; i < needed; i++)
-        {
-            if (!_machine.Pages.TryAllocPages(page.Node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, out ulong pfn))
-            {
-                foreach (ulong taken in _restore)
-                {
-                    _machine.Pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
-                }
-
-                _restore.Clear();
-                foreach (HvoCounters c in Counters(page))
-                {
-                    c.RestoreFailed();
-                }
-
-                return RestoreResult.NoMemory;
-            }
-
-            _restore.Add(pfn);
-        }
-
-        var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = _restore, ResetStructPages = Policy.ResetStructPagesOnRestore };
-        RemapWalkResult r = _machine.PageTable.RemapWalk(reuse, end, ref visitor);
-        if (!r.Ok)
-        {
-            throw new InvalidOperationException($"restoring {page}: the vmemmap walk failed ({r.Status}) on an already split range");
-        }
-
-        FlushRange(page, reuse, end);
-        page.VmemmapOptimized = false;
-        SetOptimizedFlag(page, false);
-        foreach (HvoCounters c in Counters(page))
-        {
-            c.Restored(needed);
-            c.Optimized(-1);
-        }
-
-        return RestoreResult.Ok;
+        FreeTakenFrames(s);
     }
 
     private bool ShouldOptimize(HugePage page) =>
@@ -199,15 +250,15 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     /// <summary>
     /// vmemmap_remap_free for one page: remap [reuse, end), splitting on the way; on ENOMEM put back
     /// what was remapped, with the very frames taken, allocating nothing. The frames taken are left
-    /// in <see cref="_toFree"/> for the caller to free after its flush.
+    /// in the scratch's to-free list for the caller to free after its flush.
     /// </summary>
-    private bool OptimizeOne(HugePage page, RemapWalkFlags flags, bool flushAfter)
+    private bool OptimizeOne(HugePage page, Scratch s, RemapWalkFlags flags, bool flushAfter)
     {
         (ulong start, ulong end) = Range(page);
         ulong reuse = start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize);
 
-        var visitor = new RemapPteVisitor<TArch> { Taken = _taken };
-        _taken.Clear();
+        var visitor = new RemapPteVisitor<TArch> { Taken = s.Taken };
+        s.Taken.Clear();
         if (Policy.CopyHead)
         {
             // A fresh head page, so the whole original block can go back; keep the old one if none.
@@ -234,7 +285,7 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         RemapWalkResult r = Walk(page, reuse, end, flags, ref visitor);
         if (r.Status == RemapWalkStatus.NoMemory)
         {
-            Rollback(page, reuse, visitor);
+            Rollback(page, s, reuse, visitor);
             foreach (HvoCounters c in Counters(page))
             {
                 c.Failed(OptimizeFailure.SplitNoMemory);
@@ -248,18 +299,26 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             throw new InvalidOperationException($"optimizing {page}: the vmemmap walk failed ({r.Status})");
         }
 
+        int freed = s.Taken.Count - (visitor.HasNewHead ? 1 : 0);
         if (flushAfter)
         {
+            if (FreeBeforeFlush)
+            {
+                s.ToFree.AddRange(s.Taken); // the deliberate bug: other CPUs may still reach these frames
+                s.Taken.Clear();
+                FreeTakenFrames(s);
+            }
+
             // Only the remapped range changed: [reuse + PAGE_SIZE, end), or from reuse with a new head.
             FlushRange(page, visitor.HasNewHead ? reuse : reuse + TArch.PageSize, end);
         }
 
-        _toFree.AddRange(_taken);
+        s.ToFree.AddRange(s.Taken);
         page.VmemmapOptimized = true;
         SetOptimizedFlag(page, true);
         foreach (HvoCounters c in Counters(page))
         {
-            c.Freed(_taken.Count - (visitor.HasNewHead ? 1 : 0));
+            c.Freed(freed);
             c.Optimized(1);
         }
 
@@ -267,11 +326,11 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     }
 
     /// <summary>The ENOMEM path: restore [reuse, reuse + walked) with the frames the remap took.</summary>
-    private void Rollback(HugePage page, ulong reuse, RemapPteVisitor<TArch> failed)
+    private void Rollback(HugePage page, Scratch s, ulong reuse, RemapPteVisitor<TArch> failed)
     {
         if (failed.Walked > 0)
         {
-            var restore = new RestorePteVisitor<TArch> { Machine = _machine, Frames = _taken, ResetStructPages = Policy.ResetStructPagesOnRestore };
+            var restore = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Taken, ResetStructPages = Policy.ResetStructPagesOnRestore };
             ulong end = reuse + ((ulong)failed.Walked * TArch.PageSize);
             RemapWalkResult r = _machine.PageTable.RemapWalk(reuse, end, ref restore);
             if (!r.Ok)
@@ -282,28 +341,33 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             FlushRange(page, reuse, end);
 
             // With a fresh head the walk kept the copy at reuse; the one frame it did not use is the spare.
-            _toFree.AddRange(_taken.GetRange(restore.Next, _taken.Count - restore.Next));
+            for (int i = restore.Next; i < s.Taken.Count; i++)
+            {
+                s.ToFree.Add(s.Taken[i]);
+            }
         }
         else if (failed.HasNewHead)
         {
-            _toFree.Add(failed.NewHeadPfn);
+            s.ToFree.Add(failed.NewHeadPfn);
         }
 
-        _taken.Clear();
+        s.Taken.Clear();
     }
 
-    private RemapWalkResult Walk(HugePage page, ulong start, ulong end, RemapWalkFlags flags)
+    private RemapWalkResult Walk(HugePage page, Scratch s, ulong start, ulong end, RemapWalkFlags flags)
     {
-        var none = new RemapPteVisitor<TArch> { Taken = _taken };
+        var none = new RemapPteVisitor<TArch> { Taken = s.Taken };
         return Walk(page, start, end, flags, ref none);
     }
 
     private RemapWalkResult Walk<TVisitor>(HugePage page, ulong start, ulong end, RemapWalkFlags flags, ref TVisitor visitor)
         where TVisitor : struct, IRemapPteVisitor
     {
-        long flushesBefore = _machine.PageTable.Counters.TlbRangeFlushes;
         RemapWalkResult r = _machine.PageTable.RemapWalk(start, end, ref visitor, flags);
-        long flushes = _machine.PageTable.Counters.TlbRangeFlushes - flushesBefore;
+
+        // Each split flushes its range unless told not to; a lost race flushes nothing. Counted from
+        // this walk's own result: the page table's counters move with every CPU's walks.
+        long flushes = (flags & RemapWalkFlags.NoTlbFlushOnSplit) != 0 ? 0 : r.Splits;
         foreach (HvoCounters c in Counters(page))
         {
             c.Split(r.Splits);
@@ -314,14 +378,14 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     }
 
     /// <summary>free_vmemmap_page_list: only after the flush, so no CPU can reach them any more.</summary>
-    private void FreeTakenFrames()
+    private void FreeTakenFrames(Scratch s)
     {
-        foreach (ulong pfn in _toFree)
+        foreach (ulong pfn in s.ToFree)
         {
             _machine.FreeVmemmapFrame(pfn);
         }
 
-        _toFree.Clear();
+        s.ToFree.Clear();
     }
 
     private void FlushRange(HugePage page, ulong start, ulong end)
@@ -366,6 +430,32 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         ulong flags = StructPage.Flags(head);
         StructPage.SetFlags(head, optimized ? flags | StructPage.PgHugeVmemmapOptimized : flags & ~StructPage.PgHugeVmemmapOptimized);
         _machine.Mmu.Write(_machine.CurrentCpu, va, head);
+    }
+
+    /// <summary>
+    /// One call's frame lists (the kernel keeps them on the stack: vmemmap_pages, the restore
+    /// list). Reused per thread so a steady state allocates nothing; a nested call gets its own.
+    /// </summary>
+    private sealed class Scratch
+    {
+        public readonly List<ulong> Taken = new();
+        public readonly List<ulong> ToFree = new();
+        public readonly List<ulong> Restore = new();
+
+        public static Scratch Rent()
+        {
+            Scratch? s = t_scratch;
+            t_scratch = null;
+            return s ?? new Scratch();
+        }
+
+        public void Return()
+        {
+            Taken.Clear();
+            ToFree.Clear();
+            Restore.Clear();
+            t_scratch = this;
+        }
     }
 
     /// <summary>The totals and the page's hstate-and-node counters: every event counts in both.</summary>
