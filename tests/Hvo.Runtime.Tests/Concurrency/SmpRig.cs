@@ -103,14 +103,25 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
         StructPage.InitializeCompound(c.FirstTail, node, zone, 1, head, Order);
         StructPage.InitializeCompound(c.Tail, node, zone, 2, head, Order);
         _canonical[page.HeadPfn] = c;
+        string? wrong = FirstWrongStructPage(page, cpu: 0);
+        if (wrong is not null)
+        {
+            throw new InvalidOperationException($"before any CPU ran: {wrong}");
+        }
+    }
+
+    /// <summary>Every struct page of <paramref name="page"/> read through <paramref name="cpu"/>'s MMU: null if all are canonical, else the first that is not.</summary>
+    public string? FirstWrongStructPage(HugePage page, int cpu)
+    {
         var bytes = new byte[TArch.StructPageBytes * StructPagesPerPage];
         for (ulong i = 0; i < page.Frames; i += (ulong)StructPagesPerPage)
         {
             int n = (int)Math.Min((ulong)StructPagesPerPage, page.Frames - i);
             Span<byte> read = bytes.AsSpan(0, n * TArch.StructPageBytes);
-            if (Machine.Mmu.Read(0, Machine<TArch>.StructPageAddress(page.HeadPfn + i), read) != AccessFault.None)
+            AccessFault fault = Machine.Mmu.Read(cpu, Machine<TArch>.StructPageAddress(page.HeadPfn + i), read);
+            if (fault != AccessFault.None)
             {
-                throw new InvalidOperationException($"{page}: struct page {i} is not mapped");
+                return $"{page}: struct page {i} faulted ({fault})";
             }
 
             for (int k = 0; k < n; k++)
@@ -118,10 +129,12 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
                 string? wrong = CheckStructPage(page, i + (ulong)k, read, k);
                 if (wrong is not null)
                 {
-                    throw new InvalidOperationException($"before any CPU ran: {wrong}");
+                    return wrong;
                 }
             }
         }
+
+        return null;
     }
 
     /// <summary>
