@@ -37,12 +37,11 @@ public sealed class SpeculativeReaderTests
         long reads = 0, accesses = 0, cycles = 0;
         foreach (HvoPolicy policy in HvoPolicy.All)
         {
-            var run = new CleanRun(2UL << 20, policy, structPageReadsPerReader: (perRun + Readers - 1) / Readers, minCycles: 100);
+            var run = new CleanRun(2UL << 20, policy, structPageReadsPerReader: (perRun + Readers - 1) / Readers, minCycles: 1000);
             Archs.Run("x86_64", run);
             reads += run.Result!.StructPageReads;
             accesses += run.Result.Accesses;
             cycles += run.Result.Cycles;
-            Console.WriteLine($"x86_64 2M {policy.Name}: {run.Result}");
         }
 
         Console.WriteLine($"total: {reads} struct page reads in {accesses} accesses, 0 wrong, over {cycles} optimize/restore cycles");
