@@ -17,6 +17,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 {
     private (ulong Start, ulong End)[] _reservedAtBoot = [];
     private readonly TableFrames _tableFrames;
+    private int _defaultCpu;
 
     private Machine(MachineConfig config)
     {
@@ -84,8 +85,29 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// <summary>huge_boot_pages: gigantic pages memblock gave for <see cref="MachineConfig.BootHugePages"/>, for the HugeTLB pool to gather.</summary>
     public HugeTlb.HugeBootPages HugeBootPages { get; private set; } = HugeTlb.HugeBootPages.None;
 
-    /// <summary>The CPU doing kernel work now: split tables come from its node (DESIGN.md 1.3a).</summary>
-    public int CurrentCpu { get; set; }
+    /// <summary>
+    /// The CPU doing kernel work now (smp_processor_id): split tables come from its node
+    /// (DESIGN.md 1.3a). A thread that entered a CPU with <see cref="RunOnCpu"/> sees that CPU (and
+    /// setting this moves it); every other thread shares one machine-wide value.
+    /// </summary>
+    public int CurrentCpu
+    {
+        get => Mmu is { } mmu && mmu.TryGetThreadCpu(out int cpu) ? cpu : _defaultCpu;
+        set
+        {
+            if (Mmu is { } mmu && mmu.TryGetThreadCpu(out _))
+            {
+                mmu.MoveThreadCpu(value);
+            }
+            else
+            {
+                _defaultCpu = value;
+            }
+        }
+    }
+
+    /// <summary>PAGE_POISON: what a freed vmemmap frame holds under <see cref="MachineConfig.PagePoisoning"/>.</summary>
+    public const byte PagePoison = 0xaa;
 
     public ulong PageSize => TArch.PageSize;
 
@@ -96,6 +118,13 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     public ulong MemFreeBytes => (ulong)Pages.NrFreePages << TArch.PageShift;
 
     public int NodeOfCpu(int cpu) => cpu % Layout.Nodes;
+
+    /// <summary>
+    /// Run the calling thread as CPU <paramref name="cpu"/> until the scope is disposed: its
+    /// <see cref="CurrentCpu"/>, its TLB for the kernel work it does. Several threads, each on its
+    /// own CPU, may then read through the MMU and optimize or restore different huge pages at once.
+    /// </summary>
+    public Mmu<TArch>.CpuScope RunOnCpu(int cpu) => Mmu.RunOn(cpu);
 
     /// <summary>Where the struct page of <paramref name="pfn"/> lives: VMEMMAP_START + pfn * sizeof(struct page).</summary>
     public static ulong StructPageAddress(ulong pfn) => TArch.VmemmapStart + (pfn * (ulong)TArch.StructPageBytes);
@@ -151,13 +180,23 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     /// <summary>
     /// Give a vmemmap frame back: free_bootmem_page for one memblock gave at boot (it joins the
-    /// page allocator, MemTotal rises), __free_page for one the page allocator gave. Its bytes go.
+    /// page allocator, MemTotal rises), __free_page for one the page allocator gave. Its bytes go,
+    /// or are poisoned (<see cref="MachineConfig.PagePoisoning"/>).
     /// </summary>
     public void FreeVmemmapFrame(ulong pfn)
     {
         CheckFrameUnreachable(pfn, "free_vmemmap_page");
         FrameOwner owner = Owners[pfn];
-        Frames.Discard(pfn);
+        if (Config.PagePoisoning ?? Config.Strict)
+        {
+            // kernel_poison_pages: a CPU still reading it through a stale translation sees 0xaa, not struct pages.
+            Frames.Write(pfn).Fill(PagePoison);
+        }
+        else
+        {
+            Frames.Discard(pfn);
+        }
+
         BootVmemmap.ForgetCopy(pfn);
         switch (owner)
         {

@@ -32,6 +32,13 @@ public sealed record MachineConfig
     /// </summary>
     public bool Strict { get; init; }
 
+    /// <summary>
+    /// page_poison: a vmemmap frame HVO frees is filled with <see cref="Machine{TArch}.PagePoison"/>
+    /// (0xaa, the kernel's PAGE_POISON) instead of being discarded, so a CPU that still reads it
+    /// through a stale translation sees wrong bytes. Null: in strict mode.
+    /// </summary>
+    public bool? PagePoisoning { get; init; }
+
     /// <summary>Run the break-before-make checker; null: when the architecture requires it.</summary>
     public bool? CheckBreakBeforeMake { get; init; }
 

@@ -14,14 +14,21 @@ namespace Hvo.HugeTlb;
 /// and <see cref="RestorePteVisitor{TArch}"/>. The <see cref="HvoPolicy"/> picks the kernel
 /// version's choices; the walk, the visitors and the ordering rules are shared by all of them.
 /// </summary>
+/// <remarks>
+/// Several CPUs (threads, <see cref="Machine{TArch}.RunOnCpu"/>) may optimize and restore
+/// different huge pages at once, as allocating and freeing tasks do in the kernel: the frame lists
+/// of a call are its own (the kernel's on-stack vmemmap_pages list), counters are updated with
+/// atomic adds, and the page table, the allocator and the TLBs do their own locking. One huge
+/// page is worked on by one CPU at a time, as the kernel's folio is.
+/// </remarks>
 public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagingArch
 {
+    [ThreadStatic]
+    private static Scratch? t_scratch;
+
     private readonly Machine<TArch> _machine;
     // [order][node], filled on first use; reads need no lock.
     private readonly HvoCounters?[]?[] _counters = new HvoCounters?[64][];
-    private readonly List<ulong> _taken = new();
-    private readonly List<ulong> _toFree = new();
-    private readonly List<ulong> _restore = new();
 
     public HvoOptimizer(Machine<TArch> machine, HvoPolicy policy, HvoSwitches? switches = null)
     {
@@ -35,6 +42,13 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     public HvoSwitches Switches { get; }
 
     public string Name => Policy.Name;
+
+    /// <summary>
+    /// Test only, a deliberately broken ordering: the vmemmap frames are freed before the TLB flush
+    /// that makes them unreachable (the use-after-free through a stale translation that
+    /// DESIGN.md 1.5 lists). Strict mode and page poisoning must catch it.
+    /// </summary>
+    internal bool FreeBeforeFlush { get; set; }
 
     /// <summary>Every hstate and node together.</summary>
     public HvoCounters Total { get; } = new();
@@ -67,8 +81,16 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             return;
         }
 
-        OptimizeOne(page, RemapWalkFlags.None, flushAfter: true);
-        FreeTakenFrames();
+        Scratch s = Scratch.Rent();
+        try
+        {
+            OptimizeOne(page, s, RemapWalkFlags.None, flushAfter: true);
+            FreeTakenFrames(s);
+        }
+        finally
+        {
+            s.Return();
+        }
     }
 
     /// <summary>
@@ -88,48 +110,15 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             return;
         }
 
-        bool any = false;
-        foreach (HugePage page in pages)
+        Scratch s = Scratch.Rent();
+        try
         {
-            if (!ShouldOptimize(page))
-            {
-                continue;
-            }
-
-            any = true;
-            (ulong start, ulong end) = Range(page);
-            SetStep("split_vmemmap_huge_pmd");
-            RemapWalkResult split = Walk(page, start, end, RemapWalkFlags.SplitOnly | RemapWalkFlags.NoTlbFlushOnSplit);
-            if (split.Status == RemapWalkStatus.NoMemory)
-            {
-                break; // splitting needs memory: no point going on; the remap pass retries
-            }
+            OptimizeBatch(pages, s);
         }
-
-        if (!any)
+        finally
         {
-            return;
+            s.Return();
         }
-
-        FlushAll();
-        foreach (HugePage page in pages)
-        {
-            if (!ShouldOptimize(page))
-            {
-                continue;
-            }
-
-            if (!OptimizeOne(page, RemapWalkFlags.None, flushAfter: false) && _toFree.Count > 0)
-            {
-                // Frames gathered so far may be what the split needs: flush, free them and retry once.
-                FlushAll();
-                FreeTakenFrames();
-                OptimizeOne(page, RemapWalkFlags.None, flushAfter: false);
-            }
-        }
-
-        FlushAll();
-        FreeTakenFrames();
     }
 
     /// <summary>
@@ -144,20 +133,32 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             return RestoreResult.Ok;
         }
 
+        Scratch s = Scratch.Rent();
+        try
+        {
+            return Restore(page, s.Restore);
+        }
+        finally
+        {
+            s.Return();
+        }
+    }
+
+    private RestoreResult Restore(HugePage page, List<ulong> frames)
+    {
         (ulong start, ulong end) = Range(page);
         ulong reuse = start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize);
         int needed = (int)((end - reuse) >> TArch.PageShift) - 1;
-        _restore.Clear();
         for (int i = 0; i < needed; i++)
         {
             if (!_machine.Pages.TryAllocPages(page.Node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, out ulong pfn))
             {
-                foreach (ulong taken in _restore)
+                foreach (ulong taken in frames)
                 {
                     _machine.Pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
                 }
 
-                _restore.Clear();
+                frames.Clear();
                 foreach (HvoCounters c in Counters(page))
                 {
                     c.RestoreFailed();
@@ -166,10 +167,10 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
                 return RestoreResult.NoMemory;
             }
 
-            _restore.Add(pfn);
+            frames.Add(pfn);
         }
 
-        var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = _restore, ResetStructPages = Policy.ResetStructPagesOnRestore };
+        var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = frames, ResetStructPages = Policy.ResetStructPagesOnRestore };
         SetStep("vmemmap_restore_pte");
         RemapWalkResult r = Walk(page, reuse, end, BreaksEntries ? RemapWalkFlags.BreakBeforeMake : RemapWalkFlags.None, ref visitor);
         if (!r.Ok)
@@ -192,6 +193,58 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         return RestoreResult.Ok;
     }
 
+    private void OptimizeBatch(IReadOnlyList<HugePage> pages, Scratch s)
+    {
+        bool any = false;
+        foreach (HugePage page in pages)
+        {
+            if (!ShouldOptimize(page))
+            {
+                continue;
+            }
+
+            any = true;
+            (ulong start, ulong end) = Range(page);
+            SetStep("split_vmemmap_huge_pmd");
+            RemapWalkResult split = Walk(page, s, start, end, RemapWalkFlags.SplitOnly | RemapWalkFlags.NoTlbFlushOnSplit);
+            if (split.Status == RemapWalkStatus.NoMemory)
+            {
+                break; // splitting needs memory: no point going on; the remap pass retries
+            }
+        }
+
+        if (!any)
+        {
+            return;
+        }
+
+        FlushAll();
+        foreach (HugePage page in pages)
+        {
+            if (!ShouldOptimize(page))
+            {
+                continue;
+            }
+
+            if (!OptimizeOne(page, s, RemapWalkFlags.None, flushAfter: false) && s.ToFree.Count > 0)
+            {
+                // Frames gathered so far may be what the split needs: flush, free them and retry once.
+                FlushAll();
+                FreeTakenFrames(s);
+                OptimizeOne(page, s, RemapWalkFlags.None, flushAfter: false);
+            }
+        }
+
+        if (FreeBeforeFlush)
+        {
+            FreeTakenFrames(s); // the deliberate bug: other CPUs may still reach these frames
+        }
+
+        FlushAll();
+        FreeTakenFrames(s);
+    }
+
+
     private bool ShouldOptimize(HugePage page) =>
         Switches.EnabledNow && !page.VmemmapOptimized && IsOptimizable(page.Order);
 
@@ -205,13 +258,13 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     /// <summary>
     /// vmemmap_remap_free for one page: remap [reuse, end), splitting on the way; on ENOMEM put back
     /// what was remapped, with the very frames taken, allocating nothing. The frames taken are left
-    /// in <see cref="_toFree"/> for the caller to free after its flush.
+    /// in the scratch's to-free list for the caller to free after its flush.
     /// </summary>
-    private bool OptimizeOne(HugePage page, RemapWalkFlags flags, bool flushAfter)
+    private bool OptimizeOne(HugePage page, Scratch s, RemapWalkFlags flags, bool flushAfter)
     {
         if (Policy.Strategy == BbmStrategy.AccessFlagCmpxchg)
         {
-            return OptimizeWithAccessFlag(page);
+            return OptimizeWithAccessFlag(page, s);
         }
 
         if (BreaksEntries)
@@ -224,14 +277,14 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         (ulong start, ulong end) = Range(page);
         ulong reuse = start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize);
 
-        var visitor = new RemapPteVisitor<TArch> { Taken = _taken };
-        _taken.Clear();
+        var visitor = new RemapPteVisitor<TArch> { Taken = s.Taken };
+        s.Taken.Clear();
         TryCopyHead(page, reuse, ref visitor);
         SetStep("vmemmap_remap_pte");
         RemapWalkResult r = Walk(page, reuse, end, flags, ref visitor);
         if (r.Status == RemapWalkStatus.NoMemory)
         {
-            Rollback(page, reuse, visitor);
+            Rollback(page, s, reuse, visitor);
             foreach (HvoCounters c in Counters(page))
             {
                 c.Failed(OptimizeFailure.SplitNoMemory);
@@ -245,28 +298,36 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             throw new InvalidOperationException($"optimizing {page}: the vmemmap walk failed ({r.Status})");
         }
 
+        int taken = s.Taken.Count;
         if (flushAfter)
         {
+            if (FreeBeforeFlush)
+            {
+                s.ToFree.AddRange(s.Taken); // the deliberate bug: other CPUs may still reach these frames
+                s.Taken.Clear();
+                FreeTakenFrames(s);
+            }
+
             // Only the remapped range changed: [reuse + PAGE_SIZE, end), or from reuse with a new head.
             FlushRange(page, visitor.HasNewHead ? reuse : reuse + TArch.PageSize, end);
         }
 
-        Optimized(page, visitor.HasNewHead);
+        s.ToFree.AddRange(s.Taken);
+        Optimized(page, visitor.HasNewHead, taken);
         return true;
     }
 
     /// <summary>The policy breaks live entries itself (break-before-make walks for split, restore and rollback).</summary>
     private bool BreaksEntries => Policy.Strategy is BbmStrategy.BreakFlushMake or BbmStrategy.AccessFlagCmpxchg;
 
-    /// <summary>The taken frames join the free list; HPageVmemmapOptimized; the counters.</summary>
-    private void Optimized(HugePage page, bool hasNewHead)
+    /// <summary>HPageVmemmapOptimized and the counters, for <paramref name="taken"/> frames unmapped (one of them the old head if a fresh copy replaced it).</summary>
+    private void Optimized(HugePage page, bool hasNewHead, int taken)
     {
-        _toFree.AddRange(_taken);
         page.VmemmapOptimized = true;
         SetOptimizedFlag(page, true);
         foreach (HvoCounters c in Counters(page))
         {
-            c.Freed(_taken.Count - (hasNewHead ? 1 : 0));
+            c.Freed(taken - (hasNewHead ? 1 : 0));
             c.Optimized(1);
         }
     }
@@ -307,15 +368,15 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     /// entry goes back to its own frame (untouched meanwhile) by break, flush, make, the head copy is
     /// freed, and the page stays fully backed and unoptimized (<see cref="OptimizeFailure.BbmRetriesExhausted"/>).
     /// </summary>
-    private bool OptimizeWithAccessFlag(HugePage page)
+    private bool OptimizeWithAccessFlag(HugePage page, Scratch s)
     {
         (ulong start, ulong end) = Range(page);
         ulong reuse = start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize);
-        _taken.Clear();
+        s.Taken.Clear();
 
         // The PMD split: break (invalid PMD), flush, make (the table); readers fault meanwhile.
         SetStep("split_vmemmap_huge_pmd");
-        var none = new RemapPteVisitor<TArch> { Taken = _taken };
+        var none = new RemapPteVisitor<TArch> { Taken = s.Taken };
         RemapWalkResult split = Walk(page, reuse, end, RemapWalkFlags.SplitOnly | RemapWalkFlags.BreakBeforeMake, ref none);
         if (split.Status == RemapWalkStatus.NoMemory)
         {
@@ -332,7 +393,7 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             throw new InvalidOperationException($"optimizing {page}: the vmemmap split failed ({split.Status})");
         }
 
-        var visitor = new RemapPteVisitor<TArch> { Taken = _taken };
+        var visitor = new RemapPteVisitor<TArch> { Taken = s.Taken };
         TryCopyHead(page, reuse, ref visitor);
 
         // What each entry becomes: the visitor's own rules, applied to the entries as they are.
@@ -398,7 +459,8 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
 
         if (pending.Count == 0)
         {
-            Optimized(page, visitor.HasNewHead);
+            Optimized(page, visitor.HasNewHead, s.Taken.Count);
+            s.ToFree.AddRange(s.Taken);
             return true;
         }
 
@@ -424,19 +486,19 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
 
         if (visitor.HasNewHead)
         {
-            _toFree.Add(visitor.NewHeadPfn); // unmapped and flushed when its entry was broken
+            s.ToFree.Add(visitor.NewHeadPfn); // unmapped and flushed when its entry was broken
         }
 
-        _taken.Clear();
+        s.Taken.Clear();
         return false;
     }
 
     /// <summary>The ENOMEM path: restore [reuse, reuse + walked) with the frames the remap took.</summary>
-    private void Rollback(HugePage page, ulong reuse, RemapPteVisitor<TArch> failed)
+    private void Rollback(HugePage page, Scratch s, ulong reuse, RemapPteVisitor<TArch> failed)
     {
         if (failed.Walked > 0)
         {
-            var restore = new RestorePteVisitor<TArch> { Machine = _machine, Frames = _taken, ResetStructPages = Policy.ResetStructPagesOnRestore };
+            var restore = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Taken, ResetStructPages = Policy.ResetStructPagesOnRestore };
             ulong end = reuse + ((ulong)failed.Walked * TArch.PageSize);
             SetStep("vmemmap_restore_pte (ENOMEM rollback)");
             RemapWalkResult r = Walk(page, reuse, end, BreaksEntries ? RemapWalkFlags.BreakBeforeMake : RemapWalkFlags.None, ref restore);
@@ -451,14 +513,17 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             }
 
             // With a fresh head the walk kept the copy at reuse; the one frame it did not use is the spare.
-            _toFree.AddRange(_taken.GetRange(restore.Next, _taken.Count - restore.Next));
+            for (int i = restore.Next; i < s.Taken.Count; i++)
+            {
+                s.ToFree.Add(s.Taken[i]);
+            }
         }
         else if (failed.HasNewHead)
         {
-            _toFree.Add(failed.NewHeadPfn);
+            s.ToFree.Add(failed.NewHeadPfn);
         }
 
-        _taken.Clear();
+        s.Taken.Clear();
     }
 
     /// <summary>Name the kernel step for the break-before-make checker's reports.</summary>
@@ -470,18 +535,24 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
         }
     }
 
-    private RemapWalkResult Walk(HugePage page, ulong start, ulong end, RemapWalkFlags flags)
+    private RemapWalkResult Walk(HugePage page, Scratch s, ulong start, ulong end, RemapWalkFlags flags)
     {
-        var none = new RemapPteVisitor<TArch> { Taken = _taken };
+        var none = new RemapPteVisitor<TArch> { Taken = s.Taken };
         return Walk(page, start, end, flags, ref none);
     }
 
     private RemapWalkResult Walk<TVisitor>(HugePage page, ulong start, ulong end, RemapWalkFlags flags, ref TVisitor visitor)
         where TVisitor : struct, IRemapPteVisitor
     {
-        long flushesBefore = _machine.PageTable.Counters.TlbRangeFlushes;
+        // Each split flushes its range unless told not to; a lost race flushes nothing. Counted from
+        // this walk's own result, as the page table's counters move with every CPU's walks. A
+        // break-before-make walk also flushes every entry it breaks: those strategies run on one
+        // CPU at a time, so the page table's counter is read around the walk.
+        bool breaks = (flags & RemapWalkFlags.BreakBeforeMake) != 0;
+        long flushesBefore = breaks ? _machine.PageTable.Counters.TlbRangeFlushes : 0;
         RemapWalkResult r = _machine.PageTable.RemapWalk(start, end, ref visitor, flags);
-        long flushes = _machine.PageTable.Counters.TlbRangeFlushes - flushesBefore;
+        long flushes = breaks ? _machine.PageTable.Counters.TlbRangeFlushes - flushesBefore
+            : (flags & RemapWalkFlags.NoTlbFlushOnSplit) != 0 ? 0 : r.Splits;
         foreach (HvoCounters c in Counters(page))
         {
             c.Split(r.Splits);
@@ -492,14 +563,14 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     }
 
     /// <summary>free_vmemmap_page_list: only after the flush, so no CPU can reach them any more.</summary>
-    private void FreeTakenFrames()
+    private void FreeTakenFrames(Scratch s)
     {
-        foreach (ulong pfn in _toFree)
+        foreach (ulong pfn in s.ToFree)
         {
             _machine.FreeVmemmapFrame(pfn);
         }
 
-        _toFree.Clear();
+        s.ToFree.Clear();
     }
 
     private void FlushRange(HugePage page, ulong start, ulong end)
@@ -560,6 +631,32 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
             public readonly HvoCounters Current => _i == 0 ? total : node;
 
             public bool MoveNext() => ++_i < 2;
+        }
+    }
+
+    /// <summary>
+    /// One call's frame lists (the kernel keeps them on the stack: vmemmap_pages, the restore
+    /// list). Reused per thread so a steady state allocates nothing; a nested call gets its own.
+    /// </summary>
+    private sealed class Scratch
+    {
+        public readonly List<ulong> Taken = new();
+        public readonly List<ulong> ToFree = new();
+        public readonly List<ulong> Restore = new();
+
+        public static Scratch Rent()
+        {
+            Scratch? s = t_scratch;
+            t_scratch = null;
+            return s ?? new Scratch();
+        }
+
+        public void Return()
+        {
+            Taken.Clear();
+            ToFree.Clear();
+            Restore.Clear();
+            t_scratch = this;
         }
     }
 }

@@ -84,6 +84,12 @@ public sealed unsafe class FrameStore : IDisposable
     }
 
     /// <summary>
+    /// The frame's bytes without counting it as written: to fill a frame completely before
+    /// <see cref="Write"/> publishes it as written, so a concurrent reader never sees it half done.
+    /// </summary>
+    internal Span<byte> Unmarked(ulong pfn) => new(At(pfn), PageSize);
+
+    /// <summary>
     /// A page-table frame as its 8-byte entries: the walkers' hot path, with no bookkeeping. The
     /// frame must have been materialized (a table is cleared through <see cref="Write"/> when allocated).
     /// </summary>

@@ -69,6 +69,12 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// <summary>Sees every entry change and flush (TLB model, break-before-make checker); null for none.</summary>
     public IPageTableObserver? Observer { get; set; }
 
+    /// <summary>
+    /// Test only: runs on a splitter's CPU after it filled its new table and before it takes
+    /// init_mm.page_table_lock to publish it, to hold two splitters there and force the race.
+    /// </summary>
+    internal Action? BeforePageTableLock { get; set; }
+
     /// <summary>The context the generated walkers run with.</summary>
     public Context Ctx => new(this);
 
@@ -308,7 +314,11 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             _pt.Counters.EntryWritten();
         }
 
-        public void LockPageTable() => _pt._pageTableLock.Enter();
+        public void LockPageTable()
+        {
+            _pt.BeforePageTableLock?.Invoke();
+            _pt._pageTableLock.Enter();
+        }
 
         public void UnlockPageTable() => _pt._pageTableLock.Exit();
 

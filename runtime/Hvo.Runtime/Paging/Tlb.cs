@@ -10,6 +10,13 @@ public readonly record struct TlbEntry(ulong Vpn, ulong Pfn, bool Writable, int 
 /// removes it, however the page table changes meanwhile. That is what makes "free the frame
 /// before the flush" observable.
 /// </summary>
+/// <remarks>
+/// Each TLB has one lock, held by its CPU for the whole of one access (look-up, page walk and
+/// fill, then the load or store: one instruction) and by any CPU that invalidates it. A flush
+/// from another CPU therefore lands between two accesses of this CPU, never inside one: the
+/// shootdown IPI taken at the next instruction boundary, acknowledged when the flusher gets the
+/// lock (<see cref="Mmu{TArch}"/> explains the choice).
+/// </remarks>
 public sealed class Tlb
 {
     public const int Entries = 256;
@@ -17,40 +24,34 @@ public sealed class Tlb
     private readonly TlbEntry[] _entries = new TlbEntry[Entries];
     private readonly bool[] _valid = new bool[Entries];
     private readonly Lock _lock = new();
+    private long _hits;
+    private long _misses;
+    private long _invalidations;
 
     public Tlb(int cpu) => Cpu = cpu;
 
     public int Cpu { get; }
 
-    public long Hits { get; private set; }
+    public long Hits => Volatile.Read(ref _hits);
 
-    public long Misses { get; private set; }
+    public long Misses => Volatile.Read(ref _misses);
+
+    /// <summary>Flushes this TLB took (local or shot down from another CPU).</summary>
+    public long Invalidations => Volatile.Read(ref _invalidations);
 
     public bool TryLookup(ulong vpn, out TlbEntry entry)
     {
-        int slot = (int)(vpn & (Entries - 1));
         lock (_lock)
         {
-            if (_valid[slot] && _entries[slot].Vpn == vpn)
-            {
-                entry = _entries[slot];
-                Hits++;
-                return true;
-            }
-
-            Misses++;
-            entry = default;
-            return false;
+            return LookupLocked(vpn, out entry);
         }
     }
 
     public void Insert(TlbEntry entry)
     {
-        int slot = (int)(entry.Vpn & (Entries - 1));
         lock (_lock)
         {
-            _entries[slot] = entry;
-            _valid[slot] = true;
+            InsertLocked(entry);
         }
     }
 
@@ -59,6 +60,7 @@ public sealed class Tlb
     {
         lock (_lock)
         {
+            _invalidations++;
             for (int i = 0; i < Entries; i++)
             {
                 if (_valid[i] && _entries[i].Vpn >= firstVpn && _entries[i].Vpn <= lastVpn)
@@ -73,6 +75,7 @@ public sealed class Tlb
     {
         lock (_lock)
         {
+            _invalidations++;
             System.Array.Clear(_valid);
         }
     }
@@ -94,5 +97,34 @@ public sealed class Tlb
 
         vpn = 0;
         return false;
+    }
+
+    /// <summary>Start one access of this CPU: no flush can land until <see cref="EndAccess"/>.</summary>
+    internal void BeginAccess() => _lock.Enter();
+
+    internal void EndAccess() => _lock.Exit();
+
+    /// <summary>Look-up inside an access (<see cref="BeginAccess"/> held).</summary>
+    internal bool LookupLocked(ulong vpn, out TlbEntry entry)
+    {
+        int slot = (int)(vpn & (Entries - 1));
+        if (_valid[slot] && _entries[slot].Vpn == vpn)
+        {
+            entry = _entries[slot];
+            _hits++;
+            return true;
+        }
+
+        _misses++;
+        entry = default;
+        return false;
+    }
+
+    /// <summary>Fill inside an access (<see cref="BeginAccess"/> held).</summary>
+    internal void InsertLocked(TlbEntry entry)
+    {
+        int slot = (int)(entry.Vpn & (Entries - 1));
+        _entries[slot] = entry;
+        _valid[slot] = true;
     }
 }

@@ -118,10 +118,17 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     // A frame boot populated (and that still belongs to the vmemmap): where in the vmemmap it sits.
     private bool TryGetBootAddress(ulong pfn, out ulong va)
     {
-        if (!_sorted)
+        if (!System.Threading.Volatile.Read(ref _sorted))
         {
-            _blocks.Sort((a, b) => a.Frame.CompareTo(b.Frame));
-            _sorted = true;
+            // The first look-up after boot sorts, once, whichever CPU gets here first.
+            lock (_copiesLock)
+            {
+                if (!_sorted)
+                {
+                    _blocks.Sort((a, b) => a.Frame.CompareTo(b.Frame));
+                    System.Threading.Volatile.Write(ref _sorted, true);
+                }
+            }
         }
 
         int lo = 0, hi = _blocks.Count - 1;
