@@ -26,19 +26,7 @@ internal sealed class SimulationRun(MachineConfig config, HvoPolicy policy, bool
         }
 
         double growMs = clock.Elapsed.TotalMilliseconds;
-        HvoCounters c = optimizer.Total;
-        return new SimulationReport(
-            TArch.Name,
-            TArch.Info.Title,
-            config,
-            policy.Name,
-            hvoOn,
-            pool.MemInfo(),
-            pool.Hstates.Select(h => new HstateReport(h.Size, h.NrHugePages, h.FreeHugePages, h.SurplusHugePages, (ulong)pool.Pages(h).Count(p => p.VmemmapOptimized))).ToArray(),
-            new HvoReport(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize)),
-            bootMs,
-            growMs,
-            machine.Frames.MaterializedBytes);
+        return SimulationReport.From(machine, pool, optimizer, bootMs, growMs);
     }
 }
 
@@ -47,15 +35,15 @@ internal sealed record HstateReport(ulong PageSize, ulong NrHugepages, ulong Fre
 internal sealed record HvoReport(long VmemmapPagesFreed, long VmemmapPagesRestored, long PteTablesAllocated, long PmdsSplit, long OptimizeFailures, long RestoreFailures, long TlbFlushes, long NetBytesSaved);
 
 /// <summary>The report of DESIGN.md section 4: /proc/meminfo text plus HVO's counters, or one JSON object.</summary>
-internal sealed record SimulationReport(
+internal sealed partial record SimulationReport(
     string Arch, string Title, MachineConfig Config, string Policy, bool HvoEnabled, MemInfo MemInfo,
     HstateReport[] Hstates, HvoReport Hvo, double BootMs, double GrowMs, long HostFrameBytes)
 {
     public string ToText()
     {
         var o = new StringWriter(CultureInfo.InvariantCulture);
-        o.WriteLine($"hvo simulate: {Arch} ({Title}), {Sizes.Format(Config.MemoryBytes)}, {Config.Nodes} node(s), policy {Policy}, HVO {(HvoEnabled ? "on" : "off")}");
-        o.WriteLine($"booted in {BootMs:0} ms; pool grown in {GrowMs:0} ms; simulated frame bytes kept: {HostFrameBytes / 1024} kB");
+        o.WriteLine($"hvo {Command}: {Arch} ({Title}), {Sizes.Format(Config.MemoryBytes)}, {Config.Nodes} node(s), policy {Policy}, HVO {(HvoEnabled ? "on" : "off")}");
+        o.WriteLine($"booted in {BootMs:0} ms; {WorkLabel} in {GrowMs:0} ms; simulated frame bytes kept: {HostFrameBytes / 1024} kB");
         o.WriteLine();
         o.Write(MemInfo.Format());
         foreach (HstateReport h in Hstates.Where(h => h.NrHugepages > 0))
