@@ -53,9 +53,10 @@ public sealed record BootLine
 
     /// <summary>
     /// The boot line for <paramref name="arch"/>; without one, <paramref name="defaultMemory"/> on one
-    /// node and nothing else. <c>mem=</c> is rounded down to whole pages, as the kernel does.
+    /// node and nothing else. <c>mem=</c> is rounded down to whole pages, as the kernel does; more
+    /// than <paramref name="maxMemory"/> is refused (a harness's bound on the machines it boots).
     /// </summary>
-    public static BootLine Resolve(BootStatement? boot, ArchInfo arch, ulong defaultMemory)
+    public static BootLine Resolve(BootStatement? boot, ArchInfo arch, ulong defaultMemory, ulong maxMemory = ulong.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(arch);
         if (boot is null)
@@ -88,6 +89,11 @@ public sealed record BootLine
                     }
 
                     memory = pages * arch.PageSize;
+                    if (memory > maxMemory)
+                    {
+                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is more than this run allows ({maxMemory >> 20} MiB)");
+                    }
+
                     break;
                 case "numa":
                     nodes = ParseNuma(value!, p, boot.Location);

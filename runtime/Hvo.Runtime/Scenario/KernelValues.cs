@@ -31,18 +31,19 @@ public static class KernelValues
             return Errno.ERANGE;
         }
 
-        if (consumed == 0)
-        {
-            return Errno.EINVAL;
-        }
-
         i += consumed;
         if (i < text.Length && text[i] == '\n')
         {
             i++;
         }
 
-        return i == text.Length ? Errno.None : Errno.EINVAL;
+        if (consumed == 0 || i != text.Length)
+        {
+            value = 0; // only a whole number is stored
+            return Errno.EINVAL;
+        }
+
+        return Errno.None;
     }
 
     /// <summary>kstrtoll: as <see cref="KstrToULong"/> with an optional '-'; out of the signed range: -ERANGE.</summary>

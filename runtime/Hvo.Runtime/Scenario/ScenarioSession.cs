@@ -20,6 +20,9 @@ public sealed record ScenarioOptions
     /// <summary>Print each command as <c>$ command</c>, and the comments and blank lines, before its output.</summary>
     public bool EchoCommands { get; init; } = true;
 
+    /// <summary>The largest <c>mem=</c> accepted: a bound for harnesses that run scripts they did not write.</summary>
+    public ulong MaxMemoryBytes { get; init; } = ulong.MaxValue;
+
     /// <summary>Boot the machine in strict mode (<see cref="MachineConfig.Strict"/>): slower, for tests.</summary>
     public bool Strict { get; init; }
 }
@@ -83,7 +86,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         ArgumentNullException.ThrowIfNull(script);
         ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
-        BootLine boot = BootLine.Resolve(script.Boot, TArch.Info, options.DefaultMemoryBytes);
+        BootLine boot = BootLine.Resolve(script.Boot, TArch.Info, options.DefaultMemoryBytes, options.MaxMemoryBytes);
         Machine<TArch> machine;
         try
         {
