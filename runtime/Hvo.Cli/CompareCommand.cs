@@ -39,8 +39,8 @@ internal static class CompareCommand
         };
         command.SetAction(p =>
         {
-            HvoPolicy[] chosenPolicies = p.GetValue(policies) is { } pl ? [.. SplitList(pl, "--policies").Select(Options.FindPolicy)] : [.. HvoPolicy.All];
-            ArchEntry[] chosenArchs = [.. SplitList(p.GetValue(archs)!, "--archs").Select(Options.FindArch)];
+            HvoPolicy[] chosenPolicies = p.GetValue(policies) is { } pl ? [.. SplitList(pl, "--policies").Select(n => Options.FindPolicy(n, "--policies"))] : [.. HvoPolicy.All];
+            ArchEntry[] chosenArchs = [.. SplitList(p.GetValue(archs)!, "--archs").Select(n => Options.FindArch(n, "--archs"))];
             string? name = p.GetValue(script);
             Script? given = name is null ? null : ScriptSource.Load(name, input);
             var reports = new List<SimulationReport>();

@@ -75,9 +75,9 @@ internal static class Options
         DefaultValueFactory = _ => HvoPolicy.Newest.Name,
     };
 
-    public static ArchEntry FindArch(string name) =>
-        ArchRegistry.Find(name) ?? throw new UsageException($"--arch: unknown architecture '{name}'; known: {string.Join(", ", ArchRegistry.Names)}");
+    public static ArchEntry FindArch(string name, string option = "--arch") =>
+        ArchRegistry.Find(name) ?? throw new UsageException($"{option}: unknown architecture '{name}'; known: {string.Join(", ", ArchRegistry.Names)}");
 
-    public static HvoPolicy FindPolicy(string name) =>
-        HvoPolicy.Find(name) ?? throw new UsageException($"--policy: unknown policy '{name}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
+    public static HvoPolicy FindPolicy(string name, string option = "--policy") =>
+        HvoPolicy.Find(name) ?? throw new UsageException($"{option}: unknown policy '{name}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
 }
