@@ -117,6 +117,11 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         ArgumentNullException.ThrowIfNull(output);
         var clock = Stopwatch.StartNew();
         bool echo = _options.EchoCommands;
+        if (Script.Boot is null)
+        {
+            WriteKernelLog(output); // booted without a command line: the pool's messages, if any, come first
+        }
+
         foreach (ScriptLine line in Script.Lines)
         {
             switch (line)
@@ -136,11 +141,6 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                     Execute(s, output);
                     break;
             }
-        }
-
-        if (Script.Boot is null)
-        {
-            WriteKernelLog(output); // the pool's boot messages, had there been any
         }
 
         RunMs = clock.Elapsed.TotalMilliseconds;
