@@ -316,7 +316,7 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
             Errno e = KernelValues.KstrToULong(data, 10, out ulong count);
             return e != Errno.None ? e : Status(_pool.Demote(h, count, nid).Status);
         });
-        Add(dir + "demote_size", () => Line(h.DemoteTarget!.SizeKb).TrimEnd('\n') + "kB\n", data =>
+        Add(dir + "demote_size", () => string.Create(CultureInfo.InvariantCulture, $"{h.DemoteTarget!.SizeKb}kB\n"), data =>
             Status(_pool.SetDemoteSize(h, KernelValues.Memparse(data))));
     }
 

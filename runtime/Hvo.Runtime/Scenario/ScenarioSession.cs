@@ -95,7 +95,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
             SourceLocation at = script.Boot?.Location ?? new SourceLocation(script.File, 1, 1);
-            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {Sizes(boot.MemoryBytes)} on {boot.Nodes} node(s): {e.Message}");
+            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {SizeText(boot.MemoryBytes)} on {boot.Nodes} node(s): {e.Message}");
         }
 
         try
@@ -198,7 +198,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
     private static long VmemmapFrames(Machine<TArch> m) => m.Owners.Count(FrameOwner.BootVmemmap) + m.Owners.Count(FrameOwner.RuntimeVmemmap);
 
-    private static string Sizes(ulong bytes) => bytes >= MachineConfig.GiB && bytes % MachineConfig.GiB == 0 ? $"{bytes >> 30} GiB" : $"{bytes >> 20} MiB";
+    private static string SizeText(ulong bytes) => bytes >= MachineConfig.GiB && bytes % MachineConfig.GiB == 0 ? $"{bytes >> 30} GiB" : $"{bytes >> 20} MiB";
 
     private void Execute(Statement s, TextWriter output)
     {

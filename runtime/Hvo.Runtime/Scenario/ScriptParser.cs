@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Text;
 
 namespace Hvo.Scenario;
@@ -61,7 +62,7 @@ public static class ScriptParser
                 }
 
                 var parameters = new List<ScriptWord>();
-                foreach (Token t in tokens.Skip1())
+                foreach (Token t in tokens.Skip(1))
                 {
                     if (t.Redirect)
                     {
@@ -79,7 +80,7 @@ public static class ScriptParser
 
             case "cat":
                 var paths = new List<ScriptWord>();
-                foreach (Token t in tokens.Skip1())
+                foreach (Token t in tokens.Skip(1))
                 {
                     if (t.Redirect)
                     {
@@ -293,14 +294,6 @@ public static class ScriptParser
     }
 
     internal static ScriptError Error(SourceLocation line, int column, string reason) => new(line with { Column = column }, reason);
-
-    private static IEnumerable<Token> Skip1(this List<Token> tokens)
-    {
-        for (int i = 1; i < tokens.Count; i++)
-        {
-            yield return tokens[i];
-        }
-    }
 
     private readonly record struct Token(string Value, int Column, bool Redirect, bool Quoted)
     {
