@@ -117,6 +117,23 @@ public sealed class ScenarioTests
     }
 
     [TestMethod]
+    public void DemoteFailsWithEnomemWhenTheVmemmapCannotBeRestoredAndThePageStays()
+    {
+        const string Giant = "/sys/kernel/mm/hugepages/hugepages-1048576kB/";
+        ScenarioOutcome o = ScenarioHarness.Run("x86_64",
+            "boot mem=4G hugepagesz=1G hugepages=1\n" + FailEveryAllocation + "echo -1 > /sys/kernel/debug/fail_page_alloc/times\n" +
+            $"echo 1 > {Giant}demote\ncat {Giant}nr_hugepages /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages\n" +
+            "echo 0 > /sys/kernel/debug/fail_page_alloc/probability\n" +
+            $"echo 1 > {Giant}demote\necho 1 > {Giant}demote\ncat {Giant}nr_hugepages /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages\n");
+        Assert.AreEqual(
+            "sh: echo: write error: Cannot allocate memory\n1\n0\n0\n512\n",
+            o.Transcript,
+            "demote_store returns -ENOMEM and the page stays; then it demotes; with no free page left a demote does nothing and succeeds");
+        Assert.AreEqual(1, o.Counters.RestoreFailures);
+        Assert.IsEmpty(o.Invariants);
+    }
+
+    [TestMethod]
     public void UnknownBootParametersGetTheKernelsNoticeAndModuleParametersNone()
     {
         ScenarioOutcome o = ScenarioHarness.Run("x86_64", "boot mem=1G foo=1 quiet bar usbcore.autosuspend=-1 console=ttyS0\n");
