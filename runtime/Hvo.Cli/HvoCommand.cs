@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.IO;
 using System.Linq;
 using Hvo.Paging;
+using Hvo.Scenario;
 
 namespace Hvo.Cli;
 
@@ -11,9 +12,12 @@ public static class HvoCommand
 {
     public const int UsageError = 2;
 
-    public static int Run(string[] args, TextWriter output, TextWriter error)
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, Console.In, output, error);
+
+    /// <summary>Run the command line with <paramref name="input"/> as standard input (<c>hvo run -</c>).</summary>
+    public static int Run(string[] args, TextReader input, TextWriter output, TextWriter error)
     {
-        RootCommand root = Build(output, error);
+        RootCommand root = Build(input, output, error);
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -35,16 +39,27 @@ public static class HvoCommand
             error.WriteLine($"hvo: {e.Message}");
             return UsageError;
         }
+        catch (ScriptError e)
+        {
+            error.WriteLine(e.Message); // file:line:column: message
+            return UsageError;
+        }
     }
 
-    private static RootCommand Build(TextWriter output, TextWriter error)
+    /// <summary>Output goes to a terminal (not redirected), so tables may use colour and box drawing.</summary>
+    public static bool IsTerminal(TextWriter output) => ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+
+    private static RootCommand Build(TextReader input, TextWriter output, TextWriter error)
     {
         var root = new RootCommand(
             "Hvo: a simulator of the Linux kernel's HugeTLB Vmemmap Optimization (HVO).\n\n" +
             "Examples:\n" +
             "  hvo specs                      every architecture and what HVO frees per huge page size\n" +
             "  hvo specs --json\n" +
-            "  hvo simulate --arch arm64-4k --memory 2T --hugepages 1G:1024");
+            "  hvo simulate --arch arm64-4k --memory 2T --hugepages 1G:1024\n" +
+            "  hvo run --list                 the example scenarios shipped with hvo\n" +
+            "  hvo run memory-pressure        a scenario in the kernel's shell vocabulary: boot line, echo > and cat of kernel files\n" +
+            "  hvo compare policy-compare     one scenario under every policy, side by side");
 
         var json = new Option<bool>("--json") { Description = "Print one JSON document instead of text." };
         var specs = new Command("specs", "List every architecture generated from specs/*.json: its geometry and, per huge page size, the vmemmap pages HVO frees with reserve 2 (v5.14) and 1 (v5.18+).\n\nExample: hvo specs --json")
@@ -67,6 +82,8 @@ public static class HvoCommand
         });
         root.Subcommands.Add(specs);
         root.Subcommands.Add(SimulateCommand.Build(output, error));
+        root.Subcommands.Add(RunCommand.Build(input, output));
+        root.Subcommands.Add(CompareCommand.Build(input, output, IsTerminal));
         return root;
     }
 }

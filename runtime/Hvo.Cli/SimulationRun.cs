@@ -27,27 +27,7 @@ internal sealed class SimulationRun(MachineConfig config, HvoPolicy policy, bool
         Hooks.Grow(pool, optimizer, request);
 
         double growMs = clock.Elapsed.TotalMilliseconds;
-        HvoCounters c = optimizer.Total;
-        return new SimulationReport(
-            TArch.Name,
-            TArch.Info.Title,
-            config,
-            policy.Name,
-            hvoOn,
-            pool.MemInfo(),
-            pool.Hstates.Select(h => new HstateReport(h.Size, h.NrHugePages, h.FreeHugePages, h.SurplusHugePages, (ulong)pool.Pages(h).Count(p => p.VmemmapOptimized))).ToArray(),
-            new HvoReport(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize))
-            {
-                TlbRangeFlushes = c.TlbRangeFlushes,
-                TlbFullFlushes = c.TlbFullFlushes,
-                BbmRetries = c.BbmRetries,
-                BbmRetriesExhausted = c.BbmRetriesExhausted,
-                BbmViolations = machine.Violations.CountOf(Hvo.Checks.ViolationKind.BreakBeforeMake),
-                BbmChecked = machine.BreakBeforeMake is not null,
-            },
-            bootMs,
-            growMs,
-            machine.Frames.MaterializedBytes);
+        return SimulationReport.From(machine, pool, optimizer, bootMs, growMs);
     }
 }
 
@@ -70,15 +50,15 @@ internal sealed record HvoReport(long VmemmapPagesFreed, long VmemmapPagesRestor
 }
 
 /// <summary>The report of DESIGN.md section 4: /proc/meminfo text plus HVO's counters, or one JSON object.</summary>
-internal sealed record SimulationReport(
+internal sealed partial record SimulationReport(
     string Arch, string Title, MachineConfig Config, string Policy, bool HvoEnabled, MemInfo MemInfo,
     HstateReport[] Hstates, HvoReport Hvo, double BootMs, double GrowMs, long HostFrameBytes)
 {
     public string ToText()
     {
         var o = new StringWriter(CultureInfo.InvariantCulture);
-        o.WriteLine($"hvo simulate: {Arch} ({Title}), {Sizes.Format(Config.MemoryBytes)}, {Config.Nodes} node(s), policy {Policy}, HVO {(HvoEnabled ? "on" : "off")}");
-        o.WriteLine($"booted in {BootMs:0} ms; pool grown in {GrowMs:0} ms; simulated frame bytes kept: {HostFrameBytes / 1024} kB");
+        o.WriteLine($"hvo {Command}: {Arch} ({Title}), {Sizes.Format(Config.MemoryBytes)}, {Config.Nodes} node(s), policy {Policy}, HVO {(HvoEnabled ? "on" : "off")}");
+        o.WriteLine($"booted in {BootMs:0} ms; {WorkLabel} in {GrowMs:0} ms; simulated frame bytes kept: {HostFrameBytes / 1024} kB");
         o.WriteLine();
         o.Write(MemInfo.Format());
         foreach (HstateReport h in Hstates.Where(h => h.NrHugepages > 0))

@@ -47,6 +47,27 @@ public sealed partial class HugeTlbPool<TArch>
         }
     }
 
+    /// <summary>
+    /// Write <paramref name="size"/> bytes to the hstate's demote_size file (demote_size_store): the
+    /// size must be an hstate's, at least HPAGE_SIZE (HUGETLB_PAGE_ORDER) and smaller than
+    /// <paramref name="h"/>'s, else -EINVAL; pages demoted from now on become pages of that size.
+    /// </summary>
+    public HugeTlbStatus SetDemoteSize(Hstate<TArch> h, ulong size)
+    {
+        CheckHstate(h);
+        lock (_lock)
+        {
+            if (h.DemoteTarget is null || !TryGetHstate(size, out Hstate<TArch>? target) ||
+                size < HugeTlbCommandLine.ArchDefaultSize(TArch.Info) || target.Order >= h.Order)
+            {
+                return HugeTlbStatus.Invalid;
+            }
+
+            h.DemoteTarget = target;
+            return HugeTlbStatus.Ok;
+        }
+    }
+
     // demote_pool_huge_page: the head of the first non-empty free list from next_nid_to_free on.
     private HugeTlbStatus DemotePoolHugePage(Hstate<TArch> h, int? only)
     {

@@ -1,0 +1,150 @@
+using System;
+using System.Collections.Generic;
+using System.CommandLine;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Hvo.HugeTlb;
+using Hvo.Paging;
+using Hvo.Scenario;
+using Spectre.Console;
+
+namespace Hvo.Cli;
+
+/// <summary>
+/// <c>hvo compare</c>: one scenario under several policies and architectures, each on a fresh
+/// machine, with what HVO saved and cost printed side by side.
+/// </summary>
+internal static class CompareCommand
+{
+    public const string Example =
+        "Example:\n" +
+        "  hvo compare                                hvo simulate's default scenario under every policy\n" +
+        "  hvo compare policy-compare --policies v5.14,v6.7 --archs x86_64,arm64-4k\n" +
+        "  hvo compare my.hvo --json";
+
+    public static Command Build(TextReader input, TextWriter output, Func<TextWriter, bool> isTerminal)
+    {
+        var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's default scenario.", Arity = ArgumentArity.ZeroOrOne };
+        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies (default: all of {string.Join(",", HvoPolicy.All.Select(p => p.Name))})." };
+        var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
+        var json = new Option<bool>("--json") { Description = "Print a JSON array of the per-run reports instead of the table." };
+        var command = new Command("compare",
+            "Run one scenario under several policies and/or architectures and print memory saved, page-table cost, PMDs split, " +
+            "TLB flushes and failures side by side. The scripts' own output is not printed.\n\n" + Example)
+        {
+            script, policies, archs, json,
+        };
+        command.SetAction(p =>
+        {
+            HvoPolicy[] chosenPolicies = p.GetValue(policies) is { } pl ? [.. SplitList(pl, "--policies").Select(n => Options.FindPolicy(n, "--policies"))] : [.. HvoPolicy.All];
+            ArchEntry[] chosenArchs = [.. SplitList(p.GetValue(archs)!, "--archs").Select(n => Options.FindArch(n, "--archs"))];
+            string? name = p.GetValue(script);
+            Script? given = name is null ? null : ScriptSource.Load(name, input);
+            var reports = new List<SimulationReport>();
+            foreach (ArchEntry arch in chosenArchs)
+            {
+                Script parsed = given ?? ScriptSource.Default(arch.Info);
+                foreach (HvoPolicy policy in chosenPolicies)
+                {
+                    var options = new ScenarioOptions { Policy = policy, EchoCommands = false };
+                    reports.Add(arch.Accept(new ScenarioRunner<SimulationReport>(parsed, options, TextWriter.Null, ScriptReporter.Instance)));
+                }
+            }
+
+            if (p.GetValue(json))
+            {
+                var array = new JsonArray([.. reports.Select(r => JsonNode.Parse(r.ToJson()))]);
+                output.WriteLine(array.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                output.WriteLine($"hvo compare: {given?.File ?? "default"} ({reports.Count} runs)");
+                WriteTable(output, isTerminal(output), reports);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// The runs side by side, a column each, rendered with Spectre.Console: rounded borders on a
+    /// terminal; a Markdown table with no ANSI codes when the output is redirected.
+    /// </summary>
+    public static void WriteTable(TextWriter output, bool terminal, IReadOnlyList<SimulationReport> reports)
+    {
+        var plain = new StringWriter(CultureInfo.InvariantCulture);
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(terminal ? output : plain),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        if (!terminal)
+        {
+            console.Profile.Width = 400;
+        }
+
+        var table = new Table { Border = terminal ? TableBorder.Rounded : TableBorder.Markdown };
+        table.AddColumn(new TableColumn(string.Empty));
+        foreach (SimulationReport r in reports)
+        {
+            table.AddColumn(new TableColumn(Markup.Escape($"{r.Arch} {r.Policy}")).RightAligned());
+        }
+
+        foreach ((string label, Func<SimulationReport, string> value) in Rows)
+        {
+            table.AddRow([Markup.Escape(label), .. reports.Select(r => Markup.Escape(value(r)))]);
+        }
+
+        console.Write(table);
+        if (!terminal)
+        {
+            // Spectre pads every line to the table's width and frames a Markdown table with blank lines.
+            string[] lines = plain.ToString().ReplaceLineEndings("\n").Split('\n').Select(l => l.TrimEnd()).Where(l => l.Length > 0).ToArray();
+            foreach (string line in lines)
+            {
+                output.WriteLine(line);
+            }
+        }
+    }
+
+    private static readonly (string Label, Func<SimulationReport, string> Value)[] Rows =
+    [
+        ("memory saved (net)", r => Mib(r.Hvo.NetBytesSaved)),
+        ("vmemmap pages freed", r => N(r.Hvo.VmemmapPagesFreed)),
+        ("vmemmap pages restored", r => N(r.Hvo.VmemmapPagesRestored)),
+        ("PTE tables (page-table cost)", r => $"{N(r.Hvo.PteTablesAllocated)} ({Kb((ulong)r.Hvo.PteTablesAllocated * PageSize(r) / 1024)})"),
+        ("PMDs split", r => N(r.Hvo.PmdsSplit)),
+        ("TLB flushes", r => N(r.Hvo.TlbFlushes)),
+        ("optimize failures", r => N(r.Hvo.OptimizeFailures)),
+        ("restore failures", r => N(r.Hvo.RestoreFailures)),
+        ("HugePages_Total / Surp", r => $"{N((long)r.MemInfo.HugePagesTotal)} / {N((long)r.MemInfo.HugePagesSurp)}"),
+        ("MemTotal", r => Kb(r.MemInfo.MemTotalKb)),
+        ("MemFree", r => Kb(r.MemInfo.MemFreeKb)),
+        ("shell errors", r => N(r.ShellErrors)),
+    ];
+
+    private static ulong PageSize(SimulationReport r) => ArchRegistry.Find(r.Arch)?.Info.PageSize ?? 4096;
+
+    private static string N(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Kb(ulong kb) => kb.ToString("N0", CultureInfo.InvariantCulture) + " kB";
+
+    private static string Mib(long bytes) => (bytes / 1048576.0).ToString("N1", CultureInfo.InvariantCulture) + " MiB";
+
+    private static IEnumerable<string> SplitList(string text, string option)
+    {
+        string[] items = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (items.Length == 0)
+        {
+            throw new UsageException($"{option}: give at least one name, comma-separated");
+        }
+
+        return items;
+    }
+}

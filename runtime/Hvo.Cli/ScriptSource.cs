@@ -1,0 +1,62 @@
+using System;
+using System.IO;
+using System.Linq;
+using Hvo.Paging;
+using Hvo.Scenario;
+using Hvo.Vmemmap;
+
+namespace Hvo.Cli;
+
+/// <summary>Where <c>hvo run</c> and <c>hvo compare</c> get a script: a file, <c>-</c> for standard input, or an example's name.</summary>
+internal static class ScriptSource
+{
+    /// <summary>The script named by <paramref name="name"/>, parsed. A missing file is a <see cref="UsageException"/>; a syntax error a <see cref="ScriptError"/>.</summary>
+    public static Script Load(string name, TextReader input)
+    {
+        if (name == "-")
+        {
+            return ScriptParser.Parse(input.ReadToEnd(), "<stdin>");
+        }
+
+        if (File.Exists(name))
+        {
+            string text;
+            try
+            {
+                text = File.ReadAllText(name);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UsageException($"script '{name}': {e.Message}");
+            }
+
+            return ScriptParser.Parse(text, name);
+        }
+
+        if (Examples.Find(name) is { } example)
+        {
+            return ScriptParser.Parse(example.Text, example.Name);
+        }
+
+        string what = Directory.Exists(name) ? "is a directory" : "no such file";
+        throw new UsageException($"script '{name}': {what}, and no example has that name; examples: {string.Join(", ", Examples.All.Select(e => e.Name))} (hvo run --list)");
+    }
+
+    /// <summary>
+    /// The default scenario of <c>hvo simulate</c> as a script for <paramref name="arch"/>: 64 GiB,
+    /// half of it as pages of the smallest size HVO optimizes (2 MiB on x86-64).
+    /// </summary>
+    public static Script Default(ArchInfo arch)
+    {
+        const ulong memory = 64 * MachineConfig.GiB;
+        HugePageSizeInfo size = arch.HugePageSizes
+            .Where(h => HugePageVmemmap.For(arch, h.Size).IsOptimizable(VmemmapReserve.V5_18))
+            .DefaultIfEmpty(arch.HugePageSizes[0])
+            .OrderBy(h => h.Size).First();
+        string text =
+            "# hvo simulate's default: 64 GiB, half of it as the smallest huge pages HVO optimizes\n" +
+            "boot mem=64G\n" +
+            $"echo {memory / 2 / size.Size} > /sys/kernel/mm/hugepages/hugepages-{size.Size >> 10}kB/nr_hugepages\n";
+        return ScriptParser.Parse(text, "default");
+    }
+}

@@ -1,0 +1,197 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using Hvo.HugeTlb;
+using Hvo.Paging;
+
+namespace Hvo.Scenario;
+
+/// <summary>
+/// A script's <c>boot</c> line as the simulated kernel reads its command line: <c>mem=</c> (the
+/// machine's memory), <c>numa=fake=N</c> (N equal nodes), <c>hugetlb_free_vmemmap=</c>, and
+/// the HugeTLB parameters (<c>hugepagesz=</c>, <c>hugepages=</c>, <c>default_hugepagesz=</c>,
+/// parsed by <see cref="HugeTlbCommandLine.Parse"/> with the kernel's warnings). Parameters the
+/// kernel does not know are reported as the kernel does (print_unknown_bootoptions) and ignored;
+/// module parameters (with a dot) are ignored silently. A value this model cannot take for
+/// <c>mem=</c>, <c>numa=</c> or <c>hugetlb_free_vmemmap=</c> is a <see cref="ScriptError"/> at
+/// its column: booting a different machine than the one written would mislead.
+/// </summary>
+public sealed record BootLine
+{
+    /// <summary>Parameters the kernel knows but this model gives no meaning: accepted without a notice.</summary>
+    private static readonly HashSet<string> KnownElsewhere = new(StringComparer.Ordinal)
+    {
+        "quiet", "debug", "ro", "rw", "root", "rootfstype", "rootwait", "console", "earlycon", "earlyprintk", "loglevel", "init",
+        "nokaslr", "panic", "crashkernel", "transparent_hugepage", "nosmp", "maxcpus", "nr_cpus", "mitigations", "audit", "selinux",
+        "apparmor", "splash", "BOOT_IMAGE", "initrd", "page_owner", "init_on_alloc", "init_on_free", "memblock", "ignore_loglevel",
+    };
+
+    /// <summary>The parameters as written, joined by blanks (/proc/cmdline).</summary>
+    public string CommandLine { get; init; } = string.Empty;
+
+    public ulong MemoryBytes { get; init; }
+
+    public int Nodes { get; init; } = 1;
+
+    /// <summary>hugetlb_free_vmemmap=: null when not given (the build default).</summary>
+    public bool? FreeVmemmap { get; init; }
+
+    public HugeTlbCommandLine HugeTlb { get; init; } = HugeTlbCommandLine.Empty;
+
+    /// <summary>What the kernel logs about the line before the HugeTLB pool's own messages.</summary>
+    public IReadOnlyList<string> Notices { get; init; } = [];
+
+    /// <summary>The machine to boot.</summary>
+    public MachineConfig Config(bool strict) => new()
+    {
+        MemoryBytes = MemoryBytes,
+        Nodes = Nodes,
+        BootHugePages = HugeTlb,
+        Strict = strict,
+    };
+
+    /// <summary>
+    /// The boot line for <paramref name="arch"/>; without one, <paramref name="defaultMemory"/> on one
+    /// node and nothing else. <c>mem=</c> is rounded down to whole pages, as the kernel does; more
+    /// than <paramref name="maxMemory"/> is refused (a harness's bound on the machines it boots).
+    /// </summary>
+    public static BootLine Resolve(BootStatement? boot, ArchInfo arch, ulong defaultMemory, ulong maxMemory = ulong.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        if (boot is null)
+        {
+            return new BootLine { MemoryBytes = defaultMemory };
+        }
+
+        ulong memory = defaultMemory;
+        int nodes = 1;
+        bool? free = null;
+        var hugetlb = new List<string>();
+        var unknown = new List<string>();
+        foreach (ScriptWord p in boot.Parameters)
+        {
+            (string name, string? value) = Split(p.Value);
+            switch (name)
+            {
+                case "mem":
+                    memory = ParseMem(value!, p, boot.Location);
+                    ulong pages = memory / arch.PageSize;
+                    if (pages == 0)
+                    {
+                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is less than one {arch.PageSize / 1024} KiB page of {arch.Name}");
+                    }
+
+                    ulong describable = arch.VmemmapSize / (ulong)arch.StructPageBytes;
+                    if (pages > describable)
+                    {
+                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is more than {arch.Name}'s vmemmap can describe ({describable * arch.PageSize >> 30} GiB)");
+                    }
+
+                    memory = pages * arch.PageSize;
+                    if (memory > maxMemory)
+                    {
+                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is more than this run allows ({maxMemory >> 20} MiB)");
+                    }
+
+                    break;
+                case "numa":
+                    nodes = ParseNuma(value!, p, boot.Location);
+                    break;
+                case "hugetlb_free_vmemmap":
+                    free = ParseOnOff(value!, p, boot.Location);
+                    break;
+                case "hugepagesz" or "hugepages" or "default_hugepagesz":
+                    hugetlb.Add(p.Value);
+                    break;
+                default:
+                    if (!name.Contains('.', StringComparison.Ordinal) && !KnownElsewhere.Contains(name))
+                    {
+                        unknown.Add(p.Value);
+                    }
+
+                    break;
+            }
+        }
+
+        var notices = new List<string>();
+        if (unknown.Count > 0)
+        {
+            notices.Add($"Unknown kernel command line parameters \"{string.Join(' ', unknown)}\", will be passed to user space.");
+        }
+
+        return new BootLine
+        {
+            CommandLine = string.Join(' ', boot.Parameters.Select(p => p.Value)),
+            MemoryBytes = memory,
+            Nodes = nodes,
+            FreeVmemmap = free,
+            HugeTlb = HugeTlbCommandLine.Parse(string.Join(' ', hugetlb), arch),
+            Notices = notices,
+        };
+    }
+
+    /// <summary>The checks that need no architecture, made while parsing, so a bad line stops the script before it runs.</summary>
+    internal static void CheckSyntax(ScriptWord word, SourceLocation line)
+    {
+        (string name, string? value) = Split(word.Value);
+        switch (name)
+        {
+            case "mem":
+                ParseMem(value, word, line);
+                break;
+            case "numa":
+                ParseNuma(value, word, line);
+                break;
+            case "hugetlb_free_vmemmap":
+                ParseOnOff(value, word, line);
+                break;
+        }
+    }
+
+    private static (string Name, string? Value) Split(string parameter)
+    {
+        int eq = parameter.IndexOf('=', StringComparison.Ordinal);
+        return eq < 0 ? (parameter, null) : (parameter[..eq], parameter[(eq + 1)..]);
+    }
+
+    // memparse: a number (decimal, or 0x hex) with an optional K, M, G, T, P or E suffix.
+    private static ulong ParseMem(string? value, ScriptWord word, SourceLocation line)
+    {
+        if (value is null || !HugeTlbCommandLine.TryParseSize(value, out ulong bytes) || bytes == 0)
+        {
+            throw ScriptParser.Error(line, word.Column, $"mem={value} is not a memory size: use a number of bytes with an optional K, M, G, T, P or E suffix (memparse), e.g. mem=64G");
+        }
+
+        return bytes;
+    }
+
+    private const int MaxNodes = 64;
+
+    private static int ParseNuma(string? value, ScriptWord word, SourceLocation line)
+    {
+        if (value is null || !value.StartsWith("fake=", StringComparison.Ordinal))
+        {
+            throw ScriptParser.Error(line, word.Column, $"numa={value}: only numa=fake=N (N equal nodes, 1 to {MaxNodes}) is modelled");
+        }
+
+        string n = value["fake=".Length..];
+        if (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out int nodes) || nodes < 1 || nodes > MaxNodes)
+        {
+            throw ScriptParser.Error(line, word.Column + "numa=fake=".Length, $"numa=fake={n}: the node count is a number from 1 to {MaxNodes} (the other numa=fake= forms are not modelled)");
+        }
+
+        return nodes;
+    }
+
+    // hugetlb_vmemmap_early_param: kstrtobool ("on", "off", "y", "n", "1", "0").
+    private static bool ParseOnOff(string? value, ScriptWord word, SourceLocation line)
+    {
+        if (value is not null && KernelValues.TryParseBool(value, out bool on))
+        {
+            return on;
+        }
+
+        throw ScriptParser.Error(line, word.Column, $"hugetlb_free_vmemmap={value}: use on or off");
+    }
+}

@@ -1,0 +1,33 @@
+namespace Hvo.Scenario;
+
+/// <summary>The errno values a kernel file returns here, with their Linux numbers.</summary>
+public enum Errno
+{
+    None = 0,
+    ENOENT = 2,
+    ENOMEM = 12,
+    EACCES = 13,
+    EBUSY = 16,
+    ENOTDIR = 20,
+    EISDIR = 21,
+    EINVAL = 22,
+    ERANGE = 34,
+}
+
+/// <summary>strerror(3) as glibc words it: what a shell prints after a failed open or write.</summary>
+public static class ErrnoText
+{
+    public static string Message(Errno e) => e switch
+    {
+        Errno.None => "Success",
+        Errno.ENOENT => "No such file or directory",
+        Errno.ENOMEM => "Cannot allocate memory",
+        Errno.EACCES => "Permission denied",
+        Errno.EBUSY => "Device or resource busy",
+        Errno.ENOTDIR => "Not a directory",
+        Errno.EISDIR => "Is a directory",
+        Errno.EINVAL => "Invalid argument",
+        Errno.ERANGE => "Numerical result out of range",
+        _ => $"Unknown error {(int)e}",
+    };
+}

@@ -1,0 +1,333 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using Hvo.HugeTlb;
+using Hvo.Paging;
+using Hvo.Paging.Ptdump;
+
+namespace Hvo.Scenario;
+
+/// <summary>One file of procfs, sysfs or debugfs: what a read shows, and what a write does and returns (null: no such permission).</summary>
+public sealed record KernelFile(Func<string>? Read, Func<string, Errno>? Write);
+
+/// <summary>
+/// The kernel files a script reads and writes, over one booted machine, its HugeTLB pool and its
+/// HVO policy: /proc/meminfo, /proc/sys/vm/*hugepages* and hugetlb_optimize_vmemmap,
+/// /sys/kernel/mm/hugepages/hugepages-&lt;N&gt;kB/*, the per-node
+/// /sys/devices/system/node/nodeK/{meminfo, hugepages/...}, /proc/buddyinfo, /proc/zoneinfo,
+/// /sys/kernel/debug/kernel_page_tables and /sys/kernel/debug/fail_page_alloc/*. Paths resolve as
+/// the VFS would (<c>//</c>, <c>.</c>, <c>..</c>); a write returns the errno of the kernel's store
+/// function, after doing what the kernel would have done of it.
+/// </summary>
+public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
+{
+    private const string ProcVm = "/proc/sys/vm/";
+    private readonly Dictionary<string, KernelFile> _files = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _directories = new(StringComparer.Ordinal) { "/" };
+    private readonly Machine<TArch> _machine;
+    private readonly HugeTlbPool<TArch> _pool;
+    private readonly HvoOptimizer<TArch> _optimizer;
+
+    public KernelFiles(Machine<TArch> machine, HugeTlbPool<TArch> pool, HvoOptimizer<TArch> optimizer, string commandLine)
+    {
+        ArgumentNullException.ThrowIfNull(machine);
+        ArgumentNullException.ThrowIfNull(pool);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        _machine = machine;
+        _pool = pool;
+        _optimizer = optimizer;
+        _faults = new FailPageAlloc(machine.Faults);
+
+        Add("/proc/meminfo", () => pool.MemInfo().Format());
+        Add("/proc/cmdline", () => commandLine + "\n");
+        Add("/proc/buddyinfo", machine.Pages.BuddyInfo);
+        Add("/proc/zoneinfo", machine.Pages.ZoneInfo);
+        Add("/sys/kernel/debug/kernel_page_tables", () => PageTableDump.DumpVmemmap(machine.PageTable));
+        if (TArch.Info.Ptdump == PtdumpFormat.X86)
+        {
+            Add("/sys/kernel/debug/page_tables/kernel", () => PageTableDump.DumpVmemmap(machine.PageTable));
+        }
+
+        AddProcSysctls();
+        foreach (Hstate<TArch> h in pool.Hstates)
+        {
+            AddHstate(h);
+        }
+
+        for (int nid = 0; nid < machine.Layout.Nodes; nid++)
+        {
+            AddNode(nid);
+        }
+
+        AddFailPageAlloc();
+    }
+
+    /// <summary>Every file, sorted.</summary>
+    public IReadOnlyList<string> Paths => [.. _files.Keys.Order(StringComparer.Ordinal)];
+
+    /// <summary>
+    /// Read a file as cat would: its text, or the errno of the open (-ENOENT, -ENOTDIR, -EISDIR,
+    /// -EACCES for a write-only file).
+    /// </summary>
+    public Errno Read(string path, out string text)
+    {
+        text = string.Empty;
+        Errno e = Open(path, out KernelFile? file);
+        if (e != Errno.None)
+        {
+            return e;
+        }
+
+        if (file!.Read is null)
+        {
+            return Errno.EACCES;
+        }
+
+        text = file.Read();
+        return Errno.None;
+    }
+
+    /// <summary>
+    /// Write <paramref name="data"/> as a shell redirection would: open (a new name in an existing
+    /// directory: -EACCES, as sysfs and procfs create no files; a read-only file: -EACCES), then
+    /// one write(2), whose errno is the store function's.
+    /// </summary>
+    public Errno Write(string path, string data, out bool failedAtOpen)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        failedAtOpen = true;
+        Errno e = Open(path, out KernelFile? file);
+        if (e == Errno.ENOENT && Parent(path) is { } parent && _directories.Contains(parent))
+        {
+            return Errno.EACCES;
+        }
+
+        if (e != Errno.None)
+        {
+            return e;
+        }
+
+        if (file!.Write is null)
+        {
+            return Errno.EACCES;
+        }
+
+        failedAtOpen = false;
+        return file.Write(data);
+    }
+
+    /// <summary>The path the VFS would resolve: absolute, <c>.</c> and <c>..</c> and repeated slashes gone; null for a relative path.</summary>
+    public static string? Normalize(string path, out bool trailingSlash)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        trailingSlash = path.Length > 1 && path.EndsWith('/');
+        if (!path.StartsWith('/'))
+        {
+            return null;
+        }
+
+        var parts = new List<string>();
+        foreach (string part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (part == ".")
+            {
+                continue;
+            }
+
+            if (part == "..")
+            {
+                if (parts.Count > 0)
+                {
+                    parts.RemoveAt(parts.Count - 1);
+                }
+
+                continue;
+            }
+
+            parts.Add(part);
+        }
+
+        return "/" + string.Join('/', parts);
+    }
+
+    private Errno Open(string path, out KernelFile? file)
+    {
+        file = null;
+        string? p = Normalize(path, out bool trailingSlash);
+        if (p is null)
+        {
+            return Errno.ENOENT; // the script's working directory holds nothing
+        }
+
+        if (_directories.Contains(p))
+        {
+            return Errno.EISDIR;
+        }
+
+        if (_files.TryGetValue(p, out file))
+        {
+            return trailingSlash ? Errno.ENOTDIR : Errno.None;
+        }
+
+        // A file used as a directory: /proc/meminfo/x.
+        for (string? up = Parent(p); up is not null; up = Parent(up))
+        {
+            if (_files.ContainsKey(up))
+            {
+                return Errno.ENOTDIR;
+            }
+        }
+
+        return Errno.ENOENT;
+    }
+
+    private static string? Parent(string path)
+    {
+        string? p = Normalize(path, out _);
+        if (p is null || p == "/")
+        {
+            return null;
+        }
+
+        int slash = p.LastIndexOf('/');
+        return slash == 0 ? "/" : p[..slash];
+    }
+
+    private void Add(string path, Func<string>? read, Func<string, Errno>? write = null)
+    {
+        _files.Add(path, new KernelFile(read, write));
+        for (string? up = Parent(path); up is not null; up = Parent(up))
+        {
+            _directories.Add(up);
+        }
+    }
+
+    private static string Line(ulong value) => value.ToString(CultureInfo.InvariantCulture) + "\n";
+
+    private static string Line(long value) => value.ToString(CultureInfo.InvariantCulture) + "\n";
+
+    private static Errno Status(HugeTlbStatus s) => s switch
+    {
+        HugeTlbStatus.Ok => Errno.None,
+        HugeTlbStatus.NoMemory => Errno.ENOMEM,
+        HugeTlbStatus.Busy => Errno.EBUSY,
+        _ => Errno.EINVAL,
+    };
+
+    // /proc/sys/vm: the default hstate's counts (hugetlb_sysctl_handler, hugetlb_overcommit_handler) and the HVO switch.
+    private void AddProcSysctls()
+    {
+        Hstate<TArch> d = _pool.Default;
+        Func<string, Errno> grow = data =>
+        {
+            Errno e = KernelValues.ProcULong(data, out ulong count);
+            if (e == Errno.None)
+            {
+                _pool.SetProcNrHugepages(count);
+            }
+
+            return e;
+        };
+        Add(ProcVm + "nr_hugepages", () => Line(_pool.ProcNrHugepages), grow);
+        Add(ProcVm + "nr_hugepages_mempolicy", () => Line(_pool.ProcNrHugepages), grow); // no mempolicy here: every node
+        Add(ProcVm + "nr_overcommit_hugepages", () => Line(_pool.NrOvercommitHugepages(d)), data =>
+        {
+            Errno e = KernelValues.ProcULong(data, out ulong count);
+            return e != Errno.None ? e : Status(_pool.SetNrOvercommitHugepages(d, count));
+        });
+
+        // The sysctl came with v5.18 (proc_do_static_key, 0 or 1); from v6.1 it is proc_dobool (any int,
+        // non-zero is on). It is registered only when some hstate is optimizable (hugetlb_vmemmap_init).
+        HvoPolicy policy = _optimizer.Policy;
+        if (policy == HvoPolicy.V5_14 || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order)))
+        {
+            return;
+        }
+
+        bool zeroOrOne = policy == HvoPolicy.V5_18;
+        Add(ProcVm + "hugetlb_optimize_vmemmap", () => _optimizer.Switches.Sysctl ? "1\n" : "0\n", data =>
+        {
+            Errno e = KernelValues.ProcInt(data, out int value);
+            if (e != Errno.None || (zeroOrOne && value is not (0 or 1)))
+            {
+                return Errno.EINVAL;
+            }
+
+            _optimizer.Switches.Sysctl = value != 0;
+            return Errno.None;
+        });
+    }
+
+    // /sys/kernel/mm/hugepages/hugepages-<N>kB (hstate_attrs, hstate_demote_attrs).
+    private void AddHstate(Hstate<TArch> h)
+    {
+        string dir = "/sys/kernel/mm/hugepages/" + h.Name + "/";
+        Add(dir + "nr_hugepages", () => Line(_pool.NrHugepages(h)), SysfsNrHugepages(h, null));
+        Add(dir + "nr_hugepages_mempolicy", () => Line(_pool.NrHugepages(h)), SysfsNrHugepages(h, null));
+        Add(dir + "free_hugepages", () => Line(_pool.FreeHugepages(h)));
+        Add(dir + "surplus_hugepages", () => Line(_pool.SurplusHugepages(h)));
+        Add(dir + "resv_hugepages", () => Line(_pool.ResvHugepages(h)));
+        Add(dir + "nr_overcommit_hugepages", () => Line(_pool.NrOvercommitHugepages(h)), data =>
+        {
+            Errno e = KernelValues.KstrToULong(data, 10, out ulong count);
+            return e != Errno.None ? e : Status(_pool.SetNrOvercommitHugepages(h, count));
+        });
+        AddDemote(dir, h, null);
+    }
+
+    // /sys/devices/system/node/nodeK: meminfo (node_read_meminfo's totals, hugetlb_report_node_meminfo) and per_node_hstate_attrs.
+    private void AddNode(int nid)
+    {
+        string node = string.Create(CultureInfo.InvariantCulture, $"/sys/devices/system/node/node{nid}/");
+        Add(node + "meminfo", () => NodeMemInfo(nid));
+        foreach (Hstate<TArch> h in _pool.Hstates)
+        {
+            string dir = node + "hugepages/" + h.Name + "/";
+            Add(dir + "nr_hugepages", () => Line(_pool.NrHugepages(h, nid)), SysfsNrHugepages(h, nid));
+            Add(dir + "free_hugepages", () => Line(_pool.FreeHugepages(h, nid)));
+            Add(dir + "surplus_hugepages", () => Line(_pool.SurplusHugepages(h, nid)));
+            AddDemote(dir, h, nid);
+        }
+    }
+
+    // nr_hugepages_store_common: kstrtoul(buf, 10), then set_max_huge_pages, which succeeds with what it could do.
+    private Func<string, Errno> SysfsNrHugepages(Hstate<TArch> h, int? nid) => data =>
+    {
+        Errno e = KernelValues.KstrToULong(data, 10, out ulong count);
+        if (e == Errno.None)
+        {
+            _pool.SetNrHugepages(h, count, nid);
+        }
+
+        return e;
+    };
+
+    // demote (write-only) and demote_size, where the hstate has a smaller size to demote to.
+    private void AddDemote(string dir, Hstate<TArch> h, int? nid)
+    {
+        if (h.DemoteTarget is null)
+        {
+            return;
+        }
+
+        Add(dir + "demote", null, data =>
+        {
+            Errno e = KernelValues.KstrToULong(data, 10, out ulong count);
+            return e != Errno.None ? e : Status(_pool.Demote(h, count, nid).Status);
+        });
+        Add(dir + "demote_size", () => string.Create(CultureInfo.InvariantCulture, $"{h.DemoteTarget!.SizeKb}kB\n"), data =>
+            Status(_pool.SetDemoteSize(h, KernelValues.Memparse(data))));
+    }
+
+    private string NodeMemInfo(int nid)
+    {
+        ulong total = (ulong)_machine.Pages.NodeManagedPages(nid) * TArch.PageSize >> 10;
+        ulong free = (ulong)_machine.Pages.NodeFreePages(nid) * TArch.PageSize >> 10;
+        CultureInfo c = CultureInfo.InvariantCulture;
+        return string.Create(c, $"Node {nid} MemTotal:       {total,8} kB\n")
+            + string.Create(c, $"Node {nid} MemFree:        {free,8} kB\n")
+            + string.Create(c, $"Node {nid} MemUsed:        {total - free,8} kB\n")
+            + _pool.NodeMemInfo(nid);
+    }
+}

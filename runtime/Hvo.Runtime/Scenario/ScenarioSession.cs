@@ -1,0 +1,251 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using Hvo.HugeTlb;
+using Hvo.Memory;
+using Hvo.Paging;
+
+namespace Hvo.Scenario;
+
+/// <summary>How a script runs: the HVO policy (a boot line cannot name it), the memory without <c>mem=</c>, and the transcript.</summary>
+public sealed record ScenarioOptions
+{
+    public HvoPolicy Policy { get; init; } = HvoPolicy.Newest;
+
+    /// <summary>The machine's memory when the boot line has no <c>mem=</c>.</summary>
+    public ulong DefaultMemoryBytes { get; init; } = 64 * MachineConfig.GiB;
+
+    /// <summary>Print each command as <c>$ command</c>, and the comments and blank lines, before its output.</summary>
+    public bool EchoCommands { get; init; } = true;
+
+    /// <summary>The largest <c>mem=</c> accepted: a bound for harnesses that run scripts they did not write.</summary>
+    public ulong MaxMemoryBytes { get; init; } = ulong.MaxValue;
+
+    /// <summary>Boot the machine in strict mode (<see cref="MachineConfig.Strict"/>): slower, for tests.</summary>
+    public bool Strict { get; init; }
+}
+
+/// <summary>
+/// A script on one booted machine: the machine from the boot line, its HVO policy and HugeTLB
+/// pool (hugetlb_init, boot-time pages included), and the kernel files the commands use.
+/// <see cref="Run"/> executes the commands in order and writes the transcript: each command, what
+/// <c>cat</c> and <c>echo</c> print, the kernel's boot messages as <c>kernel: ...</c> lines, and the
+/// shell's error for a refused open or write, after which the script goes on.
+/// </summary>
+public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, IPagingArch
+{
+    private readonly long _vmemmapFramesAtBoot;
+    private readonly long _tableFramesAtBoot;
+    private readonly long _buddyFramesAtBoot;
+    private readonly ScenarioOptions _options;
+
+    private ScenarioSession(Script script, ScenarioOptions options, BootLine boot, Machine<TArch> machine)
+    {
+        Script = script;
+        _options = options;
+        BootLine = boot;
+        Machine = machine;
+        _vmemmapFramesAtBoot = VmemmapFrames(machine);
+        _tableFramesAtBoot = machine.Owners.Count(FrameOwner.PageTable);
+        _buddyFramesAtBoot = machine.Owners.Count(FrameOwner.Buddy);
+        Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(bootParameter: boot.FreeVmemmap));
+        Pool = new HugeTlbPool<TArch>(machine, Optimizer);
+        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine);
+    }
+
+    public Script Script { get; }
+
+    public BootLine BootLine { get; }
+
+    public Machine<TArch> Machine { get; }
+
+    public HvoOptimizer<TArch> Optimizer { get; }
+
+    public HugeTlbPool<TArch> Pool { get; }
+
+    public KernelFiles<TArch> Files { get; }
+
+    /// <summary>Opens and writes the kernel refused, and files cat could not read: each printed a shell error.</summary>
+    public int ShellErrors { get; private set; }
+
+    /// <summary>Milliseconds to boot the machine and create the pool.</summary>
+    public double BootMs { get; private set; }
+
+    /// <summary>Milliseconds the commands took.</summary>
+    public double RunMs { get; private set; }
+
+    /// <summary>
+    /// Boot the machine the script's boot line describes on <typeparamref name="TArch"/>. A line
+    /// the machine cannot boot with (too little memory for the vmemmap and the kernel, more nodes
+    /// than memory) is a <see cref="ScriptError"/> at the boot line.
+    /// </summary>
+    public static ScenarioSession<TArch> Boot(Script script, ScenarioOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(script);
+        ArgumentNullException.ThrowIfNull(options);
+        var clock = Stopwatch.StartNew();
+        BootLine boot = BootLine.Resolve(script.Boot, TArch.Info, options.DefaultMemoryBytes, options.MaxMemoryBytes);
+        Machine<TArch> machine;
+        try
+        {
+            // A policy that relies on FEAT_BBM level 2 models CPUs that have it (a CPU feature, not a boot parameter).
+            machine = Machine<TArch>.Boot(boot.Config(options.Strict) with { BreakBeforeMakeLevel = options.Policy.RequiredBbmLevel });
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            SourceLocation at = script.Boot?.Location ?? new SourceLocation(script.File, 1, 1);
+            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {SizeText(boot.MemoryBytes)} on {boot.Nodes} node(s): {e.Message}");
+        }
+
+        try
+        {
+            var session = new ScenarioSession<TArch>(script, options, boot, machine);
+            session.BootMs = clock.Elapsed.TotalMilliseconds;
+            return session;
+        }
+        catch
+        {
+            machine.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Execute every command in order, writing the transcript to <paramref name="output"/>.</summary>
+    public void Run(TextWriter output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        var clock = Stopwatch.StartNew();
+        bool echo = _options.EchoCommands;
+        if (Script.Boot is null)
+        {
+            WriteKernelLog(output); // booted without a command line: the pool's messages, if any, come first
+        }
+
+        foreach (ScriptLine line in Script.Lines)
+        {
+            switch (line)
+            {
+                case BlankLine when echo:
+                    output.WriteLine();
+                    break;
+                case CommentLine c when echo:
+                    output.WriteLine(c.Text);
+                    break;
+                case Statement s:
+                    if (echo)
+                    {
+                        output.WriteLine("$ " + s.Text);
+                    }
+
+                    Execute(s, output);
+                    break;
+            }
+        }
+
+        RunMs = clock.Elapsed.TotalMilliseconds;
+    }
+
+    /// <summary>
+    /// The machine's invariants after a script, empty when all hold: the owners add up; free frames
+    /// are the buddy allocator's; huge page frames are the pool's pages'; vmemmap frames are the
+    /// boot ones less what HVO freed plus what it restored; page-table frames are the boot ones plus
+    /// the split tables; nothing else was allocated and kept; the pool's per-node counters add up,
+    /// and as many pages are optimized as the counters say.
+    /// </summary>
+    public IReadOnlyList<string> Invariants()
+    {
+        var broken = new List<string>();
+        void Check(bool ok, string what)
+        {
+            if (!ok)
+            {
+                broken.Add(what);
+            }
+        }
+
+        HvoCounters c = Optimizer.Total;
+        FrameOwnerTable owners = Machine.Owners;
+        Check(Machine.OwnersAddUp(), "owners add up to the machine");
+        Check(owners.Count(FrameOwner.Free) == Machine.Pages.NrFreePages, "free frames are the buddy allocator's free pages");
+        ulong hugeFrames = 0;
+        long optimized = 0;
+        foreach (Hstate<TArch> h in Pool.Hstates)
+        {
+            hugeFrames += h.NrHugePages * h.Frames;
+            optimized += Pool.Pages(h).Count(p => p.VmemmapOptimized);
+            ulong nr = 0, free = 0, surplus = 0;
+            for (int nid = 0; nid < Machine.Layout.Nodes; nid++)
+            {
+                nr += h.NrHugePagesNode(nid);
+                free += h.FreeHugePagesNode(nid);
+                surplus += h.SurplusHugePagesNode(nid);
+            }
+
+            Check(nr == h.NrHugePages && free == h.FreeHugePages && surplus == h.SurplusHugePages, $"{h.Name}: per-node counters add up");
+            Check(h.FreeHugePages <= h.NrHugePages && h.SurplusHugePages <= h.NrHugePages, $"{h.Name}: free and surplus within nr_hugepages");
+        }
+
+        Check(owners.Count(FrameOwner.HugePage) == (long)hugeFrames, "huge page frames are the pool's pages'");
+        Check(optimized == c.OptimizedPages, "optimized pages are what the counters say");
+        Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored, "vmemmap frames: boot's - freed + restored (none leaked)");
+        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated, "page-table frames: boot's + split tables (none leaked)");
+        Check(owners.Count(FrameOwner.Buddy) == _buddyFramesAtBoot, "no other allocation kept");
+        return broken;
+    }
+
+    public void Dispose() => Machine.Dispose();
+
+    private static long VmemmapFrames(Machine<TArch> m) => m.Owners.Count(FrameOwner.BootVmemmap) + m.Owners.Count(FrameOwner.RuntimeVmemmap);
+
+    private static string SizeText(ulong bytes) => bytes >= MachineConfig.GiB && bytes % MachineConfig.GiB == 0 ? $"{bytes >> 30} GiB" : $"{bytes >> 20} MiB";
+
+    private void Execute(Statement s, TextWriter output)
+    {
+        switch (s)
+        {
+            case BootStatement:
+                WriteKernelLog(output);
+                break;
+
+            case EchoStatement { Target: null } e:
+                output.Write(e.Data);
+                break;
+
+            case EchoStatement { Target: { } target } e:
+                Errno written = Files.Write(target.Value, e.Data, out bool atOpen);
+                if (written != Errno.None)
+                {
+                    ShellErrors++;
+                    output.WriteLine(atOpen ? $"sh: {target.Value}: {ErrnoText.Message(written)}" : $"sh: echo: write error: {ErrnoText.Message(written)}");
+                }
+
+                break;
+
+            case CatStatement cat:
+                foreach (ScriptWord path in cat.Paths)
+                {
+                    Errno read = Files.Read(path.Value, out string text);
+                    if (read != Errno.None)
+                    {
+                        ShellErrors++;
+                        output.WriteLine($"cat: {path.Value}: {ErrnoText.Message(read)}");
+                        continue;
+                    }
+
+                    output.Write(text);
+                }
+
+                break;
+        }
+    }
+
+    private void WriteKernelLog(TextWriter output)
+    {
+        foreach (string notice in BootLine.Notices.Concat(Pool.Log))
+        {
+            output.WriteLine("kernel: " + notice);
+        }
+    }
+}
