@@ -6,6 +6,7 @@ using System.IO;
 using System.Linq;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hvo.Cli.Plots;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Scenario;
@@ -23,19 +24,21 @@ internal static class CompareCommand
         "Example:\n" +
         "  hvo compare                                hvo simulate's default scenario under every policy\n" +
         "  hvo compare policy-compare --policies v5.14,v6.7 --archs x86_64,arm64-4k\n" +
-        "  hvo compare my.hvo --json";
+        "  hvo compare my.hvo --json\n" +
+        "  hvo compare grow-shrink --policies v5.14,v6.7 --plot compare.svg   memory saved and PTE-table cost per policy, and each vmemmap";
 
-    public static Command Build(TextReader input, TextWriter output, Func<TextWriter, bool> isTerminal)
+    public static Command Build(TextReader input, TextWriter output, TextWriter error, Func<TextWriter, bool> isTerminal)
     {
         var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's default scenario.", Arity = ArgumentArity.ZeroOrOne };
         var policies = new Option<string>("--policies") { Description = $"Comma-separated policies (default: all of {string.Join(",", HvoPolicy.All.Select(p => p.Name))})." };
         var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
         var json = new Option<bool>("--json") { Description = "Print a JSON array of the per-run reports instead of the table." };
+        var plot = new Option<string?>("--plot") { Description = "Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against the number of huge pages after each write of the script, one curve per run, and each run's vmemmap PMDs, split or still huge.", HelpName = "FILE" };
         var command = new Command("compare",
             "Run one scenario under several policies and/or architectures and print memory saved, page-table cost, PMDs split, " +
             "TLB flushes and failures side by side. The scripts' own output is not printed.\n\n" + Example)
         {
-            script, policies, archs, json,
+            script, policies, archs, json, plot,
         };
         command.SetAction(p =>
         {
@@ -43,6 +46,13 @@ internal static class CompareCommand
             ArchEntry[] chosenArchs = [.. SplitList(p.GetValue(archs)!, "--archs").Select(n => Options.FindArch(n, "--archs"))];
             string? name = p.GetValue(script);
             Script? given = name is null ? null : ScriptSource.Load(name, input);
+            string? plotPath = p.GetValue(plot);
+            if (plotPath is not null)
+            {
+                PlotFile.Validate(plotPath);
+            }
+
+            ScriptReporter reporter = plotPath is null ? ScriptReporter.Instance : new PlottingScriptReporter();
             var reports = new List<SimulationReport>();
             foreach (ArchEntry arch in chosenArchs)
             {
@@ -50,7 +60,7 @@ internal static class CompareCommand
                 foreach (HvoPolicy policy in chosenPolicies)
                 {
                     var options = new ScenarioOptions { Policy = policy, EchoCommands = false };
-                    reports.Add(arch.Accept(new ScenarioRunner<SimulationReport>(parsed, options, TextWriter.Null, ScriptReporter.Instance)));
+                    reports.Add(arch.Accept(new ScenarioRunner<SimulationReport>(parsed, options, TextWriter.Null, reporter)));
                 }
             }
 
@@ -63,6 +73,12 @@ internal static class CompareCommand
             {
                 output.WriteLine($"hvo compare: {given?.File ?? "default"} ({reports.Count} runs)");
                 WriteTable(output, isTerminal(output), reports);
+            }
+
+            if (plotPath is not null && reporter is PlottingScriptReporter plotted)
+            {
+                PlotFile.Save(plotPath, $"hvo compare: {given?.File ?? "default"}", [.. plotted.Plots.Select(x => x.Series)], [.. plotted.Plots.Select(x => x.Map)]);
+                error.WriteLine($"hvo: wrote {plotPath} ({reports.Count} runs)");
             }
 
             return 0;
@@ -123,6 +139,7 @@ internal static class CompareCommand
         ("TLB flushes", r => N(r.Hvo.TlbFlushes)),
         ("optimize failures", r => N(r.Hvo.OptimizeFailures)),
         ("restore failures", r => N(r.Hvo.RestoreFailures)),
+        ("BBM violations (arm64 rule)", r => r.Hvo.BbmChecked ? N(r.Hvo.BbmViolations) : "not required"),
         ("HugePages_Total / Surp", r => $"{N((long)r.MemInfo.HugePagesTotal)} / {N((long)r.MemInfo.HugePagesSurp)}"),
         ("MemTotal", r => Kb(r.MemInfo.MemTotalKb)),
         ("MemFree", r => Kb(r.MemInfo.MemFreeKb)),
@@ -135,7 +152,9 @@ internal static class CompareCommand
 
     private static string Kb(ulong kb) => kb.ToString("N0", CultureInfo.InvariantCulture) + " kB";
 
-    private static string Mib(long bytes) => (bytes / 1048576.0).ToString("N1", CultureInfo.InvariantCulture) + " MiB";
+    private static string Mib(long bytes) => Math.Abs(bytes) < 1048576
+        ? (bytes / 1024).ToString("N0", CultureInfo.InvariantCulture) + " kB"
+        : (bytes / 1048576.0).ToString("N1", CultureInfo.InvariantCulture) + " MiB";
 
     private static IEnumerable<string> SplitList(string text, string option)
     {

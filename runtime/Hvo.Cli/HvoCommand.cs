@@ -83,7 +83,7 @@ public static class HvoCommand
         root.Subcommands.Add(specs);
         root.Subcommands.Add(SimulateCommand.Build(output, error));
         root.Subcommands.Add(RunCommand.Build(input, output));
-        root.Subcommands.Add(CompareCommand.Build(input, output, IsTerminal));
+        root.Subcommands.Add(CompareCommand.Build(input, output, error, IsTerminal));
         return root;
     }
 }

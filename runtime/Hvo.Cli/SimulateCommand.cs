@@ -99,12 +99,7 @@ public static class SimulateCommand
             string? plotPath = p.GetValue(plot);
             if (plotPath is not null)
             {
-                HvoPlot.FormatOf(plotPath);
-                string dir = Path.GetDirectoryName(Path.GetFullPath(plotPath))!;
-                if (!Directory.Exists(dir))
-                {
-                    throw new UsageException($"--plot: cannot write '{plotPath}': the directory {dir} does not exist");
-                }
+                PlotFile.Validate(plotPath);
             }
 
             (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes);
@@ -154,18 +149,11 @@ public static class SimulateCommand
             if (plotPath is not null)
             {
                 string label = $"{report.Arch} {report.Policy}{(report.HvoEnabled ? string.Empty : " (HVO off)")}";
-                try
-                {
-                    HvoPlot.Save(
-                        plotPath,
-                        $"{report.Arch}, {Sizes.Format(memoryBytes)}",
-                        [new GrowthSeries(label, hooks.Samples)],
-                        [new VmemmapPicture(label, hooks.Vmemmap!)]);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    throw new UsageException($"--plot: cannot write '{plotPath}': {e.Message}");
-                }
+                PlotFile.Save(
+                    plotPath,
+                    $"{report.Arch}, {Sizes.Format(memoryBytes)}",
+                    [new GrowthSeries(label, hooks.Samples)],
+                    [new VmemmapPicture(label, hooks.Vmemmap!)]);
 
                 error.WriteLine($"hvo: wrote {plotPath} ({hooks.Samples.Count - 1} writes of nr_hugepages sampled)");
             }
@@ -190,6 +178,13 @@ public static class SimulateCommand
         if (on == policy.Batched)
         {
             return policy;
+        }
+
+        if (policy.Strategy is BbmStrategy.BreakFlushMake or BbmStrategy.AccessFlagCmpxchg)
+        {
+            // These break and flush each live entry before making the new one: there is no
+            // split-all / flush / remap-all / flush sequence to batch.
+            throw new UsageException($"--batch: {policy.Name} breaks and flushes every entry it changes; v6.7's batching does not apply to it");
         }
 
         return policy with

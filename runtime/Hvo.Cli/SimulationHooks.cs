@@ -117,11 +117,6 @@ internal sealed class SimulationHooks
             return;
         }
 
-        HvoCounters c = optimizer.Total;
-        ulong pages = pool.Hstates.Aggregate(0UL, (sum, h) => sum + pool.NrHugepages(h));
-        Samples.Add(new GrowthPoint(
-            pages,
-            (double)(c.VmemmapPagesFreed - c.VmemmapPagesRestored) * TArch.PageSize,
-            (double)c.PteTablesAllocated * TArch.PageSize));
+        Samples.Add(GrowthPoint.Of(PoolSample.Of(pool, optimizer)));
     }
 }

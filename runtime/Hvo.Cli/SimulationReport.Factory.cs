@@ -1,7 +1,10 @@
+using System.Collections.Generic;
 using System.Linq;
+using Hvo.Cli.Plots;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Scenario;
+using Hvo.Vmemmap;
 
 namespace Hvo.Cli;
 
@@ -46,11 +49,11 @@ internal sealed partial record SimulationReport
 }
 
 /// <summary>The report of a finished script (<c>hvo run</c>, <c>hvo compare</c>).</summary>
-internal sealed class ScriptReporter : IScenarioReporter<SimulationReport>
+internal class ScriptReporter : IScenarioReporter<SimulationReport>
 {
     public static ScriptReporter Instance { get; } = new();
 
-    public SimulationReport Report<TArch>(ScenarioSession<TArch> session)
+    public virtual SimulationReport Report<TArch>(ScenarioSession<TArch> session)
         where TArch : struct, IPagingArch =>
         SimulationReport.From(session.Machine, session.Pool, session.Optimizer, session.BootMs, session.RunMs) with
         {
@@ -58,4 +61,20 @@ internal sealed class ScriptReporter : IScenarioReporter<SimulationReport>
             WorkLabel = "script ran",
             ShellErrors = session.ShellErrors,
         };
+}
+
+/// <summary>The script's report, and what <c>--plot</c> draws of the run: its trace and the vmemmap's leaves at the end.</summary>
+internal sealed class PlottingScriptReporter : ScriptReporter
+{
+    public List<(GrowthSeries Series, VmemmapPicture Map)> Plots { get; } = [];
+
+    public override SimulationReport Report<TArch>(ScenarioSession<TArch> session)
+    {
+        SimulationReport report = base.Report(session);
+        string label = $"{report.Arch} {report.Policy}";
+        Plots.Add((
+            new GrowthSeries(label, [.. session.Trace.Select(GrowthPoint.Of)]),
+            new VmemmapPicture(label, VmemmapLeafMap.Of(session.Machine, session.Pool))));
+        return report;
+    }
 }

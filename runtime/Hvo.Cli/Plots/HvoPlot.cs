@@ -4,6 +4,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Xml.Linq;
+using Hvo.HugeTlb;
 using Hvo.Vmemmap;
 using ScottPlot;
 using SkiaSharp;
@@ -14,7 +15,10 @@ namespace Hvo.Cli.Plots;
 /// <param name="HugePages">Huge pages in the pool (every size).</param>
 /// <param name="SavedBytes">Vmemmap given back: (pages freed - pages restored) x PAGE_SIZE.</param>
 /// <param name="PageTableBytes">PTE tables allocated by vmemmap splits x PAGE_SIZE.</param>
-public sealed record GrowthPoint(double HugePages, double SavedBytes, double PageTableBytes);
+public sealed record GrowthPoint(double HugePages, double SavedBytes, double PageTableBytes)
+{
+    public static GrowthPoint Of(PoolSample s) => new(s.HugePages, s.SavedBytes, s.PageTableBytes);
+}
 
 /// <summary>One curve: a policy (or architecture) grown step by step.</summary>
 public sealed record GrowthSeries(string Label, IReadOnlyList<GrowthPoint> Points);

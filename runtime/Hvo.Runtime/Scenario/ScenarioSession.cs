@@ -112,6 +112,23 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         }
     }
 
+    /// <summary>
+    /// The pool and HVO's balance after boot and after every write that changed it, in script order:
+    /// what a plot of memory saved and page-table cost against the pool size draws.
+    /// </summary>
+    public IReadOnlyList<PoolSample> Trace => _trace;
+
+    private readonly List<PoolSample> _trace = new();
+
+    private void Sample()
+    {
+        PoolSample now = PoolSample.Of(Pool, Optimizer);
+        if (_trace.Count == 0 || _trace[^1] != now)
+        {
+            _trace.Add(now);
+        }
+    }
+
     /// <summary>Execute every command in order, writing the transcript to <paramref name="output"/>.</summary>
     public void Run(TextWriter output)
     {
@@ -123,6 +140,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
             WriteKernelLog(output); // booted without a command line: the pool's messages, if any, come first
         }
 
+        Sample();
         foreach (ScriptLine line in Script.Lines)
         {
             switch (line)
@@ -140,6 +158,11 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                     }
 
                     Execute(s, output);
+                    if (s is EchoStatement)
+                    {
+                        Sample();
+                    }
+
                     break;
             }
         }

@@ -206,6 +206,53 @@ public sealed class RunCommandTests
     }
 
     [TestMethod]
+    public void ComparePlotDrawsACurveAndAVmemmapMapPerRunThatAgreeWithTheReports()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"hvo-compare-{Guid.NewGuid():N}.svg");
+        try
+        {
+            var (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14,v6.7", "--archs", "x86_64,arm64-4k", "--json", "--plot", path);
+            Assert.AreEqual(0, exit, err);
+            StringAssert.Contains(err, $"wrote {path} (4 runs)");
+            using JsonDocument doc = JsonDocument.Parse(output);
+            System.Xml.Linq.XDocument svg = System.Xml.Linq.XDocument.Load(path);
+            Assert.AreEqual("svg", svg.Root!.Name.LocalName);
+            string[] texts = [.. svg.Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value.Trim())];
+            foreach (JsonElement run in doc.RootElement.EnumerateArray())
+            {
+                string label = $"{run.GetProperty("arch").GetString()} {run.GetProperty("policy").GetString()}";
+                CollectionAssert.Contains(texts, label, "each run is a curve in the legend");
+                Assert.IsTrue(texts.Any(t => t.StartsWith(label + ":", StringComparison.Ordinal)), $"{label} has its vmemmap map");
+            }
+
+            // grow-shrink ends with an empty pool: every split leaf holds no optimized page any more.
+            long[] splits = [.. doc.RootElement.EnumerateArray().Select(r => r.GetProperty("hvo").GetProperty("pmdsSplit").GetInt64())];
+            Assert.AreEqual(splits.Length, texts.Count(t => t.StartsWith("split, no optimized page now: ", StringComparison.Ordinal)));
+            foreach (long split in splits)
+            {
+                CollectionAssert.Contains(texts, $"split, no optimized page now: {split}");
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [TestMethod]
+    public void CompareShowsTheBreakBeforeMakeViolationsOfKernelPoliciesOnArm64AndNoneForTheSafeOnes()
+    {
+        var (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14,arm64-bbm-af", "--archs", "x86_64,arm64-4k");
+        Assert.AreEqual(0, exit, err);
+        string row = output.Split('\n').Single(l => l.StartsWith("| BBM violations", StringComparison.Ordinal));
+        string[] cells = [.. row.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+        Assert.AreEqual("not required", cells[1], "x86_64 v5.14");
+        Assert.AreEqual("not required", cells[2], "x86_64 arm64-bbm-af");
+        Assert.IsGreaterThan(0L, long.Parse(cells[3], NumberStyles.AllowThousands, CultureInfo.InvariantCulture), "arm64-4k v5.14 breaks the rule");
+        Assert.AreEqual("0", cells[4], "arm64-4k arm64-bbm-af keeps it");
+    }
+
+    [TestMethod]
     public void CompareWithoutAScriptIsSimulatesDefaultAndReportsTheSame()
     {
         var (exit, output, err) = Hvo("compare", "--policies", "v6.7", "--json");

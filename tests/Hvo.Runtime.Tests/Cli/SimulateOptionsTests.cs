@@ -15,7 +15,21 @@ public sealed class SimulateOptionsTests
     private const int Pages = 128;
     private static readonly string[] Small = ["simulate", "--memory", "1G", "--hugepages", $"2M:{Pages}", "--json"];
 
-    public static IEnumerable<object[]> Policies => HvoPolicy.All.Select(p => new object[] { p.Name });
+    /// <summary>The policies batching applies to: the kernel's, and FEAT_BBM level 2's (which changes entries directly too).</summary>
+    public static IEnumerable<object[]> Policies => HvoPolicy.All
+        .Where(p => p.Strategy is BbmStrategy.None or BbmStrategy.FeatBbmLevel2)
+        .Select(p => new object[] { p.Name });
+
+    [TestMethod]
+    [DataRow("arm64-bbm-fault")]
+    [DataRow("arm64-bbm-af")]
+    public void BatchingAStrategyThatBreaksEveryEntryIsAUsageError(string policy)
+    {
+        var (exit, output, err) = CliRun.InProcess([.. Small, "--policy", policy, "--batch"]);
+        Assert.AreEqual(2, exit, output);
+        StringAssert.StartsWith(err, $"hvo: --batch: {policy} breaks and flushes every entry it changes");
+    }
+
 
     private static JsonElement Json(params string[] args)
     {
