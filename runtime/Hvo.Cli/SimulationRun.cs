@@ -34,15 +34,31 @@ internal sealed class SimulationRun(MachineConfig config, HvoPolicy policy, bool
             policy.Name,
             hvoOn,
             pool.MemInfo(),
-            pool.Hstates.Select(h => new HstateReport(h.Size, h.NrHugePages, h.FreeHugePages, h.SurplusHugePages, (ulong)pool.Pages(h).Count(p => p.VmemmapOptimized))).ToArray(),
+            pool.Hstates.Select(h => new HstateReport(h.Size, h.NrHugePages, h.FreeHugePages, h.SurplusHugePages, (ulong)pool.Pages(h).Count(p => p.VmemmapOptimized), Requested(h.Size))).ToArray(),
             new HvoReport(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize)),
             bootMs,
             growMs,
             machine.Frames.MaterializedBytes);
     }
+
+    /// <summary>The last count asked for <paramref name="size"/> (as the last echo to nr_hugepages wins), or null.</summary>
+    private ulong? Requested(ulong size)
+    {
+        ulong? last = null;
+        foreach ((ulong s, ulong count) in request)
+        {
+            if (s == size)
+            {
+                last = count;
+            }
+        }
+
+        return last;
+    }
 }
 
-internal sealed record HstateReport(ulong PageSize, ulong NrHugepages, ulong Free, ulong Surplus, ulong Optimized);
+/// <param name="Requested">The nr_hugepages asked for, if any: the kernel grows the pool to what fits, so it may be more than <paramref name="NrHugepages"/>.</param>
+internal sealed record HstateReport(ulong PageSize, ulong NrHugepages, ulong Free, ulong Surplus, ulong Optimized, ulong? Requested = null);
 
 internal sealed record HvoReport(long VmemmapPagesFreed, long VmemmapPagesRestored, long PteTablesAllocated, long PmdsSplit, long OptimizeFailures, long RestoreFailures, long TlbFlushes, long NetBytesSaved);
 
@@ -61,6 +77,11 @@ internal sealed record SimulationReport(
         foreach (HstateReport h in Hstates.Where(h => h.NrHugepages > 0))
         {
             o.WriteLine($"hugepages-{h.PageSize / 1024}kB: nr_hugepages {h.NrHugepages}, free {h.Free}, surplus {h.Surplus}, vmemmap optimized {h.Optimized}");
+        }
+
+        foreach (HstateReport h in Hstates.Where(h => h.Requested > h.NrHugepages))
+        {
+            o.WriteLine($"hugepages-{h.PageSize / 1024}kB: asked for {h.Requested}, the pool grew to {h.NrHugepages}: no memory for more (as echo N > nr_hugepages, the kernel allocates what fits)");
         }
 
         o.WriteLine($"HVO vmemmap pages freed:    {Hvo.VmemmapPagesFreed,12}");
@@ -89,6 +110,7 @@ internal sealed record SimulationReport(
                 ["free"] = h.Free,
                 ["surplus"] = h.Surplus,
                 ["optimized"] = h.Optimized,
+                ["requested"] = h.Requested ?? 0UL,
             }).ToArray(),
             ["hvo"] = new Dictionary<string, object>
             {

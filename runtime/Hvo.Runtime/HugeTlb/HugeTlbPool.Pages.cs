@@ -115,6 +115,11 @@ public sealed partial class HugeTlbPool<TArch>
     /// </summary>
     private HugePage? AllocFreshHugetlbFolio(Hstate<TArch> h, int nid, Gfp gfp)
     {
+        if (h.IsGigantic && h.Frames > Machine.Layout.Frames)
+        {
+            return null; // alloc_contig_pages: no zone holds a range that large
+        }
+
         ulong pfn;
         bool ok = h.IsGigantic
             ? Machine.Pages.TryAllocContigPages(nid, h.Frames, gfp, AllocSite.HugePage, FrameOwner.HugePage, out pfn)
