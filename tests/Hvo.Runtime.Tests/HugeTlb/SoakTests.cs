@@ -111,9 +111,10 @@ public sealed class SoakTests
             faults.Times = -1;
             faults.Probability = 1;
 
-            // Each size may hold up to a quarter of memory, so that the sizes compete for it.
+            // Each size may hold up to an eighth of memory: the sizes compete for it, and with at most
+            // four of them half of memory stays for vmemmap restores, split tables and head copies.
             Hstate<TArch>[] sizes = [.. pool.Hstates];
-            ulong[] caps = [.. sizes.Select(h => Math.Max(1UL, (machine.Layout.Frames << TArch.PageShift) / 4 / h.Size))];
+            ulong[] caps = [.. sizes.Select(h => Math.Max(1UL, (machine.Layout.Frames << TArch.PageShift) / 8 / h.Size))];
             int total = Weights.Sum(w => w.Weight);
             var inUse = new List<HugePage>();
             var recent = new Queue<string>();
@@ -193,9 +194,13 @@ public sealed class SoakTests
 
         private string Grow<TArch>(HugeTlbPool<TArch> pool, Hstate<TArch> h, int? nid, ulong cap) where TArch : struct, IPagingArch
         {
+            if (pool.NrHugepages(h) >= cap)
+            {
+                return $"grow {h.Name}: at its cap of {cap} pages";
+            }
+
             ulong now = pool.NrHugepages(h, nid);
-            ulong step = 1 + (Next() % Math.Min(8, cap));
-            ulong target = Math.Min(now + step, cap);
+            ulong target = now + 1 + (Next() % Math.Min(8, cap));
             return $"nr_hugepages {h.Name} ({Where(nid)}) := {target}: {pool.SetNrHugepages(h, target, nid)}";
         }
 
