@@ -158,7 +158,9 @@ public sealed class SoakTests
                 {
                     Kind.Grow => Grow(pool, h, nid, caps[index]),
                     Kind.Shrink => Shrink(pool, h, nid),
-                    Kind.Demote => h.DemoteTarget is null ? "demote: no smaller size" : $"demote {h.Name}: {pool.Demote(h, 1 + (Next() % 2), nid)}",
+                    Kind.Demote => h.DemoteTarget is not { } target ? "demote: no smaller size"
+                        : pool.NrHugepages(target) >= caps[Array.IndexOf(sizes, target)] ? $"demote {h.Name}: {target.Name} at its cap"
+                        : $"demote {h.Name}: {pool.Demote(h, 1 + (Next() % 2), nid)}",
                     Kind.Sysctl => $"vm.hugetlb_optimize_vmemmap := {((optimizer.Switches.Sysctl = !optimizer.Switches.Sysctl) ? 1 : 0)}",
                     Kind.Use => Use(pool, h, nid, inUse),
                     Kind.Release => Release(pool, inUse),
