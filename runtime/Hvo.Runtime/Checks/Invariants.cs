@@ -356,6 +356,17 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         Span<byte> head = stackalloc byte[TArch.StructPageBytes];
         foreach (HugePage page in pages)
         {
+            if (!optimizer.IsOptimizable(page.Order))
+            {
+                // Nothing to remap (its head is among the sampled struct pages, flag included).
+                if (page.VmemmapOptimized)
+                {
+                    Add(problems, $"{page}: optimized, but its size is not optimizable");
+                }
+
+                continue;
+            }
+
             // HPageVmemmapOptimized, as a reader of the head struct page sees it.
             if (Machine.ReadStructPage(Machine.CurrentCpu, page.HeadPfn, head) != AccessFault.None)
             {
@@ -367,16 +378,6 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
             if (flag != page.VmemmapOptimized)
             {
                 Add(problems, $"{page}: HPageVmemmapOptimized is {(flag ? "set" : "clear")} in the head struct page");
-            }
-
-            if (!optimizer.IsOptimizable(page.Order))
-            {
-                if (page.VmemmapOptimized)
-                {
-                    Add(problems, $"{page}: optimized, but its size is not optimizable");
-                }
-
-                continue;
             }
 
             ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
