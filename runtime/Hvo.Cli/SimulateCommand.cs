@@ -6,6 +6,7 @@ using System.Linq;
 using System.Threading;
 using Hvo.Cli.Plots;
 using Hvo.HugeTlb;
+using Hvo.Memory;
 using Hvo.Paging;
 using Hvo.Vmemmap;
 
@@ -35,7 +36,7 @@ public static class SimulateCommand
     {
         var arch = new Option<string>("--arch") { Description = "Architecture (see 'hvo specs').", DefaultValueFactory = _ => "x86_64" };
         var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => "64G" };
-        var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1 };
+        var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
         var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones are break-before-make strategies, see 'hvo specs').", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
@@ -59,9 +60,9 @@ public static class SimulateCommand
             ArchEntry entry = ArchRegistry.Find(archName)
                 ?? throw new UsageException($"--arch: unknown architecture '{archName}'; known: {string.Join(", ", ArchRegistry.Names)}");
             string memoryText = p.GetValue(memory)!;
-            if (!Sizes.TryParse(memoryText, out ulong memoryBytes) || memoryBytes == 0)
+            if (!Sizes.TryParse(memoryText, out ulong memoryBytes, out string sizeError) || memoryBytes == 0)
             {
-                throw new UsageException($"--memory: '{memoryText}' is not a size; use {Sizes.Forms}");
+                throw new UsageException($"--memory: {(memoryBytes == 0 && sizeError.Length == 0 ? $"'{memoryText}' is no memory" : sizeError)}; use {Sizes.Forms}");
             }
 
             if (memoryBytes % entry.Info.PageSize != 0)
@@ -75,9 +76,18 @@ public static class SimulateCommand
             }
 
             int nodeCount = p.GetValue(nodes);
-            if (nodeCount < 1 || nodeCount > 64)
+            if (nodeCount < 1 || nodeCount > MaxNodes)
             {
-                throw new UsageException($"--nodes: {nodeCount} is not a node count; use 1 to 64");
+                throw new UsageException($"--nodes: {nodeCount} is not a node count; use 1 to {MaxNodes}");
+            }
+
+            // Every node is at least one max-order block (MachineLayout), and boot must leave the buddy
+            // allocator something: firmware, the kernel image and the page tables take the first MiBs.
+            ulong maxOrderBytes = entry.Info.PageSize << MachineLayout.DefaultMaxOrder(entry.Info.PageShift);
+            ulong minimum = Math.Max(MinMemory, maxOrderBytes * (ulong)nodeCount);
+            if (memoryBytes < minimum)
+            {
+                throw new UsageException($"--memory: {memoryText} is too small for {nodeCount} node(s) of {entry.Name}; use at least {Sizes.Format(minimum)} (each node holds at least one {Sizes.Format(maxOrderBytes)} max-order block, and boot's reservations, firmware and the kernel image up to 48M, need at least {Sizes.Format(MinMemory)} in all)");
             }
 
             string hvoText = p.GetValue(hvo)!;
@@ -195,6 +205,23 @@ public static class SimulateCommand
         };
     }
 
+    private const int MaxNodes = 64;
+
+    /// <summary>Below this, boot's own reservations (firmware, the 32 MiB kernel image at 16 MiB) leave too little.</summary>
+    private const ulong MinMemory = 64UL << 20;
+
+    private static int ParseNodes(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        string text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[0].Value;
+        if (int.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) && n >= 1 && n <= MaxNodes)
+        {
+            return n;
+        }
+
+        result.AddError($"--nodes: '{text}' is not a node count; use a whole number from 1 to {MaxNodes}");
+        return 1;
+    }
+
     internal static (ulong Size, ulong Count)[] ParseHugepages(string? text, ArchInfo a, ulong memory)
     {
         if (string.IsNullOrWhiteSpace(text))
@@ -209,10 +236,19 @@ public static class SimulateCommand
         return text.Split(',').Select(part =>
         {
             string[] kv = part.Split(':');
-            if (kv.Length != 2 || !Sizes.TryParse(kv[0], out ulong size) ||
-                !ulong.TryParse(kv[1], NumberStyles.None, CultureInfo.InvariantCulture, out ulong count))
+            if (kv.Length != 2)
             {
                 throw new UsageException($"--hugepages: '{part}' is not SIZE:COUNT (e.g. 2M:1024); SIZE is {Sizes.Forms}");
+            }
+
+            if (!Sizes.TryParse(kv[0], out ulong size, out string sizeError))
+            {
+                throw new UsageException($"--hugepages: in '{part}' the SIZE {sizeError}; SIZE is {Sizes.Forms}");
+            }
+
+            if (!ulong.TryParse(kv[1].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out ulong count))
+            {
+                throw new UsageException($"--hugepages: in '{part}' the COUNT '{kv[1]}' is not a number of pages; use a whole number from 0 to {ulong.MaxValue} (more than fit is allowed: the pool grows to what fits)");
             }
 
             if (!a.HugePageSizes.Any(h => h.Size == size))

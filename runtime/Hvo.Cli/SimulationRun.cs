@@ -27,11 +27,28 @@ internal sealed class SimulationRun(MachineConfig config, HvoPolicy policy, bool
         Hooks.Grow(pool, optimizer, request);
 
         double growMs = clock.Elapsed.TotalMilliseconds;
-        return SimulationReport.From(machine, pool, optimizer, bootMs, growMs);
+        SimulationReport report = SimulationReport.From(machine, pool, optimizer, bootMs, growMs);
+        return report with { Hstates = [.. report.Hstates.Select(h => h with { Requested = Requested(h.PageSize) })] };
+    }
+
+    /// <summary>The last count asked for <paramref name="size"/> (as the last echo to nr_hugepages wins), or null.</summary>
+    private ulong? Requested(ulong size)
+    {
+        ulong? last = null;
+        foreach ((ulong s, ulong count) in request)
+        {
+            if (s == size)
+            {
+                last = count;
+            }
+        }
+
+        return last;
     }
 }
 
-internal sealed record HstateReport(ulong PageSize, ulong NrHugepages, ulong Free, ulong Surplus, ulong Optimized);
+/// <param name="Requested">The nr_hugepages asked for, if any: the kernel grows the pool to what fits, so it may be more than <paramref name="NrHugepages"/>.</param>
+internal sealed record HstateReport(ulong PageSize, ulong NrHugepages, ulong Free, ulong Surplus, ulong Optimized, ulong? Requested = null);
 
 internal sealed record HvoReport(long VmemmapPagesFreed, long VmemmapPagesRestored, long PteTablesAllocated, long PmdsSplit, long OptimizeFailures, long RestoreFailures, long TlbFlushes, long NetBytesSaved)
 {
@@ -64,6 +81,11 @@ internal sealed partial record SimulationReport(
         foreach (HstateReport h in Hstates.Where(h => h.NrHugepages > 0))
         {
             o.WriteLine($"hugepages-{h.PageSize / 1024}kB: nr_hugepages {h.NrHugepages}, free {h.Free}, surplus {h.Surplus}, vmemmap optimized {h.Optimized}");
+        }
+
+        foreach (HstateReport h in Hstates.Where(h => h.Requested > h.NrHugepages))
+        {
+            o.WriteLine($"hugepages-{h.PageSize / 1024}kB: asked for {h.Requested}, the pool grew to {h.NrHugepages}: no memory for more (as echo N > nr_hugepages, the kernel allocates what fits)");
         }
 
         o.WriteLine($"HVO vmemmap pages freed:    {Hvo.VmemmapPagesFreed,12}");
@@ -101,6 +123,7 @@ internal sealed partial record SimulationReport(
                 ["free"] = h.Free,
                 ["surplus"] = h.Surplus,
                 ["optimized"] = h.Optimized,
+                ["requested"] = h.Requested ?? 0UL,
             }).ToArray(),
             ["hvo"] = new Dictionary<string, object>
             {

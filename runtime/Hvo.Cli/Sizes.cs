@@ -6,15 +6,32 @@ namespace Hvo.Cli;
 /// <summary>Sizes on the command line, in the kernel's own forms: 64G, 2M, 1GiB, 4096, 0x1000.</summary>
 public static class Sizes
 {
-    public const string Forms = "a whole number of bytes, \"0x\" hex, or a number with K, M, G, T or P (optionally KiB, MiB, ...), e.g. 64G or 2MiB";
+    public const string Forms = "a whole number of bytes, \"0x\" hex, or a number with K, M, G, T, P or E (optionally KiB, MiB, ...), e.g. 64G or 2MiB";
 
-    public static bool TryParse(string text, out ulong value)
+    public static bool TryParse(string text, out ulong value) => TryParse(text, out value, out _);
+
+    /// <summary>Parses a size; on failure <paramref name="error"/> says why ("does not fit in 64 bits", "unknown suffix", ...).</summary>
+    public static bool TryParse(string text, out ulong value, out string error)
     {
         value = 0;
+        error = string.Empty;
         string s = text.Trim();
         if (s.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
         {
-            return s.Length > 2 && s.Length <= 18 && ulong.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value);
+            ReadOnlySpan<char> digits = s.AsSpan(2);
+            if (digits.Length == 0 || !IsHex(digits))
+            {
+                error = $"'{text}' is not a hex number";
+                return false;
+            }
+
+            if (digits.TrimStart('0').Length > 16 || !ulong.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value))
+            {
+                error = $"'{text}' does not fit in 64 bits";
+                return false;
+            }
+
+            return true;
         }
 
         int end = 0;
@@ -23,8 +40,9 @@ public static class Sizes
             end++;
         }
 
-        if (end == 0 || !ulong.TryParse(s.AsSpan(0, end), NumberStyles.None, CultureInfo.InvariantCulture, out ulong mantissa))
+        if (end == 0)
         {
+            error = $"'{text}' is not a size";
             return false;
         }
 
@@ -42,10 +60,19 @@ public static class Sizes
             "G" => 30,
             "T" => 40,
             "P" => 50,
+            "E" => 60,
             _ => -1,
         };
-        if (shift < 0 || (shift > 0 && mantissa > ulong.MaxValue >> shift))
+        if (shift < 0)
         {
+            error = $"'{text}' has an unknown unit '{s[end..]}'";
+            return false;
+        }
+
+        if (!ulong.TryParse(s.AsSpan(0, end), NumberStyles.None, CultureInfo.InvariantCulture, out ulong mantissa)
+            || (shift > 0 && mantissa > ulong.MaxValue >> shift))
+        {
+            error = $"'{text}' does not fit in 64 bits";
             return false;
         }
 
@@ -65,5 +92,18 @@ public static class Sizes
         }
 
         return v.ToString(CultureInfo.InvariantCulture) + units[u];
+    }
+
+    private static bool IsHex(ReadOnlySpan<char> digits)
+    {
+        foreach (char c in digits)
+        {
+            if (!char.IsAsciiHexDigit(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 }

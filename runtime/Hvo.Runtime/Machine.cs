@@ -212,16 +212,25 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     }
 
     /// <summary>
-    /// copy_page: the contents of frame <paramref name="from"/> into <paramref name="to"/>. A copy of a
-    /// vmemmap page nobody wrote into a runtime vmemmap frame nobody wrote stays deferred (it holds
-    /// what that vmemmap page holds); anything else is copied byte for byte.
+    /// copy_page: the contents of frame <paramref name="from"/> into <paramref name="to"/>, which is
+    /// about to be mapped at vmemmap address <paramref name="targetVa"/>. A copy of a vmemmap page
+    /// nobody wrote into a runtime vmemmap frame nobody wrote stays deferred when the bytes are
+    /// those the struct pages at <paramref name="targetVa"/> hold anyway (plain tails copied over
+    /// plain tails of the same huge page, or a page copied to where it is): the frame then holds
+    /// what the vmemmap at <paramref name="targetVa"/> holds, and follows it as a boot frame does
+    /// when the pages there are later prepared or destroyed. Anything else is copied byte for byte.
     /// </summary>
-    public void CopyFrame(ulong from, ulong to)
+    /// <remarks>
+    /// Deferring to the source's address instead was wrong: once the huge page was destroyed and
+    /// another prepared over part of it, the copy showed the struct pages at the old reuse
+    /// address rather than its own (a head read as a plain page, HPageVmemmapOptimized lost).
+    /// </remarks>
+    public void CopyFrame(ulong from, ulong to, ulong targetVa)
     {
         if (!Frames.IsMaterialized(from) && !Frames.IsMaterialized(to) && Owners[to] == FrameOwner.RuntimeVmemmap &&
-            BootVmemmap.TryGetVirtualAddress(from, out ulong va))
+            BootVmemmap.TryGetVirtualAddress(from, out ulong va) && (va == targetVa || SameStructPages(va, targetVa)))
         {
-            BootVmemmap.AddDeferredCopy(to, va);
+            BootVmemmap.AddDeferredCopy(to, targetVa);
             return;
         }
 
@@ -232,6 +241,24 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// <summary>The struct page of <paramref name="pfn"/>, read through the MMU as a CPU would.</summary>
     public AccessFault ReadStructPage(int cpu, ulong pfn, Span<byte> destination) =>
         Mmu.Read(cpu, StructPageAddress(pfn), destination[..TArch.StructPageBytes]);
+
+    /// <summary>Do the vmemmap pages at <paramref name="a"/> and <paramref name="b"/> hold the same struct page bytes while unwritten?</summary>
+    private bool SameStructPages(ulong a, ulong b)
+    {
+        int size = (int)TArch.PageSize;
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(2 * size);
+        try
+        {
+            Span<byte> x = buffer.AsSpan(0, size), y = buffer.AsSpan(size, size);
+            BootVmemmap.FillStructPages(a & ~(TArch.PageSize - 1), x);
+            BootVmemmap.FillStructPages(b & ~(TArch.PageSize - 1), y);
+            return x.SequenceEqual(y);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     /// <summary>The owners of all frames add up to the machine.</summary>
     public bool OwnersAddUp() =>

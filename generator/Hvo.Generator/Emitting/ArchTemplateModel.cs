@@ -17,9 +17,9 @@ internal sealed class ArchTemplateModel
         TypeName = m.TypeName;
         Name = Literal(m.Name);
         Title = Literal(m.Title);
-        TitleXml = System.Security.SecurityElement.Escape(m.Title) ?? m.Title;
+        TitleXml = OneLine(System.Security.SecurityElement.Escape(m.Title) ?? m.Title);
         SpecFile = Literal(m.SpecFile);
-        SpecFileXml = System.Security.SecurityElement.Escape(m.SpecFile) ?? m.SpecFile;
+        SpecFileXml = OneLine(System.Security.SecurityElement.Escape(m.SpecFile) ?? m.SpecFile);
         PageShift = m.PageShift;
         PageSize = U(1UL << m.PageShift);
         VaBits = m.VaBits;
@@ -116,7 +116,44 @@ internal sealed class ArchTemplateModel
 
     public static string U(ulong v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture) + "UL";
 
-    public static string Literal(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+    /// <summary>
+    /// A C# string literal holding <paramref name="s"/>: quotes and backslashes escaped, and every
+    /// control character and every character C# takes as a line break (U+0085, U+2028, U+2029)
+    /// written as a \u escape, so no spec text can end the literal or the line.
+    /// </summary>
+    public static string Literal(string s)
+    {
+        var sb = new System.Text.StringBuilder(s.Length + 2).Append('"');
+        foreach (char c in s)
+        {
+            switch (c)
+            {
+                case '"':
+                    sb.Append("\\\"");
+                    break;
+                case '\\':
+                    sb.Append("\\\\");
+                    break;
+                default:
+                    if (char.IsControl(c) || c is '\u2028' or '\u2029')
+                    {
+                        sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    }
+                    else
+                    {
+                        sb.Append(c);
+                    }
+
+                    break;
+            }
+        }
+
+        return sb.Append('"').ToString();
+    }
+
+    /// <summary>Text for a <c>///</c> comment: every line break or control character becomes a space.</summary>
+    public static string OneLine(string s) =>
+        new(s.Select(c => char.IsControl(c) || c is '\u2028' or '\u2029' ? ' ' : c).ToArray());
 }
 
 internal sealed class LevelTemplateModel

@@ -177,6 +177,16 @@ internal static class JsonTreeReader
                 TrimLocationSuffix(e.Message));
             return null;
         }
+        catch (InvalidOperationException e)
+        {
+            // GetString on a string whose escapes do not decode (a lone surrogate such as "\ud800"):
+            // the reader accepted the token, so this is the token it is on.
+            error = DiagnosticInfo.Create(
+                DiagnosticDescriptors.MalformedJson,
+                text.Locate((int)reader.TokenStartIndex, (int)reader.BytesConsumed),
+                $"the string cannot be read ({TrimLocationSuffix(e.Message)}); write a surrogate pair as both halves, e.g. \\ud834\\udd1e");
+            return null;
+        }
     }
 
     private static JsonNode ReadValue(ref Utf8JsonReader reader)

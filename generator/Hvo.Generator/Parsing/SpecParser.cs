@@ -310,9 +310,15 @@ internal static class SpecParser
             r.CheckKeys(ro, "entry.readOnly", "clear", "set");
             roClearNode = SpecReader.Find(ro, "clear");
             roSetNode = SpecReader.Find(ro, "set");
-            roClear = r.Number(roClearNode, "entry.readOnly.clear") ?? 0;
-            roSet = r.Number(roSetNode, "entry.readOnly.set") ?? 0;
-            if (roClearNode is null && roSetNode is null)
+            ulong? clear = r.Number(roClearNode, "entry.readOnly.clear");
+            ulong? set = r.Number(roSetNode, "entry.readOnly.set");
+            roClear = clear ?? 0;
+            roSet = set ?? 0;
+            if ((roClearNode is not null && clear is null) || (roSetNode is not null && set is null))
+            {
+                ro = null; // already reported at the value; checking the rest would only report its echo
+            }
+            else if (roClearNode is null && roSetNode is null)
             {
                 r.Report(DiagnosticDescriptors.MissingKey, ro, "entry.readOnly", "clear", "give the bits to clear and/or to set to make PAGE_KERNEL read-only");
             }

@@ -345,7 +345,7 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
                     throw new InvalidOperationException($"{page}: its vmemmap at 0x{reuse:x} is not mapped");
                 }
 
-                _machine.CopyFrame(pa >> TArch.PageShift, copy);
+                _machine.CopyFrame(pa >> TArch.PageShift, copy, reuse);
                 visitor.NewHeadPfn = copy;
                 visitor.HasNewHead = true;
             }

@@ -65,7 +65,7 @@ internal struct RestorePteVisitor<TArch> : IRemapPteVisitor where TArch : struct
         }
 
         ulong frame = Frames[Next++];
-        Machine.CopyFrame(ReusePfn, frame);
+        Machine.CopyFrame(ReusePfn, frame, addr);
         if (ResetStructPages)
         {
             ResetCopiedHead(Machine.Mmu.Materialize(frame));

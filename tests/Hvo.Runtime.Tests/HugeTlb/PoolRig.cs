@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Hvo.Checks;
 using Hvo.HugeTlb;
 using Hvo.Memory;
 using Hvo.Paging;
@@ -82,6 +83,8 @@ public static class PoolCases
 /// <summary>A booted machine with a pool over a <see cref="RecordingOptimizer"/>, and the pool's invariants.</summary>
 internal sealed class PoolRig<TArch> : IDisposable where TArch : struct, IPagingArch
 {
+    private readonly Invariants<TArch> _invariants;
+
     public PoolRig(ulong memory, int nodes = 1, HugeTlbCommandLine? boot = null)
     {
         Machine = Machine<TArch>.Boot(new MachineConfig
@@ -92,6 +95,7 @@ internal sealed class PoolRig<TArch> : IDisposable where TArch : struct, IPaging
         });
         Optimizer = new RecordingOptimizer();
         Pool = new HugeTlbPool<TArch>(Machine, Optimizer);
+        _invariants = new Invariants<TArch>(Machine, Pool);
     }
 
     public Machine<TArch> Machine { get; }
@@ -114,48 +118,18 @@ internal sealed class PoolRig<TArch> : IDisposable where TArch : struct, IPaging
     }
 
     /// <summary>
-    /// What must hold after every operation: the machine's owners add up; the pool's frames are
+    /// What must hold after every operation (<see cref="Invariants{TArch}.CheckOwners"/> and
+    /// <see cref="Invariants{TArch}.CheckPool"/>): the machine's owners add up; the pool's frames are
     /// exactly its pages' and each is a compound page; per-node counters add up to the totals and
     /// match the lists; every page sits on the node its frames are on; as many pages per node
     /// carry the surplus flag as the node's surplus count allows.
     /// </summary>
     public void Check()
     {
-        Assert.IsTrue(Machine.OwnersAddUp(), "owners add up to the machine");
-        ulong hugeFrames = 0;
-        ulong pages = 0;
-        foreach (Hstate<TArch> h in Pool.Hstates)
-        {
-            ulong nr = 0, free = 0, surplus = 0;
-            for (int nid = 0; nid < Machine.Layout.Nodes; nid++)
-            {
-                HugePage[] freeList = [.. h.FreeList(nid)];
-                Assert.AreEqual(h.FreeHugePagesNode(nid), (ulong)freeList.Length, $"{h.Name} node {nid}: free count and free list");
-                Assert.AreEqual(h.NrHugePagesNode(nid), (ulong)(freeList.Length + h.Active(nid).Count), $"{h.Name} node {nid}: nr_hugepages and pages");
-                foreach (HugePage page in freeList.Concat(h.Active(nid)))
-                {
-                    Assert.AreEqual(nid, page.Node);
-                    Assert.AreEqual(nid, Machine.Layout.NodeOf(page.HeadPfn), "a page's node is where its frames are");
-                    Assert.AreEqual(FrameOwner.HugePage, Machine.Owners[page.HeadPfn]);
-                    Assert.IsTrue(Machine.Compounds.TryGetHead(page.HeadPfn + page.Frames - 1, out ulong head, out int order) && head == page.HeadPfn && order == page.Order, $"{page} is a compound page");
-                }
-
-                ulong flagged = (ulong)freeList.Concat(h.Active(nid)).Count(p => p.Surplus);
-                Assert.AreEqual(Math.Min(h.SurplusHugePagesNode(nid), h.NrHugePagesNode(nid)), flagged, $"{h.Name} node {nid}: surplus flags");
-                nr += h.NrHugePagesNode(nid);
-                free += h.FreeHugePagesNode(nid);
-                surplus += h.SurplusHugePagesNode(nid);
-            }
-
-            Assert.AreEqual(h.NrHugePages, nr);
-            Assert.AreEqual(h.FreeHugePages, free);
-            Assert.AreEqual(h.SurplusHugePages, surplus);
-            hugeFrames += h.NrHugePages * h.Frames;
-            pages += h.NrHugePages;
-        }
-
-        Assert.AreEqual((long)hugeFrames, Machine.Owners.Count(FrameOwner.HugePage), "huge page frames are the pool's pages'");
-        Assert.AreEqual((long)pages, Machine.Compounds.Count, "a compound page per pool page");
+        var problems = new List<string>();
+        _invariants.CheckOwners(problems);
+        _invariants.CheckPool(problems);
+        Assert.IsEmpty(problems, string.Join(Environment.NewLine, problems));
     }
 
     public void Dispose() => Machine.Dispose();

@@ -6,6 +6,7 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using CsCheck;
+using Hvo.Checks;
 using Hvo.HugeTlb;
 using Hvo.Memory;
 using Hvo.Paging;
@@ -288,7 +289,7 @@ public sealed class RandomSequenceTests
 
     private sealed class Side<TArch> : IDisposable where TArch : struct, IPagingArch
     {
-        private ulong[] _seen = [];
+        private Invariants<TArch>? _invariants;
 
         public Side(string name, MachineConfig config, HvoPolicy policy, bool interpreted)
         {
@@ -458,115 +459,22 @@ public sealed class RandomSequenceTests
             + $"range-flushes {c.TlbRangeFlushes} full-flushes {c.TlbFullFlushes}";
 
         /// <summary>
-        /// Strict mode and leaks on this machine alone: the owners add up, no violation, and every
-        /// page-table, runtime-vmemmap and boot-vmemmap frame is reachable from the root (and
-        /// every frame a vmemmap leaf maps is a vmemmap frame).
+        /// DESIGN.md 5 on this machine alone (<see cref="Invariants{TArch}"/>): the owners add up,
+        /// no strict-mode violation, no leak (every page-table, runtime-vmemmap and boot-vmemmap
+        /// frame reachable from the root, every frame a vmemmap leaf maps a vmemmap frame), the
+        /// pool's counters and lists agree, HVO's counters agree with the pages, and every pool
+        /// page's vmemmap is fully optimized or fully backed.
         /// </summary>
         public void CheckSelf(List<string> problems)
         {
-            if (!Machine.OwnersAddUp())
-            {
-                problems.Add($"{Name}: the frame owners do not add up to the machine");
-            }
-
-            if (Machine.Violations.Count != 0)
-            {
-                problems.Add($"{Name}: {Machine.Violations.Count} strict-mode violations, first: " + string.Join(" | ", Machine.Violations.Snapshot().Take(3)));
-            }
-
-            ulong frames = Machine.Layout.Frames;
-            if (_seen.Length == 0)
-            {
-                _seen = new ulong[(frames + 63) / 64];
-            }
-            else
-            {
-                Array.Clear(_seen);
-            }
-
-            long tables = 0, runtime = 0, boot = 0;
-            var stray = new List<string>();
-            var stack = new Stack<(ulong Pfn, int Level)>();
-            stack.Push((Machine.PageTable.RootPfn, 0));
-            while (stack.Count > 0)
-            {
-                (ulong table, int level) = stack.Pop();
-                tables++;
-                if (Machine.Owners[table] != FrameOwner.PageTable)
-                {
-                    stray.Add($"table 0x{table:x} at level {level} is {Machine.Owners[table]}");
-                }
-
-                Span<ulong> entries = Machine.Frames.Table(table);
-                int count = TArch.EntriesPerTable(level);
-                for (int i = 0; i < count; i++)
-                {
-                    ulong e = entries[i];
-                    if (level < TArch.LastLevel && TArch.IsTable(level, e))
-                    {
-                        stack.Push((TArch.PfnOf(level, e), level + 1));
-                        continue;
-                    }
-
-                    if (!TArch.IsLeaf(level, e))
-                    {
-                        continue;
-                    }
-
-                    ulong first = TArch.PfnOf(level, e);
-                    ulong n = TArch.LevelSize(level) >> TArch.PageShift;
-                    for (ulong pfn = first; pfn < first + n; pfn++)
-                    {
-                        if (pfn >= frames)
-                        {
-                            stray.Add($"a level-{level} leaf maps frame 0x{pfn:x} beyond memory");
-                            break;
-                        }
-
-                        ref ulong word = ref _seen[pfn >> 6];
-                        ulong bit = 1UL << (int)(pfn & 63);
-                        if ((word & bit) != 0)
-                        {
-                            continue; // mapped more than once (tails on the reuse frame): counted once
-                        }
-
-                        word |= bit;
-                        switch (Machine.Owners[pfn])
-                        {
-                            case FrameOwner.RuntimeVmemmap:
-                                runtime++;
-                                break;
-                            case FrameOwner.BootVmemmap:
-                                boot++;
-                                break;
-                            default:
-                                if (stray.Count < 5)
-                                {
-                                    stray.Add($"a level-{level} leaf maps frame 0x{pfn:x}, which is {Machine.Owners[pfn]}");
-                                }
-
-                                break;
-                        }
-                    }
-                }
-            }
-
-            if (stray.Count > 0)
-            {
-                problems.Add($"{Name}: " + string.Join("; ", stray));
-            }
-
-            Compare(problems, "page-table frames reachable from the root", tables, Machine.Owners.Count(FrameOwner.PageTable));
-            Compare(problems, "runtime vmemmap frames mapped", runtime, Machine.Owners.Count(FrameOwner.RuntimeVmemmap));
-            Compare(problems, "boot vmemmap frames mapped", boot, Machine.Owners.Count(FrameOwner.BootVmemmap));
-        }
-
-        private void Compare(List<string> problems, string what, long reachable, long owned)
-        {
-            if (reachable != owned)
-            {
-                problems.Add($"{Name}: leak: {what}: {reachable}, but {owned} frames are owned as such");
-            }
+            _invariants ??= new Invariants<TArch>(Machine, Pool, Name);
+            _invariants.CheckOwners(problems);
+            _invariants.CheckStrictMode(problems);
+            _invariants.CheckPageTableReachability(problems);
+            HugePage[] pages = [.. Pool.Hstates.SelectMany(Pool.Pages)];
+            _invariants.CheckPool(problems);
+            _invariants.CheckHvoCounters(problems, pages);
+            _invariants.CheckHugePageVmemmap(problems, pages);
         }
     }
 
