@@ -44,6 +44,13 @@ public static class HvoCommand
             error.WriteLine(e.Message); // file:line:column: message
             return UsageError;
         }
+        catch (OutOfMemoryException)
+        {
+            // The simulated memory is one reserved host mapping: a machine larger than the host's
+            // address space (or than its memory, where the reservation falls back) cannot be built.
+            error.WriteLine("hvo: the host cannot reserve memory for a simulated machine this large; ask for less memory (--memory, or mem= on the boot line)");
+            return UsageError;
+        }
     }
 
     /// <summary>Output goes to a terminal (not redirected), so tables may use colour and box drawing.</summary>

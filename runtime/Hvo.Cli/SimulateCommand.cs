@@ -42,7 +42,7 @@ public static class SimulateCommand
         var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones are break-before-make strategies, see 'hvo specs').", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
         var batch = new Option<string?>("--batch")
         {
-            Description = "Batch each write's pages as v6.7's hugetlb_vmemmap_optimize_folios does (split them all, one flush_tlb_all, remap them all, one flush_tlb_all), whatever the policy; 'off' optimizes page by page (hugetlb_vmemmap_optimize, a range flush per split and per page) even under v6.7. Default: the policy's own (v6.7 batches, earlier ones do not).",
+            Description = "Batch each write's pages as v6.7's hugetlb_vmemmap_optimize_folios does (split them all, one flush_tlb_all, remap them all, one flush_tlb_all); 'off' optimizes page by page (hugetlb_vmemmap_optimize, a range flush per split and per page) even under v6.7. Default: the policy's own (v6.7 and arm64-bbml2 batch, the others do not). Refused for arm64-bbm-fault and arm64-bbm-af, which break and flush every entry they change.",
             Arity = ArgumentArity.ZeroOrOne,
             HelpName = "on|off",
         };
@@ -73,6 +73,11 @@ public static class SimulateCommand
             if (memoryBytes / entry.Info.PageSize > entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes)
             {
                 throw new UsageException($"--memory: {memoryText} is more than {entry.Name}'s vmemmap can describe ({Sizes.Format(entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes * entry.Info.PageSize)})");
+            }
+
+            if (memoryBytes > FrameStore.MaxBytes)
+            {
+                throw new UsageException($"--memory: {memoryText} is more than the simulator can hold ({Sizes.Format(FrameStore.MaxBytes)})");
             }
 
             int nodeCount = p.GetValue(nodes);

@@ -116,14 +116,22 @@ internal sealed partial record SimulationReport(
             ["policy"] = Policy,
             ["hvoEnabled"] = HvoEnabled,
             ["meminfo"] = MemInfo.Fields.ToDictionary(kv => kv.Key, kv => kv.Value),
-            ["hstates"] = Hstates.Select(h => new Dictionary<string, object>
+            ["hstates"] = Hstates.Select(h =>
             {
-                ["pageSize"] = h.PageSize,
-                ["nrHugepages"] = h.NrHugepages,
-                ["free"] = h.Free,
-                ["surplus"] = h.Surplus,
-                ["optimized"] = h.Optimized,
-                ["requested"] = h.Requested ?? 0UL,
+                var o = new Dictionary<string, object>
+                {
+                    ["pageSize"] = h.PageSize,
+                    ["nrHugepages"] = h.NrHugepages,
+                    ["free"] = h.Free,
+                    ["surplus"] = h.Surplus,
+                    ["optimized"] = h.Optimized,
+                };
+                if (h.Requested is { } asked)
+                {
+                    o["requested"] = asked; // simulate's --hugepages count: the pool may have grown to less
+                }
+
+                return o;
             }).ToArray(),
             ["hvo"] = new Dictionary<string, object>
             {

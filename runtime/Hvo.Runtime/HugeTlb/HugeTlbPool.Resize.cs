@@ -37,7 +37,9 @@ public sealed partial class HugeTlbPool<TArch>
             ulong requested = count;
             if (nid is { } n)
             {
-                count += h.NrHugePages - h.NrHugePagesNode(n);
+                // set_max_huge_pages: the node's persistent pages become the request, the other
+                // nodes' persistent pages stay (surplus pages count on neither side).
+                count += h.PersistentHugePages - (h.NrHugePagesNode(n) - h.SurplusHugePagesNode(n));
                 if (count < requested)
                 {
                     count = ulong.MaxValue; // they asked for as many as can be had

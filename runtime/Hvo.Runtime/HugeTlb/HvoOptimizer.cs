@@ -546,8 +546,9 @@ public sealed class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct
     {
         // Each split flushes its range unless told not to; a lost race flushes nothing. Counted from
         // this walk's own result, as the page table's counters move with every CPU's walks. A
-        // break-before-make walk also flushes every entry it breaks: those strategies run on one
-        // CPU at a time, so the page table's counter is read around the walk.
+        // break-before-make walk also flushes every entry it breaks, counted by reading the page
+        // table's counter around the walk: right while one CPU at a time changes the vmemmap, as
+        // the pool's lock ensures; concurrent callers of these strategies would count each other's.
         bool breaks = (flags & RemapWalkFlags.BreakBeforeMake) != 0;
         long flushesBefore = breaks ? _machine.PageTable.Counters.TlbRangeFlushes : 0;
         RemapWalkResult r = _machine.PageTable.RemapWalk(start, end, ref visitor, flags);

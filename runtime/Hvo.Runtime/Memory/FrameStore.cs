@@ -30,6 +30,9 @@ public sealed unsafe class FrameStore : IDisposable
     private long _materialized;
     private bool _disposed;
 
+    /// <summary>The largest simulated memory: one reserved host mapping of a 47-bit address space.</summary>
+    public const ulong MaxBytes = 1UL << 47;
+
     public FrameStore(ulong frames, int pageShift)
     {
         if (pageShift is < 12 or > 24)
@@ -37,7 +40,7 @@ public sealed unsafe class FrameStore : IDisposable
             throw new ArgumentOutOfRangeException(nameof(pageShift), pageShift, "page shift must be 12..24 (a frame is whole host pages)");
         }
 
-        if (frames == 0 || frames > (1UL << (47 - pageShift)))
+        if (frames == 0 || frames > (MaxBytes >> pageShift))
         {
             throw new ArgumentOutOfRangeException(nameof(frames), frames, "a simulated machine has 1 frame to 128 TiB");
         }

@@ -89,6 +89,11 @@ public sealed record BootLine
                     }
 
                     memory = pages * arch.PageSize;
+                    if (memory > Hvo.Memory.FrameStore.MaxBytes)
+                    {
+                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is more than the simulator can hold ({Hvo.Memory.FrameStore.MaxBytes >> 40} TiB)");
+                    }
+
                     if (memory > maxMemory)
                     {
                         throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is more than this run allows ({maxMemory >> 20} MiB)");

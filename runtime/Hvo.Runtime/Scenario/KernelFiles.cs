@@ -237,19 +237,18 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
             return e != Errno.None ? e : Status(_pool.SetNrOvercommitHugepages(d, count));
         });
 
-        // The sysctl came with v5.18 (proc_do_static_key, 0 or 1); from v6.1 it is proc_dobool (any int,
-        // non-zero is on). It is registered only when some hstate is optimizable (hugetlb_vmemmap_init).
+        // The sysctl came with v5.19 (proc_dobool: any int, non-zero is on); v5.14 and v5.18 had only
+        // the boot parameter. It is registered only when some hstate is optimizable (hugetlb_vmemmap_init).
         HvoPolicy policy = _optimizer.Policy;
-        if (policy == HvoPolicy.V5_14 || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order)))
+        if (policy == HvoPolicy.V5_14 || policy == HvoPolicy.V5_18 || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order)))
         {
             return;
         }
 
-        bool zeroOrOne = policy == HvoPolicy.V5_18;
         Add(ProcVm + "hugetlb_optimize_vmemmap", () => _optimizer.Switches.Sysctl ? "1\n" : "0\n", data =>
         {
             Errno e = KernelValues.ProcInt(data, out int value);
-            if (e != Errno.None || (zeroOrOne && value is not (0 or 1)))
+            if (e != Errno.None)
             {
                 return Errno.EINVAL;
             }
@@ -270,6 +269,11 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
         Add(dir + "resv_hugepages", () => Line(_pool.ResvHugepages(h)));
         Add(dir + "nr_overcommit_hugepages", () => Line(_pool.NrOvercommitHugepages(h)), data =>
         {
+            if (h.IsGigantic)
+            {
+                return Errno.EINVAL; // nr_overcommit_hugepages_store refuses gigantic sizes before parsing
+            }
+
             Errno e = KernelValues.KstrToULong(data, 10, out ulong count);
             return e != Errno.None ? e : Status(_pool.SetNrOvercommitHugepages(h, count));
         });

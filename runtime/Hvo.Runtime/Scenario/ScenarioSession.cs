@@ -93,10 +93,11 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
             // A policy that relies on FEAT_BBM level 2 models CPUs that have it (a CPU feature, not a boot parameter).
             machine = Machine<TArch>.Boot(boot.Config(options.Strict) with { BreakBeforeMakeLevel = options.Policy.RequiredBbmLevel });
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or OutOfMemoryException)
         {
             SourceLocation at = script.Boot?.Location ?? new SourceLocation(script.File, 1, 1);
-            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {SizeText(boot.MemoryBytes)} on {boot.Nodes} node(s): {e.Message}");
+            string why = e is OutOfMemoryException ? "the host cannot reserve memory for a machine this large" : e.Message;
+            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {SizeText(boot.MemoryBytes)} on {boot.Nodes} node(s): {why}");
         }
 
         try

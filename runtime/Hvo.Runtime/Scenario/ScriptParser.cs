@@ -102,12 +102,13 @@ public static class ScriptParser
         }
     }
 
-    // echo [-n|-e|-E...] WORD... [> PATH] [WORD...]: bash's echo takes only flag words made of n, e and E.
+    // echo [-n|-e|-E...] WORD... [> PATH] [WORD...]: bash's echo takes only flag words made of n, e and E
+    // (after quote removal: echo "-n" is a flag too).
     private static EchoStatement BuildEcho(string text, SourceLocation line, SourceLocation at, List<Token> tokens)
     {
         bool newline = true;
         int i = 1;
-        for (; i < tokens.Count && !tokens[i].Redirect && !tokens[i].Quoted && IsEchoFlag(tokens[i].Value); i++)
+        for (; i < tokens.Count && !tokens[i].Redirect && IsEchoFlag(tokens[i].Value); i++)
         {
             newline &= !tokens[i].Value.Contains('n', StringComparison.Ordinal);
         }

@@ -264,8 +264,17 @@ public sealed class RunCommandTests
         JsonElement run = compared.RootElement[0];
         foreach (string part in new[] { "meminfo", "hvo", "hstates" })
         {
+            System.Text.Json.Nodes.JsonNode expected = System.Text.Json.Nodes.JsonNode.Parse(simulated.RootElement.GetProperty(part).GetRawText())!;
+            if (expected is System.Text.Json.Nodes.JsonArray hstates)
+            {
+                foreach (System.Text.Json.Nodes.JsonNode? h in hstates)
+                {
+                    h!.AsObject().Remove("requested"); // what simulate's --hugepages asked; a script asks by its writes
+                }
+            }
+
             Assert.IsTrue(
-                System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(simulated.RootElement.GetProperty(part).GetRawText()), System.Text.Json.Nodes.JsonNode.Parse(run.GetProperty(part).GetRawText())),
+                System.Text.Json.Nodes.JsonNode.DeepEquals(expected, System.Text.Json.Nodes.JsonNode.Parse(run.GetProperty(part).GetRawText())),
                 $"{part}: {run.GetProperty(part)} vs {simulated.RootElement.GetProperty(part)}");
         }
     }

@@ -66,6 +66,19 @@ public sealed class SimulateHostileInputTests
     }
 
     [TestMethod]
+    public void MoreMemoryThanTheSimulatorCanHoldIsAUsageErrorNotACrash()
+    {
+        // x86_64-la57's vmemmap describes far more than the 47-bit host mapping that backs the frames.
+        ulong describable = Archs.Get("x86_64-la57").Info.VmemmapSize / (ulong)Archs.Get("x86_64-la57").Info.StructPageBytes * Archs.Get("x86_64-la57").Info.PageSize;
+        Assert.IsGreaterThan(global::Hvo.Memory.FrameStore.MaxBytes, describable);
+        var (exit, output, err) = Hvo("simulate", "--arch", "x86_64-la57", "--memory", Sizes.Format(global::Hvo.Memory.FrameStore.MaxBytes * 2));
+        Assert.AreEqual(HvoCommand.UsageError, exit, err + output);
+        StringAssert.StartsWith(err, "hvo: --memory:", err);
+        StringAssert.Contains(err, "more than the simulator can hold");
+        AssertNoStackTrace(err);
+    }
+
+    [TestMethod]
     public void MemoryMessagesNameTheAcceptedForms()
     {
         var (_, _, err) = Hvo("simulate", "--memory", "16EiB");

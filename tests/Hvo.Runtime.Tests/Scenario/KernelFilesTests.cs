@@ -123,11 +123,16 @@ public sealed class KernelFilesTests
     public void MeminfoBuddyinfoAndZoneinfoAreThePoolsAndAllocatorsText() => Archs.Run("x86_64", new ProcTexts());
 
     [TestMethod]
-    public void HugetlbOptimizeVmemmapCameWithV518AndTakesOnlyZeroOrOneThere()
+    public void HugetlbOptimizeVmemmapCameAfterV518AsABool()
     {
-        Assert.AreEqual("cat: /proc/sys/vm/hugetlb_optimize_vmemmap: No such file or directory", Transcript("cat /proc/sys/vm/hugetlb_optimize_vmemmap", HvoPolicy.V5_14));
-        Assert.AreEqual(WriteError(Errno.EINVAL) + "\n1", Transcript("echo 2 > /proc/sys/vm/hugetlb_optimize_vmemmap;cat /proc/sys/vm/hugetlb_optimize_vmemmap", HvoPolicy.V5_18));
-        Assert.AreEqual("0", Transcript("echo 0 > /proc/sys/vm/hugetlb_optimize_vmemmap;cat /proc/sys/vm/hugetlb_optimize_vmemmap", HvoPolicy.V5_18));
+        // v5.19's sysctl: v5.14 and v5.18 have only hugetlb_free_vmemmap=; from then on proc_dobool.
+        foreach (HvoPolicy before in new[] { HvoPolicy.V5_14, HvoPolicy.V5_18 })
+        {
+            Assert.AreEqual("cat: /proc/sys/vm/hugetlb_optimize_vmemmap: No such file or directory", Transcript("cat /proc/sys/vm/hugetlb_optimize_vmemmap", before), before.Name);
+        }
+
+        Assert.AreEqual("1", Transcript("echo 0 > /proc/sys/vm/hugetlb_optimize_vmemmap;echo 2 > /proc/sys/vm/hugetlb_optimize_vmemmap;cat /proc/sys/vm/hugetlb_optimize_vmemmap", HvoPolicy.V6_2));
+        Assert.AreEqual("0", Transcript("echo 0 > /proc/sys/vm/hugetlb_optimize_vmemmap;cat /proc/sys/vm/hugetlb_optimize_vmemmap", HvoPolicy.V6_2));
     }
 
     [TestMethod]

@@ -174,11 +174,45 @@ public sealed class ScenarioTests
         ArchInfo info = Archs.Get("x86_64").Info;
         // DESIGN.md 1.3a, measured on 6.1: reserve 1 and no head copy, as v5.18.
         ScenarioOutcome on = ScenarioHarness.Run("x86_64", "boot mem=8G hugepagesz=1G hugepages=3 hugetlb_free_vmemmap=on\n", HvoPolicy.V5_18);
-        ScenarioOutcome off = ScenarioHarness.Run("x86_64", "boot mem=8G hugepagesz=1G hugepages=3 hugetlb_free_vmemmap=off\ncat /proc/sys/vm/hugetlb_optimize_vmemmap\n", HvoPolicy.V5_18);
+        ScenarioOutcome off = ScenarioHarness.Run("x86_64", "boot mem=8G hugepagesz=1G hugepages=3 hugetlb_free_vmemmap=off\n", HvoPolicy.V5_18);
+        ScenarioOutcome sysctl = ScenarioHarness.Run("x86_64", "boot mem=8G hugepagesz=1G hugepages=3 hugetlb_free_vmemmap=off\ncat /proc/sys/vm/hugetlb_optimize_vmemmap\n", HvoPolicy.V6_7);
         ulong freedKb = HugePageVmemmap.For(info, 1UL << 30).FreedPages(HvoPolicy.V5_18.ReservePages) * info.PageSize / 1024;
         Assert.AreEqual(3 * freedKb, on.MemInfo.MemTotalKb - off.MemInfo.MemTotalKb);
         Assert.AreEqual(0, off.Counters.Freed);
-        Assert.AreEqual("0\n", off.Transcript, "the sysctl starts from the boot parameter");
+        Assert.AreEqual("0\n", sysctl.Transcript, "the sysctl (v5.19+) starts from the boot parameter");
+    }
+
+    [TestMethod]
+    public void APerNodeWriteCountsOnlyPersistentPagesAsTheKernelDoes()
+    {
+        // set_max_huge_pages for node N: count += persistent_huge_pages - (nr_node - surplus_node).
+        // 256 pages become surplus (their restores fail), 128 on each node; asking node 0 for 10 makes
+        // 10 of its surplus pages persistent and allocates nothing, so node 0 keeps its 128 pages.
+        const string node0 = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/";
+        string text = string.Join('\n',
+            "boot mem=2G numa=fake=2",
+            "echo 256 > /proc/sys/vm/nr_hugepages",
+            "echo N > /sys/kernel/debug/fail_page_alloc/ignore-gfp-wait",
+            "echo 0 > /sys/kernel/debug/fail_page_alloc/min-order",
+            "echo -1 > /sys/kernel/debug/fail_page_alloc/times",
+            "echo 100 > /sys/kernel/debug/fail_page_alloc/probability",
+            "echo 0 > /proc/sys/vm/nr_hugepages",
+            "echo 0 > /sys/kernel/debug/fail_page_alloc/probability",
+            $"cat {node0}nr_hugepages {node0}surplus_hugepages",
+            $"echo 10 > {node0}nr_hugepages",
+            $"cat {node0}nr_hugepages {node0}surplus_hugepages",
+            "cat /sys/kernel/mm/hugepages/hugepages-2048kB/surplus_hugepages",
+            string.Empty);
+        ScenarioOutcome o = ScenarioHarness.Run("x86_64", text, HvoPolicy.V6_7);
+        Assert.AreEqual("128\n128\n128\n118\n246\n", o.Transcript);
+    }
+
+    [TestMethod]
+    public void AMemLargerThanTheSimulatorCanHoldIsALocatedErrorAtTheValue()
+    {
+        ScriptError e = Assert.ThrowsExactly<ScriptError>(() => ScenarioHarness.Run("x86_64-la57", "boot mem=200T"));
+        Assert.AreEqual((1, 6), (e.Location.Line, e.Location.Column));
+        StringAssert.Contains(e.Message, "more than the simulator can hold");
     }
 
     [TestMethod]

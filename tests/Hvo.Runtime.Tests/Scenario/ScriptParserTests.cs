@@ -42,7 +42,7 @@ public sealed class ScriptParserTests
     [DataRow("echo 1 2   3 > /x", "1 2 3", true, "/x", 16)]
     [DataRow("echo -n 5 > /x", "5", false, "/x", 13)]
     [DataRow("echo -ne 5 >> /x", "5", false, "/x", 15)]
-    [DataRow("echo \"-n\" 5 > /x", "-n 5", true, "/x", 15)]
+    [DataRow("echo \"-n\" 5 > /x", "5", false, "/x", 15)]
     [DataRow("echo 1 > /x tail", "1 tail", true, "/x", 10)]
     [DataRow("echo a\\ b > /x", "a b", true, "/x", 13)]
     [DataRow("echo \"a\\\"b\" > /x", "a\"b", true, "/x", 15)]
