@@ -34,12 +34,12 @@ public static class SimulateCommand
 
     public static Command Build(TextWriter output, TextWriter error)
     {
-        var arch = new Option<string>("--arch") { Description = "Architecture (see 'hvo specs').", DefaultValueFactory = _ => "x86_64" };
+        Option<string> arch = Options.Arch();
         var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => "64G" };
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
-        var policy = new Option<string>("--policy") { Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones are break-before-make strategies, see 'hvo specs').", DefaultValueFactory = _ => HvoPolicy.Newest.Name };
+        Option<string> policy = Options.Policy();
         var batch = new Option<string?>("--batch")
         {
             Description = "Batch each write's pages as v6.7's hugetlb_vmemmap_optimize_folios does (split them all, one flush_tlb_all, remap them all, one flush_tlb_all); 'off' optimizes page by page (hugetlb_vmemmap_optimize, a range flush per split and per page) even under v6.7. Default: the policy's own (v6.7 and arm64-bbml2 batch, the others do not). Refused for arm64-bbm-fault and arm64-bbm-af, which break and flush every entry they change.",
@@ -56,9 +56,7 @@ public static class SimulateCommand
         };
         command.SetAction(p =>
         {
-            string archName = p.GetValue(arch)!;
-            ArchEntry entry = ArchRegistry.Find(archName)
-                ?? throw new UsageException($"--arch: unknown architecture '{archName}'; known: {string.Join(", ", ArchRegistry.Names)}");
+            ArchEntry entry = Options.FindArch(p.GetValue(arch)!);
             string memoryText = p.GetValue(memory)!;
             if (!Sizes.TryParse(memoryText, out ulong memoryBytes, out string sizeError) || memoryBytes == 0)
             {
@@ -102,9 +100,7 @@ public static class SimulateCommand
                 "off" => false,
                 _ => throw new UsageException($"--hvo: '{hvoText}' is not on or off"),
             };
-            string policyName = p.GetValue(policy)!;
-            HvoPolicy chosen = HvoPolicy.Find(policyName)
-                ?? throw new UsageException($"--policy: unknown policy '{policyName}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
+            HvoPolicy chosen = Options.FindPolicy(p.GetValue(policy)!);
             if (p.GetResult(batch) is not null)
             {
                 chosen = WithBatching(chosen, p.GetValue(batch));

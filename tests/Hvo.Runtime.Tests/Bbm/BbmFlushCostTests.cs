@@ -99,11 +99,9 @@ public sealed class BbmFlushCostTests
 
     private static Run Simulate(string arch, HvoPolicy policy)
     {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int exit = HvoCommand.Run(["simulate", "--arch", arch, "--memory", Memory, "--hugepages", $"2M:{Pages}", "--policy", policy.Name, "--json"], o, e);
-        Assert.AreEqual(0, exit, e.ToString());
-        using JsonDocument doc = JsonDocument.Parse(o.ToString());
+        var (exit, output, err) = Hvo.Runtime.Tests.Cli.CliRun.InProcess("simulate", "--arch", arch, "--memory", Memory, "--hugepages", $"2M:{Pages}", "--policy", policy.Name, "--json");
+        Assert.AreEqual(0, exit, err);
+        using JsonDocument doc = JsonDocument.Parse(output);
         JsonElement hvo = doc.RootElement.GetProperty("hvo");
         Assert.AreEqual(Pages, doc.RootElement.GetProperty("meminfo").GetProperty("HugePages_Total").GetInt32());
         long violations = doc.RootElement.TryGetProperty("breakBeforeMakeViolations", out JsonElement v) ? v.GetInt64() : 0;

@@ -8,11 +8,14 @@ namespace Hvo.Runtime.Tests.Cli;
 /// <summary>Runs <c>hvo</c> in-process with string writers, or as a real process of the built hvo.dll.</summary>
 internal static class CliRun
 {
-    public static (int Exit, string Out, string Err) InProcess(params string[] args)
+    public static (int Exit, string Out, string Err) InProcess(params string[] args) => InProcessWithInput(string.Empty, args);
+
+    /// <summary>In-process, with <paramref name="input"/> as standard input (<c>hvo run -</c>).</summary>
+    public static (int Exit, string Out, string Err) InProcessWithInput(string input, params string[] args)
     {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int exit = HvoCommand.Run(args, o, e);
+        var o = new StringWriter { NewLine = "\n" };
+        var e = new StringWriter { NewLine = "\n" };
+        int exit = HvoCommand.Run(args, new StringReader(input), o, e);
         return (exit, o.ToString(), e.ToString());
     }
 

@@ -24,15 +24,9 @@ public sealed class RunCommandTests
     /// <summary>The examples are written for x86-64, the default architecture.</summary>
     public static IEnumerable<object[]> ExamplesOnArchs => Examples.All.Select(e => new object[] { e.Name, "x86_64" });
 
-    private static (int Exit, string Out, string Err) HvoWithInput(string input, params string[] args)
-    {
-        var o = new StringWriter { NewLine = "\n" };
-        var e = new StringWriter { NewLine = "\n" };
-        int exit = HvoCommand.Run(args, new StringReader(input), o, e);
-        return (exit, o.ToString(), e.ToString());
-    }
+    private static (int Exit, string Out, string Err) HvoWithInput(string input, params string[] args) => CliRun.InProcessWithInput(input, args);
 
-    private static (int Exit, string Out, string Err) Hvo(params string[] args) => HvoWithInput(string.Empty, args);
+    private static (int Exit, string Out, string Err) Hvo(params string[] args) => CliRun.InProcess(args);
 
     private static long FreedPerPage(string arch, ulong size, HvoPolicy policy) =>
         (long)HugePageVmemmap.For(Archs.Get(arch).Info, size).FreedPages(policy.ReservePages);

@@ -18,13 +18,7 @@ namespace Hvo.Runtime.Tests.Cli;
 [TestClass]
 public sealed class SimulateHostileInputTests
 {
-    private static (int Exit, string Out, string Err) Hvo(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int exit = HvoCommand.Run(args, o, e);
-        return (exit, o.ToString(), e.ToString());
-    }
+    private static (int Exit, string Out, string Err) Hvo(params string[] args) => CliRun.InProcess(args);
 
     [TestMethod]
     [DataRow("--memory", "99999999999999999999G", "does not fit in 64 bits")]

@@ -10,13 +10,7 @@ namespace Hvo.Runtime.Tests.Cli;
 [TestClass]
 public sealed class SpecsCommandTests
 {
-    private static (int Exit, string Out, string Err) Hvo(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int exit = HvoCommand.Run(args, o, e);
-        return (exit, o.ToString(), e.ToString());
-    }
+    private static (int Exit, string Out, string Err) Hvo(params string[] args) => CliRun.InProcess(args);
 
     [TestMethod]
     public void SpecsJsonListsEveryArchitectureWithItsFreedPages()

@@ -189,9 +189,10 @@ public sealed class ScenarioTests
         // 256 pages become surplus (their restores fail), 128 on each node; asking node 0 for 10 makes
         // 10 of its surplus pages persistent and allocates nothing, so node 0 keeps its 128 pages.
         const string node0 = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/";
+        const int pages = 256, nodes = 2, asked = 10;
         string text = string.Join('\n',
-            "boot mem=2G numa=fake=2",
-            "echo 256 > /proc/sys/vm/nr_hugepages",
+            $"boot mem=2G numa=fake={nodes}",
+            $"echo {pages} > /proc/sys/vm/nr_hugepages",
             "echo N > /sys/kernel/debug/fail_page_alloc/ignore-gfp-wait",
             "echo 0 > /sys/kernel/debug/fail_page_alloc/min-order",
             "echo -1 > /sys/kernel/debug/fail_page_alloc/times",
@@ -199,12 +200,13 @@ public sealed class ScenarioTests
             "echo 0 > /proc/sys/vm/nr_hugepages",
             "echo 0 > /sys/kernel/debug/fail_page_alloc/probability",
             $"cat {node0}nr_hugepages {node0}surplus_hugepages",
-            $"echo 10 > {node0}nr_hugepages",
+            $"echo {asked} > {node0}nr_hugepages",
             $"cat {node0}nr_hugepages {node0}surplus_hugepages",
             "cat /sys/kernel/mm/hugepages/hugepages-2048kB/surplus_hugepages",
             string.Empty);
         ScenarioOutcome o = ScenarioHarness.Run("x86_64", text, HvoPolicy.V6_7);
-        Assert.AreEqual("128\n128\n128\n118\n246\n", o.Transcript);
+        const int perNode = pages / nodes;
+        Assert.AreEqual($"{perNode}\n{perNode}\n{perNode}\n{perNode - asked}\n{pages - asked}\n", o.Transcript);
     }
 
     [TestMethod]
