@@ -82,9 +82,6 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     public ReverseMap<TArch>? ReverseMap { get; private set; }
 
-    /// <summary>huge_boot_pages: gigantic pages memblock gave for <see cref="MachineConfig.BootHugePages"/>, for the HugeTLB pool to gather.</summary>
-    public HugeTlb.HugeBootPages HugeBootPages { get; private set; } = HugeTlb.HugeBootPages.None;
-
     /// <summary>
     /// The CPU doing kernel work now (smp_processor_id): split tables come from its node
     /// (DESIGN.md 1.3a). A thread that entered a CPU with <see cref="RunOnCpu"/> sees that CPU (and
@@ -130,12 +127,17 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     public static ulong StructPageAddress(ulong pfn) => TArch.VmemmapStart + (pfn * (ulong)TArch.StructPageBytes);
 
     /// <summary>Boot a machine: memblock reservations, the kernel page table, vmemmap_populate, memblock_free_all.</summary>
-    public static Machine<TArch> Boot(MachineConfig config)
+    /// <param name="config">The machine.</param>
+    /// <param name="beforeMemblockFreeAll">
+    /// Allocations later boot stages make from memblock once the vmemmap is populated and before
+    /// memblock_free_all hands the rest to the page allocator (hugepages_setup's gigantic pages).
+    /// </param>
+    public static Machine<TArch> Boot(MachineConfig config, Action<BootAllocator>? beforeMemblockFreeAll = null)
     {
         var m = new Machine<TArch>(config);
         try
         {
-            m.BootSequence();
+            m.BootSequence(beforeMemblockFreeAll);
             return m;
         }
         catch
@@ -264,7 +266,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     public bool OwnersAddUp() =>
         Enum.GetValues<FrameOwner>().Sum(o => Owners.Count(o)) == (long)Layout.Frames;
 
-    private void BootSequence()
+    private void BootSequence(Action<BootAllocator>? beforeMemblockFreeAll)
     {
         // memblock_reserve: firmware and the kernel image.
         ReserveAtBoot(0, Config.FirmwareReservedBytes >> TArch.PageShift);
@@ -310,9 +312,9 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         // memblock_free_all: what boot did not keep goes to the page allocator.
         _reservedAtBoot = [.. Memblock.ReservedRegions.OrderBy(r => r.Start)];
 
-        // Gigantic hugepages= from memblock (hugepages_setup): after _reservedAtBoot, since
-        // prep_compound_gigantic_folio clears their PG_reserved and they leave the pool as free pages.
-        HugeBootPages = HugeTlb.HugeBootPages.Alloc<TArch>(Memblock, Config.BootHugePages);
+        // After _reservedAtBoot: what later stages take here is not PG_reserved once they hand it
+        // on (gigantic hugepages=: prep_compound_gigantic_folio clears it).
+        beforeMemblockFreeAll?.Invoke(Memblock);
         Pages = new PageAllocator(Memblock, Faults);
         _tableFrames.Booted = true;
     }

@@ -58,10 +58,4 @@ public sealed record MachineConfig
 
     /// <summary>Map the boot vmemmap with blocks where the spec says so; false forces base pages.</summary>
     public bool VmemmapBlocks { get; init; } = true;
-
-    /// <summary>
-    /// hugepagesz= / hugepages= / default_hugepagesz=: gigantic pages are taken from memblock while
-    /// booting (<see cref="Machine{TArch}.HugeBootPages"/>), the rest when the HugeTLB pool is created.
-    /// </summary>
-    public HugeTlb.HugeTlbCommandLine BootHugePages { get; init; } = HugeTlb.HugeTlbCommandLine.Empty;
 }

@@ -11,23 +11,44 @@ namespace Hvo.HugeTlb;
 public readonly record struct HugeBootPage(ulong Size, ulong Pfn, int Node);
 
 /// <summary>
-/// huge_boot_pages: the gigantic pages of <see cref="MachineConfig.BootHugePages"/> taken from
-/// memblock while the machine boots, after the vmemmap is populated and before memblock_free_all
-/// (hugepages_setup runs hugetlb_hstate_alloc_pages for gigantic sizes as the command line is
-/// parsed). Their frames are <see cref="FrameOwner.HugePage"/> and outside the page allocator
-/// until <see cref="HugeTlbPool{TArch}"/> gathers them (gather_bootmem_prealloc).
+/// The HugeTLB command line of a booted machine and huge_boot_pages: the gigantic pages it asks
+/// for, taken from memblock while the machine boots, after the vmemmap is populated and before
+/// memblock_free_all (hugepages_setup runs hugetlb_hstate_alloc_pages for gigantic sizes as the
+/// command line is parsed). Their frames are <see cref="FrameOwner.HugePage"/> and outside the
+/// page allocator until <see cref="HugeTlbPool{TArch}"/> gathers them (gather_bootmem_prealloc);
+/// the command line's other sizes are allocated when the pool is created (hugetlb_init).
 /// </summary>
 public sealed class HugeBootPages
 {
-    private HugeBootPages(IReadOnlyList<HugeBootPage> pages, IReadOnlyDictionary<ulong, int> nextNid, IReadOnlyDictionary<ulong, ulong> allocated, IReadOnlyList<string> log)
+    private HugeBootPages(HugeTlbCommandLine commandLine, IReadOnlyList<HugeBootPage> pages, IReadOnlyDictionary<ulong, int> nextNid, IReadOnlyDictionary<ulong, ulong> allocated, IReadOnlyList<string> log)
     {
+        CommandLine = commandLine;
         Pages = pages;
         NextNidToAlloc = nextNid;
         Allocated = allocated;
         Log = log;
     }
 
-    public static HugeBootPages None { get; } = new([], new Dictionary<ulong, int>(), new Dictionary<ulong, ulong>(), []);
+    /// <summary>A machine booted without HugeTLB parameters.</summary>
+    public static HugeBootPages None { get; } = new(HugeTlbCommandLine.Empty, [], new Dictionary<ulong, int>(), new Dictionary<ulong, ulong>(), []);
+
+    /// <summary>
+    /// Boot <paramref name="config"/> with <paramref name="commandLine"/>'s HugeTLB parameters: the
+    /// machine, and in <paramref name="bootPages"/> the gigantic pages memblock gave for them, for the
+    /// pool to gather.
+    /// </summary>
+    public static Machine<TArch> Boot<TArch>(MachineConfig config, HugeTlbCommandLine commandLine, out HugeBootPages bootPages)
+        where TArch : struct, IPagingArch
+    {
+        ArgumentNullException.ThrowIfNull(commandLine);
+        HugeBootPages? allocated = null;
+        Machine<TArch> machine = Machine<TArch>.Boot(config, memblock => allocated = Alloc<TArch>(memblock, commandLine));
+        bootPages = allocated ?? throw new InvalidOperationException("boot did not reach memblock_free_all");
+        return machine;
+    }
+
+    /// <summary>The boot line's hugepagesz=, hugepages= and default_hugepagesz=.</summary>
+    public HugeTlbCommandLine CommandLine { get; }
 
     /// <summary>The pages, in allocation order.</summary>
     public IReadOnlyList<HugeBootPage> Pages { get; }
@@ -118,7 +139,7 @@ public sealed class HugeBootPages
             allocated[request.Size] = done;
         }
 
-        return new HugeBootPages(pages, nextNid, allocated, log);
+        return new HugeBootPages(commandLine, pages, nextNid, allocated, log);
     }
 
     /// <summary>string_get_size(size, 1, STRING_UNITS_2): three significant digits, "1.00 GiB", "32.0 MiB", "512 MiB".</summary>

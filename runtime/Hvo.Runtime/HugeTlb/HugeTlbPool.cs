@@ -30,7 +30,10 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
     /// buddy allocator (hugetlb_init_hstates), then the gigantic pages memblock gave at boot
     /// (gather_bootmem_prealloc). Both kinds are optimized as they join the pool.
     /// </summary>
-    public HugeTlbPool(Machine<TArch> machine, IVmemmapOptimizer optimizer)
+    /// <param name="machine">The machine.</param>
+    /// <param name="optimizer">The HVO policy.</param>
+    /// <param name="boot">The boot line's HugeTLB parameters and the gigantic pages memblock gave for them (<see cref="HugeBootPages.Boot"/>); none when null.</param>
+    public HugeTlbPool(Machine<TArch> machine, IVmemmapOptimizer optimizer, HugeBootPages? boot = null)
     {
         ArgumentNullException.ThrowIfNull(machine);
         ArgumentNullException.ThrowIfNull(optimizer);
@@ -47,11 +50,11 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
         }
 
         Hstates = hstates;
-        HugeTlbCommandLine commandLine = machine.Config.BootHugePages;
+        boot ??= HugeBootPages.None;
+        HugeTlbCommandLine commandLine = boot.CommandLine;
         ulong defaultSize = commandLine.ResolveDefaultSize(TArch.Info);
         Default = hstates.FirstOrDefault(h => h.Size == defaultSize) ?? hstates.First(h => h.Size == HugeTlbCommandLine.ArchDefaultSize(TArch.Info));
 
-        HugeBootPages boot = machine.HugeBootPages;
         _log.AddRange(boot.Log);
         lock (_lock)
         {

@@ -47,7 +47,6 @@ public sealed record BootLine
     {
         MemoryBytes = MemoryBytes,
         Nodes = Nodes,
-        BootHugePages = HugeTlb,
         Strict = strict,
     };
 

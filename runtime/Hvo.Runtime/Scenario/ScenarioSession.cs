@@ -41,7 +41,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     private readonly long _buddyFramesAtBoot;
     private readonly ScenarioOptions _options;
 
-    private ScenarioSession(Script script, ScenarioOptions options, BootLine boot, Machine<TArch> machine)
+    private ScenarioSession(Script script, ScenarioOptions options, BootLine boot, Machine<TArch> machine, HugeBootPages bootPages)
     {
         Script = script;
         _options = options;
@@ -51,7 +51,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         _tableFramesAtBoot = machine.Owners.Count(FrameOwner.PageTable);
         _buddyFramesAtBoot = machine.Owners.Count(FrameOwner.Buddy);
         Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(bootParameter: boot.FreeVmemmap));
-        Pool = new HugeTlbPool<TArch>(machine, Optimizer);
+        Pool = new HugeTlbPool<TArch>(machine, Optimizer, bootPages);
         Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine);
     }
 
@@ -88,10 +88,11 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         var clock = Stopwatch.StartNew();
         BootLine boot = BootLine.Resolve(script.Boot, TArch.Info, options.DefaultMemoryBytes, options.MaxMemoryBytes);
         Machine<TArch> machine;
+        HugeBootPages bootPages;
         try
         {
             // A policy that relies on FEAT_BBM level 2 models CPUs that have it (a CPU feature, not a boot parameter).
-            machine = Machine<TArch>.Boot(boot.Config(options.Strict) with { BreakBeforeMakeLevel = options.Policy.RequiredBbmLevel });
+            machine = HugeBootPages.Boot<TArch>(boot.Config(options.Strict) with { BreakBeforeMakeLevel = options.Policy.RequiredBbmLevel }, boot.HugeTlb, out bootPages);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or OutOfMemoryException)
         {
@@ -102,7 +103,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
         try
         {
-            var session = new ScenarioSession<TArch>(script, options, boot, machine);
+            var session = new ScenarioSession<TArch>(script, options, boot, machine, bootPages);
             session.BootMs = clock.Elapsed.TotalMilliseconds;
             return session;
         }

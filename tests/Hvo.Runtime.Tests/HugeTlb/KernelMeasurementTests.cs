@@ -55,8 +55,8 @@ public sealed class KernelMeasurementTests
         long Boot(bool hvoOn)
         {
             var line = HugeTlbCommandLine.Parse("hugepagesz=1G hugepages=3", Arch.X86_64.Info);
-            using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 16UL << 30, BootHugePages = line });
-            var pool = new HugeTlbPool<Arch.X86_64>(m, new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.V5_18, new HvoSwitches(bootParameter: hvoOn)));
+            using var m = HugeBootPages.Boot<Arch.X86_64>(new MachineConfig { MemoryBytes = 16UL << 30 }, line, out HugeBootPages bootPages);
+            var pool = new HugeTlbPool<Arch.X86_64>(m, new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.V5_18, new HvoSwitches(bootParameter: hvoOn)), bootPages);
             Assert.AreEqual(3UL, pool.NrHugepages(pool.Hstate(oneGiB)));
             return (long)(m.MemTotalBytes / 1024);
         }

@@ -85,16 +85,15 @@ internal sealed class PoolRig<TArch> : IDisposable where TArch : struct, IPaging
 {
     private readonly Invariants<TArch> _invariants;
 
+    /// <summary>The gigantic pages memblock gave at boot.</summary>
+    public HugeBootPages BootPages { get; }
+
     public PoolRig(ulong memory, int nodes = 1, HugeTlbCommandLine? boot = null)
     {
-        Machine = Machine<TArch>.Boot(new MachineConfig
-        {
-            MemoryBytes = memory,
-            Nodes = nodes,
-            BootHugePages = boot ?? HugeTlbCommandLine.Empty,
-        });
+        Machine = HugeBootPages.Boot<TArch>(new MachineConfig { MemoryBytes = memory, Nodes = nodes }, boot ?? HugeTlbCommandLine.Empty, out HugeBootPages bootPages);
+        BootPages = bootPages;
         Optimizer = new RecordingOptimizer();
-        Pool = new HugeTlbPool<TArch>(Machine, Optimizer);
+        Pool = new HugeTlbPool<TArch>(Machine, Optimizer, bootPages);
         _invariants = new Invariants<TArch>(Machine, Pool);
     }
 

@@ -77,7 +77,7 @@ public sealed class PoolTests
         using var r = new PoolRig<X86_64>(4 * GiB, nodes: 2, boot: HugeTlbCommandLine.Empty.BootReserve(2 * MiB, 5));
         Hstate<X86_64> h = r.H(2 * MiB);
 
-        Assert.AreEqual(0, r.Machine.HugeBootPages.Pages.Count, "memblock is for gigantic pages only");
+        Assert.AreEqual(0, r.BootPages.Pages.Count, "memblock is for gigantic pages only");
         Assert.AreEqual(5UL, h.NrHugePages);
         Assert.AreEqual(5UL, r.Pool.ProcNrHugepages);
         CollectionAssert.AreEqual(new ulong[] { 3, 2 }, r.PerNode(h), "interleaved like a write");
@@ -97,7 +97,7 @@ public sealed class PoolTests
 
         Assert.AreEqual((5UL, 5UL), (h.NrHugePages, h.MaxHugePages));
         CollectionAssert.AreEqual(new ulong[] { 2, 3 }, r.PerNode(h));
-        CollectionAssert.AreEqual(new[] { 0, 1, 0, 1, 1 }, r.Machine.HugeBootPages.Pages.Select(p => p.Node).ToArray());
+        CollectionAssert.AreEqual(new[] { 0, 1, 0, 1, 1 }, r.BootPages.Pages.Select(p => p.Node).ToArray());
         Assert.AreEqual("HugeTLB: allocating 9 of page size 1.00 GiB failed.  Only allocated 5 hugepages.", r.Pool.Log.Single());
         r.Check();
     }
@@ -493,16 +493,16 @@ public sealed class PoolTests
         protected override void Run<TArch>()
         {
             ulong memory = PoolCases.MemoryFor(size);
-            var config = new MachineConfig { MemoryBytes = memory, BootHugePages = HugeTlbCommandLine.Empty.BootReserve(size, 2) };
-            using var m = Machine<TArch>.Boot(config);
+            var config = new MachineConfig { MemoryBytes = memory };
+            using var m = HugeBootPages.Boot<TArch>(config, HugeTlbCommandLine.Empty.BootReserve(size, 2), out HugeBootPages bootPages);
             ulong frames = size >> TArch.PageShift;
-            Assert.AreEqual(2, m.HugeBootPages.Pages.Count);
+            Assert.AreEqual(2, bootPages.Pages.Count);
             Assert.AreEqual(2 * (long)frames, m.Owners.Count(FrameOwner.HugePage), "memblock gave them before memblock_free_all");
             ulong memTotal = m.MemTotalBytes;
             ulong memFree = m.MemFreeBytes;
             var optimizer = new RecordingOptimizer();
 
-            var pool = new HugeTlbPool<TArch>(m, optimizer);
+            var pool = new HugeTlbPool<TArch>(m, optimizer, bootPages);
 
             Hstate<TArch> h = pool.Hstate(size);
             Assert.AreEqual((2UL, 2UL, 2UL), (h.NrHugePages, h.FreeHugePages, h.MaxHugePages));
@@ -511,7 +511,7 @@ public sealed class PoolTests
             Assert.AreEqual(memTotal + (2 * size), m.MemTotalBytes, "they count in MemTotal once gathered");
             Assert.AreEqual(memFree, m.MemFreeBytes);
             Assert.IsTrue(m.OwnersAddUp());
-            Assert.ThrowsExactly<InvalidOperationException>(() => new HugeTlbPool<TArch>(m, optimizer), "gathered once");
+            Assert.ThrowsExactly<InvalidOperationException>(() => new HugeTlbPool<TArch>(m, optimizer, bootPages), "gathered once");
 
             pool.SetNrHugepages(h, 0);
 

@@ -259,7 +259,7 @@ public sealed class RandomSequenceTests
         /// <summary>The largest gigantic size in use (boot-time pages from memblock), or 0.</summary>
         public ulong Gigantic { get; }
 
-        public MachineConfig Config(BootLine boot)
+        public (MachineConfig Config, HugeTlbCommandLine Line) Config(BootLine boot)
         {
             HugeTlbCommandLine line = HugeTlbCommandLine.Empty;
             if (boot.DefaultPages > 0)
@@ -272,14 +272,13 @@ public sealed class RandomSequenceTests
                 line = line.BootReserve(Gigantic, (ulong)boot.GiganticPages);
             }
 
-            return new MachineConfig
+            return (new MachineConfig
             {
                 MemoryBytes = Memory,
                 Nodes = Nodes,
                 Strict = true,
                 CheckBreakBeforeMake = false,
-                BootHugePages = line,
-            };
+            }, line);
         }
     }
 
@@ -291,10 +290,10 @@ public sealed class RandomSequenceTests
     {
         private Invariants<TArch>? _invariants;
 
-        public Side(string name, MachineConfig config, HvoPolicy policy, bool interpreted)
+        public Side(string name, MachineConfig config, HugeTlbCommandLine line, HvoPolicy policy, bool interpreted)
         {
             Name = name;
-            Machine = Machine<TArch>.Boot(config);
+            Machine = HugeBootPages.Boot<TArch>(config, line, out HugeBootPages bootPages);
             try
             {
                 if (interpreted)
@@ -304,7 +303,7 @@ public sealed class RandomSequenceTests
                 }
 
                 Optimizer = new HvoOptimizer<TArch>(Machine, policy);
-                Pool = new HugeTlbPool<TArch>(Machine, Optimizer);
+                Pool = new HugeTlbPool<TArch>(Machine, Optimizer, bootPages);
             }
             catch
             {
@@ -492,13 +491,13 @@ public sealed class RandomSequenceTests
 
         public void Run(Sequence sequence)
         {
-            MachineConfig config = plan.Config(sequence.Boot);
+            (MachineConfig config, HugeTlbCommandLine line) = plan.Config(sequence.Boot);
             _transcript.Add($"boot {TArch.Name} {plan.Memory >> 20} MiB, {plan.Nodes} nodes, policy {plan.Policy.Name}, hugepages: "
-                + (config.BootHugePages.Requests.Count == 0 ? "none" : string.Join(", ", config.BootHugePages.Requests.Select(r => $"{r.Count} x {r.Size >> 10} KiB")))
+                + (line.Requests.Count == 0 ? "none" : string.Join(", ", line.Requests.Select(r => $"{r.Count} x {r.Size >> 10} KiB")))
                 + $"; sizes in use: {string.Join(", ", plan.Used.Select(s => $"{s >> 10} KiB"))}");
 
-            using var a = Boot("generated", config, interpreted: false);
-            using var b = Boot("interpreted", config, interpreted: true);
+            using var a = Boot("generated", config, line, interpreted: false);
+            using var b = Boot("interpreted", config, line, interpreted: true);
             CheckAgreement(a, b, "after boot", sequence);
             for (int i = 0; i < sequence.Ops.Length; i++)
             {
@@ -515,11 +514,11 @@ public sealed class RandomSequenceTests
             }
         }
 
-        private Side<TArch> Boot(string name, MachineConfig config, bool interpreted)
+        private Side<TArch> Boot(string name, MachineConfig config, HugeTlbCommandLine line, bool interpreted)
         {
             try
             {
-                return new Side<TArch>(name, config, plan.Policy, interpreted);
+                return new Side<TArch>(name, config, line, plan.Policy, interpreted);
             }
             catch (Exception e) when (e is not AssertFailedException)
             {
