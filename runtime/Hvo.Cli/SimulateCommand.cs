@@ -131,7 +131,7 @@ public static class SimulateCommand
                         Progress = progress,
                         Record = plotPath is not null,
                     };
-                    var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount, BreakBeforeMakeLevel = chosen.RequiredBbmLevel }, chosen, hvoOn, request) { Hooks = hooks };
+                    var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount, EntryWriter = chosen.RequiredWriter, BreakBeforeMakeLevel = chosen.RequiredWriter == EntryWriterKind.Bbml2 ? 2 : 0 }, chosen, hvoOn, request) { Hooks = hooks };
                     return entry.Accept(run);
                 },
                 total,
@@ -191,7 +191,7 @@ public static class SimulateCommand
             return policy;
         }
 
-        if (policy.Strategy is BbmStrategy.BreakFlushMake or BbmStrategy.AccessFlagCmpxchg)
+        if (policy.RequiredWriter is EntryWriterKind.BreakFlushMake or EntryWriterKind.ClearAccessFlag)
         {
             // These break and flush each live entry before making the new one: there is no
             // split-all / flush / remap-all / flush sequence to batch.

@@ -48,7 +48,7 @@ public static class SpecsCommand
         o.WriteLine("policies (--policy):");
         foreach (Hvo.HugeTlb.HvoPolicy p in Hvo.HugeTlb.HvoPolicy.All)
         {
-            o.WriteLine($"  {p.Name,-16} reserve {p.ReservePages}{(p.RequiredBbmLevel > 0 ? $", needs FEAT_BBM level {p.RequiredBbmLevel}" : string.Empty)}: {p.Description}");
+            o.WriteLine($"  {p.Name,-16} reserve {p.ReservePages}{(p.RequiredWriter == EntryWriterKind.Bbml2 ? ", needs FEAT_BBM level 2" : string.Empty)}: {p.Description}");
         }
     }
 

@@ -38,6 +38,11 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
             throw new ArgumentException("a machine has at least one node and one CPU", nameof(config));
         }
 
+        if (config.EntryWriterProblem(TArch.Info) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(config));
+        }
+
         Config = config;
         Layout = new MachineLayout(TArch.PageShift, frames, config.Nodes, TArch.Info.Zones, MachineLayout.DefaultMaxOrder(TArch.PageShift));
         Frames = new FrameStore(frames, TArch.PageShift);
@@ -288,6 +293,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         // The kernel page table, its tables from memblock while booting.
         PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);
         Mmu = new Mmu<TArch>(PageTable, Config.Cpus, Violations, BootVmemmap) { Strict = Config.Strict, HardwareAccessFlag = Config.HardwareAccessFlag };
+        PageTable.Writer = EntryWriter<TArch>.Create(Config.DefaultEntryWriter(TArch.Info), Mmu.SameBytes, Config.AccessFlagRetries);
         var observers = new List<IPageTableObserver> { Mmu };
         if (Config.CheckBreakBeforeMake ?? TArch.BreakBeforeMake)
         {

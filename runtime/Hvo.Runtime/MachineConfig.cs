@@ -51,10 +51,43 @@ public sealed record MachineConfig
     public int BreakBeforeMakeLevel { get; init; }
 
     /// <summary>
+    /// How the kernel changes a live page-table entry on this machine (the arch code around set_pte_at
+    /// and pmd_populate_kernel); null for the machine's own choice, <see cref="DefaultEntryWriter"/>.
+    /// <see cref="EntryWriterKind.Bbml2"/> needs <see cref="BreakBeforeMakeLevel"/> 2;
+    /// <see cref="EntryWriterKind.ClearAccessFlag"/> needs a spec with <c>entry.accessFlag</c>.
+    /// </summary>
+    public Paging.EntryWriterKind? EntryWriter { get; init; }
+
+    /// <summary>Rounds of flush and compare-and-exchange after the first before the clear-access-flag writer gives up.</summary>
+    public int AccessFlagRetries { get; init; } = 3;
+
+    /// <summary>
     /// FEAT_HAFDBS: the CPUs set a leaf's access flag in hardware on a translation instead of taking an
     /// Access flag fault. Only matters for specs with <c>entry.accessFlag</c>.
     /// </summary>
     public bool HardwareAccessFlag { get; init; }
+
+    /// <summary>
+    /// The entry writer this machine uses on <paramref name="arch"/>: <see cref="EntryWriter"/> if set;
+    /// else, where the architecture requires break-before-make and the CPUs have FEAT_BBM level 2,
+    /// <see cref="Paging.EntryWriterKind.Bbml2"/>; else <see cref="Paging.EntryWriterKind.Direct"/>, which
+    /// is what mainline does on every architecture (and what arm64's rule forbids).
+    /// </summary>
+    public Paging.EntryWriterKind DefaultEntryWriter(Paging.ArchInfo arch)
+    {
+        System.ArgumentNullException.ThrowIfNull(arch);
+        return EntryWriter ?? (arch.BreakBeforeMake && BreakBeforeMakeLevel >= 2 ? Paging.EntryWriterKind.Bbml2 : Paging.EntryWriterKind.Direct);
+    }
+
+    /// <summary>Why this machine cannot boot with its entry writer on <paramref name="arch"/>, or null.</summary>
+    public string? EntryWriterProblem(Paging.ArchInfo arch) => DefaultEntryWriter(arch) switch
+    {
+        Paging.EntryWriterKind.Bbml2 when BreakBeforeMakeLevel < 2 =>
+            $"the FEAT_BBM level 2 entry writer needs CPUs with FEAT_BBM level 2; these have level {BreakBeforeMakeLevel}",
+        Paging.EntryWriterKind.ClearAccessFlag when arch.AccessFlag == 0 =>
+            $"the clear-access-flag entry writer needs an access flag in {arch.Name}'s entries (spec key entry.accessFlag)",
+        _ => null,
+    };
 
     /// <summary>Map the boot vmemmap with blocks where the spec says so; false forces base pages.</summary>
     public bool VmemmapBlocks { get; init; } = true;

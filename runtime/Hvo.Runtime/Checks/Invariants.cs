@@ -145,73 +145,11 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
             Array.Clear(_seen);
         }
 
-        long tables = 0, runtime = 0, boot = 0;
-        var stray = new List<string>();
-        var stack = new Stack<(ulong Pfn, int Level)>();
-        stack.Push((Machine.PageTable.RootPfn, 0));
-        while (stack.Count > 0)
-        {
-            (ulong table, int level) = stack.Pop();
-            tables++;
-            if (Machine.Owners[table] != FrameOwner.PageTable)
-            {
-                stray.Add($"table 0x{table:x} at level {level} is {Machine.Owners[table]}");
-            }
-
-            Span<ulong> entries = Machine.Frames.Table(table);
-            int count = TArch.EntriesPerTable(level);
-            for (int i = 0; i < count; i++)
-            {
-                ulong e = entries[i];
-                if (level < TArch.LastLevel && TArch.IsTable(level, e))
-                {
-                    stack.Push((TArch.PfnOf(level, e), level + 1));
-                    continue;
-                }
-
-                if (!TArch.IsLeaf(level, e))
-                {
-                    continue;
-                }
-
-                ulong first = TArch.PfnOf(level, e);
-                ulong n = TArch.LevelSize(level) >> TArch.PageShift;
-                for (ulong pfn = first; pfn < first + n; pfn++)
-                {
-                    if (pfn >= frames)
-                    {
-                        stray.Add($"a level-{level} leaf maps frame 0x{pfn:x} beyond memory");
-                        break;
-                    }
-
-                    ref ulong word = ref _seen[pfn >> 6];
-                    ulong bit = 1UL << (int)(pfn & 63);
-                    if ((word & bit) != 0)
-                    {
-                        continue; // mapped more than once (tails on the reuse frame): counted once
-                    }
-
-                    word |= bit;
-                    switch (Machine.Owners[pfn])
-                    {
-                        case FrameOwner.RuntimeVmemmap:
-                            runtime++;
-                            break;
-                        case FrameOwner.BootVmemmap:
-                            boot++;
-                            break;
-                        default:
-                            if (stray.Count < 5)
-                            {
-                                stray.Add($"a level-{level} leaf maps frame 0x{pfn:x}, which is {Machine.Owners[pfn]}");
-                            }
-
-                            break;
-                    }
-                }
-            }
-        }
-
+        var reach = new ReachVisitor { Owner = this, Stray = [] };
+        reach.CountTable(Machine.PageTable.RootPfn, 0);
+        int topBit = TArch.LevelShift(0) + TArch.LevelBits(0);
+        Machine.PageTable.WalkRange(0, topBit >= 64 ? 0 : 1UL << topBit, ref reach); // every entry of every table, once
+        (long tables, long runtime, long boot, List<string> stray) = (reach.Tables, reach.Runtime, reach.Boot, reach.Stray);
         if (stray.Count > 0)
         {
             Add(problems, string.Join("; ", stray));
@@ -381,50 +319,73 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
             }
 
             ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
-            ulong end = start + (page.Frames * (ulong)TArch.StructPageBytes);
-            ulong reuseFrame = ulong.MaxValue;
+            var check = new VmemmapPageVisitor { Owner = this, Page = page, Reserve = reserve, Problems = problems, ReuseFrame = ulong.MaxValue };
             _frames.Clear();
-            int index = 0;
-            for (ulong va = start; va < end; va += TArch.PageSize, index++)
+            PageWalkResult r = Machine.PageTable.WalkRange(start, start + (page.Frames * (ulong)TArch.StructPageBytes), ref check);
+            if (r.Status == PageWalkStatus.Stopped && !check.Reported)
             {
-                VmemmapPagesChecked++;
-                WalkResult w = Machine.PageTable.Walk(va);
-                if (!w.IsLeaf)
-                {
-                    Add(problems, $"{page}: vmemmap page {index} at 0x{va:x} is not mapped");
-                    break;
-                }
+                Add(problems, $"{page}: vmemmap page {(r.StoppedAt - start) >> TArch.PageShift} at 0x{r.StoppedAt:x} is not mapped");
+            }
+        }
+    }
 
-                ulong frame = TArch.PfnOf(w.Level, w.Entry) + ((va & (TArch.LevelSize(w.Level) - 1)) >> TArch.PageShift);
-                bool writable = TArch.IsWritable(w.Entry);
+    /// <summary>
+    /// Each vmemmap page of an optimizable pool page, in order: fully optimized (reserved pages
+    /// writable, every tail the reuse frame read-only in a PTE) or fully backed (a writable frame each).
+    /// </summary>
+    private struct VmemmapPageVisitor : IPageWalkVisitor
+    {
+        public Invariants<TArch> Owner;
+        public HugePage Page;
+        public int Reserve;
+        public List<string> Problems;
+        public ulong ReuseFrame;
+        public bool Reported;
+        private int _index;
+
+        public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+
+        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            ulong leafStart = e.Addr & ~(TArch.LevelSize(e.Level) - 1);
+            ulong frame = TArch.PfnOf(e.Level, e.Entry) + ((e.Addr - leafStart) >> TArch.PageShift);
+            bool writable = TArch.IsWritable(e.Entry);
+            for (ulong va = e.Addr; va - e.Addr < e.Next - e.Addr; va += TArch.PageSize, frame++, _index++)
+            {
+                Owner.VmemmapPagesChecked++;
                 string? wrong = null;
-                if (page.VmemmapOptimized && index >= reserve)
+                if (Page.VmemmapOptimized && _index >= Reserve)
                 {
-                    if (w.Level != TArch.LastLevel || frame != reuseFrame || writable)
+                    if (e.Level != TArch.LastLevel || frame != ReuseFrame || writable)
                     {
-                        wrong = $"an optimized page's tail maps frame 0x{frame:x} {(writable ? "rw" : "ro")} at level {w.Level}; expected the reuse frame 0x{reuseFrame:x} read-only in a PTE";
+                        wrong = $"an optimized page's tail maps frame 0x{frame:x} {(writable ? "rw" : "ro")} at level {e.Level}; expected the reuse frame 0x{ReuseFrame:x} read-only in a PTE";
                     }
                 }
                 else if (!writable)
                 {
-                    wrong = $"maps frame 0x{frame:x} read-only; {(page.VmemmapOptimized ? "a reserved vmemmap page" : "a page not optimized")} is writable";
+                    wrong = $"maps frame 0x{frame:x} read-only; {(Page.VmemmapOptimized ? "a reserved vmemmap page" : "a page not optimized")} is writable";
                 }
-                else if (!page.VmemmapOptimized && !_frames.Add(frame))
+                else if (!Page.VmemmapOptimized && !Owner._frames.Add(frame))
                 {
                     wrong = $"maps frame 0x{frame:x} a second time; a page not optimized has a frame per vmemmap page";
                 }
 
-                if (page.VmemmapOptimized && index == reserve - 1)
+                if (Page.VmemmapOptimized && _index == Reserve - 1)
                 {
-                    reuseFrame = frame;
+                    ReuseFrame = frame;
                 }
 
                 if (wrong is not null)
                 {
-                    Add(problems, $"{page}: vmemmap page {index} at 0x{va:x} {wrong}");
-                    break;
+                    Owner.Add(Problems, $"{Page}: vmemmap page {_index} at 0x{va:x} {wrong}");
+                    Reported = true;
+                    return WalkAction.Stop;
                 }
             }
+
+            return WalkAction.Continue;
         }
     }
 
@@ -509,7 +470,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
     /// </summary>
     private ulong AliasOf(ulong pfn)
     {
-        if (Optimizer is not { } optimizer || !Machine.Compounds.TryGetPage(pfn, out HugePage? page) || !page.VmemmapOptimized)
+        if (Optimizer is not { } optimizer || !Machine.Compounds.TryGetPage(pfn, out CompoundPage? page) || !page.VmemmapOptimized)
         {
             return pfn;
         }
@@ -518,6 +479,78 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         ulong index = pfn - page.HeadPfn;
         ulong reserve = (ulong)optimizer.Policy.ReservePages;
         return index / perPage < reserve ? pfn : page.HeadPfn + ((reserve - 1) * perPage) + (index % perPage);
+    }
+
+    /// <summary>The reachability check's visitor: every table and every frame a leaf maps, counted once.</summary>
+    private struct ReachVisitor : IPageWalkVisitor
+    {
+        public Invariants<TArch> Owner;
+        public List<string> Stray;
+        public long Tables;
+        public long Runtime;
+        public long Boot;
+
+        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            CountTable(TArch.PfnOf(e.Level, e.Entry), e.Level + 1);
+            return WalkAction.Descend;
+        }
+
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            Machine<TArch> machine = Owner.Machine;
+            ulong frames = machine.Layout.Frames;
+            ulong first = TArch.PfnOf(e.Level, e.Entry);
+            ulong n = TArch.LevelSize(e.Level) >> TArch.PageShift;
+            for (ulong pfn = first; pfn < first + n; pfn++)
+            {
+                if (pfn >= frames)
+                {
+                    Stray.Add($"a level-{e.Level} leaf maps frame 0x{pfn:x} beyond memory");
+                    break;
+                }
+
+                ref ulong word = ref Owner._seen[pfn >> 6];
+                ulong bit = 1UL << (int)(pfn & 63);
+                if ((word & bit) != 0)
+                {
+                    continue; // mapped more than once (tails on the reuse frame): counted once
+                }
+
+                word |= bit;
+                switch (machine.Owners[pfn])
+                {
+                    case FrameOwner.RuntimeVmemmap:
+                        Runtime++;
+                        break;
+                    case FrameOwner.BootVmemmap:
+                        Boot++;
+                        break;
+                    default:
+                        if (Stray.Count < 5)
+                        {
+                            Stray.Add($"a level-{e.Level} leaf maps frame 0x{pfn:x}, which is {machine.Owners[pfn]}");
+                        }
+
+                        break;
+                }
+            }
+
+            return WalkAction.Continue;
+        }
+
+        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
+
+        /// <summary>A table frame reached from the root: it must be owned as one.</summary>
+        public void CountTable(ulong pfn, int level)
+        {
+            Tables++;
+            FrameOwner owner = Owner.Machine.Owners[pfn];
+            if (owner != FrameOwner.PageTable)
+            {
+                Stray.Add($"table 0x{pfn:x} at level {level} is {owner}");
+            }
+        }
     }
 
     private void CompareLeak(List<string> problems, string what, long reachable, long owned)

@@ -1,3 +1,5 @@
+using Hvo.Vmemmap;
+
 namespace Hvo.HugeTlb;
 
 /// <summary>Where a huge page is in its life in the pool.</summary>
@@ -14,22 +16,14 @@ public enum HugePageState
 /// One HugeTLB page (the kernel's folio of the hstate's order): its frames, its node, and the
 /// flags the kernel keeps in the head struct page that the simulation keeps here too.
 /// </summary>
-public sealed class HugePage
+public sealed class HugePage : CompoundPage
 {
     public HugePage(ulong headPfn, int order, int node, bool fromBoot)
+        : base(headPfn, order)
     {
-        HeadPfn = headPfn;
-        Order = order;
         Node = node;
         FromBoot = fromBoot;
     }
-
-    public ulong HeadPfn { get; }
-
-    /// <summary>log2 of the base pages in the huge page.</summary>
-    public int Order { get; }
-
-    public ulong Frames => 1UL << Order;
 
     public int Node { get; }
 
@@ -40,9 +34,6 @@ public sealed class HugePage
 
     /// <summary>Counted as surplus (HPageTemporary / over nr_hugepages) rather than persistent.</summary>
     public bool Surplus { get; set; }
-
-    /// <summary>HPageVmemmapOptimized: set only when every tail vmemmap page was remapped and freed.</summary>
-    public bool VmemmapOptimized { get; set; }
 
     public override string ToString() => $"huge page 0x{HeadPfn:x} order {Order} node {Node}{(VmemmapOptimized ? " optimized" : string.Empty)}";
 }

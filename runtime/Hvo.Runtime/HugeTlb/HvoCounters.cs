@@ -20,10 +20,13 @@ public enum OptimizeFailure
 
 /// <summary>
 /// What HVO did, for one node of one hstate or summed: the counters behind the report
-/// (DESIGN.md section 4). Thread-safe.
+/// (DESIGN.md section 4). Thread-safe. An event counted in one hstate's node counters also counts
+/// in the sum they belong to (<see cref="HvoCounters(HvoCounters)"/>).
 /// </summary>
 public sealed class HvoCounters
 {
+    private readonly HvoCounters? _sum;
+
     private long _optimized;
     private long _freed;
     private long _restored;
@@ -36,6 +39,13 @@ public sealed class HvoCounters
     private long _fullFlushes;
     private long _bbmRetriesExhausted;
     private long _bbmRetries;
+
+    public HvoCounters()
+    {
+    }
+
+    /// <param name="sum">The counters that add up these and their siblings: every event here counts there too.</param>
+    public HvoCounters(HvoCounters sum) => _sum = sum;
 
     /// <summary>Pages with HPageVmemmapOptimized set now.</summary>
     public long OptimizedPages => Interlocked.Read(ref _optimized);
@@ -77,16 +87,29 @@ public sealed class HvoCounters
         _ => BbmRetriesExhausted,
     };
 
-    internal void Optimized(int delta) => Interlocked.Add(ref _optimized, delta);
+    internal void Optimized(int delta)
+    {
+        Interlocked.Add(ref _optimized, delta);
+        _sum?.Optimized(delta);
+    }
 
-    internal void Freed(long pages) => Interlocked.Add(ref _freed, pages);
+    internal void Freed(long pages)
+    {
+        Interlocked.Add(ref _freed, pages);
+        _sum?.Freed(pages);
+    }
 
-    internal void Restored(long pages) => Interlocked.Add(ref _restored, pages);
+    internal void Restored(long pages)
+    {
+        Interlocked.Add(ref _restored, pages);
+        _sum?.Restored(pages);
+    }
 
     internal void Split(int splits)
     {
         Interlocked.Add(ref _splits, splits);
         Interlocked.Add(ref _tables, splits);
+        _sum?.Split(splits);
     }
 
     internal void Failed(OptimizeFailure cause)
@@ -103,13 +126,31 @@ public sealed class HvoCounters
                 Interlocked.Increment(ref _bbmRetriesExhausted);
                 break;
         }
+
+        _sum?.Failed(cause);
     }
 
-    internal void Retried(long entries) => Interlocked.Add(ref _bbmRetries, entries);
+    internal void Retried(long entries)
+    {
+        Interlocked.Add(ref _bbmRetries, entries);
+        _sum?.Retried(entries);
+    }
 
-    internal void RestoreFailed() => Interlocked.Increment(ref _restoreFailures);
+    internal void RestoreFailed()
+    {
+        Interlocked.Increment(ref _restoreFailures);
+        _sum?.RestoreFailed();
+    }
 
-    internal void RangeFlushes(long n) => Interlocked.Add(ref _rangeFlushes, n);
+    internal void RangeFlushes(long n)
+    {
+        Interlocked.Add(ref _rangeFlushes, n);
+        _sum?.RangeFlushes(n);
+    }
 
-    internal void FullFlush() => Interlocked.Increment(ref _fullFlushes);
+    internal void FullFlush()
+    {
+        Interlocked.Increment(ref _fullFlushes);
+        _sum?.FullFlush();
+    }
 }

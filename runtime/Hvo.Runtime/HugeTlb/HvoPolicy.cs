@@ -1,12 +1,16 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Hvo.Paging;
 
 namespace Hvo.HugeTlb;
 
 /// <summary>
 /// One kernel version's HVO behaviour, as a small set of choices over the one walk and its
-/// visitors. <see cref="Newest"/> is the default; <see cref="V5_14"/> is the seed patch's.
+/// visitors, and what it needs of the machine: how live entries change is the machine's
+/// (<see cref="MachineConfig.EntryWriter"/>), and a policy written for one entry writer
+/// (<see cref="RequiredWriter"/>) is refused on a machine with another (<see cref="Refusal"/>).
+/// <see cref="Newest"/> is the default; <see cref="V5_14"/> is the seed patch's.
 /// </summary>
 /// <param name="Name">The kernel version it follows, as the CLI's --policy takes it.</param>
 /// <param name="ReservePages">HUGETLB_VMEMMAP_RESERVE_PAGES: vmemmap pages kept per huge page (2 in v5.14, 1 from v5.18).</param>
@@ -36,12 +40,12 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     /// address holds the same bytes, and a block may become a table mapping the same. v5.18+ maps the
     /// tails onto the head vmemmap page, whose bytes differ (fake heads), so this keeps v5.14's layout:
     /// two pages, tails onto the first tail page, which is identical to them; batched as v6.7.
-    /// Needs a CPU with BBM level 2 (<see cref="MachineConfig.BreakBeforeMakeLevel"/>).
+    /// Needs the machine's FEAT_BBM level 2 entry writer (and so CPUs with it).
     /// </summary>
     public static readonly HvoPolicy Arm64Bbml2 = new("arm64-bbml2", 2, false, false, true,
         "arm64 FEAT_BBM level 2 (approach C, Arm ARM D8.16.1-2): direct remap onto an identical page; reserve 2, batched as v6.7")
     {
-        Strategy = BbmStrategy.FeatBbmLevel2,
+        RequiredWriter = EntryWriterKind.Bbml2,
     };
 
     /// <summary>
@@ -52,38 +56,53 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     /// takes a kernel fault whose handler waits on the lock and retries. Will Deacon raised
     /// predictability concerns on it (March 2024); the model shows the cost and that no reader sees
     /// wrong bytes. On v6.2's layout (reserve 1, fresh head copy), page by page: the
-    /// per-entry flushes replace v6.7's batch flushes.
+    /// per-entry flushes replace v6.7's batch flushes. Needs the break-flush-make entry writer.
     /// </summary>
     public static readonly HvoPolicy Arm64BbmFaultRetry = new("arm64-bbm-fault", 1, true, true, false,
         "arm64 break-before-make per entry (Nanyong Sun, 2024): break, flush, make; readers fault and retry")
     {
-        Strategy = BbmStrategy.BreakFlushMake,
+        RequiredWriter = EntryWriterKind.BreakFlushMake,
     };
 
     /// <summary>
-    /// arm64, clear the access flag + flush + compare-and-exchange (DESIGN.md 1.4): pte_mkold on the
-    /// live tail entries (same output address, allowed), one flush of the range, then cmpxchg each
-    /// entry from its AF-clear value to the new one. A CPU that translated meanwhile set AF in hardware
-    /// (FEAT_HAFDBS) and may cache the old frame, so its entry's cmpxchg fails and is retried, at most
-    /// <see cref="CmpxchgRetries"/> times; then the page is rolled back to its own frames through
-    /// break-before-make, counted as <see cref="OptimizeFailure.BbmRetriesExhausted"/>. Without
-    /// hardware AF a reader takes an Access flag fault and retries. The PMD split is break, flush,
-    /// make. Restore uses break-before-make (it must not be left half done).
+    /// arm64, clear the access flag + flush + compare-and-exchange: on v6.2's layout, with the
+    /// machine's clear-access-flag entry writer (<see cref="EntryWriterKind.ClearAccessFlag"/>:
+    /// pte_mkold on the live tail entries, one flush, cmpxchg each, bounded retries against CPUs that
+    /// set AF meanwhile). When the retries run out the writer puts the page back on its own frames
+    /// and the page stays unoptimized, counted as <see cref="OptimizeFailure.BbmRetriesExhausted"/>.
+    /// The PMD split and the restore go by break, flush, make (a restore must not be left half done).
     /// </summary>
     public static readonly HvoPolicy Arm64BbmAccessFlag = new("arm64-bbm-af", 1, true, true, false,
         "arm64 clear-AF + flush + cmpxchg with bounded retries (rolled back when exhausted); split by break-before-make")
     {
-        Strategy = BbmStrategy.AccessFlagCmpxchg,
+        RequiredWriter = EntryWriterKind.ClearAccessFlag,
     };
 
-    /// <summary>How the policy changes live vmemmap entries (what arm64's break-before-make rule needs).</summary>
-    public BbmStrategy Strategy { get; init; }
+    /// <summary>
+    /// The entry writer the policy was written for; null when it runs on any (the kernel versions',
+    /// which change live entries directly where the machine lets them).
+    /// </summary>
+    public EntryWriterKind? RequiredWriter { get; init; }
 
-    /// <summary>The FEAT_BBM level the CPUs need for this policy to keep the rule.</summary>
-    public int RequiredBbmLevel => Strategy == BbmStrategy.FeatBbmLevel2 ? 2 : 0;
+    /// <summary>Why a machine configured as <paramref name="config"/> cannot run this policy on <paramref name="arch"/>, or null.</summary>
+    public string? Refusal(MachineConfig config, ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(arch);
+        EntryWriterKind machine = config.DefaultEntryWriter(arch);
+        return RequiredWriter is { } needed && needed != machine
+            ? $"policy {Name} needs the {WriterName(needed)} entry writer; this machine's is {WriterName(machine)}"
+            : null;
+    }
 
-    /// <summary><see cref="BbmStrategy.AccessFlagCmpxchg"/>: rounds of clear-AF, flush, cmpxchg after the first before giving up.</summary>
-    public int CmpxchgRetries { get; init; } = 3;
+    /// <summary>An entry writer's name as options and reports spell it.</summary>
+    public static string WriterName(EntryWriterKind kind) => kind switch
+    {
+        EntryWriterKind.Direct => "direct",
+        EntryWriterKind.Bbml2 => "bbml2",
+        EntryWriterKind.BreakFlushMake => "break-flush-make",
+        _ => "clear-af",
+    };
 
     public static IReadOnlyList<HvoPolicy> All { get; } = [V5_14, V5_18, V6_2, V6_7, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
 
@@ -102,22 +121,6 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
 
     public override string ToString() => Name;
-}
-
-/// <summary>How a policy changes a live vmemmap entry's output address (or a block into a table).</summary>
-public enum BbmStrategy
-{
-    /// <summary>Directly, valid to valid, then one flush: what x86-64 allows; breaks arm64's rule.</summary>
-    None,
-
-    /// <summary>Directly, relying on FEAT_BBM level 2 and identical bytes at both output addresses.</summary>
-    FeatBbmLevel2,
-
-    /// <summary>Break (invalid), flush, make for each entry; readers fault and retry.</summary>
-    BreakFlushMake,
-
-    /// <summary>Clear the access flag, flush, compare-and-exchange; bounded retries, then roll back.</summary>
-    AccessFlagCmpxchg,
 }
 
 /// <summary>

@@ -4,39 +4,58 @@ using Hvo.Paging;
 namespace Hvo.HugeTlb;
 
 /// <summary>
-/// vmemmap_remap_pte: the first PTE of the walk is the page kept (reuse); every later one gives
+/// vmemmap_remap_pte over the page-table walk: a block on the way is split (vmemmap_pmd_entry,
+/// split_vmemmap_huge_pmd); the first PTE of the walk is the page kept (reuse); every later one gives
 /// its frame to the free list and maps the reuse frame read-only (the tails' struct pages are
 /// identical, and a stray write now traps). With a fresh head copy (v6.2+) the reuse PTE itself
 /// moves to the copy, writable, and the old head frame joins the free list too.
 /// </summary>
-internal struct RemapPteVisitor<TArch> : IRemapPteVisitor where TArch : struct, IPagingArch
+internal struct RemapPteVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagingArch
 {
     public List<ulong> Taken;
     public ulong ReusePfn;
     public bool HaveReuse;
     public ulong NewHeadPfn;
     public bool HasNewHead;
+
+    /// <summary>PTEs visited (walk->nr_walked): what a rollback puts back.</summary>
     public int Walked;
 
-    public ulong RemapPte(ulong addr, ulong pte)
+    public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+
+    public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
+        if (e.Level != TArch.LastLevel)
+        {
+            return WalkAction.Split;
+        }
+
         Walked++;
+        ulong pte = e.Entry;
+        ulong updated;
         if (!HaveReuse)
         {
             HaveReuse = true;
             if (!HasNewHead)
             {
                 ReusePfn = TArch.PfnOf(TArch.LastLevel, pte);
-                return pte;
+                return WalkAction.Continue;
             }
 
             Taken.Add(TArch.PfnOf(TArch.LastLevel, pte));
             ReusePfn = NewHeadPfn;
-            return TArch.MakeLeaf(TArch.LastLevel, NewHeadPfn);
+            updated = TArch.MakeLeaf(TArch.LastLevel, NewHeadPfn);
+        }
+        else
+        {
+            Taken.Add(TArch.PfnOf(TArch.LastLevel, pte));
+            updated = TArch.ToReadOnly(TArch.MakeLeaf(TArch.LastLevel, ReusePfn));
         }
 
-        Taken.Add(TArch.PfnOf(TArch.LastLevel, pte));
-        return TArch.ToReadOnly(TArch.MakeLeaf(TArch.LastLevel, ReusePfn));
+        ctx.SetEntry(e.Level, e.TablePfn, e.Index, pte, updated, e.Addr);
+        return WalkAction.Continue;
     }
 }
 
@@ -46,7 +65,7 @@ internal struct RemapPteVisitor<TArch> : IRemapPteVisitor where TArch : struct, 
 /// where the reuse page holds the head), mapped PAGE_KERNEL. Used both to restore an optimized
 /// page and to roll back a remap that ran out of memory, with the frames it took.
 /// </summary>
-internal struct RestorePteVisitor<TArch> : IRemapPteVisitor where TArch : struct, IPagingArch
+internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagingArch
 {
     public Machine<TArch> Machine;
     public List<ulong> Frames;
@@ -55,17 +74,26 @@ internal struct RestorePteVisitor<TArch> : IRemapPteVisitor where TArch : struct
     public bool HaveReuse;
     public bool ResetStructPages;
 
-    public ulong RemapPte(ulong addr, ulong pte)
+    public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+
+    public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
+        if (e.Level != TArch.LastLevel)
+        {
+            return WalkAction.Stop; // restoring a range that was never split: not an optimized page
+        }
+
         if (!HaveReuse)
         {
             HaveReuse = true;
-            ReusePfn = TArch.PfnOf(TArch.LastLevel, pte);
-            return pte;
+            ReusePfn = TArch.PfnOf(TArch.LastLevel, e.Entry);
+            return WalkAction.Continue;
         }
 
         ulong frame = Frames[Next++];
-        Machine.CopyFrame(ReusePfn, frame, addr);
+        Machine.CopyFrame(ReusePfn, frame, e.Addr);
         if (ResetStructPages)
         {
             ResetCopiedHead(Machine.Mmu.Materialize(frame));
@@ -73,7 +101,8 @@ internal struct RestorePteVisitor<TArch> : IRemapPteVisitor where TArch : struct
 
         // smp_wmb: the copy is visible before the PTE that maps it.
         System.Threading.Interlocked.MemoryBarrier();
-        return TArch.MakeLeaf(TArch.LastLevel, frame);
+        ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeLeaf(TArch.LastLevel, frame), e.Addr);
+        return WalkAction.Continue;
     }
 
     /// <summary>
@@ -90,4 +119,16 @@ internal struct RestorePteVisitor<TArch> : IRemapPteVisitor where TArch : struct
             from.CopyTo(page.Slice(i * size, size));
         }
     }
+}
+
+/// <summary>vmemmap_remap_split (v6.7's split pass): split every block of the range, visit no PTE.</summary>
+internal readonly struct SplitPmdVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagingArch
+{
+    public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+        e.Level + 1 < TArch.LastLevel ? WalkAction.Descend : WalkAction.Continue;
+
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+        e.Level < TArch.LastLevel ? WalkAction.Split : WalkAction.Continue;
+
+    public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
 }

@@ -32,7 +32,7 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
 
     public BreakBeforeMakeChecker(ViolationLog violations) => _violations = violations;
 
-    /// <summary>What the kernel is doing, named in reports ("vmemmap_remap_pte", "split_vmemmap_huge_pmd").</summary>
+    /// <summary>The step named in reports of a change whose walk named none.</summary>
     public string Step { get; set; } = "page table update";
 
     /// <summary>The step named for a block replaced by a table: only the split does that to the vmemmap.</summary>
@@ -54,7 +54,7 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
         _mmu = mmu;
     }
 
-    public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+    public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va, string? step)
     {
         lock (_lock)
         {
@@ -64,10 +64,10 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
             {
                 // The writer's idea of the old entry may be stale: a CPU may have set the access flag
                 // meanwhile (and cached the translation). A plain store over it is a live change.
-                ulong current = TableEntries.Load(_pageTable.Frames.Table(tablePfn), index);
+                ulong current = TableEntries.Read(_pageTable.Frames.Table(tablePfn), index);
                 if (current != oldEntry && current != newEntry && TArch.IsValid(level, current))
                 {
-                    Report(level, va, current, newEntry, $"the entry changed under the writer (it expected 0x{oldEntry:x16}) and was overwritten without a compare-and-exchange");
+                    Report(level, va, current, newEntry, step, $"the entry changed under the writer (it expected 0x{oldEntry:x16}) and was overwritten without a compare-and-exchange");
                     _agedFlushed.Remove(key);
                     _agedNotFlushed.Remove(key);
                     return;
@@ -87,7 +87,7 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
 
             if (!oldValid && newValid && _brokenNotFlushed.Remove(key))
             {
-                Report(level, va, oldEntry, newEntry, "made valid again before a TLB flush followed the break");
+                Report(level, va, oldEntry, newEntry, step, "made valid again before a TLB flush followed the break");
                 return;
             }
 
@@ -121,23 +121,29 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
 
             if (IsAged(level, oldEntry) && _agedNotFlushed.Remove(key))
             {
-                Report(level, va, oldEntry, newEntry, "an entry with the access flag cleared was replaced before a TLB flush covered it");
+                Report(level, va, oldEntry, newEntry, step, "an entry with the access flag cleared was replaced before a TLB flush covered it");
                 return;
             }
 
-            if (Level >= 2 && WhyNot(level, oldEntry, newEntry) is null)
+            string level2 = string.Empty;
+            if (Level >= 2)
             {
-                return;
+                Inequivalence why = WhyNot(level, oldEntry, newEntry);
+                if (why.Kind == InequivalenceKind.None)
+                {
+                    return;
+                }
+
+                level2 = $" (FEAT_BBM level 2 does not cover it: {why})";
             }
 
-            string level2 = Level >= 2 ? $" (FEAT_BBM level 2 does not cover it: {WhyNot(level, oldEntry, newEntry)})" : string.Empty;
             if (TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry))
             {
-                Report(level, va, oldEntry, newEntry, "a live block was replaced by a table without break-before-make" + level2);
+                Report(level, va, oldEntry, newEntry, step, "a live block was replaced by a table without break-before-make" + level2);
             }
             else
             {
-                Report(level, va, oldEntry, newEntry, "a live valid entry got a different output address without break-before-make" + level2);
+                Report(level, va, oldEntry, newEntry, step, "a live valid entry got a different output address without break-before-make" + level2);
             }
         }
     }
@@ -178,73 +184,17 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
         }
     }
 
-    /// <summary>A leaf with the spec's access flag clear (pte_mkold).</summary>
-    private static bool IsAged(int level, ulong entry) =>
-        TArch.AccessFlag != 0 && TArch.IsLeaf(level, entry) && (entry & TArch.AccessFlag) == 0;
+    private static bool IsAged(int level, ulong entry) => Equivalence<TArch>.IsAged(level, entry);
 
-    /// <summary>Why the change is not between equivalent mappings (FEAT_BBM level 2), or null when it is.</summary>
-    private string? WhyNot(int level, ulong oldEntry, ulong newEntry)
+    /// <summary>Why the change is not between equivalent mappings (FEAT_BBM level 2).</summary>
+    private Inequivalence WhyNot(int level, ulong oldEntry, ulong newEntry) =>
+        _pageTable is null || _mmu is null
+            ? new Inequivalence(InequivalenceKind.Shape)
+            : Equivalence<TArch>.Check(level, oldEntry, newEntry, _pageTable.Frames.Tables, _mmu.SameBytes);
+
+    private void Report(int level, ulong va, ulong oldEntry, ulong newEntry, string? walkStep, string what)
     {
-        if (_pageTable is null || _mmu is null)
-        {
-            return "the checker cannot see the tables and frames";
-        }
-
-        if (TArch.IsLeaf(level, oldEntry) && TArch.IsLeaf(level, newEntry))
-        {
-            // The same attributes but for the output address and read-only (PAGE_KERNEL <-> PAGE_KERNEL_RO).
-            ulong roBits = TArch.Info.ReadOnlyClear | TArch.Info.ReadOnlySet;
-            ulong outputMask = TArch.PfnMask;
-            if (((oldEntry ^ newEntry) & ~(outputMask | roBits)) != 0)
-            {
-                return $"attributes differ in 0x{(oldEntry ^ newEntry) & ~(outputMask | roBits):x}";
-            }
-
-            ulong frames = TArch.LevelSize(level) >> TArch.PageShift;
-            ulong from = TArch.PfnOf(level, oldEntry), to = TArch.PfnOf(level, newEntry);
-            for (ulong i = 0; i < frames; i++)
-            {
-                if (!SameBytes(from + i, to + i))
-                {
-                    return $"frame 0x{from + i:x} and frame 0x{to + i:x} hold different bytes";
-                }
-            }
-
-            return null;
-        }
-
-        if (TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry) && level < TArch.LastLevel)
-        {
-            int child = level + 1;
-            ulong step = TArch.LevelSize(child) >> TArch.PageShift;
-            ulong first = TArch.PfnOf(level, oldEntry);
-            Span<ulong> table = _pageTable.Frames.Table(TArch.PfnOf(level, newEntry));
-            for (int i = 0; i < TArch.EntriesPerTable(child); i++)
-            {
-                ulong e = TableEntries.Load(table, i);
-                if (!TArch.IsLeaf(child, e) || TArch.PfnOf(child, e) != first + ((ulong)i * step) ||
-                    TArch.IsWritable(e) != TArch.IsWritable(oldEntry) || IsAged(child, e) != IsAged(level, oldEntry))
-                {
-                    return $"entry {i} of the new table does not map what the block mapped there";
-                }
-            }
-
-            return null;
-        }
-
-        return "not a leaf to leaf or block to table change";
-    }
-
-    private bool SameBytes(ulong a, ulong b)
-    {
-        Span<byte> first = stackalloc byte[(int)TArch.PageSize];
-        _mmu!.FrameContents(a).CopyTo(first);
-        return first.SequenceEqual(_mmu.FrameContents(b));
-    }
-
-    private void Report(int level, ulong va, ulong oldEntry, ulong newEntry, string what)
-    {
-        string step = level < TArch.LastLevel && TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry) ? SplitStep : Step;
+        string step = level < TArch.LastLevel && TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry) ? SplitStep : walkStep ?? Step;
         _violations.Add(new Violation(ViolationKind.BreakBeforeMake, va,
             $"{step}: {TArch.Info.Levels[level].Name} entry 0x{oldEntry:x16} -> 0x{newEntry:x16}: {what}"));
     }

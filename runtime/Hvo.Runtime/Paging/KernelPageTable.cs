@@ -4,7 +4,7 @@ using Hvo.Memory;
 
 namespace Hvo.Paging;
 
-/// <summary>Counts of what was done to a page table.</summary>
+/// <summary>Counts of what was done to a page table, by every CPU together.</summary>
 public sealed class PageTableCounters
 {
     private long _entryWrites;
@@ -32,14 +32,27 @@ public sealed class PageTableCounters
 }
 
 /// <summary>
+/// init_mm.page_table_lock. A class of its own so that a test can hold CPUs at it (a subclass
+/// whose <see cref="Enter"/> waits first) to force the race between two splitters.
+/// </summary>
+public class PageTableLock
+{
+    private readonly Lock _lock = new();
+
+    public virtual void Enter() => _lock.Enter();
+
+    public virtual void Exit() => _lock.Exit();
+}
+
+/// <summary>
 /// The kernel page table (init_mm) of one architecture: a root table, the frames of every table
-/// as real bytes in a <see cref="FrameStore"/>, and the operations the generated code provides,
-/// specialized for <typeparamref name="TArch"/>.
+/// as real bytes in a <see cref="FrameStore"/>, the entry writer that changes live entries, and
+/// the one page-table walk, generated for <typeparamref name="TArch"/>
+/// (<see cref="IPagingArch.WalkRange"/>). Every traversal goes through <see cref="WalkRange"/>
+/// with a visitor; translating one address, splitting a leaf and mapping a range are such walks.
 /// </summary>
 public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 {
-    private readonly Lock _pageTableLock = new();
-
     public KernelPageTable(FrameStore frames, ITableFrameSource tableFrames)
     {
         if (frames.PageShift != TArch.PageShift)
@@ -69,20 +82,53 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// <summary>Sees every entry change and flush (TLB model, break-before-make checker); null for none.</summary>
     public IPageTableObserver? Observer { get; set; }
 
+    /// <summary>How live entries change (<see cref="EntryWriterKind"/>); the machine sets it from its architecture and CPUs.</summary>
+    public EntryWriter<TArch> Writer { get; set; } = EntryWriter<TArch>.Direct;
+
+    /// <summary>init_mm.page_table_lock.</summary>
+    public PageTableLock Lock { get; set; } = new();
+
     /// <summary>
-    /// Test only: runs on a splitter's CPU after it filled its new table and before it takes
-    /// init_mm.page_table_lock to publish it, to hold two splitters there and force the race.
+    /// When set, walks run the interpreted reference walk instead of the generated one: the same
+    /// machine, driven by the spec read at run time, for comparing the two.
     /// </summary>
-    internal Action? BeforePageTableLock { get; set; }
+    public Reference.ReferenceWalker? Reference { get; set; }
 
-    /// <summary>The context the generated walkers run with.</summary>
-    public Context Ctx => new(this);
+    /// <summary>A context for walks and for changing entries by hand.</summary>
+    /// <param name="flags">The walk's flags.</param>
+    /// <param name="step">The kernel step its changes belong to, for observers' reports (split_vmemmap_huge_pmd, vmemmap_remap_pte, ...).</param>
+    public Context Ctx(PageWalkFlags flags = PageWalkFlags.None, string? step = null) => new(this, flags, step);
 
-    /// <summary>Translate <paramref name="va"/>: where translation ends, and whether at a leaf.</summary>
+    /// <summary>
+    /// walk_page_range over [<paramref name="start"/>, <paramref name="end"/>) (end 0: to the top of the
+    /// address space) with <paramref name="visitor"/>; the result says how it ended and what it changed.
+    /// </summary>
+    public PageWalkResult WalkRange<TVisitor>(ulong start, ulong end, ref TVisitor visitor, PageWalkFlags flags = PageWalkFlags.None, string? step = null)
+        where TVisitor : struct, IPageWalkVisitor
+    {
+        Context ctx = new(this, flags, step);
+        PageWalkResult r = Reference is null
+            ? TArch.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags)
+            : Reference.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags);
+        PageWalkStatus status = Writer.Finish(ref ctx, r.Status);
+        return ctx.Tally(status == r.Status ? r : r with { Status = status });
+    }
+
+    /// <summary>Translate <paramref name="va"/>: where translation ends, and whether at a leaf (the walk over one address).</summary>
     public WalkResult Walk(ulong va)
     {
-        Context ctx = Ctx;
-        return TArch.Walk(ref ctx, RootPfn, va);
+        var lookup = default(LookupVisitor);
+        Context ctx = new(this, PageWalkFlags.None, null);
+        if (Reference is null)
+        {
+            TArch.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
+        }
+        else
+        {
+            Reference.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
+        }
+
+        return lookup.Result;
     }
 
     /// <summary>The physical address <paramref name="va"/> translates to, if it is mapped.</summary>
@@ -99,49 +145,20 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         return true;
     }
 
-    public SplitStatus SplitLeaf(int level, ulong va, SplitFlags flags = SplitFlags.None)
-    {
-        Context ctx = Ctx;
-        return TArch.SplitLeaf(ref ctx, RootPfn, level, va, flags);
-    }
-
-    public RemapWalkResult RemapWalk<TVisitor>(ulong start, ulong end, ref TVisitor visitor, RemapWalkFlags flags = RemapWalkFlags.None)
-        where TVisitor : struct, IRemapPteVisitor
-    {
-        Context ctx = new(this, breakBeforeMake: (flags & RemapWalkFlags.BreakBeforeMake) != 0);
-        if ((flags & RemapWalkFlags.BreakBeforeMake) != 0)
-        {
-            // The break's flush covers a split: nothing can cache the invalid entry before the table.
-            flags |= RemapWalkFlags.NoTlbFlushOnSplit;
-        }
-
-        return Reference is null
-            ? TArch.RemapWalk(ref ctx, RootPfn, start, end, ref visitor, flags)
-            : Reference.RemapWalk(ref ctx, RootPfn, start, end, ref visitor, flags);
-    }
-
     /// <summary>
-    /// cmpxchg on a live entry: install <paramref name="newEntry"/> only if the entry still holds
-    /// <paramref name="expected"/> (a CPU setting the access flag in hardware makes it fail). Observers
-    /// hear of the change once it happened, with <paramref name="expected"/> as the old entry.
+    /// Split the leaf at <paramref name="level"/> that maps <paramref name="va"/> into a table one level
+    /// down mapping the same frames (split_vmemmap_huge_pmd): the walk over that address, splitting
+    /// where it meets the leaf.
     /// </summary>
-    public bool CompareExchangeEntry(int level, ulong tablePfn, int index, ulong expected, ulong newEntry, ulong va)
+    public SplitStatus SplitLeaf(int level, ulong va, PageWalkFlags flags = PageWalkFlags.None)
     {
-        if (Interlocked.CompareExchange(ref TableEntries.At(Frames.Table(tablePfn), index), newEntry, expected) != expected)
-        {
-            return false;
-        }
-
-        Observer?.EntryChanging(level, tablePfn, index, expected, newEntry, va);
-        Counters.EntryWritten();
-        return true;
+        var split = new SplitVisitor { Level = level };
+        PageWalkResult r = WalkRange(va, va + 1, ref split, flags);
+        return r.Status == PageWalkStatus.NoMemory ? SplitStatus.NoMemory
+            : r.Splits > 0 ? SplitStatus.Split
+            : r.RacesLost > 0 ? SplitStatus.LostRace
+            : split.Found;
     }
-
-    /// <summary>
-    /// When set, range walks run the interpreted reference walker instead of the generated one:
-    /// the same machine, driven by the spec read at run time, for comparing the two.
-    /// </summary>
-    public Reference.ReferenceWalker? Reference { get; set; }
 
     /// <summary>
     /// Map [<paramref name="va"/>, +<paramref name="size"/>) to the frames from <paramref name="pfn"/> with
@@ -162,41 +179,19 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             throw new ArgumentException($"range and frame must be aligned to the {leafSize}-byte leaf size");
         }
 
-        Context ctx = Ctx;
-        for (ulong offset = 0; offset < size; offset += leafSize)
+        if (size == 0)
         {
-            ulong addr = va + offset;
-            ulong table = RootPfn;
-            for (int level = 0; level < leafLevel; level++)
-            {
-                int index = TArch.IndexOf(level, addr);
-                ulong entry = TableEntries.Load(Frames.Table(table), index);
-                if (!TArch.IsTable(level, entry))
-                {
-                    if (TArch.IsValid(level, entry))
-                    {
-                        throw new InvalidOperationException($"0x{addr:x} is already mapped by a leaf at level {level}");
-                    }
-
-                    if (!ctx.TryAllocTable(level + 1, out ulong child))
-                    {
-                        return false;
-                    }
-
-                    ulong table0 = TArch.MakeTable(child);
-                    ctx.SetEntry(level, table, index, entry, table0, addr);
-                    entry = table0;
-                }
-
-                table = TArch.PfnOf(level, entry);
-            }
-
-            int leafIndex = TArch.IndexOf(leafLevel, addr);
-            ulong old = TableEntries.Load(Frames.Table(table), leafIndex);
-            ctx.SetEntry(leafLevel, table, leafIndex, old, TArch.MakeLeaf(leafLevel, pfn + (offset >> TArch.PageShift)), addr);
+            return true;
         }
 
-        return true;
+        var populate = new PopulateVisitor { LeafLevel = leafLevel, Va = va, Pfn = pfn };
+        WalkRange(va, va + size, ref populate);
+        if (populate.AlreadyMappedAt is { } level)
+        {
+            throw new InvalidOperationException($"0x{populate.AlreadyMappedVa:x} is already mapped by a leaf at level {level}");
+        }
+
+        return !populate.OutOfMemory;
     }
 
     /// <summary>
@@ -236,29 +231,60 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         return true;
     }
 
-    /// <summary>The page table's side of the generated walkers: one small struct, inlined into them.</summary>
-    public readonly struct Context : IPageTableContext
+    /// <summary>
+    /// The MMU sets a leaf's access flag (FEAT_HAFDBS): an atomic update of the entry the translation
+    /// of <paramref name="w"/> ended at, failing if the entry changed since it was read.
+    /// </summary>
+    internal bool HardwareSetAccessFlag(in WalkResult w)
+    {
+        ref ulong slot = ref TableEntries.Checked(Frames.Table(w.TablePfn), w.Index);
+        return Interlocked.CompareExchange(ref slot, w.Entry | TArch.AccessFlag, w.Entry) == w.Entry;
+    }
+
+    /// <summary>
+    /// The page table's side of the walk: table frames, table allocation, and every change of a live
+    /// entry through the <see cref="Writer"/>, counted for this walk alone. A mutable struct passed
+    /// by reference through the walk, so each call inlines into the specialized code.
+    /// </summary>
+    public struct Context : IPageTableContext
     {
         private readonly KernelPageTable<TArch> _pt;
-        private readonly FrameStore _frames;
-        private readonly TableView _tables;
-        private readonly bool _breakBeforeMake;
+        private int _entriesWritten;
+        private int _tablesAllocated;
+        private int _rangeFlushes;
+        private ulong _unflushedStart;
+        private ulong _unflushedEnd;
 
-        public Context(KernelPageTable<TArch> pageTable)
-            : this(pageTable, breakBeforeMake: false)
-        {
-        }
-
-        /// <param name="breakBeforeMake">Make every change of a live entry's output address, or of a block into a table, go through an invalid entry and a flush.</param>
-        public Context(KernelPageTable<TArch> pageTable, bool breakBeforeMake)
+        internal Context(KernelPageTable<TArch> pageTable, PageWalkFlags flags, string? step)
         {
             _pt = pageTable;
-            _frames = pageTable.Frames;
-            _tables = pageTable.Frames.Tables;
-            _breakBeforeMake = breakBeforeMake;
+            Tables = pageTable.Frames.Tables;
+            Flags = flags;
+            Step = step;
+            _entriesWritten = 0;
+            _tablesAllocated = 0;
+            _rangeFlushes = 0;
+            _unflushedStart = ulong.MaxValue;
+            _unflushedEnd = 0;
+            Retries = 0;
+            Deferred = null;
         }
 
-        public Span<ulong> Table(ulong pfn) => _tables.Table(pfn);
+        /// <summary>The walk's flags.</summary>
+        public PageWalkFlags Flags { get; }
+
+        /// <summary>The kernel step this walk's changes belong to, for observers' reports.</summary>
+        public string? Step { get; }
+
+        internal TableView Tables { get; }
+
+        /// <summary>Changes the entry writer made again (a CPU used the old entry meanwhile).</summary>
+        internal int Retries;
+
+        /// <summary>Changes the entry writer makes when the walk is over.</summary>
+        internal EntryWriter<TArch>.Rounds? Deferred;
+
+        public readonly Span<ulong> Table(ulong pfn) => Tables.Table(pfn);
 
         public bool TryAllocTable(int level, out ulong pfn)
         {
@@ -267,67 +293,198 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
                 return false;
             }
 
-            _frames.Write(pfn).Clear();
+            _pt.Frames.Write(pfn).Clear();
             _pt.Counters.TableAllocated();
+            _tablesAllocated++;
             return true;
         }
 
-        public void FreeTable(int level, ulong pfn)
+        public readonly void FreeTable(int level, ulong pfn)
         {
             _pt.Frames.Discard(pfn);
             _pt.TableFrames.Free(level, pfn);
             _pt.Counters.TableFreed();
         }
 
-        public void SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+        /// <summary>Change a live entry, as the machine's entry writer does; the index is checked against the table.</summary>
+        public bool SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
         {
-            if (_breakBeforeMake && TArch.IsValid(level, oldEntry) && TArch.IsValid(level, newEntry) &&
-                (TArch.IsTable(level, oldEntry) != TArch.IsTable(level, newEntry) || TArch.PfnOf(level, oldEntry) != TArch.PfnOf(level, newEntry)))
+            if (!_pt.Writer.Set(ref this, level, tablePfn, index, oldEntry, newEntry, va))
             {
-                // vmemmap_update_pte / vmemmap_update_pmd on arm64 (Nanyong Sun, 2024): under
-                // init_mm.page_table_lock, break (invalid entry), flush what it mapped, make. A CPU
-                // that translates meanwhile faults; the fault handler waits on the lock, then retries.
-                ulong size = TArch.LevelSize(level);
-                ulong start = va & ~(size - 1);
-                LockPageTable();
-                try
-                {
-                    Store(level, tablePfn, index, oldEntry, 0, va);
-                    FlushTlbRange(start, start + size);
-                    Store(level, tablePfn, index, 0, newEntry, va);
-                }
-                finally
-                {
-                    UnlockPageTable();
-                }
-
-                return;
+                return false;
             }
 
-            Store(level, tablePfn, index, oldEntry, newEntry, va);
+            ulong size = TArch.LevelSize(level);
+            ulong start = va & ~(size - 1);
+            _unflushedStart = Math.Min(_unflushedStart, start);
+            _unflushedEnd = Math.Max(_unflushedEnd, start + size);
+            return true;
         }
 
-        private void Store(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
-        {
-            _pt.Observer?.EntryChanging(level, tablePfn, index, oldEntry, newEntry, va);
-            Volatile.Write(ref TableEntries.At(_pt.Frames.Table(tablePfn), index), newEntry);
-            _pt.Counters.EntryWritten();
-        }
+        public readonly void LockPageTable() => _pt.Lock.Enter();
 
-        public void LockPageTable()
-        {
-            _pt.BeforePageTableLock?.Invoke();
-            _pt._pageTableLock.Enter();
-        }
+        public readonly void UnlockPageTable() => _pt.Lock.Exit();
 
-        public void UnlockPageTable() => _pt._pageTableLock.Exit();
-
-        public void WriteBarrier() => Interlocked.MemoryBarrier();
+        public readonly void WriteBarrier() => Interlocked.MemoryBarrier();
 
         public void FlushTlbRange(ulong start, ulong end)
         {
+            _rangeFlushes++;
             _pt.Counters.Flushed();
             _pt.Observer?.Flushed(start, end);
+            if (start <= _unflushedStart && end >= _unflushedEnd)
+            {
+                _unflushedStart = ulong.MaxValue;
+                _unflushedEnd = 0;
+            }
+        }
+
+        /// <summary>The entry, read once (READ_ONCE); the index is checked.</summary>
+        internal readonly ulong Load(ulong tablePfn, int index) => TableEntries.Read(Table(tablePfn), index);
+
+        /// <summary>One store into a live table, seen by the observers first: the entry writers' primitive.</summary>
+        internal void Store(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+        {
+            ref ulong slot = ref TableEntries.Checked(Table(tablePfn), index);
+            _pt.Observer?.EntryChanging(level, tablePfn, index, oldEntry, newEntry, va, Step);
+            Volatile.Write(ref slot, newEntry);
+            _pt.Counters.EntryWritten();
+            _entriesWritten++;
+        }
+
+        /// <summary>
+        /// cmpxchg on a live entry: install <paramref name="newEntry"/> only if the entry still holds
+        /// <paramref name="expected"/> (a CPU setting the access flag in hardware makes it fail).
+        /// Observers hear of the change once it happened, with <paramref name="expected"/> as the old entry.
+        /// </summary>
+        internal bool CompareExchange(int level, ulong tablePfn, int index, ulong expected, ulong newEntry, ulong va)
+        {
+            ref ulong slot = ref TableEntries.Checked(Table(tablePfn), index);
+            if (Interlocked.CompareExchange(ref slot, newEntry, expected) != expected)
+            {
+                return false;
+            }
+
+            _pt.Observer?.EntryChanging(level, tablePfn, index, expected, newEntry, va, Step);
+            _pt.Counters.EntryWritten();
+            _entriesWritten++;
+            return true;
+        }
+
+        /// <summary>The walk's result with what this context counted.</summary>
+        internal readonly PageWalkResult Tally(PageWalkResult r) => r with
+        {
+            EntriesWritten = _entriesWritten,
+            TablesAllocated = _tablesAllocated,
+            RangeFlushes = _rangeFlushes,
+            Retries = Retries,
+            NeedsFlush = _unflushedStart < _unflushedEnd,
+        };
+    }
+
+    /// <summary>The translation of one address: descend to where it ends.</summary>
+    private struct LookupVisitor : IPageWalkVisitor
+    {
+        public WalkResult Result;
+
+        public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, true);
+            return WalkAction.Stop;
+        }
+
+        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, false);
+            return WalkAction.Stop;
+        }
+    }
+
+    /// <summary>Down to <see cref="Level"/>; split the leaf there.</summary>
+    private struct SplitVisitor : IPageWalkVisitor
+    {
+        public int Level;
+        public SplitStatus Found;
+        private bool _splitting;
+
+        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            if (e.Level < Level)
+            {
+                return WalkAction.Descend;
+            }
+
+            Found = _splitting ? SplitStatus.Split : SplitStatus.NotLeaf;
+            return WalkAction.Stop;
+        }
+
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            if (e.Level != Level || e.Level == TArch.LastLevel)
+            {
+                Found = SplitStatus.NotMapped; // a larger leaf covers it, or a page: nothing to split here
+                return WalkAction.Stop;
+            }
+
+            _splitting = true;
+            return WalkAction.Split;
+        }
+
+        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            Found = SplitStatus.NotMapped;
+            return WalkAction.Stop;
+        }
+    }
+
+    /// <summary>vmemmap_populate's shape: a table for every hole above the leaf level, a leaf at it.</summary>
+    private struct PopulateVisitor : IPageWalkVisitor
+    {
+        public int LeafLevel;
+        public ulong Va;
+        public ulong Pfn;
+        public bool OutOfMemory;
+        public int? AlreadyMappedAt;
+        public ulong AlreadyMappedVa;
+
+        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+            e.Level < LeafLevel ? WalkAction.Descend : MapLeaf(ref ctx, e);
+
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            if (e.Level < LeafLevel)
+            {
+                AlreadyMappedAt = e.Level;
+                AlreadyMappedVa = e.Addr;
+                return WalkAction.Stop;
+            }
+
+            return MapLeaf(ref ctx, e);
+        }
+
+        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            if (e.Level == LeafLevel)
+            {
+                return MapLeaf(ref ctx, e);
+            }
+
+            if (!ctx.TryAllocTable(e.Level + 1, out ulong child))
+            {
+                OutOfMemory = true;
+                return WalkAction.Stop;
+            }
+
+            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeTable(child), e.Addr);
+            return WalkAction.Again; // a table now: descend into it
+        }
+
+        private readonly WalkAction MapLeaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeLeaf(e.Level, Pfn + ((e.Addr - Va) >> TArch.PageShift)), e.Addr);
+            return WalkAction.Continue;
         }
     }
 }

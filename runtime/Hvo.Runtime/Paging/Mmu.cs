@@ -215,6 +215,22 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
         return frames.Read(pfn);
     }
 
+    /// <summary>Do frames <paramref name="a"/> and <paramref name="b"/> hold the same bytes (deferred contents included)?</summary>
+    public bool SameBytes(ulong a, ulong b)
+    {
+        byte[] first = System.Buffers.ArrayPool<byte>.Shared.Rent(_pageTable.Frames.PageSize);
+        try
+        {
+            Span<byte> copy = first.AsSpan(0, _pageTable.Frames.PageSize);
+            FrameContents(a).CopyTo(copy);
+            return copy.SequenceEqual(FrameContents(b));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(first);
+        }
+    }
+
     /// <summary>Write bytes at <paramref name="va"/> (inside one page) through the MMU; a read-only mapping traps.</summary>
     public AccessFault Write(int cpu, ulong va, ReadOnlySpan<byte> source)
     {
@@ -296,7 +312,7 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
         return false;
     }
 
-    void IPageTableObserver.EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+    void IPageTableObserver.EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va, string? step)
     {
         // A TLB keeps what it cached until a flush. Strict mode remembers who changed a live PTE, so
         // that another CPU using the old translation before that flush is not taken for a missing
@@ -418,8 +434,7 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
                     return AccessFault.AccessFlag;
                 }
 
-                ref ulong slot = ref TableEntries.At(_pageTable.Frames.Table(w.TablePfn), w.Index);
-                if (Interlocked.CompareExchange(ref slot, w.Entry | TArch.AccessFlag, w.Entry) == w.Entry)
+                if (_pageTable.HardwareSetAccessFlag(w))
                 {
                     Interlocked.Increment(ref _accessFlagUpdates);
                     w = w with { Entry = w.Entry | TArch.AccessFlag };

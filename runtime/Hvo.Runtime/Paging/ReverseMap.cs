@@ -21,7 +21,7 @@ public sealed class ReverseMap<TArch> : IPageTableObserver where TArch : struct,
         }
     }
 
-    public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+    public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va, string? step)
     {
         lock (_lock)
         {
@@ -65,11 +65,11 @@ public sealed class ObserverChain : IPageTableObserver
 
     public ObserverChain(params IPageTableObserver[] observers) => _observers = observers;
 
-    public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+    public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va, string? step)
     {
         foreach (IPageTableObserver o in _observers)
         {
-            o.EntryChanging(level, tablePfn, index, oldEntry, newEntry, va);
+            o.EntryChanging(level, tablePfn, index, oldEntry, newEntry, va, step);
         }
     }
 

@@ -92,7 +92,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         try
         {
             // A policy that relies on FEAT_BBM level 2 models CPUs that have it (a CPU feature, not a boot parameter).
-            machine = HugeBootPages.Boot<TArch>(boot.Config(options.Strict) with { BreakBeforeMakeLevel = options.Policy.RequiredBbmLevel }, boot.HugeTlb, out bootPages);
+            machine = HugeBootPages.Boot<TArch>(boot.Config(options.Strict) with { EntryWriter = options.Policy.RequiredWriter, BreakBeforeMakeLevel = options.Policy.RequiredWriter == EntryWriterKind.Bbml2 ? 2 : 0 }, boot.HugeTlb, out bootPages);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or OutOfMemoryException)
         {

@@ -1,11 +1,33 @@
 using System;
 using System.Collections.Generic;
 using System.Threading;
-using Hvo.HugeTlb;
-using Hvo.Memory;
 using Hvo.Paging;
 
 namespace Hvo.Vmemmap;
+
+/// <summary>
+/// A compound page as its struct pages describe it: a head pfn, an order, and whether its tail
+/// vmemmap pages are remapped (HPageVmemmapOptimized, a flag of the head struct page). The
+/// HugeTLB pool's pages are compound pages with more state of their own.
+/// </summary>
+public class CompoundPage
+{
+    public CompoundPage(ulong headPfn, int order)
+    {
+        HeadPfn = headPfn;
+        Order = order;
+    }
+
+    public ulong HeadPfn { get; }
+
+    /// <summary>log2 of the base pages in the compound page.</summary>
+    public int Order { get; }
+
+    public ulong Frames => 1UL << Order;
+
+    /// <summary>HPageVmemmapOptimized: set only when every tail vmemmap page was remapped and freed.</summary>
+    public bool VmemmapOptimized { get; set; }
+}
 
 /// <summary>
 /// prep_compound_page and its undoing for huge pages, on the struct pages in vmemmap bytes.
@@ -16,7 +38,7 @@ namespace Hvo.Vmemmap;
 public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
 {
     private readonly Machine<TArch> _machine;
-    private readonly Dictionary<ulong, HugePage> _heads = new();
+    private readonly Dictionary<ulong, CompoundPage> _heads = new();
     private int[] _orders = [];
     private readonly Lock _lock = new();
 
@@ -34,14 +56,14 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     }
 
     /// <summary>The huge page <paramref name="pfn"/> belongs to, if it was prepared as a compound page.</summary>
-    public bool TryGetPage(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out HugePage? page)
+    public bool TryGetPage(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page)
     {
         lock (_lock)
         {
             foreach (int o in _orders)
             {
                 ulong h = pfn & ~((1UL << o) - 1);
-                if (_heads.TryGetValue(h, out HugePage? found) && found.Order == o)
+                if (_heads.TryGetValue(h, out CompoundPage? found) && found.Order == o)
                 {
                     page = found;
                     return true;
@@ -56,14 +78,14 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     /// <summary>The compound page <paramref name="pfn"/> belongs to, if it was prepared as one.</summary>
     public bool TryGetHead(ulong pfn, out ulong head, out int order)
     {
-        bool found = TryGetPage(pfn, out HugePage? page);
+        bool found = TryGetPage(pfn, out CompoundPage? page);
         head = page?.HeadPfn ?? 0;
         order = page?.Order ?? 0;
         return found;
     }
 
     /// <summary>prep_new_hugetlb_folio: the page's struct pages become a compound page.</summary>
-    public void Prep(HugePage page)
+    public void Prep(CompoundPage page)
     {
         lock (_lock)
         {
@@ -78,7 +100,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     }
 
     /// <summary>__update_and_free_hugetlb_folio / destroy_compound: back to plain free pages.</summary>
-    public void Destroy(HugePage page)
+    public void Destroy(CompoundPage page)
     {
         lock (_lock)
         {
@@ -90,46 +112,55 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
 
     /// <summary>What an unwritten struct page of <paramref name="pfn"/> holds now.</summary>
     public StructPageOrigin Origin(StructPageOrigin boot, ulong pfn) =>
-        TryGetPage(pfn, out HugePage? page)
+        TryGetPage(pfn, out CompoundPage? page)
             ? boot with { Reserved = false, CompoundHead = page.HeadPfn, CompoundOrder = page.Order, VmemmapOptimized = page.VmemmapOptimized }
             : boot;
 
     // Frames holding bytes are rewritten with what the struct pages are now; deferred ones follow Origin by themselves.
-    private void RewriteWrittenFrames(HugePage page)
+    private void RewriteWrittenFrames(CompoundPage page)
     {
         ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
         ulong end = Machine<TArch>.StructPageAddress(page.HeadPfn + page.Frames);
-        ulong leafEnd = 0;
-        ulong leafFrame = 0;
-        for (ulong va = start & ~(TArch.PageSize - 1); va < end; va += TArch.PageSize)
+        var rewrite = new RewriteVisitor(_machine, start, end);
+        PageWalkResult r = _machine.PageTable.WalkRange(start & ~(TArch.PageSize - 1), end, ref rewrite);
+        if (!r.Done)
         {
-            if (va >= leafEnd)
+            throw new InvalidOperationException($"the vmemmap at 0x{r.StoppedAt:x} is not mapped");
+        }
+    }
+
+    /// <summary>Each vmemmap page of [start, end) whose frame holds bytes gets the struct pages it holds now.</summary>
+    private readonly struct RewriteVisitor(Machine<TArch> machine, ulong start, ulong end) : IPageWalkVisitor
+    {
+        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            // A boot block maps many of these vmemmap pages at once: one leaf, its frames in order.
+            ulong leafStart = e.Addr & ~(TArch.LevelSize(e.Level) - 1);
+            ulong frame = TArch.PfnOf(e.Level, e.Entry) + ((e.Addr - leafStart) >> TArch.PageShift);
+            for (ulong va = e.Addr, pages = Pages(e); pages > 0; va += TArch.PageSize, frame++, pages--)
             {
-                // One walk per leaf: a boot block maps many of these vmemmap pages at once.
-                WalkResult w = _machine.PageTable.Walk(va);
-                if (!w.IsLeaf)
+                if (machine.Frames.IsMaterialized(frame) || !machine.BootVmemmap.TryGetVirtualAddress(frame, out _))
                 {
-                    throw new InvalidOperationException($"the vmemmap at 0x{va:x} is not mapped");
+                    // Only this page's struct pages: a small huge page shares its vmemmap frame with others.
+                    ulong from = Math.Max(va, start);
+                    ulong to = Math.Min(va + TArch.PageSize, end);
+                    Span<byte> bytes = machine.Mmu.Materialize(frame).Slice((int)(from - va), (int)(to - from));
+                    machine.BootVmemmap.FillStructPages(from, bytes);
                 }
-
-                ulong leafSize = TArch.LevelSize(w.Level);
-                leafEnd = (va & ~(leafSize - 1)) + leafSize;
-                leafFrame = TArch.PfnOf(w.Level, w.Entry) + ((va & (leafSize - 1)) >> TArch.PageShift);
-            }
-            else
-            {
-                leafFrame++;
             }
 
-            ulong frame = leafFrame;
-            if (_machine.Frames.IsMaterialized(frame) || !_machine.BootVmemmap.TryGetVirtualAddress(frame, out _))
-            {
-                // Only this page's struct pages: a small huge page shares its vmemmap frame with others.
-                ulong from = Math.Max(va, start);
-                ulong to = Math.Min(va + TArch.PageSize, end);
-                Span<byte> bytes = _machine.Mmu.Materialize(frame).Slice((int)(from - va), (int)(to - from));
-                _machine.BootVmemmap.FillStructPages(from, bytes);
-            }
+            return WalkAction.Continue;
+        }
+
+        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+
+        /// <summary>The vmemmap pages [e.Addr, e.Next) touches (the last may be partly in the range).</summary>
+        private static ulong Pages(in PageWalkEntry e)
+        {
+            ulong span = e.Next - e.Addr;
+            return (span >> TArch.PageShift) + ((span & (TArch.PageSize - 1)) != 0 ? 1UL : 0);
         }
     }
 }

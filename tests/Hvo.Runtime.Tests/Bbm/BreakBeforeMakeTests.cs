@@ -196,7 +196,7 @@ public sealed class BreakBeforeMakeTests
 
         public int Retried { get; private set; }
 
-        public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va) => Step();
+        public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va, string? step) => Step();
 
         public void Flushed(ulong start, ulong end) => Step();
 
@@ -377,7 +377,7 @@ public sealed class BreakBeforeMakeTests
 
         public int Touches { get; private set; }
 
-        public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+        public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va, string? step)
         {
         }
 

@@ -18,8 +18,12 @@ public interface IPageTableContext
     /// <summary>pte_free_kernel: give back a table that was never published.</summary>
     void FreeTable(int level, ulong pfn);
 
-    /// <summary>set_pte_at / pmd_populate_kernel on a live table: the only way an installed entry changes.</summary>
-    void SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va);
+    /// <summary>
+    /// set_pte_at / pmd_populate_kernel on a live table: the only way an installed entry changes, by
+    /// the machine's entry writer. True when the change still needs a TLB flush; false when the
+    /// writer flushed it already (break, flush, make) or nothing could have cached the old entry.
+    /// </summary>
+    bool SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va);
 
     /// <summary>spin_lock(&amp;init_mm.page_table_lock).</summary>
     void LockPageTable();

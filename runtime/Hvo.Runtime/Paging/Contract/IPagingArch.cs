@@ -88,26 +88,13 @@ public interface IPagingArch
     static abstract ReadOnlySpan<HugePageSizeInfo> HugePageSizes { get; }
 
     /// <summary>
-    /// Translate <paramref name="va"/> from the table at <paramref name="rootPfn"/>, stopping at the
-    /// entry where translation ends: a leaf, or an entry that is not valid.
+    /// The page-table walk (walk_page_range): every entry of the table at <paramref name="rootPfn"/>
+    /// that covers [<paramref name="start"/>, <paramref name="end"/>) goes to <paramref name="visitor"/>,
+    /// in address order, one level after another where it descends; <paramref name="end"/> 0 is the
+    /// top of the address space. Every traversal of a page table is this walk with a visitor:
+    /// translating one address, populating, splitting, remapping, dumping, checking.
     /// </summary>
-    static abstract WalkResult Walk<TCtx>(ref TCtx ctx, ulong rootPfn, ulong va)
-        where TCtx : struct, IPageTableContext;
-
-    /// <summary>
-    /// Split the leaf at <paramref name="level"/> that maps <paramref name="va"/> into a table one level
-    /// down mapping the same frames with the same protections, published only once it is filled
-    /// (split_vmemmap_huge_pmd). <see cref="SplitStatus.NoMemory"/> when no table can be allocated.
-    /// </summary>
-    static abstract SplitStatus SplitLeaf<TCtx>(ref TCtx ctx, ulong rootPfn, int level, ulong va, SplitFlags flags)
-        where TCtx : struct, IPageTableContext;
-
-    /// <summary>
-    /// The kernel's vmemmap_remap_range: walk [<paramref name="start"/>, <paramref name="end"/>),
-    /// splitting every leaf above the last level on the way, and hand each last-level entry to
-    /// <paramref name="visitor"/> in address order. Stops at the first failure.
-    /// </summary>
-    static abstract RemapWalkResult RemapWalk<TCtx, TVisitor>(ref TCtx ctx, ulong rootPfn, ulong start, ulong end, ref TVisitor visitor, RemapWalkFlags flags)
+    static abstract PageWalkResult WalkRange<TCtx, TVisitor>(ref TCtx ctx, ulong rootPfn, ulong start, ulong end, ref TVisitor visitor, PageWalkFlags flags)
         where TCtx : struct, IPageTableContext
-        where TVisitor : struct, IRemapPteVisitor;
+        where TVisitor : struct, IPageWalkVisitor;
 }

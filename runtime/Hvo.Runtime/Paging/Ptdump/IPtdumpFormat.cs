@@ -6,7 +6,7 @@ namespace Hvo.Paging.Ptdump;
 /// <summary>
 /// One kernel's kernel_page_tables format: which bits of an entry make two neighbours differ,
 /// and how a run is printed. The walk and the merging are the same for every format
-/// (<see cref="PtdumpWalker"/>, <see cref="PtdumpState"/>); a format only decodes attributes.
+/// (<see cref="PtdumpVisitor{TArch, TFormat}"/>, <see cref="PtdumpState"/>); a format only decodes attributes.
 /// Implemented by structs so that the walk is specialized for the format as for the architecture.
 /// </summary>
 public interface IPtdumpFormat

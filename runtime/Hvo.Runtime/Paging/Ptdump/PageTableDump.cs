@@ -7,7 +7,7 @@ namespace Hvo.Paging.Ptdump;
 
 /// <summary>
 /// /sys/kernel/debug/kernel_page_tables for the simulated kernel page table: a walk of a range
-/// (<see cref="PtdumpWalker"/>), entries merged into runs as note_page merges them
+/// (<see cref="PtdumpVisitor{TArch, TFormat}"/>), entries merged into runs as note_page merges them
 /// (<see cref="PtdumpState"/>), printed in the kernel format the spec names
 /// (<see cref="ArchInfo.Ptdump"/>): <see cref="X86PtdumpFormat"/>, <see cref="Arm64PtdumpFormat"/>
 /// or <see cref="GenericPtdumpFormat"/>.
@@ -80,8 +80,9 @@ public static class PageTableDump
         }
 
         var state = new PtdumpState(markerStarts);
-        KernelPageTable<TArch>.Context ctx = table.Ctx;
-        PtdumpWalker.Walk<TArch, KernelPageTable<TArch>.Context, TFormat>(ref ctx, table.RootPfn, start, end, state);
+        var visitor = new PtdumpVisitor<TArch, TFormat>(state);
+        table.WalkRange(start, end, ref visitor);
+        state.Flush(end);
         return state.Runs;
     }
 

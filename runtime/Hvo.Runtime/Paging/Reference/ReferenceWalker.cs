@@ -4,9 +4,11 @@ using System.Collections.Generic;
 namespace Hvo.Paging.Reference;
 
 /// <summary>
-/// The deliberately plain walker: interprets an <see cref="ArchInfo"/> at run time, looping over
-/// the level list and looking every mask up, with no specialization. It is the baseline the
-/// generated code is benchmarked against and the oracle it is compared with.
+/// The page-table walk interpreted: the same contract as the generated <see cref="IPagingArch.WalkRange"/>
+/// (every entry of the range to the visitor in order, splits with the same fill, barrier, lock,
+/// re-check and publish), written as one recursive loop over an <see cref="ArchInfo"/> read at run
+/// time, looking every mask up, with no specialization. It is the oracle the generated walk is
+/// compared with and the baseline it is benchmarked against (<see cref="KernelPageTable{TArch}.Reference"/>).
 /// </summary>
 public sealed class ReferenceWalker
 {
@@ -14,32 +16,19 @@ public sealed class ReferenceWalker
 
     public ArchInfo Arch { get; }
 
-    public WalkResult Walk<TCtx>(ref TCtx ctx, ulong rootPfn, ulong va)
+    /// <summary>The interpreted walk_page_range.</summary>
+    public PageWalkResult WalkRange<TCtx, TVisitor>(ref TCtx ctx, ulong rootPfn, ulong start, ulong end, ref TVisitor visitor, PageWalkFlags flags)
         where TCtx : struct, IPageTableContext
+        where TVisitor : struct, IPageWalkVisitor
     {
-        IReadOnlyList<LevelInfo> levels = Arch.Levels;
-        ulong table = rootPfn;
-        for (int level = 0; level < levels.Count; level++)
+        var state = new PageWalkState(flags);
+        if (!PageWalkState.IsRange(start, end))
         {
-            LevelInfo info = levels[level];
-            int index = (int)((va >> info.Shift) & (ulong)(info.Entries - 1));
-            ulong entry = ctx.Table(table)[index];
-            if (level == Arch.LastLevel)
-            {
-                return new WalkResult(level, table, index, entry, Arch.Page.Matches(entry));
-            }
-
-            if (Arch.Table.Matches(entry))
-            {
-                table = (entry & Arch.PfnMask) >> Arch.PageShift;
-                continue;
-            }
-
-            bool leaf = info.CanMapLeaf && Arch.Block is not null && Arch.Block.Matches(entry);
-            return new WalkResult(level, table, index, entry, leaf);
+            return new PageWalkResult(PageWalkStatus.InvalidRange, start, 0, 0);
         }
 
-        throw new InvalidOperationException("an architecture has at least one level");
+        WalkLevel(ref ctx, 0, rootPfn, start, end, ref visitor, ref state);
+        return state.Result(end);
     }
 
     /// <summary>The frame a leaf maps at its start, read from the spec's fields.</summary>
@@ -58,51 +47,109 @@ public sealed class ReferenceWalker
     public bool IsWritable(ulong entry) =>
         Arch.ReadOnlySet != 0 ? (entry & Arch.ReadOnlySet) == 0 : (entry & Arch.ReadOnlyClear) == Arch.ReadOnlyClear;
 
-    /// <summary>
-    /// The interpreted split: the same contract as the generated SplitLeaf (fill, barrier, lock,
-    /// re-check, publish, flush), one loop for every level.
-    /// </summary>
-    public SplitStatus SplitLeaf<TCtx>(ref TCtx ctx, ulong rootPfn, int level, ulong va, SplitFlags flags)
+    private bool WalkLevel<TCtx, TVisitor>(ref TCtx ctx, int level, ulong tablePfn, ulong addr, ulong end, ref TVisitor visitor, ref PageWalkState state)
+        where TCtx : struct, IPageTableContext
+        where TVisitor : struct, IPageWalkVisitor
+    {
+        IReadOnlyList<LevelInfo> levels = Arch.Levels;
+        LevelInfo info = levels[level];
+        while (true)
+        {
+            ulong boundary = (addr + info.Size) & ~(info.Size - 1);
+            ulong next = boundary - 1 < end - 1 ? boundary : end;
+            int index = (int)((addr >> info.Shift) & (ulong)(info.Entries - 1));
+            while (true)
+            {
+                ulong entry = ctx.Table(tablePfn)[index];
+                var e = new PageWalkEntry(level, tablePfn, index, entry, addr, next);
+                bool last = level == Arch.LastLevel;
+                WalkAction action;
+                if (!last && Arch.Table.Matches(entry))
+                {
+                    action = visitor.Table(ref ctx, in e);
+                    if (action == WalkAction.Descend)
+                    {
+                        if (!WalkLevel(ref ctx, level + 1, (entry & Arch.PfnMask) >> Arch.PageShift, addr, next, ref visitor, ref state))
+                        {
+                            return false;
+                        }
+
+                        break;
+                    }
+                }
+                else if (last ? Arch.Page.Matches(entry) : info.CanMapLeaf && Arch.Block is not null && Arch.Block.Matches(entry))
+                {
+                    action = visitor.Leaf(ref ctx, in e);
+                    if (action == WalkAction.Split && !last)
+                    {
+                        if (!state.Count(Split(ref ctx, level, tablePfn, index, entry, addr & ~(info.Size - 1), state.Flags), addr))
+                        {
+                            return false;
+                        }
+
+                        continue;
+                    }
+                }
+                else
+                {
+                    action = visitor.Hole(ref ctx, in e);
+                }
+
+                if (action == WalkAction.Continue)
+                {
+                    break;
+                }
+
+                if (action == WalkAction.Stop)
+                {
+                    return state.Stop(PageWalkStatus.Stopped, addr);
+                }
+
+                if (action != WalkAction.Again)
+                {
+                    PageWalkState.BadAction(level, "entry", action);
+                }
+            }
+
+            if (next == end)
+            {
+                return true;
+            }
+
+            addr = next;
+        }
+    }
+
+    /// <summary>The interpreted split: fill, barrier, lock, re-check, publish, flush, for any level.</summary>
+    private SplitStatus Split<TCtx>(ref TCtx ctx, int level, ulong tablePfn, int index, ulong leaf, ulong baseVa, PageWalkFlags flags)
         where TCtx : struct, IPageTableContext
     {
-        WalkResult at = Walk(ref ctx, rootPfn, va);
-        if (at.Level > level)
-        {
-            return SplitStatus.NotLeaf;
-        }
-
-        if (at.Level < level || !at.IsLeaf || level == Arch.LastLevel)
-        {
-            return SplitStatus.NotMapped;
-        }
-
         if (!ctx.TryAllocTable(level + 1, out ulong childPfn))
         {
             return SplitStatus.NoMemory;
         }
 
         LevelInfo child = Arch.Levels[level + 1];
-        ulong first = LeafPfn(level, at.Entry);
+        ulong first = LeafPfn(level, leaf);
         Span<ulong> entries = ctx.Table(childPfn);
         for (int i = 0; i < child.Entries; i++)
         {
             ulong e = MakeLeaf(level + 1, first + ((ulong)i << (child.Shift - Arch.PageShift)));
-            entries[i] = IsWritable(at.Entry) ? e : ToReadOnly(e);
+            entries[i] = IsWritable(leaf) ? e : ToReadOnly(e);
         }
 
         ctx.WriteBarrier();
         ctx.LockPageTable();
         try
         {
-            if (ctx.Table(at.TablePfn)[at.Index] != at.Entry)
+            if (ctx.Table(tablePfn)[index] != leaf)
             {
                 ctx.FreeTable(level + 1, childPfn);
                 return SplitStatus.LostRace;
             }
 
-            ctx.SetEntry(level, at.TablePfn, at.Index, at.Entry, Arch.Table.Make | ((childPfn << Arch.PageShift) & Arch.PfnMask), va);
-            ulong baseVa = va & ~(Arch.Levels[level].Size - 1);
-            if ((flags & SplitFlags.NoTlbFlush) == 0)
+            ulong table = Arch.Table.Make | ((childPfn << Arch.PageShift) & Arch.PfnMask);
+            if (ctx.SetEntry(level, tablePfn, index, leaf, table, baseVa) && (flags & PageWalkFlags.NoTlbFlushOnSplit) == 0)
             {
                 ctx.FlushTlbRange(baseVa, baseVa + Arch.Levels[level].Size);
             }
@@ -113,93 +160,5 @@ public sealed class ReferenceWalker
         }
 
         return SplitStatus.Split;
-    }
-
-    /// <summary>
-    /// The interpreted vmemmap_remap_range: the same contract as the generated RemapWalk (split
-    /// leaves on the way, visit every last-level entry of [start, end) in order, stop at the first
-    /// failure), written as one recursive loop over the spec's levels.
-    /// </summary>
-    public RemapWalkResult RemapWalk<TCtx, TVisitor>(ref TCtx ctx, ulong rootPfn, ulong start, ulong end, ref TVisitor visitor, RemapWalkFlags flags)
-        where TCtx : struct, IPageTableContext
-        where TVisitor : struct, IRemapPteVisitor
-    {
-        if (start >= end || ((start | end) & (Arch.PageSize - 1)) != 0)
-        {
-            return new RemapWalkResult(RemapWalkStatus.InvalidRange, 0, 0, start);
-        }
-
-        var stats = default(RemapWalkStats);
-        RemapWalkStatus status = RemapLevel(ref ctx, rootPfn, 0, rootPfn, start, end, ref visitor, flags, ref stats);
-        return new RemapWalkResult(status, stats.Splits, stats.RacesLost, status == RemapWalkStatus.Ok ? end : stats.StoppedAt);
-    }
-
-    private RemapWalkStatus RemapLevel<TCtx, TVisitor>(ref TCtx ctx, ulong rootPfn, int level, ulong tablePfn, ulong addr, ulong end, ref TVisitor visitor, RemapWalkFlags flags, ref RemapWalkStats stats)
-        where TCtx : struct, IPageTableContext
-        where TVisitor : struct, IRemapPteVisitor
-    {
-        LevelInfo info = Arch.Levels[level];
-        while (addr != end)
-        {
-            int index = (int)((addr >> info.Shift) & (ulong)(info.Entries - 1));
-            ulong entry = ctx.Table(tablePfn)[index];
-            if (level == Arch.LastLevel)
-            {
-                if (!Arch.Page.Matches(entry))
-                {
-                    stats.StoppedAt = addr;
-                    return RemapWalkStatus.NotMapped;
-                }
-
-                ulong updated = visitor.RemapPte(addr, entry);
-                if (updated != entry)
-                {
-                    ctx.SetEntry(level, tablePfn, index, entry, updated, addr);
-                }
-
-                addr += info.Size;
-                continue;
-            }
-
-            ulong boundary = (addr + info.Size) & ~(info.Size - 1);
-            ulong next = boundary - 1 < end - 1 ? boundary : end;
-            if (info.CanMapLeaf && Arch.Block is not null && Arch.Block.Matches(entry))
-            {
-                SplitFlags split = (flags & RemapWalkFlags.NoTlbFlushOnSplit) != 0 ? SplitFlags.NoTlbFlush : SplitFlags.None;
-                switch (SplitLeaf(ref ctx, rootPfn, level, addr, split))
-                {
-                    case SplitStatus.NoMemory:
-                        stats.StoppedAt = addr;
-                        return RemapWalkStatus.NoMemory;
-                    case SplitStatus.Split:
-                        stats.Splits++;
-                        break;
-                    case SplitStatus.LostRace:
-                        stats.RacesLost++;
-                        break;
-                }
-
-                entry = ctx.Table(tablePfn)[index];
-            }
-
-            if (!Arch.Table.Matches(entry))
-            {
-                stats.StoppedAt = addr;
-                return RemapWalkStatus.NotMapped;
-            }
-
-            if (level + 1 < Arch.LastLevel || (flags & RemapWalkFlags.SplitOnly) == 0)
-            {
-                RemapWalkStatus status = RemapLevel(ref ctx, rootPfn, level + 1, (entry & Arch.PfnMask) >> Arch.PageShift, addr, next, ref visitor, flags, ref stats);
-                if (status != RemapWalkStatus.Ok)
-                {
-                    return status;
-                }
-            }
-
-            addr = next;
-        }
-
-        return RemapWalkStatus.Ok;
     }
 }
