@@ -124,46 +124,45 @@ public sealed class PagingRunner<TArch> : PagingRunner where TArch : struct, IPa
         }
     }
 
+    // Both go through the page table's one walk (a look-up is the walk over one address); the
+    // reference rows run the interpreted walk in its place.
     public override ulong GeneratedWalks()
     {
-        var ctx = _table.Ctx;
-        ulong root = _table.RootPfn;
-        ulong sum = 0;
-        foreach (ulong va in _addresses)
-        {
-            sum += TArch.Walk(ref ctx, root, va).Entry;
-        }
-
-        return sum;
+        _table.Reference = null;
+        return Walks();
     }
 
     public override ulong ReferenceWalks()
     {
-        var ctx = _table.Ctx;
-        ulong root = _table.RootPfn;
-        ulong sum = 0;
-        foreach (ulong va in _addresses)
-        {
-            sum += _reference.Walk(ref ctx, root, va).Entry;
-        }
-
-        return sum;
+        _table.Reference = _reference;
+        return Walks();
     }
 
     public override SplitStatus GeneratedSplit()
     {
-        var ctx = _table.Ctx;
-        SplitStatus status = TArch.SplitLeaf(ref ctx, _table.RootPfn, _splitLevel, _splitVa, SplitFlags.None);
+        _table.Reference = null;
+        SplitStatus status = _table.SplitLeaf(_splitLevel, _splitVa);
         Unsplit();
         return status;
     }
 
     public override SplitStatus ReferenceSplit()
     {
-        var ctx = _table.Ctx;
-        SplitStatus status = _reference.SplitLeaf(ref ctx, _table.RootPfn, _splitLevel, _splitVa, SplitFlags.None);
+        _table.Reference = _reference;
+        SplitStatus status = _table.SplitLeaf(_splitLevel, _splitVa);
         Unsplit();
         return status;
+    }
+
+    private ulong Walks()
+    {
+        ulong sum = 0;
+        foreach (ulong va in _addresses)
+        {
+            sum += _table.Walk(va).Entry;
+        }
+
+        return sum;
     }
 
     public override void Dispose() => _store.Dispose();
@@ -171,16 +170,10 @@ public sealed class PagingRunner<TArch> : PagingRunner where TArch : struct, IPa
     // Put the leaf back and free the table the split installed, so every call splits afresh.
     private void Unsplit()
     {
-        var ctx = _table.Ctx;
-        ulong table = _table.RootPfn;
-        for (int level = 0; level < _splitLevel; level++)
-        {
-            table = TArch.PfnOf(level, TableEntries.Load(_store.Table(table), TArch.IndexOf(level, _splitVa)));
-        }
-
-        int index = TArch.IndexOf(_splitLevel, _splitVa);
-        ulong entry = TableEntries.Load(_store.Table(table), index);
-        ctx.SetEntry(_splitLevel, table, index, entry, TArch.MakeLeaf(_splitLevel, 1UL << 22), _splitVa);
-        ctx.FreeTable(_splitLevel + 1, TArch.PfnOf(_splitLevel, entry));
+        _table.Reference = null;
+        WalkResult at = _table.EntryAt(_splitLevel, _splitVa);
+        var ctx = _table.Ctx();
+        ctx.SetEntry(_splitLevel, at.TablePfn, at.Index, at.Entry, TArch.MakeLeaf(_splitLevel, 1UL << 22), _splitVa);
+        ctx.FreeTable(_splitLevel + 1, TArch.PfnOf(_splitLevel, at.Entry));
     }
 }

@@ -131,6 +131,18 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         return lookup.Result;
     }
 
+    /// <summary>
+    /// The entry at <paramref name="level"/> on the way to <paramref name="va"/> (pmd_offset and friends),
+    /// or where the way ends above it (a leaf or a hole: then <see cref="WalkResult.Level"/> is smaller).
+    /// <see cref="WalkResult.IsLeaf"/> says whether the entry found is a leaf.
+    /// </summary>
+    public WalkResult EntryAt(int level, ulong va)
+    {
+        var at = new EntryAtVisitor { Level = level };
+        WalkRange(va, va + 1, ref at);
+        return at.Result;
+    }
+
     /// <summary>The physical address <paramref name="va"/> translates to, if it is mapped.</summary>
     public bool TryTranslate(ulong va, out ulong physicalAddress)
     {
@@ -388,6 +400,36 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         public WalkResult Result;
 
         public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, true);
+            return WalkAction.Stop;
+        }
+
+        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, false);
+            return WalkAction.Stop;
+        }
+    }
+
+    /// <summary>Down to <see cref="Level"/> at most; the entry where it stops.</summary>
+    private struct EntryAtVisitor : IPageWalkVisitor
+    {
+        public int Level;
+        public WalkResult Result;
+
+        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            if (e.Level < Level)
+            {
+                return WalkAction.Descend;
+            }
+
+            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, false);
+            return WalkAction.Stop;
+        }
 
         public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
         {

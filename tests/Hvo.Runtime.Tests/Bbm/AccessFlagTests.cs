@@ -63,7 +63,7 @@ public sealed class AccessFlagTests
                 (HvoRig<TArch> r, ulong va, WalkResult pte) = LivePte<TArch>(hardware);
                 using (r)
                 {
-                    var ctx = r.Machine.PageTable.Ctx;
+                    var ctx = r.Machine.PageTable.Ctx();
                     ulong aged = pte.Entry & ~TArch.AccessFlag;
                     ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, aged, va);
                     ctx.FlushTlbRange(va, va + TArch.PageSize);
@@ -104,11 +104,11 @@ public sealed class AccessFlagTests
             using (r)
             {
                 ulong other = TArch.ToReadOnly(TArch.MakeLeaf(TArch.LastLevel, TArch.PfnOf(pte.Level, pte.Entry) - 1));
-                var ctx = r.Machine.PageTable.Ctx;
+                var ctx = r.Machine.PageTable.Ctx();
                 ulong aged = pte.Entry & ~TArch.AccessFlag;
                 ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, aged, va);
                 ctx.FlushTlbRange(va, va + TArch.PageSize);
-                Assert.IsTrue(r.Machine.PageTable.CompareExchangeEntry(pte.Level, pte.TablePfn, pte.Index, aged, other, va));
+                Assert.IsTrue(ctx.CompareExchange(pte.Level, pte.TablePfn, pte.Index, aged, other, va));
                 Assert.AreEqual(0, r.Machine.Violations.Count, string.Join("\n", r.Machine.Violations.Snapshot()));
             }
 
@@ -117,10 +117,10 @@ public sealed class AccessFlagTests
             using (r)
             {
                 ulong other = TArch.ToReadOnly(TArch.MakeLeaf(TArch.LastLevel, TArch.PfnOf(pte.Level, pte.Entry) - 1));
-                var ctx = r.Machine.PageTable.Ctx;
+                var ctx = r.Machine.PageTable.Ctx();
                 ulong aged = pte.Entry & ~TArch.AccessFlag;
                 ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, aged, va);
-                Assert.IsTrue(r.Machine.PageTable.CompareExchangeEntry(pte.Level, pte.TablePfn, pte.Index, aged, other, va));
+                Assert.IsTrue(ctx.CompareExchange(pte.Level, pte.TablePfn, pte.Index, aged, other, va));
                 StringAssert.Contains(r.Machine.Violations.Snapshot().Single().Detail, "access flag cleared was replaced before a TLB flush");
             }
 
@@ -129,13 +129,13 @@ public sealed class AccessFlagTests
             using (r)
             {
                 ulong other = TArch.ToReadOnly(TArch.MakeLeaf(TArch.LastLevel, TArch.PfnOf(pte.Level, pte.Entry) - 1));
-                var ctx = r.Machine.PageTable.Ctx;
+                var ctx = r.Machine.PageTable.Ctx();
                 ulong aged = pte.Entry & ~TArch.AccessFlag;
                 ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, aged, va);
                 ctx.FlushTlbRange(va, va + TArch.PageSize);
                 Assert.AreEqual(AccessFault.None, r.Machine.Mmu.Read(1, va, new byte[8]));
 
-                Assert.IsFalse(r.Machine.PageTable.CompareExchangeEntry(pte.Level, pte.TablePfn, pte.Index, aged, other, va), "the cmpxchg sees AF set");
+                Assert.IsFalse(ctx.CompareExchange(pte.Level, pte.TablePfn, pte.Index, aged, other, va), "the cmpxchg sees AF set");
                 Assert.AreEqual(0, r.Machine.Violations.Count, "a failed cmpxchg changes nothing");
                 ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, aged, other, va);
                 Violation v = r.Machine.Violations.Snapshot().First(x => x.Kind == ViolationKind.BreakBeforeMake);

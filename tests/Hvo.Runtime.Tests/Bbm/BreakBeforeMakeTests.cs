@@ -299,11 +299,11 @@ public sealed class BreakBeforeMakeTests
             bool rolledBack = r.Optimizer.Total.BbmRetriesExhausted > 0;
             Assert.AreEqual(!rolledBack, page.VmemmapOptimized);
 
-            if (policy.Strategy == BbmStrategy.FeatBbmLevel2)
+            if (policy.RequiredWriter == EntryWriterKind.Bbml2)
             {
                 Assert.AreEqual(0, reader.Faults.Values.Sum(), "level 2 changes entries directly: nothing faults");
             }
-            else if (policy.Strategy == BbmStrategy.AccessFlagCmpxchg && hardwareAccessFlag)
+            else if (policy.RequiredWriter == EntryWriterKind.ClearAccessFlag && hardwareAccessFlag)
             {
                 // The reader sets AF after every flush: every round's cmpxchg fails, the page rolls back.
                 Assert.IsTrue(rolledBack, "a reader touching every entry after every flush exhausts the retries");
@@ -314,7 +314,7 @@ public sealed class BreakBeforeMakeTests
             {
                 Assert.IsFalse(rolledBack);
                 Assert.IsTrue(reader.Retried > 0, "readers faulted during the sequence and retried");
-                AccessFault expected = policy.Strategy == BbmStrategy.AccessFlagCmpxchg ? AccessFault.AccessFlag : AccessFault.NotMapped;
+                AccessFault expected = policy.RequiredWriter == EntryWriterKind.ClearAccessFlag ? AccessFault.AccessFlag : AccessFault.NotMapped;
                 Assert.IsTrue(reader.Faults.GetValueOrDefault(expected) > 0, $"{expected} faults: {string.Join(", ", reader.Faults)}");
             }
 
@@ -334,7 +334,7 @@ public sealed class BreakBeforeMakeTests
                 }
             }
 
-            if (policy.Strategy == BbmStrategy.FeatBbmLevel2)
+            if (policy.RequiredWriter == EntryWriterKind.Bbml2)
             {
                 // Level 2 keeps the old translation usable until the flush: strict mode sees the reader
                 // use it (a stale translation), which is benign only because the bytes are the same.
@@ -426,7 +426,7 @@ public sealed class BreakBeforeMakeTests
             Assert.AreEqual(0, c.OptimizeFailures, "not an ENOMEM");
             Assert.AreEqual(0, c.OptimizedPages);
             Assert.AreEqual(0, c.VmemmapPagesFreed);
-            Assert.AreEqual(changed * policy.CmpxchgRetries, c.BbmRetries, "every entry retried up to the bound");
+            Assert.AreEqual(changed * r.Machine.Config.AccessFlagRetries, c.BbmRetries, "every entry retried up to the bound");
             Assert.IsTrue(toucher.Touches > 0 && r.Machine.Mmu.AccessFlagUpdates > 0, "the reader set the access flags");
 
             // Fully backed by its own frames again, the same bytes; the head copy went back; the split stays.
@@ -465,7 +465,7 @@ public sealed class BreakBeforeMakeTests
             // A first cycle splits the vmemmap (tables stay), so below every flush is a cmpxchg round's.
             r.Optimizer.Optimize(page);
             Assert.AreEqual(RestoreResult.Ok, r.Optimizer.Restore(page));
-            var toucher = new Toucher<TArch>(r.Machine, page) { Remaining = policy.CmpxchgRetries };
+            var toucher = new Toucher<TArch>(r.Machine, page) { Remaining = r.Machine.Config.AccessFlagRetries };
             r.Machine.PageTable.Observer = new ObserverChain(r.Machine.PageTable.Observer!, toucher);
             HvoCounters c = r.Optimizer.Total;
             long freedBefore = c.VmemmapPagesFreed;
@@ -475,11 +475,11 @@ public sealed class BreakBeforeMakeTests
             long changed = ChangedAddresses<TArch>(page, policy).Length;
             Assert.IsTrue(page.VmemmapOptimized, "the last round, untouched, succeeds");
             Assert.AreEqual(0, c.BbmRetriesExhausted);
-            Assert.AreEqual(changed * policy.CmpxchgRetries, c.BbmRetries);
+            Assert.AreEqual(changed * r.Machine.Config.AccessFlagRetries, c.BbmRetries);
             Assert.AreEqual((long)HvoOptimizerTests.Expected<TArch>(size, policy).Freed, c.VmemmapPagesFreed - freedBefore);
             // Split breaks, the first cycle's one round, its restore's break per entry, then one flush per round.
             long freed = (long)HvoOptimizerTests.Expected<TArch>(size, policy).Freed;
-            Assert.AreEqual(c.PmdsSplit + 1 + freed + policy.CmpxchgRetries + 1, c.TlbRangeFlushes, "one flush per cmpxchg round");
+            Assert.AreEqual(c.PmdsSplit + 1 + freed + r.Machine.Config.AccessFlagRetries + 1, c.TlbRangeFlushes, "one flush per cmpxchg round");
             Assert.AreEqual(RestoreResult.Ok, r.Optimizer.Restore(page));
             CollectionAssert.AreEqual(bytes, r.ReadStructPages(page));
             AssertNoViolations(r, "retried within the bound");
@@ -524,7 +524,7 @@ public sealed class BreakBeforeMakeTests
 
                 {
                     r.Machine.Violations.Clear();
-                    var ctx = r.Machine.PageTable.Ctx;
+                    var ctx = r.Machine.PageTable.Ctx();
                     Assert.IsTrue(ctx.TryAllocTable(level + 1, out ulong table));
                     Span<ulong> entries = ctx.Table(table);
                     for (int i = 0; i < entries.Length; i++)

@@ -17,7 +17,7 @@ public sealed class SimulateOptionsTests
 
     /// <summary>The policies batching applies to: the kernel's, and FEAT_BBM level 2's (which changes entries directly too).</summary>
     public static IEnumerable<object[]> Policies => HvoPolicy.All
-        .Where(p => p.Strategy is BbmStrategy.None or BbmStrategy.FeatBbmLevel2)
+        .Where(p => p.RequiredWriter is null or EntryWriterKind.Bbml2)
         .Select(p => new object[] { p.Name });
 
     [TestMethod]

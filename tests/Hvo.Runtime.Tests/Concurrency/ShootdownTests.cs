@@ -106,9 +106,9 @@ public sealed class ShootdownTests
         }
 
         public void Remap(ulong pfn) =>
-            T.Table.Ctx.SetEntry(TArch.LastLevel, Pte.TablePfn, Pte.Index, Pte.Entry, TArch.WithPfn(TArch.LastLevel, Pte.Entry, pfn), Va);
+            T.Table.Ctx().SetEntry(TArch.LastLevel, Pte.TablePfn, Pte.Index, Pte.Entry, TArch.WithPfn(TArch.LastLevel, Pte.Entry, pfn), Va);
 
-        public void Flush() => T.Table.Ctx.FlushTlbRange(Va, Va + TArch.PageSize);
+        public void Flush() => T.Table.Ctx().FlushTlbRange(Va, Va + TArch.PageSize);
 
         public void Dispose() => T.Dispose();
     }

@@ -26,12 +26,12 @@ public static class SmpCases
         from e in ArchRegistry.All
         from h in e.Info.HugePageSizes
         from p in HvoPolicy.All
-        where e.Info.BreakBeforeMake ? ReadersRetry(p) : p.Strategy == BbmStrategy.None
+        where e.Info.BreakBeforeMake ? ReadersRetry(p) : p.RequiredWriter is null
         where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
         select new object[] { e.Name, h.Size, p.Name };
 
     /// <summary>The policy breaks live entries: a reader may fault on them and retries, as the kernel's fault handler would.</summary>
-    public static bool ReadersRetry(HvoPolicy p) => p.Strategy is BbmStrategy.BreakFlushMake or BbmStrategy.AccessFlagCmpxchg;
+    public static bool ReadersRetry(HvoPolicy p) => p.RequiredWriter is EntryWriterKind.BreakFlushMake or EntryWriterKind.ClearAccessFlag;
 
     /// <summary>
     /// (architecture, policy) for every architecture whose boot vmemmap is mapped with blocks, so a
@@ -43,7 +43,7 @@ public static class SmpCases
         from e in ArchRegistry.All
         where e.Info.VmemmapBootLevel < e.Info.LastLevel
         from p in HvoPolicy.All
-        where p.Strategy == BbmStrategy.None
+        where p.RequiredWriter is null
         select new object[] { e.Name, p.Name };
 }
 
@@ -55,7 +55,8 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
 {
     private readonly Dictionary<ulong, Canonical> _canonical = new();
 
-    public SmpRig(HvoPolicy policy, ulong hugePageSize, int cpus, ulong? memory = null, bool? checkBreakBeforeMake = null)
+    /// <param name="optimizer">Makes the optimizer (a deliberately broken one, say); the policy's plain optimizer by default.</param>
+    public SmpRig(HvoPolicy policy, ulong hugePageSize, int cpus, ulong? memory = null, bool? checkBreakBeforeMake = null, Func<Machine<TArch>, HvoPolicy, HvoOptimizer<TArch>>? optimizer = null)
     {
         Machine = Machine<TArch>.Boot(new MachineConfig
         {
@@ -63,9 +64,10 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
             Cpus = cpus,
             Strict = true,
             CheckBreakBeforeMake = checkBreakBeforeMake,
-            BreakBeforeMakeLevel = policy.RequiredBbmLevel,
+            EntryWriter = TestMachines.WriterFor(policy),
+            BreakBeforeMakeLevel = TestMachines.BbmLevelFor(policy),
         });
-        Optimizer = new HvoOptimizer<TArch>(Machine, policy);
+        Optimizer = optimizer?.Invoke(Machine, policy) ?? new HvoOptimizer<TArch>(Machine, policy);
         Policy = policy;
         Order = (int)Math.Log2(hugePageSize >> TArch.PageShift);
     }

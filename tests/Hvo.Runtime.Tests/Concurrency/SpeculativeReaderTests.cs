@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using Hvo.Checks;
 using Hvo.HugeTlb;
@@ -66,7 +67,7 @@ public sealed class SpeculativeReaderTests
     [DataRow("v5.18")]
     [DataRow("v6.2")]
     public void FreeingVmemmapFramesBeforeTheFlushIsCaught(string policy) =>
-        BrokenRun(HvoPolicy.Find(policy)!, r => r.Optimizer.FreeBeforeFlush = true);
+        BrokenRun(HvoPolicy.Find(policy)!, _ => { }, (m, p) => new FreesBeforeTheFlush<Hvo.Arch.X86_64>(m, p));
 
     [TestMethod]
     [DataRow("v5.18")]
@@ -137,9 +138,9 @@ public sealed class SpeculativeReaderTests
     /// CPU's TLB still reached it. Every reader TLB holds the tail translations when a cycle
     /// starts (ReadersVsWriter warms them), so the first cycle already shows it.
     /// </summary>
-    private static void BrokenRun(HvoPolicy policy, Action<SmpRig<Hvo.Arch.X86_64>> breakIt)
+    private static void BrokenRun(HvoPolicy policy, Action<SmpRig<Hvo.Arch.X86_64>> breakIt, Func<Machine<Hvo.Arch.X86_64>, HvoPolicy, HvoOptimizer<Hvo.Arch.X86_64>>? optimizer = null)
     {
-        using var rig = new SmpRig<Hvo.Arch.X86_64>(policy, 2UL << 20, cpus: 1 + Readers);
+        using var rig = new SmpRig<Hvo.Arch.X86_64>(policy, 2UL << 20, cpus: 1 + Readers, optimizer: optimizer);
         HugePage[] pages = ReadersVsWriter.Pages(rig, 4);
         breakIt(rig);
 
@@ -151,5 +152,20 @@ public sealed class SpeculativeReaderTests
         Assert.IsNotEmpty(freedReachable, $"the bug went unnoticed: {run}");
         Assert.IsTrue(freedReachable.All(v => v.Detail.Contains("free_vmemmap_page", StringComparison.Ordinal)), run.ToString());
         Console.WriteLine($"caught: {freedReachable.Length} frames freed while a reader CPU's TLB reached them; {run}");
+    }
+
+    /// <summary>
+    /// A deliberately broken ordering: the vmemmap frames are freed before the TLB flush that makes
+    /// them unreachable (the use-after-free through a stale translation the kernel's ordering
+    /// prevents). Strict mode and page poisoning must catch it.
+    /// </summary>
+    private sealed class FreesBeforeTheFlush<TArch>(Machine<TArch> machine, HvoPolicy policy) : HvoOptimizer<TArch>(machine, policy)
+        where TArch : struct, IPagingArch
+    {
+        protected override void FlushThenFree(HugePage? page, TlbFlush flush, List<ulong> frames)
+        {
+            Free(frames);
+            Flush(page, flush);
+        }
     }
 }

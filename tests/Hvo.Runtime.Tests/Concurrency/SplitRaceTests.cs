@@ -109,15 +109,12 @@ public sealed class SplitRaceTests
             using var start = new Barrier(2);
             using var atTheLock = new Barrier(2);
             var failures = new ConcurrentQueue<Exception>();
-            rig.Machine.PageTable.BeforePageTableLock = holdAtTheLock
-                ? () =>
-                {
-                    if (!atTheLock.SignalAndWait(DeadlockGuard))
-                    {
-                        throw new InvalidOperationException("the other splitter never reached init_mm.page_table_lock");
-                    }
-                }
-                : null;
+            PageTableLock unheld = rig.Machine.PageTable.Lock;
+            if (holdAtTheLock)
+            {
+                rig.Machine.PageTable.Lock = new HeldLock(atTheLock);
+            }
+
             try
             {
                 Thread[] cpus = new[] { a, b }.Select((page, cpu) => new Thread(() =>
@@ -148,7 +145,7 @@ public sealed class SplitRaceTests
             }
             finally
             {
-                rig.Machine.PageTable.BeforePageTableLock = null;
+                rig.Machine.PageTable.Lock = unheld;
             }
 
             if (!failures.IsEmpty)
@@ -205,6 +202,20 @@ public sealed class SplitRaceTests
             }
 
             return pairs;
+        }
+    }
+
+    /// <summary>init_mm.page_table_lock that holds each splitter until the other one reaches it too, forcing the race.</summary>
+    private sealed class HeldLock(Barrier atTheLock) : PageTableLock
+    {
+        public override void Enter()
+        {
+            if (!atTheLock.SignalAndWait(DeadlockGuard))
+            {
+                throw new InvalidOperationException("the other splitter never reached init_mm.page_table_lock");
+            }
+
+            base.Enter();
         }
     }
 }

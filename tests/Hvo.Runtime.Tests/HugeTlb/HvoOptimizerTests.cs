@@ -244,7 +244,7 @@ public sealed class HvoOptimizerTests
                 Assert.AreEqual(2, c.TlbFullFlushes, "one after the split pass, one after the remap pass");
                 Assert.AreEqual(0, c.TlbRangeFlushes);
             }
-            else if (policy.Strategy == BbmStrategy.BreakFlushMake)
+            else if (policy.RequiredWriter == EntryWriterKind.BreakFlushMake)
             {
                 // Break, flush, make: one flush per split and one per changed entry (the tails, and the
                 // head's entry when it moves to a fresh copy); no flush after the walk.

@@ -57,7 +57,7 @@ public static class HvoCases
         select c;
 
     /// <summary>The policies that keep arm64's break-before-make rule.</summary>
-    public static IEnumerable<HvoPolicy> Safe => HvoPolicy.All.Where(p => p.Strategy != BbmStrategy.None);
+    public static IEnumerable<HvoPolicy> Safe => HvoPolicy.All.Where(p => p.RequiredWriter is not null);
 
     /// <summary>(arm64 architecture, optimizable size, policy) for the given policies.</summary>
     public static IEnumerable<object[]> Arm64(IEnumerable<HvoPolicy> policies) =>
@@ -77,7 +77,7 @@ public sealed class HvoRig<TArch> : IDisposable where TArch : struct, IPagingArc
     /// every kernel policy breaks arm64's rule (why arm64 HVO was reverted), which its own tests show;
     /// the other tests look at everything else, and so also check the safe policies keep the rule.
     /// </param>
-    /// <param name="bbmLevel">The CPUs' FEAT_BBM level; by default what the policy needs.</param>
+    /// <param name="bbmLevel">The CPUs' FEAT_BBM level; by default what the policy's entry writer needs.</param>
     /// <param name="hardwareAccessFlag">FEAT_HAFDBS: readers set the access flag instead of faulting.</param>
     public HvoRig(HvoPolicy policy, ulong hugePageSize, bool? checkBreakBeforeMake = null, int? bbmLevel = null, bool hardwareAccessFlag = false)
     {
@@ -87,8 +87,9 @@ public sealed class HvoRig<TArch> : IDisposable where TArch : struct, IPagingArc
         {
             MemoryBytes = memory,
             Strict = true,
-            CheckBreakBeforeMake = checkBreakBeforeMake ?? (TArch.BreakBeforeMake && policy.Strategy != BbmStrategy.None),
-            BreakBeforeMakeLevel = bbmLevel ?? policy.RequiredBbmLevel,
+            CheckBreakBeforeMake = checkBreakBeforeMake ?? (TArch.BreakBeforeMake && policy.RequiredWriter is not null),
+            EntryWriter = TestMachines.WriterFor(policy),
+            BreakBeforeMakeLevel = bbmLevel ?? TestMachines.BbmLevelFor(policy),
             HardwareAccessFlag = hardwareAccessFlag,
         });
         Optimizer = new HvoOptimizer<TArch>(Machine, policy);

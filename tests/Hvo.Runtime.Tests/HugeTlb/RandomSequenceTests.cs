@@ -577,17 +577,16 @@ public sealed class RandomSequenceTests
         /// </summary>
         private static void CompareTranslations(Side<TArch> a, Side<TArch> b, List<string> problems)
         {
-            ReferenceWalker walker = b.Walker!;
             ulong page = TArch.PageSize;
             ulong start = Machine<TArch>.StructPageAddress(0) & ~(page - 1);
             ulong end = (Machine<TArch>.StructPageAddress(a.Machine.Layout.Frames) + page - 1) & ~(page - 1);
             int reported = 0;
             KernelPageTable<TArch> pa = a.Machine.PageTable, pb = b.Machine.PageTable;
+            ReferenceWalker walker = b.Walker!;
             for (ulong va = start; va < end;)
             {
                 WalkResult wa = pa.Walk(va);
-                KernelPageTable<TArch>.Context ctx = pb.Ctx;
-                WalkResult wb = walker.Walk(ref ctx, pb.RootPfn, va);
+                WalkResult wb = pb.Walk(va); // the interpreted walk: pb.Reference is set
                 string? diff = null;
                 if (!wa.IsLeaf || !wb.IsLeaf)
                 {

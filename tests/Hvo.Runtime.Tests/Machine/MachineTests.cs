@@ -133,7 +133,7 @@ public sealed class MachineTests
             var b = new byte[8];
             Assert.AreEqual(AccessFault.None, m.Mmu.Read(1, va, b));
             WalkResult pte = m.PageTable.Walk(va);
-            var ctx = m.PageTable.Ctx;
+            var ctx = m.PageTable.Ctx();
             ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, 0, va);
 
             m.CheckFrameUnreachable(pfn, "test free");

@@ -106,7 +106,7 @@ public sealed class MmuTests
             using var r = new Rig<TArch>();
             ulong va = Rig<TArch>.Va;
             WalkResult pte = r.Pte(va);
-            var ctx = r.T.Table.Ctx;
+            var ctx = r.T.Table.Ctx();
             ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, TArch.ToReadOnly(pte.Entry), va);
             ctx.FlushTlbRange(va, va + TArch.PageSize);
 
@@ -131,7 +131,7 @@ public sealed class MmuTests
 
             // Point the PTE elsewhere without a flush: CPU 0 still uses what it cached.
             ulong other = TestPageTable<TArch>.DataPfn + 4096;
-            var ctx = r.T.Table.Ctx;
+            var ctx = r.T.Table.Ctx();
             ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, TArch.WithPfn(pte.Level, pte.Entry, other), va);
             Assert.AreEqual(AccessFault.None, r.Mmu.Translate(0, va, false, out ulong stale));
             Assert.AreEqual(before, stale, "a TLB hit does not see the new entry");
@@ -157,7 +157,7 @@ public sealed class MmuTests
             WalkResult pte = r.Pte(va);
             r.Violations.Clear();
             r.Bbm!.Step = "vmemmap_remap_pte";
-            var ctx = r.T.Table.Ctx;
+            var ctx = r.T.Table.Ctx();
 
             // What v5.14's vmemmap_remap_pte does: a live PTE straight to another frame, read-only.
             ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, TArch.ToReadOnly(TArch.WithPfn(pte.Level, pte.Entry, TestPageTable<TArch>.DataPfn)), va);
@@ -179,7 +179,7 @@ public sealed class MmuTests
             WalkResult pte = r.Pte(va);
             r.Violations.Clear();
             long checkedBefore = r.Bbm!.Checked;
-            var ctx = r.T.Table.Ctx;
+            var ctx = r.T.Table.Ctx();
             ulong next = TArch.ToReadOnly(TArch.WithPfn(pte.Level, pte.Entry, TestPageTable<TArch>.DataPfn));
 
             ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, 0, va);   // break
@@ -220,7 +220,7 @@ public sealed class MmuTests
             ulong va = Rig<TArch>.Va;
             WalkResult pte = r.Pte(va);
             r.Violations.Clear();
-            var ctx = r.T.Table.Ctx;
+            var ctx = r.T.Table.Ctx();
 
             ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, 0, va);
             ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, 0, pte.Entry, va);

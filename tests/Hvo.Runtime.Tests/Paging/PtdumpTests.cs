@@ -153,9 +153,9 @@ public sealed class PtdumpTests
         ulong start = TArch.VmemmapStart;
         Assert.IsTrue(t.Table.TryMap(start, TestPageTable<TArch>.DataPfn, 4 * pmdSize, pmd));
         Assert.AreEqual(SplitStatus.Split, t.Table.SplitLeaf(pmd, start + pmdSize));
-        var readOnly = new RemapReadOnly<TArch>();
-        RemapWalkResult remap = t.Table.RemapWalk(start + pmdSize + (2 * page), start + pmdSize + (8 * page), ref readOnly);
-        Assert.IsTrue(remap.Ok, remap.ToString());
+        var readOnly = PteVisitor<TArch>.Recording(TArch.ToReadOnly);
+        PageWalkResult remap = t.Table.WalkRange(start + pmdSize + (2 * page), start + pmdSize + (8 * page), ref readOnly);
+        Assert.IsTrue(remap.Done, remap.ToString());
         Assert.AreEqual(0, remap.Splits, "the range lies in the table split already");
         return 4 * pmdSize;
     }
@@ -174,12 +174,6 @@ public sealed class PtdumpTests
 
     private static IReadOnlyList<PtdumpRun> VmemmapRuns<TArch>(TestPageTable<TArch> t)
         where TArch : struct, IPagingArch => PageTableDump.Runs(t.Table, TArch.VmemmapStart, VmemmapEnd<TArch>());
-
-    private struct RemapReadOnly<TArch> : IRemapPteVisitor
-        where TArch : struct, IPagingArch
-    {
-        public readonly ulong RemapPte(ulong addr, ulong pte) => TArch.ToReadOnly(pte);
-    }
 
     private sealed class PresentRunsCoverMapping : IArchVisitor<bool>
     {

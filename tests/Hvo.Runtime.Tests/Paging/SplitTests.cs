@@ -87,7 +87,7 @@ public sealed class SplitTests
             using var t = new TestPageTable<TArch>();
             ulong va = MapOneLeaf(t, level);
             WalkResult leaf = t.Table.Walk(va);
-            var ctx = t.Table.Ctx;
+            var ctx = t.Table.Ctx();
             ctx.SetEntry(leaf.Level, leaf.TablePfn, leaf.Index, leaf.Entry, TArch.ToReadOnly(leaf.Entry), va);
 
             Assert.AreEqual(SplitStatus.Split, t.Table.SplitLeaf(level, va));
@@ -106,9 +106,10 @@ public sealed class SplitTests
             var racing = new RacingContext<TArch>(t.Table, level, va);
             long allocatedBefore = t.Table.Counters.TablesAllocated;
 
-            SplitStatus status = TArch.SplitLeaf(ref racing, t.Table.RootPfn, level, va, SplitFlags.None);
+            var split = new SplitAtVisitor { Level = level };
+            PageWalkResult r = TArch.WalkRange(ref racing, t.Table.RootPfn, va, va + 1, ref split, PageWalkFlags.None);
 
-            Assert.AreEqual(SplitStatus.LostRace, status);
+            Assert.AreEqual((0, 1), (r.Splits, r.RacesLost), "the split lost the race");
             Assert.AreEqual(allocatedBefore + 2, t.Table.Counters.TablesAllocated, "both CPUs allocated a table");
             Assert.AreEqual(1, t.Table.Counters.TablesFreed, "the loser freed its own");
             // In use: the root, one table per level TryMap descended through below it, and one split table.
@@ -126,7 +127,7 @@ public sealed class SplitTests
     private struct RacingContext<TArch>(KernelPageTable<TArch> table, int level, ulong va) : IPageTableContext
         where TArch : struct, IPagingArch
     {
-        private KernelPageTable<TArch>.Context _inner = table.Ctx;
+        private KernelPageTable<TArch>.Context _inner = table.Ctx();
         private bool _raced;
 
         public Span<ulong> Table(ulong pfn) => _inner.Table(pfn);
@@ -149,7 +150,7 @@ public sealed class SplitTests
 
         public void FreeTable(int childLevel, ulong pfn) => _inner.FreeTable(childLevel, pfn);
 
-        public void SetEntry(int l, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong addr) =>
+        public bool SetEntry(int l, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong addr) =>
             _inner.SetEntry(l, tablePfn, index, oldEntry, newEntry, addr);
 
         public void LockPageTable() => _inner.LockPageTable();

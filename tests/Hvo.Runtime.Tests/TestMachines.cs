@@ -1,0 +1,14 @@
+using Hvo.HugeTlb;
+using Hvo.Paging;
+
+namespace Hvo.Runtime.Tests;
+
+/// <summary>Machines for a policy in tests: the entry writer it was written for, and CPUs that allow it.</summary>
+public static class TestMachines
+{
+    /// <summary>The policy's entry writer; the kernel versions' policies write directly, as mainline does.</summary>
+    public static EntryWriterKind WriterFor(HvoPolicy policy) => policy.RequiredWriter ?? EntryWriterKind.Direct;
+
+    /// <summary>FEAT_BBM level 2 where the writer needs it, else none.</summary>
+    public static int BbmLevelFor(HvoPolicy policy) => policy.RequiredWriter == EntryWriterKind.Bbml2 ? 2 : 0;
+}
