@@ -11,4 +11,8 @@ public static class TestMachines
 
     /// <summary>FEAT_BBM level 2 where the writer needs it, else none.</summary>
     public static int BbmLevelFor(HvoPolicy policy) => policy.RequiredWriter == EntryWriterKind.Bbml2 ? 2 : 0;
+
+    /// <summary>Can a machine of <paramref name="arch"/> have the entry writer <paramref name="policy"/> needs (clear-AF needs an access flag)?</summary>
+    public static bool CanRun(HvoPolicy policy, ArchInfo arch) =>
+        new MachineConfig { EntryWriter = WriterFor(policy), BreakBeforeMakeLevel = BbmLevelFor(policy) }.EntryWriterProblem(arch) is null;
 }

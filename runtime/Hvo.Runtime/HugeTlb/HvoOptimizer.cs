@@ -83,8 +83,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         Scratch s = Scratch.Rent();
         try
         {
-            OptimizeOne(page, s);
-            FlushThenFree(page, s.Flush, s.ToFree);
+            OptimizeOne(page, s, batched: false);
+            FlushThenFree(page, default, s.ToFree); // what a failed one leaves: a spare frame, a head copy
         }
         finally
         {
@@ -119,11 +119,11 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 
             foreach (HugePage page in pages)
             {
-                if (ShouldOptimize(page) && !OptimizeOne(page, s) && s.ToFree.Count > 0)
+                if (ShouldOptimize(page) && !OptimizeOne(page, s, batched: true) && s.ToFree.Count > 0)
                 {
                     // Frames gathered so far may be what the split needs: flush, free them and retry once.
                     FlushThenFree(null, TlbFlush.Everything, s.ToFree);
-                    OptimizeOne(page, s);
+                    OptimizeOne(page, s, batched: true);
                 }
             }
 
@@ -263,11 +263,11 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     }
 
     /// <summary>
-    /// vmemmap_remap_free for one page: remap [reuse, end), splitting on the way; on ENOMEM put back
-    /// what was remapped, with the very frames taken, allocating nothing. The frames to free and the
-    /// range to flush before freeing them are left in the scratch.
+    /// vmemmap_remap_free for one page: remap [reuse, end), splitting on the way, flush, free the
+    /// frames taken; on ENOMEM put back what was remapped, with the very frames taken, allocating
+    /// nothing. In a batch the flush and the free are the caller's, once for every page.
     /// </summary>
-    private bool OptimizeOne(HugePage page, Scratch s)
+    private bool OptimizeOne(HugePage page, Scratch s, bool batched)
     {
         (ulong reuse, ulong end) = RemapRange(page);
         var visitor = new RemapPteVisitor<TArch> { Taken = s.Taken };
@@ -292,12 +292,16 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 
         Expect(r, page, "vmemmap_remap_pte");
 
-        // Only the remapped range changed: [reuse + PAGE_SIZE, end), or from reuse with a new head.
-        s.Flush = r.NeedsFlush ? new TlbFlush(visitor.HasNewHead ? reuse : reuse + TArch.PageSize, end, false) : default;
+        int freed = s.Taken.Count - (visitor.HasNewHead ? 1 : 0); // the old head was replaced, not freed for good
         s.ToFree.AddRange(s.Taken);
+        if (!batched)
+        {
+            // Only the remapped range changed: [reuse + PAGE_SIZE, end), or from reuse with a new head.
+            FlushThenFree(page, r.NeedsFlush ? new TlbFlush(visitor.HasNewHead ? reuse : reuse + TArch.PageSize, end, false) : default, s.ToFree);
+        }
+
         page.VmemmapOptimized = true;
         SetOptimizedFlag(page, true);
-        int freed = s.Taken.Count - (visitor.HasNewHead ? 1 : 0); // the old head was replaced, not freed for good
         HvoCounters counters = Counters(page);
         counters.Freed(freed);
         counters.Optimized(1);
@@ -430,7 +434,6 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         public readonly List<ulong> Taken = new();
         public readonly List<ulong> ToFree = new();
         public readonly List<ulong> Restore = new();
-        public TlbFlush Flush;
 
         public static Scratch Rent()
         {
@@ -444,7 +447,6 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             Taken.Clear();
             ToFree.Clear();
             Restore.Clear();
-            Flush = default;
             t_scratch = this;
         }
     }

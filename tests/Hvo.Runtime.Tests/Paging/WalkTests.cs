@@ -333,7 +333,7 @@ public sealed class WalkTests
         public bool Visit<TArch>() where TArch : struct, IPagingArch
         {
             using var t = new TestPageTable<TArch>();
-            MapBootVmemmap(t, 1);
+            MapBootVmemmap(t, TArch.VmemmapBootLevel < TArch.LastLevel ? 1 : 4);
             ulong start = TArch.VmemmapStart;
             ulong end = start + (4 * TArch.PageSize);
             var v = PteVisitor<TArch>.Recording(TArch.ToReadOnly);

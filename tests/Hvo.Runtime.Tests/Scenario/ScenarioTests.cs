@@ -22,6 +22,7 @@ public sealed class ScenarioTests
     public static IEnumerable<object[]> ArchPolicies =>
         from e in ArchRegistry.All
         from p in HvoPolicy.All
+        where TestMachines.CanRun(p, e.Info)
         select new object[] { e.Name, p.Name };
 
     [TestMethod]
