@@ -245,6 +245,35 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         Mmu.FrameContents(from).CopyTo(Frames.Write(to));
     }
 
+    /// <summary>
+    /// Set or clear <paramref name="flag"/> in the struct page of <paramref name="pfn"/>, through the MMU
+    /// on the current CPU (HPageVmemmapOptimized in a head page, say): written if its vmemmap frame
+    /// holds bytes; a frame still deferred shows the state its origin gives it when read.
+    /// </summary>
+    public void SetStructPageFlag(ulong pfn, ulong flag, bool set)
+    {
+        ulong va = StructPageAddress(pfn);
+        if (!PageTable.TryTranslate(va, out ulong pa))
+        {
+            throw new InvalidOperationException($"the struct page of pfn 0x{pfn:x} is not mapped");
+        }
+
+        if (!Frames.IsMaterialized(pa >> TArch.PageShift))
+        {
+            return;
+        }
+
+        Span<byte> page = stackalloc byte[TArch.StructPageBytes];
+        if (Mmu.Read(CurrentCpu, va, page) != AccessFault.None)
+        {
+            throw new InvalidOperationException($"the struct page of pfn 0x{pfn:x} is not readable");
+        }
+
+        ulong flags = StructPage.Flags(page);
+        StructPage.SetFlags(page, set ? flags | flag : flags & ~flag);
+        Mmu.Write(CurrentCpu, va, page);
+    }
+
     /// <summary>The struct page of <paramref name="pfn"/>, read through the MMU as a CPU would.</summary>
     public AccessFault ReadStructPage(int cpu, ulong pfn, Span<byte> destination) =>
         Mmu.Read(cpu, StructPageAddress(pfn), destination[..TArch.StructPageBytes]);

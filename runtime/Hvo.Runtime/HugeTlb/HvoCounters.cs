@@ -154,3 +154,24 @@ public sealed class HvoCounters
         _sum?.FullFlush();
     }
 }
+
+/// <summary>HVO's counters of every hstate (by order) on every node, and their sum. Thread-safe.</summary>
+public sealed class HvoCounterTable(int nodes)
+{
+    // [order][node], filled on first use; reads need no lock.
+    private readonly HvoCounters?[]?[] _byOrder = new HvoCounters?[64][];
+
+    /// <summary>Every hstate and node together.</summary>
+    public HvoCounters Total { get; } = new();
+
+    /// <summary>The counters of one hstate (by order) on one node; what they count, <see cref="Total"/> counts too.</summary>
+    public HvoCounters For(int order, int node)
+    {
+        HvoCounters?[] byNode = Volatile.Read(ref _byOrder[order])
+            ?? Interlocked.CompareExchange(ref _byOrder[order], new HvoCounters?[nodes], null)
+            ?? _byOrder[order]!;
+        return Volatile.Read(ref byNode[node])
+            ?? Interlocked.CompareExchange(ref byNode[node], new HvoCounters(Total), null)
+            ?? byNode[node]!;
+    }
+}

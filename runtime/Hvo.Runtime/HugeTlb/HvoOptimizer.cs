@@ -22,12 +22,8 @@ namespace Hvo.HugeTlb;
 /// </remarks>
 public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagingArch
 {
-    [ThreadStatic]
-    private static Scratch? t_scratch;
-
     private readonly Machine<TArch> _machine;
-    // [order][node], filled on first use; reads need no lock.
-    private readonly HvoCounters?[]?[] _counters = new HvoCounters?[64][];
+    private readonly HvoCounterTable _counters;
 
     public HvoOptimizer(Machine<TArch> machine, HvoPolicy policy, HvoSwitches? switches = null)
     {
@@ -39,6 +35,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
 
         _machine = machine;
+        _counters = new HvoCounterTable(machine.Layout.Nodes);
         Policy = policy;
         Switches = switches ?? new HvoSwitches();
     }
@@ -50,18 +47,10 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     public string Name => Policy.Name;
 
     /// <summary>Every hstate and node together.</summary>
-    public HvoCounters Total { get; } = new();
+    public HvoCounters Total => _counters.Total;
 
     /// <summary>The counters of one hstate (by order) on one node; what they count, <see cref="Total"/> counts too.</summary>
-    public HvoCounters For(int order, int node)
-    {
-        HvoCounters?[] byNode = System.Threading.Volatile.Read(ref _counters[order])
-            ?? System.Threading.Interlocked.CompareExchange(ref _counters[order], new HvoCounters?[_machine.Layout.Nodes], null)
-            ?? _counters[order]!;
-        return System.Threading.Volatile.Read(ref byNode[node])
-            ?? System.Threading.Interlocked.CompareExchange(ref byNode[node], new HvoCounters(Total), null)
-            ?? byNode[node]!;
-    }
+    public HvoCounters For(int order, int node) => _counters.For(order, node);
 
     /// <summary>Vmemmap pages behind a huge page of <paramref name="order"/>, and the ones this policy frees.</summary>
     public (ulong Pages, ulong Freed) Geometry(int order)
@@ -80,16 +69,9 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             return;
         }
 
-        Scratch s = Scratch.Rent();
-        try
-        {
-            OptimizeOne(page, s, batched: false);
-            FlushThenFree(page, default, s.ToFree); // what a failed one leaves: a spare frame, a head copy
-        }
-        finally
-        {
-            s.Return();
-        }
+        using VmemmapPageLists s = VmemmapPageLists.Rent();
+        OptimizeOne(page, s, batched: false);
+        FlushThenFree(page, default, s.ToFree); // what a failed one leaves: a spare frame, a head copy
     }
 
     /// <summary>
@@ -109,30 +91,23 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             return;
         }
 
-        Scratch s = Scratch.Rent();
-        try
+        using VmemmapPageLists s = VmemmapPageLists.Rent();
+        if (!SplitBatch(pages))
         {
-            if (!SplitBatch(pages))
-            {
-                return;
-            }
-
-            foreach (HugePage page in pages)
-            {
-                if (ShouldOptimize(page) && !OptimizeOne(page, s, batched: true) && s.ToFree.Count > 0)
-                {
-                    // Frames gathered so far may be what the split needs: flush, free them and retry once.
-                    FlushThenFree(null, TlbFlush.Everything, s.ToFree);
-                    OptimizeOne(page, s, batched: true);
-                }
-            }
-
-            FlushThenFree(null, TlbFlush.Everything, s.ToFree);
+            return;
         }
-        finally
+
+        foreach (HugePage page in pages)
         {
-            s.Return();
+            if (ShouldOptimize(page) && !OptimizeOne(page, s, batched: true) && s.ToFree.Count > 0)
+            {
+                // Frames gathered so far may be what the split needs: flush, free them and retry once.
+                FlushThenFree(null, TlbFlush.Everything, s.ToFree);
+                OptimizeOne(page, s, batched: true);
+            }
         }
+
+        FlushThenFree(null, TlbFlush.Everything, s.ToFree);
     }
 
     /// <summary>
@@ -147,39 +122,22 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             return RestoreResult.Ok;
         }
 
-        Scratch s = Scratch.Rent();
-        try
+        using VmemmapPageLists s = VmemmapPageLists.Rent();
+        (ulong reuse, ulong end) = RemapRange(page);
+        int needed = (int)((end - reuse) >> TArch.PageShift) - 1;
+        if (!s.TryAllocRestore(_machine.Pages, page.Node, needed))
         {
-            (ulong reuse, ulong end) = RemapRange(page);
-            int needed = (int)((end - reuse) >> TArch.PageShift) - 1;
-            for (int i = 0; i < needed; i++)
-            {
-                if (!_machine.Pages.TryAllocPages(page.Node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, out ulong pfn))
-                {
-                    foreach (ulong taken in s.Restore)
-                    {
-                        _machine.Pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
-                    }
-
-                    Counters(page).RestoreFailed();
-                    return RestoreResult.NoMemory;
-                }
-
-                s.Restore.Add(pfn);
-            }
-
-            var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Restore, ResetStructPages = Policy.ResetStructPagesOnRestore };
-            WalkToTheEnd(page, reuse, end, ref visitor, "vmemmap_restore_pte");
-            page.VmemmapOptimized = false;
-            SetOptimizedFlag(page, false);
-            Counters(page).Restored(needed);
-            Counters(page).Optimized(-1);
-            return RestoreResult.Ok;
+            Counters(page).RestoreFailed();
+            return RestoreResult.NoMemory;
         }
-        finally
-        {
-            s.Return();
-        }
+
+        var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Restore, ResetStructPages = Policy.ResetStructPagesOnRestore };
+        WalkToTheEnd(page, reuse, end, ref visitor, "vmemmap_restore_pte");
+        page.VmemmapOptimized = false;
+        _machine.SetStructPageFlag(page.HeadPfn, StructPage.PgHugeVmemmapOptimized, false);
+        Counters(page).Restored(needed);
+        Counters(page).Optimized(-1);
+        return RestoreResult.Ok;
     }
 
     /// <summary>
@@ -211,7 +169,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
     }
 
-    /// <summary>free_vmemmap_page_list: each frame back where it came from (Machine.FreeVmemmapFrame).</summary>
+    /// <summary>free_vmemmap_page_list: each frame back where it came from (Machine.FreeVmemmapFrame), and the list emptied.</summary>
     protected void Free(List<ulong> frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
@@ -267,7 +225,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// frames taken; on ENOMEM put back what was remapped, with the very frames taken, allocating
     /// nothing. In a batch the flush and the free are the caller's, once for every page.
     /// </summary>
-    private bool OptimizeOne(HugePage page, Scratch s, bool batched)
+    private bool OptimizeOne(HugePage page, VmemmapPageLists s, bool batched)
     {
         (ulong reuse, ulong end) = RemapRange(page);
         var visitor = new RemapPteVisitor<TArch> { Taken = s.Taken };
@@ -276,13 +234,13 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         PageWalkResult r = Walk(page, reuse, end, ref visitor, PageWalkFlags.MayGiveUp, "vmemmap_remap_pte");
         if (r.Status is PageWalkStatus.NoMemory or PageWalkStatus.WriterGaveUp)
         {
-            if (r.Status == PageWalkStatus.NoMemory)
+            if (r.Status == PageWalkStatus.NoMemory && visitor.Walked > 0)
             {
                 Rollback(page, s, reuse, visitor);
             }
             else if (visitor.HasNewHead)
             {
-                s.ToFree.Add(visitor.NewHeadPfn); // the writer put every entry back: the copy is unmapped and flushed
+                s.ToFree.Add(visitor.NewHeadPfn); // nothing stays remapped (the writer put back what it did): the copy is unused
             }
 
             s.Taken.Clear();
@@ -301,7 +259,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
 
         page.VmemmapOptimized = true;
-        SetOptimizedFlag(page, true);
+        _machine.SetStructPageFlag(page.HeadPfn, StructPage.PgHugeVmemmapOptimized, true);
         HvoCounters counters = Counters(page);
         counters.Freed(freed);
         counters.Optimized(1);
@@ -334,18 +292,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     }
 
     /// <summary>The ENOMEM path: restore [reuse, reuse + walked) with the frames the remap took.</summary>
-    private void Rollback(HugePage page, Scratch s, ulong reuse, in RemapPteVisitor<TArch> failed)
+    private void Rollback(HugePage page, VmemmapPageLists s, ulong reuse, in RemapPteVisitor<TArch> failed)
     {
-        if (failed.Walked == 0)
-        {
-            if (failed.HasNewHead)
-            {
-                s.ToFree.Add(failed.NewHeadPfn);
-            }
-
-            return;
-        }
-
         var restore = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Taken, ResetStructPages = Policy.ResetStructPagesOnRestore };
         WalkToTheEnd(page, reuse, reuse + ((ulong)failed.Walked * TArch.PageSize), ref restore, "vmemmap_restore_pte (ENOMEM rollback)");
 
@@ -388,66 +336,6 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
     }
 
-    /// <summary>
-    /// HPageVmemmapOptimized lives in the head page's flags: written there if the head's vmemmap
-    /// frame holds bytes; a deferred head page shows it from the page's state when read.
-    /// </summary>
-    private void SetOptimizedFlag(HugePage page, bool optimized)
-    {
-        ulong va = Machine<TArch>.StructPageAddress(page.HeadPfn);
-        if (!_machine.PageTable.TryTranslate(va, out ulong pa))
-        {
-            throw new InvalidOperationException($"{page}: its head struct page is not mapped");
-        }
-
-        if (!_machine.Frames.IsMaterialized(pa >> TArch.PageShift))
-        {
-            return;
-        }
-
-        Span<byte> head = stackalloc byte[TArch.StructPageBytes];
-        if (_machine.Mmu.Read(_machine.CurrentCpu, va, head) != AccessFault.None)
-        {
-            throw new InvalidOperationException($"{page}: its head struct page is not readable");
-        }
-
-        ulong flags = StructPage.Flags(head);
-        StructPage.SetFlags(head, optimized ? flags | StructPage.PgHugeVmemmapOptimized : flags & ~StructPage.PgHugeVmemmapOptimized);
-        _machine.Mmu.Write(_machine.CurrentCpu, va, head);
-    }
-
     /// <summary>The page's hstate-and-node counters (each event counts in <see cref="Total"/> too).</summary>
     private HvoCounters Counters(HugePage page) => For(page.Order, page.Node);
-
-    /// <summary>A flush owed before frames can be freed: a range, everything, or (default) nothing.</summary>
-    protected readonly record struct TlbFlush(ulong Start, ulong End, bool All)
-    {
-        public static TlbFlush Everything => new(0, 0, true);
-    }
-
-    /// <summary>
-    /// One call's frame lists (the kernel keeps them on the stack: vmemmap_pages, the restore
-    /// list). Reused per thread so a steady state allocates nothing; a nested call gets its own.
-    /// </summary>
-    private sealed class Scratch
-    {
-        public readonly List<ulong> Taken = new();
-        public readonly List<ulong> ToFree = new();
-        public readonly List<ulong> Restore = new();
-
-        public static Scratch Rent()
-        {
-            Scratch? s = t_scratch;
-            t_scratch = null;
-            return s ?? new Scratch();
-        }
-
-        public void Return()
-        {
-            Taken.Clear();
-            ToFree.Clear();
-            Restore.Clear();
-            t_scratch = this;
-        }
-    }
 }

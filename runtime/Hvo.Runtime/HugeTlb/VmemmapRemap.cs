@@ -1,4 +1,6 @@
+using System;
 using System.Collections.Generic;
+using Hvo.Memory;
 using Hvo.Paging;
 
 namespace Hvo.HugeTlb;
@@ -131,4 +133,70 @@ internal readonly struct SplitPmdVisitor<TArch> : IPageWalkVisitor where TArch :
         e.Level < TArch.LastLevel ? WalkAction.Split : WalkAction.Continue;
 
     public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+}
+
+/// <summary>A flush owed before vmemmap frames can be freed: a range, everything, or (default) nothing.</summary>
+public readonly record struct TlbFlush(ulong Start, ulong End, bool All)
+{
+    public static TlbFlush Everything => new(0, 0, true);
+}
+
+/// <summary>
+/// One call's frame lists (the kernel keeps them on the stack: vmemmap_pages, the restore list).
+/// Reused per thread so a steady state allocates nothing; a nested call gets its own.
+/// </summary>
+internal sealed class VmemmapPageLists : IDisposable
+{
+    [ThreadStatic]
+    private static VmemmapPageLists? t_spare;
+
+    /// <summary>The frames the remap unmapped, in walk order: what a rollback puts back.</summary>
+    public readonly List<ulong> Taken = new();
+
+    /// <summary>Frames to free once the flush is done.</summary>
+    public readonly List<ulong> ToFree = new();
+
+    /// <summary>Frames allocated for a restore.</summary>
+    public readonly List<ulong> Restore = new();
+
+    /// <summary>
+    /// alloc_vmemmap_page_list: <paramref name="count"/> pages on <paramref name="node"/> into <see cref="Restore"/>
+    /// (GFP_KERNEL | __GFP_NORETRY | __GFP_THISNODE); all or nothing.
+    /// </summary>
+    public bool TryAllocRestore(PageAllocator pages, int node, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if (!pages.TryAllocPages(node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, out ulong pfn))
+            {
+                foreach (ulong taken in Restore)
+                {
+                    pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
+                }
+
+                Restore.Clear();
+                return false;
+            }
+
+            Restore.Add(pfn);
+        }
+
+        return true;
+    }
+
+    public static VmemmapPageLists Rent()
+    {
+        VmemmapPageLists? s = t_spare;
+        t_spare = null;
+        return s ?? new VmemmapPageLists();
+    }
+
+    /// <summary>Back to this thread's spare, emptied.</summary>
+    public void Dispose()
+    {
+        Taken.Clear();
+        ToFree.Clear();
+        Restore.Clear();
+        t_spare = this;
+    }
 }

@@ -69,7 +69,11 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
         RootPfn = root;
         frames.Write(root).Clear();
+        _tables = frames.Tables;
     }
+
+    // The frame store's tables, for the walk's hot path: the store's base never moves.
+    private readonly TableView _tables;
 
     public FrameStore Frames { get; }
 
@@ -109,25 +113,39 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         Context ctx = new(this, flags, step);
         PageWalkResult r = Reference is null
             ? TArch.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags)
-            : Reference.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags);
+            : InterpretedWalkRange(ref ctx, start, end, ref visitor, flags);
         PageWalkStatus status = Writer.Finish(ref ctx, r.Status);
         return ctx.Tally(status == r.Status ? r : r with { Status = status });
     }
 
-    /// <summary>Translate <paramref name="va"/>: where translation ends, and whether at a leaf (the walk over one address).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private PageWalkResult InterpretedWalkRange<TVisitor>(ref Context ctx, ulong start, ulong end, ref TVisitor visitor, PageWalkFlags flags)
+        where TVisitor : struct, IPageWalkVisitor =>
+        Reference!.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags);
+
+    /// <summary>
+    /// Translate <paramref name="va"/>: where translation ends, and whether at a leaf. The walk over
+    /// one address, with a context that only reads (the MMU's hot path: a TLB miss).
+    /// </summary>
     public WalkResult Walk(ulong va)
     {
-        var lookup = default(LookupVisitor);
-        Context ctx = new(this, PageWalkFlags.None, null);
-        if (Reference is null)
+        if (Reference is not null)
         {
-            TArch.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
-        }
-        else
-        {
-            Reference.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
+            return InterpretedWalk(va);
         }
 
+        var ctx = new ReadContext(_tables);
+        var lookup = default(LookupVisitor);
+        TArch.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
+        return lookup.Result;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private WalkResult InterpretedWalk(ulong va)
+    {
+        var ctx = new ReadContext(_tables);
+        var lookup = default(LookupVisitor);
+        Reference!.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
         return lookup.Result;
     }
 
@@ -270,7 +288,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         internal Context(KernelPageTable<TArch> pageTable, PageWalkFlags flags, string? step)
         {
             _pt = pageTable;
-            Tables = pageTable.Frames.Tables;
+            Tables = pageTable._tables;
             Flags = flags;
             Step = step;
             _entriesWritten = 0;
@@ -394,19 +412,51 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         };
     }
 
+    /// <summary>
+    /// A walk that only reads: the tables and nothing else. A look-up's context, so that a TLB miss
+    /// carries none of the writer's state; anything that would change the table is a bug.
+    /// </summary>
+    private readonly struct ReadContext(TableView tables) : IPageTableContext
+    {
+        public Span<ulong> Table(ulong pfn) => tables.Table(pfn);
+
+        public bool TryAllocTable(int level, out ulong pfn) => throw ReadOnly();
+
+        public void FreeTable(int level, ulong pfn) => throw ReadOnly();
+
+        public bool SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va) => throw ReadOnly();
+
+        public void LockPageTable() => throw ReadOnly();
+
+        public void UnlockPageTable() => throw ReadOnly();
+
+        public void WriteBarrier()
+        {
+        }
+
+        public void FlushTlbRange(ulong start, ulong end) => throw ReadOnly();
+
+        private static InvalidOperationException ReadOnly() => new("a look-up does not change the page table");
+    }
+
     /// <summary>The translation of one address: descend to where it ends.</summary>
     private struct LookupVisitor : IPageWalkVisitor
     {
         public WalkResult Result;
 
+        static bool IPageWalkVisitor.OneAddress => true;
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, true);
             return WalkAction.Stop;
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, false);
@@ -419,6 +469,8 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     {
         public int Level;
         public WalkResult Result;
+
+        static bool IPageWalkVisitor.OneAddress => true;
 
         public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
@@ -450,6 +502,8 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         public int Level;
         public SplitStatus Found;
         private bool _splitting;
+
+        static bool IPageWalkVisitor.OneAddress => true;
 
         public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
         {

@@ -50,6 +50,13 @@ public interface IPageWalkVisitor
 
     /// <summary>An entry the MMU would fault on (pte_hole, and an empty upper-level entry).</summary>
     WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext;
+
+    /// <summary>
+    /// The visitor walks one address at a time (a look-up: the range is [va, va + 1)): each level then
+    /// has one entry to visit, and the specialized walk leaves out the range arithmetic. A wider
+    /// range is refused (<see cref="PageWalkStatus.InvalidRange"/>).
+    /// </summary>
+    static virtual bool OneAddress => false;
 }
 
 [Flags]
@@ -172,6 +179,10 @@ public struct PageWalkState
 
     /// <summary>Is [<paramref name="start"/>, <paramref name="end"/>) a range a walk can take (end 0: to the top of the address space)?</summary>
     public static bool IsRange(ulong start, ulong end) => end == 0 || start < end;
+
+    /// <summary>Is the range the one address <paramref name="start"/> (<see cref="IPageWalkVisitor.OneAddress"/>)?</summary>
+    public static bool IsOneAddress(ulong start, ulong end) => end == start + 1;
+
 }
 
 /// <summary>Where a translation of one virtual address ended.</summary>

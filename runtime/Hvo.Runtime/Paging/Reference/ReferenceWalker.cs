@@ -22,7 +22,7 @@ public sealed class ReferenceWalker
         where TVisitor : struct, IPageWalkVisitor
     {
         var state = new PageWalkState(flags);
-        if (!PageWalkState.IsRange(start, end))
+        if (!(TVisitor.OneAddress ? PageWalkState.IsOneAddress(start, end) : PageWalkState.IsRange(start, end)))
         {
             return new PageWalkResult(PageWalkStatus.InvalidRange, start, 0, 0);
         }
