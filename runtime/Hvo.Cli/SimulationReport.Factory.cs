@@ -39,7 +39,7 @@ internal sealed partial record SimulationReport
                 TlbFullFlushes = c.TlbFullFlushes,
                 BbmRetries = c.BbmRetries,
                 BbmRetriesExhausted = c.BbmRetriesExhausted,
-                BbmViolations = machine.Violations.CountOf(global::Hvo.Checks.ViolationKind.BreakBeforeMake),
+                BbmViolations = machine.Violations.CountOf(global::Hvo.Paging.ViolationKind.BreakBeforeMake),
                 BbmChecked = machine.BreakBeforeMake is not null,
             },
             bootMs,

@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
-using Hvo.Checks;
 using Hvo.Memory;
 using Hvo.Paging;
 using Hvo.Vmemmap;

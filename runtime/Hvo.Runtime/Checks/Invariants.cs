@@ -149,7 +149,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         reach.CountTable(Machine.PageTable.RootPfn, 0);
         int topBit = TArch.LevelShift(0) + TArch.LevelBits(0);
         Machine.PageTable.WalkRange(0, topBit >= 64 ? 0 : 1UL << topBit, ref reach); // every entry of every table, once
-        (long tables, long runtime, long boot, List<string> stray) = (reach.Tables, reach.Runtime, reach.Boot, reach.Stray);
+        (long tables, long runtime, long boot, List<string> stray) = (reach.Reached, reach.Runtime, reach.Boot, reach.Stray);
         if (stray.Count > 0)
         {
             Add(problems, string.Join("; ", stray));
@@ -486,7 +486,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
     {
         public Invariants<TArch> Owner;
         public List<string> Stray;
-        public long Tables;
+        public long Reached;
         public long Runtime;
         public long Boot;
 
@@ -544,7 +544,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         /// <summary>A table frame reached from the root: it must be owned as one.</summary>
         public void CountTable(ulong pfn, int level)
         {
-            Tables++;
+            Reached++;
             FrameOwner owner = Owner.Machine.Owners[pfn];
             if (owner != FrameOwner.PageTable)
             {

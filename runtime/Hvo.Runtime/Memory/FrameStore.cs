@@ -30,6 +30,9 @@ public sealed unsafe class FrameStore : IDisposable
     private long _materialized;
     private bool _disposed;
 
+    // Frames while the store lives, 0 once disposed: every pfn check is then an ObjectDisposedException.
+    private ulong _liveFrames;
+
     /// <summary>The largest simulated memory: one reserved host mapping of a 47-bit address space.</summary>
     public const ulong MaxBytes = 1UL << 47;
 
@@ -46,6 +49,7 @@ public sealed unsafe class FrameStore : IDisposable
         }
 
         Frames = frames;
+        _liveFrames = frames;
         PageShift = pageShift;
         PageSize = 1 << pageShift;
         _entriesPerTable = PageSize >> 3;
@@ -100,7 +104,22 @@ public sealed unsafe class FrameStore : IDisposable
     public Span<ulong> Table(ulong pfn) => new(At(pfn), _entriesPerTable);
 
     /// <summary>A copy of what <see cref="Table"/> needs, for a walker to keep in registers.</summary>
-    public TableView Tables => new(_base, PageShift, Frames, _entriesPerTable);
+    public TableView Tables
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return new(_base, PageShift, this, _entriesPerTable);
+        }
+    }
+
+    /// <summary>Is <paramref name="pfn"/> a frame of the live store? (A disposed store has none.)</summary>
+    internal bool IsLive(ulong pfn) => pfn < _liveFrames;
+
+    /// <summary>The exception for a pfn that is not a live frame: beyond the machine, or the store disposed.</summary>
+    internal Exception NotLive(ulong pfn) => _disposed
+        ? new ObjectDisposedException(nameof(FrameStore), "the simulated memory was disposed")
+        : new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine's {Frames} frames");
 
     /// <summary>Forget the frame's bytes: it reads as zeroes again and the host memory goes back.</summary>
     public void Discard(ulong pfn)
@@ -133,9 +152,9 @@ public sealed unsafe class FrameStore : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Check(ulong pfn)
     {
-        if (pfn >= Frames)
+        if (!IsLive(pfn))
         {
-            ThrowOutOfRange(pfn);
+            ThrowNotLive(pfn);
         }
     }
 
@@ -153,8 +172,7 @@ public sealed unsafe class FrameStore : IDisposable
         }
     }
 
-    private void ThrowOutOfRange(ulong pfn) =>
-        throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine's {Frames} frames");
+    private void ThrowNotLive(ulong pfn) => throw NotLive(pfn);
 
     private void Release()
     {
@@ -164,34 +182,36 @@ public sealed unsafe class FrameStore : IDisposable
         }
 
         _disposed = true;
+        Volatile.Write(ref _liveFrames, 0);
         HostMemory.Free(_base, _bytes, _mapped);
     }
 }
 
 /// <summary>
 /// Page-table frames of a <see cref="FrameStore"/> as entries, from a copy of the store's base and
-/// geometry: the walkers' hot path without a load through the store object per level. Valid while
-/// the store lives; each pfn is checked against the machine's frame count before it becomes an address.
+/// geometry: the walkers' hot path. Each pfn is checked against the store's live frames before it
+/// becomes an address, so a pfn beyond the machine, or any pfn once the store is disposed, throws
+/// instead of reaching memory that is not the machine's.
 /// </summary>
 public readonly unsafe struct TableView
 {
     private readonly byte* _base;
     private readonly int _shift;
-    private readonly ulong _frames;
+    private readonly FrameStore _store;
     private readonly int _entries;
 
-    internal TableView(byte* @base, int shift, ulong frames, int entries)
+    internal TableView(byte* @base, int shift, FrameStore store, int entries)
     {
         _base = @base;
         _shift = shift;
-        _frames = frames;
+        _store = store;
         _entries = entries;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<ulong> Table(ulong pfn)
     {
-        if (pfn >= _frames)
+        if (!_store.IsLive(pfn))
         {
             Throw(pfn);
         }
@@ -199,7 +219,7 @@ public readonly unsafe struct TableView
         return new Span<ulong>(_base + (pfn << _shift), _entries);
     }
 
-    private static void Throw(ulong pfn) => throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine");
+    private void Throw(ulong pfn) => throw _store.NotLive(pfn);
 }
 
 /// <summary>

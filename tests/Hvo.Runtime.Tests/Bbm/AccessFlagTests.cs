@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System.Linq;
-using Hvo.Checks;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Runtime.Tests.HugeTlb;

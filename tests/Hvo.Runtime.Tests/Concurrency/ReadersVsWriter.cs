@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
-using Hvo.Checks;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Vmemmap;

@@ -2,7 +2,6 @@ using System;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using Hvo.Checks;
 using Hvo.Paging;
 using Hvo.Runtime.Tests.Paging;
 

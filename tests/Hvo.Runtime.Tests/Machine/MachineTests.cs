@@ -1,6 +1,5 @@
 using System;
 using System.Linq;
-using Hvo.Checks;
 using Hvo.Memory;
 using Hvo.Paging;
 using Hvo.Vmemmap;

@@ -105,3 +105,29 @@ internal struct SplitAtVisitor : IPageWalkVisitor
 
     public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
 }
+
+/// <summary>A look-up's shape: one address, one entry a level, counted.</summary>
+internal struct OneAddressVisitor : IPageWalkVisitor
+{
+    public int Visits;
+
+    static bool IPageWalkVisitor.OneAddress => true;
+
+    public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    {
+        Visits++;
+        return WalkAction.Descend;
+    }
+
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    {
+        Visits++;
+        return WalkAction.Stop;
+    }
+
+    public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    {
+        Visits++;
+        return WalkAction.Stop;
+    }
+}

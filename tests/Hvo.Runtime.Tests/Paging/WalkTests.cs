@@ -53,6 +53,10 @@ public sealed class WalkTests
     [DynamicData(nameof(Archs.All), typeof(Archs))]
     public void AWalkCountsWhatItChangedAndWhatIsLeftToFlush(string arch) => Archs.Run(arch, new WalkTally());
 
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void AOneAddressVisitorIsRefusedAWiderRange(string arch) => Archs.Run(arch, new OneAddressOnly());
+
     /// <summary>Map <paramref name="leaves"/> boot-mapping leaves of vmemmap, as vmemmap_populate does.</summary>
     internal static ulong MapBootVmemmap<TArch>(TestPageTable<TArch> t, int leaves)
         where TArch : struct, IPagingArch
@@ -349,6 +353,22 @@ public sealed class WalkTests
             var none = PteVisitor<TArch>.Recording();
             PageWalkResult untouched = t.Table.WalkRange(start, end, ref none);
             Assert.AreEqual((0, false), (untouched.EntriesWritten, untouched.NeedsFlush), "a walk that changes nothing owes nothing");
+            return true;
+        }
+    }
+
+    private sealed class OneAddressOnly : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var t = new TestPageTable<TArch>();
+            MapBootVmemmap(t, 1);
+            var ctx = t.Table.Ctx();
+            var one = default(OneAddressVisitor);
+            Assert.AreEqual(PageWalkStatus.InvalidRange, TArch.WalkRange(ref ctx, t.Table.RootPfn, TArch.VmemmapStart, TArch.VmemmapStart + 2, ref one, PageWalkFlags.None).Status);
+            Assert.AreEqual(0, one.Visits, "nothing visited");
+            Assert.AreEqual(PageWalkStatus.Stopped, TArch.WalkRange(ref ctx, t.Table.RootPfn, TArch.VmemmapStart, TArch.VmemmapStart + 1, ref one, PageWalkFlags.None).Status);
+            Assert.AreEqual(TArch.VmemmapBootLevel + 1, one.Visits, "one entry a level, down to the boot leaf");
             return true;
         }
     }

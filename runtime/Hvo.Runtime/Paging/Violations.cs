@@ -1,7 +1,7 @@
 using System.Collections.Generic;
 using System.Threading;
 
-namespace Hvo.Checks;
+namespace Hvo.Paging;
 
 public enum ViolationKind
 {
