@@ -4,6 +4,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Threading;
+using Hvo.Lib;
 using Hvo.Cli.Plots;
 using Hvo.HugeTlb;
 using Hvo.Memory;
@@ -65,17 +66,17 @@ public static class SimulateCommand
 
             if (memoryBytes % entry.Info.PageSize != 0)
             {
-                throw new UsageException($"--memory: {memoryText} is not a whole number of {Sizes.Format(entry.Info.PageSize)} pages");
+                throw new UsageException($"--memory: {memoryText} is not a whole number of {CmdLine.FormatSize(entry.Info.PageSize)} pages");
             }
 
             if (memoryBytes / entry.Info.PageSize > entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes)
             {
-                throw new UsageException($"--memory: {memoryText} is more than {entry.Name}'s vmemmap can describe ({Sizes.Format(entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes * entry.Info.PageSize)})");
+                throw new UsageException($"--memory: {memoryText} is more than {entry.Name}'s vmemmap can describe ({CmdLine.FormatSize(entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes * entry.Info.PageSize)})");
             }
 
             if (memoryBytes > FrameStore.MaxBytes)
             {
-                throw new UsageException($"--memory: {memoryText} is more than the simulator can hold ({Sizes.Format(FrameStore.MaxBytes)})");
+                throw new UsageException($"--memory: {memoryText} is more than the simulator can hold ({CmdLine.FormatSize(FrameStore.MaxBytes)})");
             }
 
             int nodeCount = p.GetValue(nodes);
@@ -90,7 +91,7 @@ public static class SimulateCommand
             ulong minimum = Math.Max(MinMemory, maxOrderBytes * (ulong)nodeCount);
             if (memoryBytes < minimum)
             {
-                throw new UsageException($"--memory: {memoryText} is too small for {nodeCount} node(s) of {entry.Name}; use at least {Sizes.Format(minimum)} (each node holds at least one {Sizes.Format(maxOrderBytes)} max-order block, and boot's reservations, firmware and the kernel image up to 48M, need at least {Sizes.Format(MinMemory)} in all)");
+                throw new UsageException($"--memory: {memoryText} is too small for {nodeCount} node(s) of {entry.Name}; use at least {CmdLine.FormatSize(minimum)} (each node holds at least one {CmdLine.FormatSize(maxOrderBytes)} max-order block, and boot's reservations, firmware and the kernel image up to 48M, need at least {CmdLine.FormatSize(MinMemory)} in all)");
             }
 
             string hvoText = p.GetValue(hvo)!;
@@ -162,7 +163,7 @@ public static class SimulateCommand
                 string label = $"{report.Arch} {report.Policy}{(report.HvoEnabled ? string.Empty : " (HVO off)")}";
                 PlotFile.Save(
                     plotPath,
-                    $"{report.Arch}, {Sizes.Format(memoryBytes)}",
+                    $"{report.Arch}, {CmdLine.FormatSize(memoryBytes)}",
                     [new GrowthSeries(label, hooks.Samples)],
                     [new VmemmapPicture(label, hooks.Vmemmap!)]);
 
@@ -254,7 +255,7 @@ public static class SimulateCommand
 
             if (!a.HugePageSizes.Any(h => h.Size == size))
             {
-                throw new UsageException($"--hugepages: {Sizes.Format(size)} is not a huge page size of {a.Name}; use one of {string.Join(", ", a.HugePageSizes.Select(h => Sizes.Format(h.Size)))}");
+                throw new UsageException($"--hugepages: {CmdLine.FormatSize(size)} is not a huge page size of {a.Name}; use one of {string.Join(", ", a.HugePageSizes.Select(h => CmdLine.FormatSize(h.Size)))}");
             }
 
             return (size, count);

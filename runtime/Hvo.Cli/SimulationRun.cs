@@ -4,6 +4,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Text.Json;
+using Hvo.Lib;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 
@@ -74,7 +75,7 @@ internal sealed partial record SimulationReport(
     public string ToText()
     {
         var o = new StringWriter(CultureInfo.InvariantCulture);
-        o.WriteLine($"hvo {Command}: {Arch} ({Title}), {Sizes.Format(Config.MemoryBytes)}, {Config.Nodes} node(s), policy {Policy}, HVO {(HvoEnabled ? "on" : "off")}");
+        o.WriteLine($"hvo {Command}: {Arch} ({Title}), {CmdLine.FormatSize(Config.MemoryBytes)}, {Config.Nodes} node(s), policy {Policy}, HVO {(HvoEnabled ? "on" : "off")}");
         o.WriteLine($"booted in {BootMs:0} ms; {WorkLabel} in {GrowMs:0} ms; simulated frame bytes kept: {HostFrameBytes / 1024} kB");
         o.WriteLine();
         o.Write(MemInfo.Format());

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using Hvo.HugeTlb;
+using Hvo.Lib;
 using Hvo.Paging;
 
 namespace Hvo.Scenario;
@@ -159,10 +160,10 @@ public sealed record BootLine
         return eq < 0 ? (parameter, null) : (parameter[..eq], parameter[(eq + 1)..]);
     }
 
-    // memparse: a number (decimal, or 0x hex) with an optional K, M, G, T, P or E suffix.
+    // parse_memopt: memparse, whose rest the kernel ignores; here the value must be one whole size.
     private static ulong ParseMem(string? value, ScriptWord word, SourceLocation line)
     {
-        if (value is null || !HugeTlbCommandLine.TryParseSize(value, out ulong bytes) || bytes == 0)
+        if (value is null || CmdLine.Memparse(value) is not { IsWhole: true, Bytes: var bytes and not 0 })
         {
             throw ScriptParser.Error(line, word.Column, $"mem={value} is not a memory size: use a number of bytes with an optional K, M, G, T, P or E suffix (memparse), e.g. mem=64G");
         }

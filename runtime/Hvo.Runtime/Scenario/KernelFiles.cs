@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using Hvo.HugeTlb;
+using Hvo.Lib;
 using Hvo.Paging;
 using Hvo.Paging.Ptdump;
 
@@ -320,8 +321,9 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
             Errno e = KernelValues.KstrToULong(data, 10, out ulong count);
             return e != Errno.None ? e : Status(_pool.Demote(h, count, nid).Status);
         });
+        // demote_size_store: memparse(buf, NULL), whatever follows the size ignored.
         Add(dir + "demote_size", () => string.Create(CultureInfo.InvariantCulture, $"{h.DemoteTarget!.SizeKb}kB\n"), data =>
-            Status(_pool.SetDemoteSize(h, KernelValues.Memparse(data))));
+            Status(_pool.SetDemoteSize(h, CmdLine.Memparse(data).Bytes)));
     }
 
     private string NodeMemInfo(int nid)
