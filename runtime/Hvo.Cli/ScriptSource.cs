@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using Hvo.Lib;
 using Hvo.Paging;
 using Hvo.Scenario;
 using Hvo.Vmemmap;
@@ -48,14 +49,14 @@ internal static class ScriptSource
     /// </summary>
     public static Script Default(ArchInfo arch)
     {
-        const ulong memory = 64 * MachineConfig.GiB;
+        const ulong memory = MachineSize.DefaultMemoryBytes;
         HugePageSizeInfo size = arch.HugePageSizes
             .Where(h => HugePageVmemmap.For(arch, h.Size).IsOptimizable(VmemmapReserve.V5_18))
             .DefaultIfEmpty(arch.HugePageSizes[0])
             .OrderBy(h => h.Size).First();
         string text =
-            "# hvo simulate's default: 64 GiB, half of it as the smallest huge pages HVO optimizes\n" +
-            "boot mem=64G\n" +
+            "# hvo simulate's default: half of the memory as the smallest huge pages HVO optimizes\n" +
+            $"boot mem={CmdLine.FormatSize(memory)}\n" +
             $"echo {memory / 2 / size.Size} > /sys/kernel/mm/hugepages/hugepages-{size.Size >> 10}kB/nr_hugepages\n";
         return ScriptParser.Parse(text, "default");
     }

@@ -9,6 +9,7 @@ using Hvo.Cli.Plots;
 using Hvo.HugeTlb;
 using Hvo.Memory;
 using Hvo.Paging;
+using Hvo.Scenario;
 using Hvo.Vmemmap;
 
 namespace Hvo.Cli;
@@ -36,7 +37,7 @@ public static class SimulateCommand
     public static Command Build(TextWriter output, TextWriter error)
     {
         Option<string> arch = Options.Arch();
-        var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => "64G" };
+        var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => CmdLine.FormatSize(MachineSize.DefaultMemoryBytes) };
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
@@ -69,29 +70,10 @@ public static class SimulateCommand
                 throw new UsageException($"--memory: {memoryText} is not a whole number of {CmdLine.FormatSize(entry.Info.PageSize)} pages");
             }
 
-            if (memoryBytes / entry.Info.PageSize > entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes)
-            {
-                throw new UsageException($"--memory: {memoryText} is more than {entry.Name}'s vmemmap can describe ({CmdLine.FormatSize(entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes * entry.Info.PageSize)})");
-            }
-
-            if (memoryBytes > FrameStore.MaxBytes)
-            {
-                throw new UsageException($"--memory: {memoryText} is more than the simulator can hold ({CmdLine.FormatSize(FrameStore.MaxBytes)})");
-            }
-
             int nodeCount = p.GetValue(nodes);
-            if (nodeCount < 1 || nodeCount > MaxNodes)
+            if (MachineSize.Check(entry.Info, memoryBytes, nodeCount) is { } why)
             {
-                throw new UsageException($"--nodes: {nodeCount} is not a node count; use 1 to {MaxNodes}");
-            }
-
-            // Every node is at least one max-order block (MachineLayout), and boot must leave the buddy
-            // allocator something: firmware, the kernel image and the page tables take the first MiBs.
-            ulong maxOrderBytes = entry.Info.PageSize << MachineLayout.DefaultMaxOrder(entry.Info.PageShift);
-            ulong minimum = Math.Max(MinMemory, maxOrderBytes * (ulong)nodeCount);
-            if (memoryBytes < minimum)
-            {
-                throw new UsageException($"--memory: {memoryText} is too small for {nodeCount} node(s) of {entry.Name}; use at least {CmdLine.FormatSize(minimum)} (each node holds at least one {CmdLine.FormatSize(maxOrderBytes)} max-order block, and boot's reservations, firmware and the kernel image up to 48M, need at least {CmdLine.FormatSize(MinMemory)} in all)");
+                throw new UsageException($"--memory: {memoryText} {why}");
             }
 
             string hvoText = p.GetValue(hvo)!;
@@ -207,20 +189,15 @@ public static class SimulateCommand
         };
     }
 
-    private const int MaxNodes = 64;
-
-    /// <summary>Below this, boot's own reservations (firmware, the 32 MiB kernel image at 16 MiB) leave too little.</summary>
-    private const ulong MinMemory = 64UL << 20;
-
     private static int ParseNodes(System.CommandLine.Parsing.ArgumentResult result)
     {
         string text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[0].Value;
-        if (int.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) && n >= 1 && n <= MaxNodes)
+        if (int.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) && n >= 1 && n <= MachineSize.MaxNodes)
         {
             return n;
         }
 
-        result.AddError($"--nodes: '{text}' is not a node count; use a whole number from 1 to {MaxNodes}");
+        result.AddError($"--nodes: '{text}' is not a node count; use a whole number from 1 to {MachineSize.MaxNodes}");
         return 1;
     }
 

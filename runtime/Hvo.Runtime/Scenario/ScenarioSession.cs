@@ -15,7 +15,7 @@ public sealed record ScenarioOptions
     public HvoPolicy Policy { get; init; } = HvoPolicy.Newest;
 
     /// <summary>The machine's memory when the boot line has no <c>mem=</c>.</summary>
-    public ulong DefaultMemoryBytes { get; init; } = 64 * MachineConfig.GiB;
+    public ulong DefaultMemoryBytes { get; init; } = MachineSize.DefaultMemoryBytes;
 
     /// <summary>Print each command as <c>$ command</c>, and the comments and blank lines, before its output.</summary>
     public bool EchoCommands { get; init; } = true;
@@ -86,7 +86,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         ArgumentNullException.ThrowIfNull(script);
         ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
-        BootLine boot = BootLine.Resolve(script.Boot, TArch.Info, options.DefaultMemoryBytes, options.MaxMemoryBytes);
+        BootLine boot = BootLine.Resolve(script, TArch.Info, options.DefaultMemoryBytes, options.MaxMemoryBytes);
         Machine<TArch> machine;
         HugeBootPages bootPages;
         try
