@@ -2,6 +2,7 @@ using System;
 using System.CommandLine;
 using System.IO;
 using System.Linq;
+using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Scenario;
@@ -55,9 +56,17 @@ internal static class RunCommand
             HvoPolicy chosen = Options.FindPolicy(p.GetValue(policy)!);
             Script parsed = ScriptSource.Load(name, input);
             var options = new ScenarioOptions { Policy = chosen, EchoCommands = !p.GetValue(quiet) };
-            SimulationReport report = entry.Accept(new ScenarioRunner<SimulationReport>(parsed, options, output, ScriptReporter.Instance));
+            SimulationReport report = entry.Accept(new ScenarioRunner<RunResult>(parsed, options, output, RunReporter.ForScript())).Report;
             output.WriteLine();
-            output.Write(p.GetValue(json) ? report.ToJson() : report.ToText());
+            if (p.GetValue(json))
+            {
+                output.WriteLine(ReportJson.Render(report));
+            }
+            else
+            {
+                output.Write(ReportText.Render(report));
+            }
+
             return 0;
         });
         return command;

@@ -4,13 +4,12 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Threading;
-using Hvo.Lib;
 using Hvo.Cli.Plots;
+using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
-using Hvo.Memory;
+using Hvo.Lib;
 using Hvo.Paging;
 using Hvo.Scenario;
-using Hvo.Vmemmap;
 
 namespace Hvo.Cli;
 
@@ -39,7 +38,7 @@ public static class SimulateCommand
         Option<string> arch = Options.Arch();
         var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => CmdLine.FormatSize(MachineSize.DefaultMemoryBytes) };
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
-        var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
+        var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the default huge page size (the default hstate's, as /proc/sys/vm/nr_hugepages)." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
         Option<string> policy = Options.Policy();
         var batch = new Option<string?>("--batch")
@@ -48,7 +47,7 @@ public static class SimulateCommand
             Arity = ArgumentArity.ZeroOrOne,
             HelpName = "on|off",
         };
-        var failAlloc = new Option<string?>("--fail-alloc") { Description = $"fail_page_alloc knobs, key=value[,...]: {FaultSpec.Keys}; sites: {FaultSpec.SiteList}. Unset knobs keep the kernel's defaults (times=1, min-order=1).", HelpName = "SPEC" };
+        var failAlloc = new Option<string?>("--fail-alloc") { Description = $"fail_page_alloc knobs, key=value[,...]: {FaultSpec.Keys}; sites: {FaultSpec.SiteList}. ignore-gfp-wait and ignore-gfp-highmem start at N; the other knobs keep the kernel's defaults (times=1, min-order=1).", HelpName = "SPEC" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of fail_page_alloc's draws: the same seed replays the same failures (default 0).", HelpName = "N" };
         var plot = new Option<string?>("--plot") { Description = $"Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against the pool size, grown in {PlotWrites} writes of nr_hugepages, and the vmemmap's PMDs, split or still huge.", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
@@ -65,6 +64,7 @@ public static class SimulateCommand
                 throw new UsageException($"--memory: {(memoryBytes == 0 && sizeError.Length == 0 ? $"'{memoryText}' is no memory" : sizeError)}; use {Sizes.Forms}");
             }
 
+            // The boot line would round mem= down to pages; the report names the memory, so simulate takes only exact sizes.
             if (memoryBytes % entry.Info.PageSize != 0)
             {
                 throw new UsageException($"--memory: {memoryText} is not a whole number of {CmdLine.FormatSize(entry.Info.PageSize)} pages");
@@ -96,35 +96,32 @@ public static class SimulateCommand
                 PlotFile.Validate(plotPath);
             }
 
-            (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes);
-            ulong total = SimulationHooks.Total(request);
+            var simulation = new SimulateScript(memoryBytes, nodeCount, hvoOn, ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes), faults, plotPath is null ? 1 : PlotWrites);
+            ulong total = simulation.TotalPages;
 
             using var cts = new CancellationTokenSource();
             using IDisposable ctrlC = LiveProgress.HookCtrlC(output, error, cts);
-            SimulationHooks hooks = null!;
-            SimulationReport report = LiveProgress.Run(
-                progress =>
-                {
-                    hooks = new SimulationHooks
-                    {
-                        Faults = faults,
-                        Seed = p.GetValue(seed),
-                        Writes = plotPath is null ? 1 : PlotWrites,
-                        Cancel = cts.Token,
-                        Progress = progress,
-                        Record = plotPath is not null,
-                    };
-                    var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount, BreakBeforeMakeLevel = chosen.RequiredBbmLevel }, chosen, hvoOn, request) { Hooks = hooks };
-                    return entry.Accept(run);
-                },
-                total,
-                $"growing the HugeTLB pool to {total} pages",
-                LiveProgress.IsInteractive(output) ? LiveProgress.ErrorConsole() : null,
-                LiveProgress.Delay);
+            var options = new ScenarioOptions { Policy = chosen, FaultSeed = p.GetValue(seed), Signal = cts.Token };
+            RunResult result;
+            try
+            {
+                result = LiveProgress.Run(
+                    progress => simulation.Run(entry, options with { Progress = progress }, map: plotPath is not null),
+                    total,
+                    $"growing the HugeTLB pool to {total} pages",
+                    LiveProgress.IsInteractive(output) ? LiveProgress.ErrorConsole() : null,
+                    LiveProgress.Delay);
+            }
+            catch (ScriptError e)
+            {
+                // Only the boot line can fail once a script is built: the machine could not be booted.
+                throw new UsageException($"--memory: {memoryText}: {e.Reason}");
+            }
 
+            SimulationReport report = result.Report;
             if (p.GetValue(json))
             {
-                output.Write(report.ToJson());
+                output.WriteLine(ReportJson.Render(report));
             }
             else if (TerminalReport.IsTerminal(output))
             {
@@ -132,12 +129,12 @@ public static class SimulateCommand
             }
             else
             {
-                output.Write(report.ToText());
+                output.Write(ReportText.Render(report));
             }
 
-            if (hooks.Interrupted)
+            if (result.Interrupted)
             {
-                error.WriteLine($"hvo: interrupted: the pool grew by {hooks.Allocated} of {total} pages before Ctrl-C; the report is of what was done");
+                error.WriteLine($"hvo: interrupted: the pool grew by {result.PagesAllocated} of {total} pages before Ctrl-C; the report is of what was done");
             }
 
             if (plotPath is not null)
@@ -146,13 +143,13 @@ public static class SimulateCommand
                 PlotFile.Save(
                     plotPath,
                     $"{report.Arch}, {CmdLine.FormatSize(memoryBytes)}",
-                    [new GrowthSeries(label, hooks.Samples)],
-                    [new VmemmapPicture(label, hooks.Vmemmap!)]);
+                    [new GrowthSeries(label, result.Trace)],
+                    [new VmemmapPicture(label, result.Map!)]);
 
-                error.WriteLine($"hvo: wrote {plotPath} ({hooks.Samples.Count - 1} writes of nr_hugepages sampled)");
+                error.WriteLine($"hvo: wrote {plotPath} ({simulation.NrHugepagesWrites(result.StatementsRun)} writes of nr_hugepages sampled)");
             }
 
-            return hooks.Interrupted ? InterruptedExit : 0;
+            return result.Interrupted ? InterruptedExit : 0;
         });
         return command;
     }
@@ -205,11 +202,7 @@ public static class SimulateCommand
     {
         if (string.IsNullOrWhiteSpace(text))
         {
-            HugePageSizeInfo smallest = a.HugePageSizes
-                .Where(h => HugePageVmemmap.For(a, h.Size).IsOptimizable(VmemmapReserve.V5_18))
-                .DefaultIfEmpty(a.HugePageSizes[0])
-                .OrderBy(h => h.Size).First();
-            return [(smallest.Size, memory / 2 / smallest.Size)];
+            return SimulateScript.DefaultPages(a, memory);
         }
 
         return text.Split(',').Select(part =>

@@ -3,13 +3,18 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
+using System.Threading;
 using Hvo.HugeTlb;
 using Hvo.Memory;
 using Hvo.Paging;
 
 namespace Hvo.Scenario;
 
-/// <summary>How a script runs: the HVO policy (a boot line cannot name it), the memory without <c>mem=</c>, and the transcript.</summary>
+/// <summary>
+/// How a script runs: the HVO policy (a boot line cannot name it), the memory without <c>mem=</c>,
+/// the transcript, fail_page_alloc's seed and this model's site filter, and for a driver that
+/// watches the run (<c>hvo simulate</c>), a pending signal and the progress of the pool's growth.
+/// </summary>
 public sealed record ScenarioOptions
 {
     public HvoPolicy Policy { get; init; } = HvoPolicy.Newest;
@@ -25,6 +30,25 @@ public sealed record ScenarioOptions
 
     /// <summary>Boot the machine in strict mode (<see cref="MachineConfig.Strict"/>): slower, for tests.</summary>
     public bool Strict { get; init; }
+
+    /// <summary>Seed of fail_page_alloc's draws: the same seed replays the same failures.</summary>
+    public ulong FaultSeed { get; init; }
+
+    /// <summary>
+    /// This model's filter on fail_page_alloc (the kernel has none): only allocations from these
+    /// sites may fail, among those ignore-gfp-wait and ignore-gfp-highmem let through; null for all.
+    /// </summary>
+    public IReadOnlySet<AllocSite>? FaultSites { get; init; }
+
+    /// <summary>
+    /// A pending signal (Ctrl-C): a write of nr_hugepages stops growing as set_max_huge_pages bails
+    /// for signal_pending (the pages allocated are still optimized and added), and no command runs
+    /// after it, as the interrupted shell runs none.
+    /// </summary>
+    public CancellationToken Signal { get; init; }
+
+    /// <summary>Told the fresh huge pages the writes of nr_hugepages have allocated since the script started, after each one.</summary>
+    public Action<ulong>? Progress { get; init; }
 }
 
 /// <summary>
@@ -52,7 +76,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         _buddyFramesAtBoot = machine.Owners.Count(FrameOwner.Buddy);
         Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(bootParameter: boot.FreeVmemmap));
         Pool = new HugeTlbPool<TArch>(machine, Optimizer, bootPages);
-        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine);
+        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine, options);
     }
 
     public Script Script { get; }
@@ -69,6 +93,17 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
     /// <summary>Opens and writes the kernel refused, and files cat could not read: each printed a shell error.</summary>
     public int ShellErrors { get; private set; }
+
+    /// <summary>Statements run (the boot line included); fewer than the script's when a signal stopped it.</summary>
+    public int StatementsRun { get; private set; }
+
+    /// <summary>A pending signal (<see cref="ScenarioOptions.Signal"/>) cut a write of nr_hugepages short or stopped the script.</summary>
+    public bool Interrupted => _stopped || Files.Interrupted;
+
+    /// <summary>Fresh huge pages the writes of nr_hugepages allocated.</summary>
+    public ulong PagesAllocated => Files.PagesAllocated;
+
+    private bool _stopped;
 
     /// <summary>Milliseconds to boot the machine and create the pool.</summary>
     public double BootMs { get; private set; }
@@ -145,6 +180,12 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         Sample();
         foreach (ScriptLine line in Script.Lines)
         {
+            if (line is Statement && _options.Signal.IsCancellationRequested)
+            {
+                _stopped = true;
+                break;
+            }
+
             switch (line)
             {
                 case BlankLine when echo:
@@ -160,6 +201,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                     }
 
                     Execute(s, output);
+                    StatementsRun++;
                     if (s is EchoStatement)
                     {
                         Sample();
