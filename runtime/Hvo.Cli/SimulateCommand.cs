@@ -146,7 +146,7 @@ public static class SimulateCommand
                     [new GrowthSeries(label, result.Trace)],
                     [new VmemmapPicture(label, result.Map!)]);
 
-                error.WriteLine($"hvo: wrote {plotPath} ({simulation.NrHugepagesWrites(result.StatementsRun)} writes of nr_hugepages sampled)");
+                error.WriteLine($"hvo: wrote {plotPath} ({result.Trace.Count - 1} writes of nr_hugepages sampled)");
             }
 
             return result.Interrupted ? InterruptedExit : 0;

@@ -80,16 +80,15 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
     /// <summary>
     /// Run the script on <paramref name="arch"/> with <paramref name="options"/> (the policy, the
     /// seed, Ctrl-C and progress; the site filter is <see cref="Faults"/>'): the report, headed as
-    /// simulate's and with the counts asked for, and the vmemmap's map when <paramref name="map"/>.
+    /// simulate's and with the counts asked for; the plotted points, one before growing and one
+    /// after each write of nr_hugepages that ran; the vmemmap's map when <paramref name="map"/>.
     /// </summary>
     public RunResult Run(ArchEntry arch, ScenarioOptions options, bool map = false)
     {
         System.ArgumentNullException.ThrowIfNull(arch);
-        var reporter = new RunReporter("simulate", "pool grown", map, Requested);
+        var reporter = new RunReporter("simulate", "pool grown", map, trace => trace.Where(p => p.After is null || IsNrHugepagesWrite(p.After)).Select(p => p.Sample), Requested);
         return arch.Accept(new ScenarioRunner<RunResult>(Build(), options with { EchoCommands = false, FaultSites = Faults?.Sites }, System.IO.TextWriter.Null, reporter));
     }
 
-    /// <summary>Writes of nr_hugepages among the first <paramref name="statementsRun"/> statements.</summary>
-    public int NrHugepagesWrites(int statementsRun) =>
-        Build().Statements.Take(statementsRun).Count(s => s is EchoStatement { Target: { } t } && t.Value.EndsWith("/nr_hugepages", System.StringComparison.Ordinal));
+    private static bool IsNrHugepagesWrite(Statement s) => s is EchoStatement { Target: { } t } && t.Value.EndsWith("/nr_hugepages", System.StringComparison.Ordinal);
 }

@@ -6,7 +6,7 @@ using Hvo.HugeTlb;
 
 namespace Hvo.Cli.Reports;
 
-/// <summary>The report as JSON (DESIGN.md section 4's keys), from the source-generated <see cref="ReportJsonContext"/>.</summary>
+/// <summary>The report (<see cref="SimulationReport"/>) as JSON, from the source-generated <see cref="ReportJsonContext"/>.</summary>
 internal static class ReportJson
 {
     /// <summary>One report: one indented object.</summary>

@@ -6,7 +6,7 @@ using Hvo.Lib;
 namespace Hvo.Cli.Reports;
 
 /// <summary>
-/// The plain report (DESIGN.md section 4): a heading, the pool (/proc/meminfo in the kernel's
+/// The plain report (<see cref="SimulationReport"/>): a heading, the pool (/proc/meminfo in the kernel's
 /// format, each hstate, what was asked and not had), HVO's counters, and the break-before-make
 /// count where the checker ran. <see cref="TerminalReport"/> shows the same parts, the counters as a table.
 /// </summary>

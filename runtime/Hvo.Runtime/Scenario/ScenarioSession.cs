@@ -51,6 +51,9 @@ public sealed record ScenarioOptions
     public Action<ulong>? Progress { get; init; }
 }
 
+/// <summary>One point of <see cref="ScenarioSession{TArch}.Trace"/>: the pool and HVO's balance after a statement, or before the first (<paramref name="After"/> null).</summary>
+public readonly record struct TracePoint(Statement? After, PoolSample Sample);
+
 /// <summary>
 /// A script on one booted machine: the machine from the boot line, its HVO policy and HugeTLB
 /// pool (hugetlb_init, boot-time pages included), and the kernel files the commands use.
@@ -93,9 +96,6 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
     /// <summary>Opens and writes the kernel refused, and files cat could not read: each printed a shell error.</summary>
     public int ShellErrors { get; private set; }
-
-    /// <summary>Statements run (the boot line included); fewer than the script's when a signal stopped it.</summary>
-    public int StatementsRun { get; private set; }
 
     /// <summary>A pending signal (<see cref="ScenarioOptions.Signal"/>) cut a write of nr_hugepages short or stopped the script.</summary>
     public bool Interrupted => _stopped || Files.Interrupted;
@@ -150,21 +150,15 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     }
 
     /// <summary>
-    /// The pool and HVO's balance after boot and after every write that changed it, in script order:
-    /// what a plot of memory saved and page-table cost against the pool size draws.
+    /// The pool and HVO's balance before the commands and after each <c>echo</c>, in script order:
+    /// what a plot of memory saved and page-table cost against the pool size draws, each driver
+    /// choosing its points (every write that changed them, or each write of nr_hugepages).
     /// </summary>
-    public IReadOnlyList<PoolSample> Trace => _trace;
+    public IReadOnlyList<TracePoint> Trace => _trace;
 
-    private readonly List<PoolSample> _trace = new();
+    private readonly List<TracePoint> _trace = new();
 
-    private void Sample()
-    {
-        PoolSample now = PoolSample.Of(Pool, Optimizer);
-        if (_trace.Count == 0 || _trace[^1] != now)
-        {
-            _trace.Add(now);
-        }
-    }
+    private void Sample(Statement? after) => _trace.Add(new TracePoint(after, PoolSample.Of(Pool, Optimizer)));
 
     /// <summary>Execute every command in order, writing the transcript to <paramref name="output"/>.</summary>
     public void Run(TextWriter output)
@@ -177,7 +171,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
             WriteKernelLog(output); // booted without a command line: the pool's messages, if any, come first
         }
 
-        Sample();
+        Sample(null);
         foreach (ScriptLine line in Script.Lines)
         {
             if (line is Statement && _options.Signal.IsCancellationRequested)
@@ -201,10 +195,9 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                     }
 
                     Execute(s, output);
-                    StatementsRun++;
                     if (s is EchoStatement)
                     {
-                        Sample();
+                        Sample(s);
                     }
 
                     break;
