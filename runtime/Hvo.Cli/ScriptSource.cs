@@ -1,10 +1,8 @@
 using System;
 using System.IO;
 using System.Linq;
-using Hvo.Lib;
 using Hvo.Paging;
 using Hvo.Scenario;
-using Hvo.Vmemmap;
 
 namespace Hvo.Cli;
 

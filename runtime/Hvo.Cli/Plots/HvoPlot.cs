@@ -4,9 +4,8 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Xml.Linq;
-using Hvo.Lib;
 using Hvo.HugeTlb;
-using Hvo.Vmemmap;
+using Hvo.Lib;
 using ScottPlot;
 using SkiaSharp;
 

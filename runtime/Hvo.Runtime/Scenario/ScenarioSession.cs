@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Threading;
 using Hvo.HugeTlb;
+using Hvo.Lib;
 using Hvo.Memory;
 using Hvo.Paging;
 
@@ -112,9 +113,10 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     public double RunMs { get; private set; }
 
     /// <summary>
-    /// Boot the machine the script's boot line describes on <typeparamref name="TArch"/>. A line
-    /// the machine cannot boot with (too little memory for the vmemmap and the kernel, more nodes
-    /// than memory) is a <see cref="ScriptError"/> at the boot line.
+    /// Boot the machine the script's boot line describes on <typeparamref name="TArch"/>. A size
+    /// <see cref="MachineSize"/> refuses is a <see cref="ScriptError"/> at its parameter
+    /// (<see cref="BootLine.Resolve"/>); anything else the machine cannot boot with (the host
+    /// cannot reserve its memory) one at the boot line.
     /// </summary>
     public static ScenarioSession<TArch> Boot(Script script, ScenarioOptions options)
     {
@@ -133,7 +135,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         {
             SourceLocation at = script.Boot?.Location ?? new SourceLocation(script.File, 1, 1);
             string why = e is OutOfMemoryException ? "the host cannot reserve memory for a machine this large" : e.Message;
-            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {SizeText(boot.MemoryBytes)} on {boot.Nodes} node(s): {why}");
+            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {CmdLine.FormatSize(boot.MemoryBytes)} on {boot.Nodes} node(s): {why}");
         }
 
         try
@@ -258,8 +260,6 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     public void Dispose() => Machine.Dispose();
 
     private static long VmemmapFrames(Machine<TArch> m) => m.Owners.Count(FrameOwner.BootVmemmap) + m.Owners.Count(FrameOwner.RuntimeVmemmap);
-
-    private static string SizeText(ulong bytes) => bytes >= MachineConfig.GiB && bytes % MachineConfig.GiB == 0 ? $"{bytes >> 30} GiB" : $"{bytes >> 20} MiB";
 
     private void Execute(Statement s, TextWriter output)
     {

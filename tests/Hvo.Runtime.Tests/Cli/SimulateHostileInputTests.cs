@@ -1,11 +1,10 @@
 using System;
-using System.IO;
 using System.Linq;
 using System.Text.Json;
 using CsCheck;
-using Hvo.Lib;
 using Hvo.Cli;
 using Hvo.HugeTlb;
+using Hvo.Lib;
 using Hvo.Paging;
 using Hvo.Tests;
 
