@@ -1,4 +1,7 @@
+using System;
 using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
 using System.Linq;
 using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
@@ -65,10 +68,10 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
             ulong previous = ulong.MaxValue;
             for (int i = 1; i <= Writes; i++)
             {
-                ulong target = (ulong)((System.UInt128)count * (ulong)i / (ulong)Writes);
+                ulong target = (ulong)((UInt128)count * (ulong)i / (ulong)Writes);
                 if (target != previous)
                 {
-                    script.Echo(target.ToString(System.Globalization.CultureInfo.InvariantCulture), NrHugepagesPath(size));
+                    script.Echo(target.ToString(CultureInfo.InvariantCulture), NrHugepagesPath(size));
                     previous = target;
                 }
             }
@@ -79,16 +82,16 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
 
     /// <summary>
     /// Run the script on <paramref name="arch"/> with <paramref name="options"/> (the policy, the
-    /// seed, Ctrl-C and progress; the site filter is <see cref="Faults"/>'): the report, headed as
+    /// seed, Ctrl-C and progress; the site filter is <see cref="Faults"/>'s): the report, headed as
     /// simulate's and with the counts asked for; the plotted points, one before growing and one
     /// after each write of nr_hugepages that ran; the vmemmap's map when <paramref name="map"/>.
     /// </summary>
     public RunResult Run(ArchEntry arch, ScenarioOptions options, bool map = false)
     {
-        System.ArgumentNullException.ThrowIfNull(arch);
+        ArgumentNullException.ThrowIfNull(arch);
         var reporter = new RunReporter("simulate", "pool grown", map, trace => trace.Where(p => p.After is null || IsNrHugepagesWrite(p.After)).Select(p => p.Sample), Requested);
-        return arch.Accept(new ScenarioRunner<RunResult>(Build(), options with { EchoCommands = false, FaultSites = Faults?.Sites }, System.IO.TextWriter.Null, reporter));
+        return arch.Accept(new ScenarioRunner<RunResult>(Build(), options with { EchoCommands = false, FaultSites = Faults?.Sites }, TextWriter.Null, reporter));
     }
 
-    private static bool IsNrHugepagesWrite(Statement s) => s is EchoStatement { Target: { } t } && t.Value.EndsWith("/nr_hugepages", System.StringComparison.Ordinal);
+    private static bool IsNrHugepagesWrite(Statement s) => s is EchoStatement { Target: { } t } && t.Value.EndsWith("/nr_hugepages", StringComparison.Ordinal);
 }

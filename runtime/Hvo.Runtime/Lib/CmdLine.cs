@@ -27,7 +27,7 @@ public readonly record struct Memparsed(string Text, ulong Bytes, int NumberEnd,
 }
 
 /// <summary>
-/// lib/cmdline.c's memparse, the one size parser of the simulator, and its inverse. Each caller
+/// The kernel's memparse, the one size parser of the simulator, and its inverse. Each caller
 /// says what may follow a size: the kernel's own callers of memparse(s, NULL) ignore the rest
 /// (demote_size_store), the boot line's <c>mem=</c> and <c>hugepagesz=</c> take only a whole size
 /// (<see cref="Memparsed.IsWhole"/>), and the command line's sizes allow a B or iB after it.

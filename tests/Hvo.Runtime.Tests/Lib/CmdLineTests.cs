@@ -3,7 +3,7 @@ using Hvo.Lib;
 
 namespace Hvo.Runtime.Tests.Lib;
 
-/// <summary>memparse as lib/cmdline.c has it, where it stops, and the size format it reads back.</summary>
+/// <summary>memparse as the kernel has it, where it stops, and the size format it reads back.</summary>
 [TestClass]
 public sealed class CmdLineTests
 {
