@@ -4,9 +4,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.IO;
 using System.Linq;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Hvo.Cli.Plots;
+using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Scenario;
@@ -52,33 +51,34 @@ internal static class CompareCommand
                 PlotFile.Validate(plotPath);
             }
 
-            ScriptReporter reporter = plotPath is null ? ScriptReporter.Instance : new PlottingScriptReporter();
-            var reports = new List<SimulationReport>();
+            RunReporter reporter = RunReporter.ForScript(map: plotPath is not null);
+            var runs = new List<RunResult>();
             foreach (ArchEntry arch in chosenArchs)
             {
-                Script parsed = given ?? ScriptSource.Default(arch.Info);
+                Script parsed = given ?? SimulateScript.Default(arch.Info).Build();
                 foreach (HvoPolicy policy in chosenPolicies)
                 {
                     var options = new ScenarioOptions { Policy = policy, EchoCommands = false };
-                    reports.Add(arch.Accept(new ScenarioRunner<SimulationReport>(parsed, options, TextWriter.Null, reporter)));
+                    runs.Add(arch.Accept(new ScenarioRunner<RunResult>(parsed, options, TextWriter.Null, reporter)));
                 }
             }
 
+            SimulationReport[] reports = [.. runs.Select(r => r.Report)];
             if (p.GetValue(json))
             {
-                var array = new JsonArray([.. reports.Select(r => JsonNode.Parse(r.ToJson()))]);
-                output.WriteLine(array.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                output.WriteLine(ReportJson.Render(reports));
             }
             else
             {
-                output.WriteLine($"hvo compare: {given?.File ?? "default"} ({reports.Count} runs)");
+                output.WriteLine($"hvo compare: {given?.File ?? "default"} ({reports.Length} runs)");
                 WriteTable(output, isTerminal(output), reports);
             }
 
-            if (plotPath is not null && reporter is PlottingScriptReporter plotted)
+            if (plotPath is not null)
             {
-                PlotFile.Save(plotPath, $"hvo compare: {given?.File ?? "default"}", [.. plotted.Plots.Select(x => x.Series)], [.. plotted.Plots.Select(x => x.Map)]);
-                error.WriteLine($"hvo: wrote {plotPath} ({reports.Count} runs)");
+                string Label(RunResult r) => $"{r.Report.Arch} {r.Report.Policy}";
+                PlotFile.Save(plotPath, $"hvo compare: {given?.File ?? "default"}", [.. runs.Select(r => new GrowthSeries(Label(r), r.Trace))], [.. runs.Select(r => new VmemmapPicture(Label(r), r.Map!))]);
+                error.WriteLine($"hvo: wrote {plotPath} ({reports.Length} runs)");
             }
 
             return 0;
@@ -134,7 +134,7 @@ internal static class CompareCommand
         ("memory saved (net)", r => Mib(r.Hvo.NetBytesSaved)),
         ("vmemmap pages freed", r => N(r.Hvo.VmemmapPagesFreed)),
         ("vmemmap pages restored", r => N(r.Hvo.VmemmapPagesRestored)),
-        ("PTE tables (page-table cost)", r => $"{N(r.Hvo.PteTablesAllocated)} ({Kb((ulong)r.Hvo.PteTablesAllocated * PageSize(r) / 1024)})"),
+        ("PTE tables (page-table cost)", r => $"{N(r.Hvo.PteTablesAllocated)} ({Kb((ulong)r.Hvo.PteTablesAllocated * r.PageSize / 1024)})"),
         ("PMDs split", r => N(r.Hvo.PmdsSplit)),
         ("TLB flushes", r => N(r.Hvo.TlbFlushes)),
         ("optimize failures", r => N(r.Hvo.OptimizeFailures)),
@@ -145,8 +145,6 @@ internal static class CompareCommand
         ("MemFree", r => Kb(r.MemInfo.MemFreeKb)),
         ("shell errors", r => N(r.ShellErrors)),
     ];
-
-    private static ulong PageSize(SimulationReport r) => ArchRegistry.Find(r.Arch)?.Info.PageSize ?? 4096;
 
     private static string N(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
 

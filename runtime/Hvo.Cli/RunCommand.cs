@@ -1,7 +1,6 @@
-using System;
 using System.CommandLine;
 using System.IO;
-using System.Linq;
+using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Scenario;
@@ -33,7 +32,7 @@ internal static class RunCommand
             "hugepagesz=, hugepages=, default_hugepagesz=, hugetlb_free_vmemmap=), then 'echo VALUE > FILE' and 'cat FILE' on " +
             "/proc/meminfo, /proc/sys/vm/nr_hugepages, /sys/kernel/mm/hugepages/..., /sys/devices/system/node/nodeK/..., " +
             "/proc/sys/vm/hugetlb_optimize_vmemmap, .../demote, /sys/kernel/debug/kernel_page_tables and " +
-            "/sys/kernel/debug/fail_page_alloc/*, and '#' comments. A refused write prints the shell's error and the script goes on; " +
+            "/sys/kernel/debug/fail_page_alloc/* and /proc/self/fail-nth, and '#' comments. A refused write prints the shell's error and the script goes on; " +
             "a syntax error prints file:line:column and nothing runs.\n\n" + Example)
         {
             script, arch, policy, json, list, quiet,
@@ -55,9 +54,17 @@ internal static class RunCommand
             HvoPolicy chosen = Options.FindPolicy(p.GetValue(policy)!);
             Script parsed = ScriptSource.Load(name, input);
             var options = new ScenarioOptions { Policy = chosen, EchoCommands = !p.GetValue(quiet) };
-            SimulationReport report = entry.Accept(new ScenarioRunner<SimulationReport>(parsed, options, output, ScriptReporter.Instance));
+            SimulationReport report = entry.Accept(new ScenarioRunner<RunResult>(parsed, options, output, RunReporter.ForScript())).Report;
             output.WriteLine();
-            output.Write(p.GetValue(json) ? report.ToJson() : report.ToText());
+            if (p.GetValue(json))
+            {
+                output.WriteLine(ReportJson.Render(report));
+            }
+            else
+            {
+                output.Write(ReportText.Render(report));
+            }
+
             return 0;
         });
         return command;

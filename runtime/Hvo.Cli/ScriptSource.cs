@@ -3,7 +3,6 @@ using System.IO;
 using System.Linq;
 using Hvo.Paging;
 using Hvo.Scenario;
-using Hvo.Vmemmap;
 
 namespace Hvo.Cli;
 
@@ -40,23 +39,5 @@ internal static class ScriptSource
 
         string what = Directory.Exists(name) ? "is a directory" : "no such file";
         throw new UsageException($"script '{name}': {what}, and no example has that name; examples: {string.Join(", ", Examples.All.Select(e => e.Name))} (hvo run --list)");
-    }
-
-    /// <summary>
-    /// The default scenario of <c>hvo simulate</c> as a script for <paramref name="arch"/>: 64 GiB,
-    /// half of it as pages of the smallest size HVO optimizes (2 MiB on x86-64).
-    /// </summary>
-    public static Script Default(ArchInfo arch)
-    {
-        const ulong memory = 64 * MachineConfig.GiB;
-        HugePageSizeInfo size = arch.HugePageSizes
-            .Where(h => HugePageVmemmap.For(arch, h.Size).IsOptimizable(VmemmapReserve.V5_18))
-            .DefaultIfEmpty(arch.HugePageSizes[0])
-            .OrderBy(h => h.Size).First();
-        string text =
-            "# hvo simulate's default: 64 GiB, half of it as the smallest huge pages HVO optimizes\n" +
-            "boot mem=64G\n" +
-            $"echo {memory / 2 / size.Size} > /sys/kernel/mm/hugepages/hugepages-{size.Size >> 10}kB/nr_hugepages\n";
-        return ScriptParser.Parse(text, "default");
     }
 }

@@ -5,10 +5,11 @@ using System.IO;
 using System.Linq;
 using System.Threading;
 using Hvo.Cli.Plots;
+using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
-using Hvo.Memory;
+using Hvo.Lib;
 using Hvo.Paging;
-using Hvo.Vmemmap;
+using Hvo.Scenario;
 
 namespace Hvo.Cli;
 
@@ -35,9 +36,9 @@ public static class SimulateCommand
     public static Command Build(TextWriter output, TextWriter error)
     {
         Option<string> arch = Options.Arch();
-        var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => "64G" };
+        var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => CmdLine.FormatSize(MachineSize.DefaultMemoryBytes) };
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
-        var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the smallest optimizable size." };
+        var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the default huge page size (the default hstate's, as /proc/sys/vm/nr_hugepages)." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
         Option<string> policy = Options.Policy();
         var batch = new Option<string?>("--batch")
@@ -46,7 +47,7 @@ public static class SimulateCommand
             Arity = ArgumentArity.ZeroOrOne,
             HelpName = "on|off",
         };
-        var failAlloc = new Option<string?>("--fail-alloc") { Description = $"fail_page_alloc knobs, key=value[,...]: {FaultSpec.Keys}; sites: {FaultSpec.SiteList}. Unset knobs keep the kernel's defaults (times=1, min-order=1).", HelpName = "SPEC" };
+        var failAlloc = new Option<string?>("--fail-alloc") { Description = $"fail_page_alloc knobs, key=value[,...]: {FaultSpec.Keys}; sites: {FaultSpec.SiteList}. ignore-gfp-wait and ignore-gfp-highmem start at N; the other knobs keep the kernel's defaults (times=1, min-order=1).", HelpName = "SPEC" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of fail_page_alloc's draws: the same seed replays the same failures (default 0).", HelpName = "N" };
         var plot = new Option<string?>("--plot") { Description = $"Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against the pool size, grown in {PlotWrites} writes of nr_hugepages, and the vmemmap's PMDs, split or still huge.", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
@@ -63,34 +64,16 @@ public static class SimulateCommand
                 throw new UsageException($"--memory: {(memoryBytes == 0 && sizeError.Length == 0 ? $"'{memoryText}' is no memory" : sizeError)}; use {Sizes.Forms}");
             }
 
+            // The boot line would round mem= down to pages; the report names the memory, so simulate takes only exact sizes.
             if (memoryBytes % entry.Info.PageSize != 0)
             {
-                throw new UsageException($"--memory: {memoryText} is not a whole number of {Sizes.Format(entry.Info.PageSize)} pages");
-            }
-
-            if (memoryBytes / entry.Info.PageSize > entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes)
-            {
-                throw new UsageException($"--memory: {memoryText} is more than {entry.Name}'s vmemmap can describe ({Sizes.Format(entry.Info.VmemmapSize / (ulong)entry.Info.StructPageBytes * entry.Info.PageSize)})");
-            }
-
-            if (memoryBytes > FrameStore.MaxBytes)
-            {
-                throw new UsageException($"--memory: {memoryText} is more than the simulator can hold ({Sizes.Format(FrameStore.MaxBytes)})");
+                throw new UsageException($"--memory: {memoryText} is not a whole number of {CmdLine.FormatSize(entry.Info.PageSize)} pages");
             }
 
             int nodeCount = p.GetValue(nodes);
-            if (nodeCount < 1 || nodeCount > MaxNodes)
+            if (MachineSize.Check(entry.Info, memoryBytes, nodeCount) is { } why)
             {
-                throw new UsageException($"--nodes: {nodeCount} is not a node count; use 1 to {MaxNodes}");
-            }
-
-            // Every node is at least one max-order block (MachineLayout), and boot must leave the buddy
-            // allocator something: firmware, the kernel image and the page tables take the first MiBs.
-            ulong maxOrderBytes = entry.Info.PageSize << MachineLayout.DefaultMaxOrder(entry.Info.PageShift);
-            ulong minimum = Math.Max(MinMemory, maxOrderBytes * (ulong)nodeCount);
-            if (memoryBytes < minimum)
-            {
-                throw new UsageException($"--memory: {memoryText} is too small for {nodeCount} node(s) of {entry.Name}; use at least {Sizes.Format(minimum)} (each node holds at least one {Sizes.Format(maxOrderBytes)} max-order block, and boot's reservations, firmware and the kernel image up to 48M, need at least {Sizes.Format(MinMemory)} in all)");
+                throw new UsageException($"--memory: {memoryText} {why}");
             }
 
             string hvoText = p.GetValue(hvo)!;
@@ -113,35 +96,32 @@ public static class SimulateCommand
                 PlotFile.Validate(plotPath);
             }
 
-            (ulong Size, ulong Count)[] request = ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes);
-            ulong total = SimulationHooks.Total(request);
+            var simulation = new SimulateScript(memoryBytes, nodeCount, hvoOn, ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes), faults, plotPath is null ? 1 : PlotWrites);
+            ulong total = simulation.TotalPages;
 
             using var cts = new CancellationTokenSource();
             using IDisposable ctrlC = LiveProgress.HookCtrlC(output, error, cts);
-            SimulationHooks hooks = null!;
-            SimulationReport report = LiveProgress.Run(
-                progress =>
-                {
-                    hooks = new SimulationHooks
-                    {
-                        Faults = faults,
-                        Seed = p.GetValue(seed),
-                        Writes = plotPath is null ? 1 : PlotWrites,
-                        Cancel = cts.Token,
-                        Progress = progress,
-                        Record = plotPath is not null,
-                    };
-                    var run = new SimulationRun(new MachineConfig { MemoryBytes = memoryBytes, Nodes = nodeCount, EntryWriter = chosen.RequiredWriter, BreakBeforeMakeLevel = chosen.RequiredWriter == EntryWriterKind.Bbml2 ? 2 : 0 }, chosen, hvoOn, request) { Hooks = hooks };
-                    return entry.Accept(run);
-                },
-                total,
-                $"growing the HugeTLB pool to {total} pages",
-                LiveProgress.IsInteractive(output) ? LiveProgress.ErrorConsole() : null,
-                LiveProgress.Delay);
+            var options = new ScenarioOptions { Policy = chosen, FaultSeed = p.GetValue(seed), Signal = cts.Token };
+            RunResult result;
+            try
+            {
+                result = LiveProgress.Run(
+                    progress => simulation.Run(entry, options with { Progress = progress }, map: plotPath is not null),
+                    total,
+                    $"growing the HugeTLB pool to {total} pages",
+                    LiveProgress.IsInteractive(output) ? LiveProgress.ErrorConsole() : null,
+                    LiveProgress.Delay);
+            }
+            catch (ScriptError e)
+            {
+                // Only the boot line can fail once a script is built: the machine could not be booted.
+                throw new UsageException($"--memory: {memoryText}: {e.Reason}");
+            }
 
+            SimulationReport report = result.Report;
             if (p.GetValue(json))
             {
-                output.Write(report.ToJson());
+                output.WriteLine(ReportJson.Render(report));
             }
             else if (TerminalReport.IsTerminal(output))
             {
@@ -149,12 +129,12 @@ public static class SimulateCommand
             }
             else
             {
-                output.Write(report.ToText());
+                output.Write(ReportText.Render(report));
             }
 
-            if (hooks.Interrupted)
+            if (result.Interrupted)
             {
-                error.WriteLine($"hvo: interrupted: the pool grew by {hooks.Allocated} of {total} pages before Ctrl-C; the report is of what was done");
+                error.WriteLine($"hvo: interrupted: the pool grew by {result.PagesAllocated} of {total} pages before Ctrl-C; the report is of what was done");
             }
 
             if (plotPath is not null)
@@ -162,14 +142,14 @@ public static class SimulateCommand
                 string label = $"{report.Arch} {report.Policy}{(report.HvoEnabled ? string.Empty : " (HVO off)")}";
                 PlotFile.Save(
                     plotPath,
-                    $"{report.Arch}, {Sizes.Format(memoryBytes)}",
-                    [new GrowthSeries(label, hooks.Samples)],
-                    [new VmemmapPicture(label, hooks.Vmemmap!)]);
+                    $"{report.Arch}, {CmdLine.FormatSize(memoryBytes)}",
+                    [new GrowthSeries(label, result.Trace)],
+                    [new VmemmapPicture(label, result.Map!)]);
 
-                error.WriteLine($"hvo: wrote {plotPath} ({hooks.Samples.Count - 1} writes of nr_hugepages sampled)");
+                error.WriteLine($"hvo: wrote {plotPath} ({result.Trace.Count - 1} writes of nr_hugepages sampled)");
             }
 
-            return hooks.Interrupted ? InterruptedExit : 0;
+            return result.Interrupted ? InterruptedExit : 0;
         });
         return command;
     }
@@ -206,20 +186,15 @@ public static class SimulateCommand
         };
     }
 
-    private const int MaxNodes = 64;
-
-    /// <summary>Below this, boot's own reservations (firmware, the 32 MiB kernel image at 16 MiB) leave too little.</summary>
-    private const ulong MinMemory = 64UL << 20;
-
     private static int ParseNodes(System.CommandLine.Parsing.ArgumentResult result)
     {
         string text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[0].Value;
-        if (int.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) && n >= 1 && n <= MaxNodes)
+        if (int.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) && n >= 1 && n <= MachineSize.MaxNodes)
         {
             return n;
         }
 
-        result.AddError($"--nodes: '{text}' is not a node count; use a whole number from 1 to {MaxNodes}");
+        result.AddError($"--nodes: '{text}' is not a node count; use a whole number from 1 to {MachineSize.MaxNodes}");
         return 1;
     }
 
@@ -227,11 +202,7 @@ public static class SimulateCommand
     {
         if (string.IsNullOrWhiteSpace(text))
         {
-            HugePageSizeInfo smallest = a.HugePageSizes
-                .Where(h => HugePageVmemmap.For(a, h.Size).IsOptimizable(VmemmapReserve.V5_18))
-                .DefaultIfEmpty(a.HugePageSizes[0])
-                .OrderBy(h => h.Size).First();
-            return [(smallest.Size, memory / 2 / smallest.Size)];
+            return SimulateScript.DefaultPages(a, memory);
         }
 
         return text.Split(',').Select(part =>
@@ -254,7 +225,7 @@ public static class SimulateCommand
 
             if (!a.HugePageSizes.Any(h => h.Size == size))
             {
-                throw new UsageException($"--hugepages: {Sizes.Format(size)} is not a huge page size of {a.Name}; use one of {string.Join(", ", a.HugePageSizes.Select(h => Sizes.Format(h.Size)))}");
+                throw new UsageException($"--hugepages: {CmdLine.FormatSize(size)} is not a huge page size of {a.Name}; use one of {string.Join(", ", a.HugePageSizes.Select(h => CmdLine.FormatSize(h.Size)))}");
             }
 
             return (size, count);

@@ -1,109 +1,52 @@
 using System;
-using System.Globalization;
+using Hvo.Lib;
 
 namespace Hvo.Cli;
 
-/// <summary>Sizes on the command line, in the kernel's own forms: 64G, 2M, 1GiB, 4096, 0x1000.</summary>
+/// <summary>
+/// Sizes on the command line: the kernel's memparse (<see cref="CmdLine.Memparse"/>: a number,
+/// <c>0x</c> hex or with a leading 0 octal, and an optional K, M, G, T, P or E), and after it, as
+/// the one thing the command line adds, an optional <c>B</c>, or <c>iB</c> after a suffix
+/// (2MB, 2MiB). Nothing else may follow; blanks around the size are ignored.
+/// </summary>
 public static class Sizes
 {
-    public const string Forms = "a whole number of bytes, \"0x\" hex, or a number with K, M, G, T, P or E (optionally KiB, MiB, ...), e.g. 64G or 2MiB";
+    public const string Forms = "memparse's form: a number of bytes (0x hex, a leading 0 octal) with an optional K, M, G, T, P or E, then optionally B or iB, e.g. 64G or 2MiB";
 
     public static bool TryParse(string text, out ulong value) => TryParse(text, out value, out _);
 
-    /// <summary>Parses a size; on failure <paramref name="error"/> says why ("does not fit in 64 bits", "unknown suffix", ...).</summary>
+    /// <summary>Parses a size; on failure <paramref name="error"/> says why ("does not fit in 64 bits", "has an unknown unit", ...).</summary>
     public static bool TryParse(string text, out ulong value, out string error)
     {
+        ArgumentNullException.ThrowIfNull(text);
         value = 0;
         error = string.Empty;
-        string s = text.Trim();
-        if (s.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
-        {
-            ReadOnlySpan<char> digits = s.AsSpan(2);
-            if (digits.Length == 0 || !IsHex(digits))
-            {
-                error = $"'{text}' is not a hex number";
-                return false;
-            }
-
-            if (digits.TrimStart('0').Length > 16 || !ulong.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value))
-            {
-                error = $"'{text}' does not fit in 64 bits";
-                return false;
-            }
-
-            return true;
-        }
-
-        int end = 0;
-        while (end < s.Length && s[end] is >= '0' and <= '9')
-        {
-            end++;
-        }
-
-        if (end == 0)
+        Memparsed m = CmdLine.Memparse(text.Trim());
+        if (!m.HasNumber)
         {
             error = $"'{text}' is not a size";
             return false;
         }
 
-        string unit = s[end..];
-        if (unit.EndsWith("iB", StringComparison.Ordinal) || unit.EndsWith('B'))
+        if (m.NumberEnd == 1 && m.Rest.Length > 0 && (m.Rest[0] | 0x20) == 'x')
         {
-            unit = unit.EndsWith("iB", StringComparison.Ordinal) ? unit[..^2] : unit[..^1];
-        }
-
-        int shift = unit.ToUpperInvariant() switch
-        {
-            "" => 0,
-            "K" => 10,
-            "M" => 20,
-            "G" => 30,
-            "T" => 40,
-            "P" => 50,
-            "E" => 60,
-            _ => -1,
-        };
-        if (shift < 0)
-        {
-            error = $"'{text}' has an unknown unit '{s[end..]}'";
+            error = $"'{text}' is not a hex number"; // 0x with no hex digit after it: memparse read the 0
             return false;
         }
 
-        if (!ulong.TryParse(s.AsSpan(0, end), NumberStyles.None, CultureInfo.InvariantCulture, out ulong mantissa)
-            || (shift > 0 && mantissa > ulong.MaxValue >> shift))
+        if (m.Rest is not ("" or "B") && !(m.HasSuffix && m.Rest == "iB"))
+        {
+            error = $"'{text}' has an unknown unit '{m.Text[m.NumberEnd..]}'";
+            return false;
+        }
+
+        if (m.Overflow)
         {
             error = $"'{text}' does not fit in 64 bits";
             return false;
         }
 
-        value = mantissa << shift;
-        return true;
-    }
-
-    /// <summary>A size as the kernel documentation writes it: 4K, 2M, 1G, 16G.</summary>
-    public static string Format(ulong v)
-    {
-        string[] units = ["", "K", "M", "G", "T", "P", "E"];
-        int u = 0;
-        while (u < units.Length - 1 && v >= 1024 && v % 1024 == 0)
-        {
-            v /= 1024;
-            u++;
-        }
-
-        return v.ToString(CultureInfo.InvariantCulture) + units[u];
-    }
-
-    private static bool IsHex(ReadOnlySpan<char> digits)
-    {
-        foreach (char c in digits)
-        {
-            if (!char.IsAsciiHexDigit(c))
-            {
-                return false;
-            }
-        }
-
+        value = m.Bytes;
         return true;
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Text.Json;
+using Hvo.Lib;
 using Hvo.Paging;
 using Hvo.Vmemmap;
 
@@ -25,17 +26,17 @@ public static class SpecsCommand
             o.WriteLine($"{a.Name}: {a.Title}  (specs/{a.SpecFile})");
             string levels = string.Join(" ", a.Levels.Select((l, i) =>
                 $"{l.Name}[{l.Shift + l.Bits - 1}:{l.Shift}]{(l.CanMapLeaf && i < a.LastLevel ? "*" : string.Empty)}"));
-            o.WriteLine($"  page {Sizes.Format(a.PageSize)}, {a.VaBits}-bit VA, {a.Levels.Count} levels: {levels}   (* may hold a block)");
+            o.WriteLine($"  page {CmdLine.FormatSize(a.PageSize)}, {a.VaBits}-bit VA, {a.Levels.Count} levels: {levels}   (* may hold a block)");
             ulong bootSize = a.Levels[a.VmemmapBootLevel].Size;
-            o.WriteLine($"  vmemmap 0x{a.VmemmapStart:x16} +{Sizes.Format(a.VmemmapSize)}, struct page {a.StructPageBytes} B, " +
-                        $"boot-mapped by {a.Levels[a.VmemmapBootLevel].Name} ({Sizes.Format(bootSize)}), section {Sizes.Format(1UL << a.SectionShift)}, " +
+            o.WriteLine($"  vmemmap 0x{a.VmemmapStart:x16} +{CmdLine.FormatSize(a.VmemmapSize)}, struct page {a.StructPageBytes} B, " +
+                        $"boot-mapped by {a.Levels[a.VmemmapBootLevel].Name} ({CmdLine.FormatSize(bootSize)}), section {CmdLine.FormatSize(1UL << a.SectionShift)}, " +
                         $"break-before-make: {(a.BreakBeforeMake ? "yes" : "no")}");
             o.WriteLine($"  {"huge page",-16} {"vmemmap pages",13} {"freed, reserve 2 (v5.14)",26} {"freed, reserve 1 (v5.18+)",26}");
             foreach (HugePageSizeInfo h in a.HugePageSizes)
             {
                 HugePageVmemmap g = HugePageVmemmap.For(a, h.Size);
                 string how = h.ContiguousCount > 1 ? $"{h.ContiguousCount}x{a.Levels[h.Level].Name}" : a.Levels[h.Level].Name;
-                o.WriteLine($"  {Sizes.Format(h.Size) + " (" + how + ")",-16} {VmemmapPages(g),13} {Freed(g, VmemmapReserve.V5_14),26} {Freed(g, VmemmapReserve.V5_18),26}");
+                o.WriteLine($"  {CmdLine.FormatSize(h.Size) + " (" + how + ")",-16} {VmemmapPages(g),13} {Freed(g, VmemmapReserve.V5_14),26} {Freed(g, VmemmapReserve.V5_18),26}");
             }
 
             if (a.AccessFlag != 0)

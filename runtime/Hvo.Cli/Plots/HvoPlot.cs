@@ -5,7 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Xml.Linq;
 using Hvo.HugeTlb;
-using Hvo.Vmemmap;
+using Hvo.Lib;
 using ScottPlot;
 using SkiaSharp;
 
@@ -198,7 +198,7 @@ public static class HvoPlot
 
         plot.ShowLegend(Edge.Right);
         plot.Title(string.Create(CultureInfo.InvariantCulture, $"{picture.Caption}: the vmemmap's {n} {map.LevelName} leaves from 0x{map.Start:x}"));
-        plot.XLabel(string.Create(CultureInfo.InvariantCulture, $"a cell per leaf ({Sizes.Format(map.LeafBytes)} of vmemmap, {Sizes.Format(map.MemoryPerLeaf)} of memory), {columns} a row"));
+        plot.XLabel(string.Create(CultureInfo.InvariantCulture, $"a cell per leaf ({CmdLine.FormatSize(map.LeafBytes)} of vmemmap, {CmdLine.FormatSize(map.MemoryPerLeaf)} of memory), {columns} a row"));
         plot.Axes.Left.TickLabelStyle.IsVisible = false;
         plot.Axes.Bottom.TickLabelStyle.IsVisible = false;
         plot.Axes.Left.MajorTickStyle.Length = 0;

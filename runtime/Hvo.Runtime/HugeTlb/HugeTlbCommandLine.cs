@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using Hvo.Lib;
 using Hvo.Paging;
 
 namespace Hvo.HugeTlb;
@@ -103,41 +104,6 @@ public sealed record HugeTlbCommandLine
         return state.Finish();
     }
 
-    /// <summary>memparse: a number with an optional K, M, G, T, P or E suffix (binary).</summary>
-    public static bool TryParseSize(string text, out ulong bytes)
-    {
-        bytes = 0;
-        if (string.IsNullOrEmpty(text))
-        {
-            return false;
-        }
-
-        int shift = char.ToUpperInvariant(text[^1]) switch
-        {
-            'K' => 10,
-            'M' => 20,
-            'G' => 30,
-            'T' => 40,
-            'P' => 50,
-            'E' => 60,
-            _ => 0,
-        };
-        string digits = shift == 0 ? text : text[..^1];
-        NumberStyles style = digits.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? NumberStyles.AllowHexSpecifier : NumberStyles.None;
-        if (style == NumberStyles.AllowHexSpecifier)
-        {
-            digits = digits[2..];
-        }
-
-        if (!ulong.TryParse(digits, style, CultureInfo.InvariantCulture, out ulong n) || (shift > 0 && n > ulong.MaxValue >> shift))
-        {
-            return false;
-        }
-
-        bytes = n << shift;
-        return true;
-    }
-
     // The parser's globals: parsed_hstate, parsed_valid_hugepagesz, parsed_default_hugepagesz,
     // default_hstate_max_huge_pages, last_mhp.
     private sealed class ParseState(ArchInfo arch)
@@ -155,7 +121,7 @@ public sealed record HugeTlbCommandLine
         public void HugePageSize(string value)
         {
             _parsedValid = false;
-            if (!TryParseSize(value, out ulong size) || !IsValid(size))
+            if (CmdLine.Memparse(value) is not { IsWhole: true, Bytes: var size } || !IsValid(size))
             {
                 _warnings.Add($"HugeTLB: unsupported hugepagesz={value}");
                 return;
@@ -219,7 +185,7 @@ public sealed record HugeTlbCommandLine
                 return;
             }
 
-            if (!TryParseSize(value, out ulong size) || !IsValid(size))
+            if (CmdLine.Memparse(value) is not { IsWhole: true, Bytes: var size } || !IsValid(size))
             {
                 _warnings.Add($"HugeTLB: unsupported default_hugepagesz={value}. Ignoring");
                 return;

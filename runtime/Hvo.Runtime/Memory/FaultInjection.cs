@@ -17,10 +17,13 @@ namespace Hvo.Memory;
 /// failures for the same sequence of calls.
 /// </summary>
 /// <remarks>
-/// Defaults are the kernel's: probability 0, interval 1, times 1, space 0, min-order 1. The
-/// kernel's ignore-gfp-wait (default Y) would exempt every GFP_KERNEL allocation; it is not
-/// modelled, so this behaves as after <c>echo N &gt; ignore-gfp-wait</c>, as every fail_page_alloc
-/// recipe starts. Thread-safe.
+/// Defaults are the kernel's: probability 0, interval 1, times 1, space 0, min-order 1. This class
+/// knows no ignore-gfp-wait or ignore-gfp-highmem: those flags are modelled by the
+/// /sys/kernel/debug/fail_page_alloc files (Scenario's FaultInjectionFiles), which set
+/// <see cref="Sites"/> to the call sites they let through: none while ignore-gfp-wait is Y (its
+/// default; every allocation here may sleep), and no HugeTLB page while ignore-gfp-highmem is Y.
+/// Used on its own, with <see cref="Sites"/> null, it behaves as after <c>echo N &gt;</c> both, as
+/// fail_page_alloc recipes start. Thread-safe.
 /// </remarks>
 public sealed class FaultInjection
 {

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using Hvo.HugeTlb;
+using Hvo.Lib;
 using Hvo.Paging;
 
 namespace Hvo.Scenario;
@@ -51,21 +52,27 @@ public sealed record BootLine
     };
 
     /// <summary>
-    /// The boot line for <paramref name="arch"/>; without one, <paramref name="defaultMemory"/> on one
-    /// node and nothing else. <c>mem=</c> is rounded down to whole pages, as the kernel does; more
-    /// than <paramref name="maxMemory"/> is refused (a harness's bound on the machines it boots).
+    /// The boot line of <paramref name="script"/> for <paramref name="arch"/>; without one,
+    /// <paramref name="defaultMemory"/> on one node and nothing else. <c>mem=</c> is rounded down to
+    /// whole pages, as the kernel does. A machine <see cref="MachineSize.Check"/> refuses (or larger
+    /// than <paramref name="maxMemory"/>, a harness's bound) is a <see cref="ScriptError"/> at the
+    /// last <c>mem=</c>, else at <c>numa=</c>, else at the boot line or the script's start.
     /// </summary>
-    public static BootLine Resolve(BootStatement? boot, ArchInfo arch, ulong defaultMemory, ulong maxMemory = ulong.MaxValue)
+    public static BootLine Resolve(Script script, ArchInfo arch, ulong defaultMemory, ulong maxMemory = ulong.MaxValue)
     {
+        ArgumentNullException.ThrowIfNull(script);
         ArgumentNullException.ThrowIfNull(arch);
+        BootStatement? boot = script.Boot;
         if (boot is null)
         {
+            CheckSize(arch, defaultMemory, 1, maxMemory, new SourceLocation(script.File, 1, 1), null);
             return new BootLine { MemoryBytes = defaultMemory };
         }
 
         ulong memory = defaultMemory;
         int nodes = 1;
         bool? free = null;
+        ScriptWord? memWord = null, numaWord = null;
         var hugetlb = new List<string>();
         var unknown = new List<string>();
         foreach (ScriptWord p in boot.Parameters)
@@ -74,33 +81,12 @@ public sealed record BootLine
             switch (name)
             {
                 case "mem":
-                    memory = ParseMem(value!, p, boot.Location);
-                    ulong pages = memory / arch.PageSize;
-                    if (pages == 0)
-                    {
-                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is less than one {arch.PageSize / 1024} KiB page of {arch.Name}");
-                    }
-
-                    ulong describable = arch.VmemmapSize / (ulong)arch.StructPageBytes;
-                    if (pages > describable)
-                    {
-                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is more than {arch.Name}'s vmemmap can describe ({describable * arch.PageSize >> 30} GiB)");
-                    }
-
-                    memory = pages * arch.PageSize;
-                    if (memory > Hvo.Memory.FrameStore.MaxBytes)
-                    {
-                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is more than the simulator can hold ({Hvo.Memory.FrameStore.MaxBytes >> 40} TiB)");
-                    }
-
-                    if (memory > maxMemory)
-                    {
-                        throw ScriptParser.Error(boot.Location, p.Column, $"mem={value} is more than this run allows ({maxMemory >> 20} MiB)");
-                    }
-
+                    memory = ParseMem(value!, p, boot.Location) / arch.PageSize * arch.PageSize;
+                    memWord = p;
                     break;
                 case "numa":
                     nodes = ParseNuma(value!, p, boot.Location);
+                    numaWord = p;
                     break;
                 case "hugetlb_free_vmemmap":
                     free = ParseOnOff(value!, p, boot.Location);
@@ -118,6 +104,7 @@ public sealed record BootLine
             }
         }
 
+        CheckSize(arch, memory, nodes, maxMemory, boot.Location, memWord ?? numaWord);
         var notices = new List<string>();
         if (unknown.Count > 0)
         {
@@ -153,16 +140,25 @@ public sealed record BootLine
         }
     }
 
+    private static void CheckSize(ArchInfo arch, ulong memory, int nodes, ulong maxMemory, SourceLocation line, ScriptWord? at)
+    {
+        if (MachineSize.Check(arch, memory, nodes, maxMemory) is { } why)
+        {
+            string what = at is { } w && w.Value.StartsWith("mem=", StringComparison.Ordinal) ? w.Value : $"the memory without mem= ({CmdLine.FormatSize(memory)})";
+            throw ScriptParser.Error(line, at?.Column ?? line.Column, $"{what} {why}");
+        }
+    }
+
     private static (string Name, string? Value) Split(string parameter)
     {
         int eq = parameter.IndexOf('=', StringComparison.Ordinal);
         return eq < 0 ? (parameter, null) : (parameter[..eq], parameter[(eq + 1)..]);
     }
 
-    // memparse: a number (decimal, or 0x hex) with an optional K, M, G, T, P or E suffix.
+    // parse_memopt: memparse, whose rest the kernel ignores; here the value must be one whole size.
     private static ulong ParseMem(string? value, ScriptWord word, SourceLocation line)
     {
-        if (value is null || !HugeTlbCommandLine.TryParseSize(value, out ulong bytes) || bytes == 0)
+        if (value is null || CmdLine.Memparse(value) is not { IsWhole: true, Bytes: var bytes and not 0 })
         {
             throw ScriptParser.Error(line, word.Column, $"mem={value} is not a memory size: use a number of bytes with an optional K, M, G, T, P or E suffix (memparse), e.g. mem=64G");
         }
@@ -170,19 +166,17 @@ public sealed record BootLine
         return bytes;
     }
 
-    private const int MaxNodes = 64;
-
     private static int ParseNuma(string? value, ScriptWord word, SourceLocation line)
     {
         if (value is null || !value.StartsWith("fake=", StringComparison.Ordinal))
         {
-            throw ScriptParser.Error(line, word.Column, $"numa={value}: only numa=fake=N (N equal nodes, 1 to {MaxNodes}) is modelled");
+            throw ScriptParser.Error(line, word.Column, $"numa={value}: only numa=fake=N (N equal nodes, 1 to {MachineSize.MaxNodes}) is modelled");
         }
 
         string n = value["fake=".Length..];
-        if (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out int nodes) || nodes < 1 || nodes > MaxNodes)
+        if (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out int nodes) || nodes < 1 || nodes > MachineSize.MaxNodes)
         {
-            throw ScriptParser.Error(line, word.Column + "numa=fake=".Length, $"numa=fake={n}: the node count is a number from 1 to {MaxNodes} (the other numa=fake= forms are not modelled)");
+            throw ScriptParser.Error(line, word.Column + "numa=fake=".Length, $"numa=fake={n}: the node count is a number from 1 to {MachineSize.MaxNodes} (the other numa=fake= forms are not modelled)");
         }
 
         return nodes;

@@ -2,7 +2,9 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using System.Threading;
 using Hvo.HugeTlb;
+using Hvo.Lib;
 using Hvo.Paging;
 using Hvo.Paging.Ptdump;
 
@@ -29,15 +31,25 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
     private readonly HugeTlbPool<TArch> _pool;
     private readonly HvoOptimizer<TArch> _optimizer;
 
-    public KernelFiles(Machine<TArch> machine, HugeTlbPool<TArch> pool, HvoOptimizer<TArch> optimizer, string commandLine)
+    private readonly CancellationToken _signal;
+    private readonly Action<ulong>? _progress;
+
+    /// <summary>
+    /// The files of <paramref name="machine"/>, booted with <paramref name="commandLine"/>.
+    /// <paramref name="options"/> gives the writer's pending signal and the progress of nr_hugepages
+    /// writes, and fail_page_alloc's seed and site filter.
+    /// </summary>
+    public KernelFiles(Machine<TArch> machine, HugeTlbPool<TArch> pool, HvoOptimizer<TArch> optimizer, string commandLine, ScenarioOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(machine);
         ArgumentNullException.ThrowIfNull(pool);
         ArgumentNullException.ThrowIfNull(optimizer);
+        options ??= new ScenarioOptions();
         _machine = machine;
         _pool = pool;
         _optimizer = optimizer;
-        _faults = new FailPageAlloc(machine.Faults);
+        _signal = options.Signal;
+        _progress = options.Progress;
 
         Add("/proc/meminfo", () => pool.MemInfo().Format());
         Add("/proc/cmdline", () => commandLine + "\n");
@@ -60,8 +72,14 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
             AddNode(nid);
         }
 
-        AddFailPageAlloc();
+        AddFaultInjection(options.FaultSites, options.FaultSeed);
     }
+
+    /// <summary>Fresh huge pages the writes of nr_hugepages allocated, all of them together.</summary>
+    public ulong PagesAllocated { get; private set; }
+
+    /// <summary>A write of nr_hugepages stopped growing for the pending signal.</summary>
+    public bool Interrupted { get; private set; }
 
     /// <summary>Every file, sorted.</summary>
     public IReadOnlyList<string> Paths => [.. _files.Keys.Order(StringComparer.Ordinal)];
@@ -224,7 +242,7 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
             Errno e = KernelValues.ProcULong(data, out ulong count);
             if (e == Errno.None)
             {
-                _pool.SetProcNrHugepages(count);
+                SetNrHugepages(d, count, null); // the default hstate, every node
             }
 
             return e;
@@ -301,11 +319,21 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
         Errno e = KernelValues.KstrToULong(data, 10, out ulong count);
         if (e == Errno.None)
         {
-            _pool.SetNrHugepages(h, count, nid);
+            SetNrHugepages(h, count, nid);
         }
 
         return e;
     };
+
+    // set_max_huge_pages for the writing task: it bails for a pending signal (the pages allocated are still added).
+    private void SetNrHugepages(Hstate<TArch> h, ulong count, int? nid)
+    {
+        ulong before = PagesAllocated;
+        Action<ulong>? progress = _progress is { } p ? n => p(before + n) : null;
+        PoolResize r = _pool.SetNrHugepages(h, count, nid, _signal, progress);
+        PagesAllocated += r.Allocated;
+        Interrupted |= r.Interrupted;
+    }
 
     // demote (write-only) and demote_size, where the hstate has a smaller size to demote to.
     private void AddDemote(string dir, Hstate<TArch> h, int? nid)
@@ -320,8 +348,9 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
             Errno e = KernelValues.KstrToULong(data, 10, out ulong count);
             return e != Errno.None ? e : Status(_pool.Demote(h, count, nid).Status);
         });
+        // demote_size_store: memparse(buf, NULL), whatever follows the size ignored.
         Add(dir + "demote_size", () => string.Create(CultureInfo.InvariantCulture, $"{h.DemoteTarget!.SizeKb}kB\n"), data =>
-            Status(_pool.SetDemoteSize(h, KernelValues.Memparse(data))));
+            Status(_pool.SetDemoteSize(h, CmdLine.Memparse(data).Bytes)));
     }
 
     private string NodeMemInfo(int nid)

@@ -1,4 +1,5 @@
 using System;
+using Hvo.Lib;
 
 namespace Hvo.Scenario;
 
@@ -24,7 +25,7 @@ public static class KernelValues
             i++;
         }
 
-        int consumed = ParseInteger(text, i, radix, out value, out bool overflow);
+        int consumed = KernelNumbers.Parse(text, i, radix, out value, out bool overflow);
         if (overflow)
         {
             value = 0;
@@ -131,32 +132,6 @@ public static class KernelValues
         return false;
     }
 
-    /// <summary>
-    /// memparse: a number (base prefixes as simple_strtoull, base 0) and an optional K, M, G, T, P
-    /// or E suffix (either case); whatever follows is ignored, and no number reads as 0. Overflow wraps.
-    /// </summary>
-    public static ulong Memparse(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        int consumed = ParseInteger(text, 0, 0, out ulong value, out _);
-        if (consumed == 0 || consumed >= text.Length)
-        {
-            return value;
-        }
-
-        int shift = (text[consumed] | 0x20) switch
-        {
-            'k' => 10,
-            'm' => 20,
-            'g' => 30,
-            't' => 40,
-            'p' => 50,
-            'e' => 60,
-            _ => 0,
-        };
-        return unchecked(value << shift);
-    }
-
     // proc_skip_spaces + proc_get_long: one number, then a blank, newline or nothing.
     private static bool ProcNumber(string text, out bool negative, out ulong value)
     {
@@ -175,7 +150,7 @@ public static class KernelValues
             i++;
         }
 
-        int consumed = ParseInteger(text, i, 0, out value, out bool overflow);
+        int consumed = KernelNumbers.Parse(text, i, 0, out value, out bool overflow);
         if (consumed == 0 || overflow)
         {
             return false;
@@ -186,54 +161,4 @@ public static class KernelValues
     }
 
     private static bool IsSpace(char c) => c is ' ' or '\t' or '\n' or '\r' or '\v' or '\f';
-
-    // _parse_integer_fixup_radix + _parse_integer: digits consumed (prefix included), the value, and whether it overflowed.
-    private static int ParseInteger(string text, int start, int radix, out ulong value, out bool overflow)
-    {
-        value = 0;
-        overflow = false;
-        int i = start;
-        if (radix == 0)
-        {
-            radix = 10;
-            if (i < text.Length && text[i] == '0')
-            {
-                radix = 8;
-                if (i + 2 < text.Length && (text[i + 1] | 0x20) == 'x' && IsDigit(text[i + 2], 16))
-                {
-                    radix = 16;
-                    i += 2;
-                }
-            }
-        }
-        else if (radix == 16 && i + 1 < text.Length && text[i] == '0' && (text[i + 1] | 0x20) == 'x')
-        {
-            i += 2;
-        }
-
-        int digits = i;
-        while (i < text.Length && IsDigit(text[i], radix))
-        {
-            ulong d = (ulong)Digit(text[i]);
-            if (value > (ulong.MaxValue - d) / (ulong)radix)
-            {
-                overflow = true;
-            }
-
-            value = unchecked((value * (ulong)radix) + d);
-            i++;
-        }
-
-        return i == digits ? 0 : i - start;
-    }
-
-    private static bool IsDigit(char c, int radix) => c < 128 && Digit(c) < radix;
-
-    private static int Digit(char c) => c switch
-    {
-        >= '0' and <= '9' => c - '0',
-        >= 'a' and <= 'z' => c - 'a' + 10,
-        >= 'A' and <= 'Z' => c - 'A' + 10,
-        _ => 99,
-    };
 }

@@ -3,19 +3,25 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
+using System.Threading;
 using Hvo.HugeTlb;
+using Hvo.Lib;
 using Hvo.Memory;
 using Hvo.Paging;
 
 namespace Hvo.Scenario;
 
-/// <summary>How a script runs: the HVO policy (a boot line cannot name it), the memory without <c>mem=</c>, and the transcript.</summary>
+/// <summary>
+/// How a script runs: the HVO policy (a boot line cannot name it), the memory without <c>mem=</c>,
+/// the transcript, fail_page_alloc's seed and this model's site filter, and for a driver that
+/// watches the run (<c>hvo simulate</c>), a pending signal and the progress of the pool's growth.
+/// </summary>
 public sealed record ScenarioOptions
 {
     public HvoPolicy Policy { get; init; } = HvoPolicy.Newest;
 
     /// <summary>The machine's memory when the boot line has no <c>mem=</c>.</summary>
-    public ulong DefaultMemoryBytes { get; init; } = 64 * MachineConfig.GiB;
+    public ulong DefaultMemoryBytes { get; init; } = MachineSize.DefaultMemoryBytes;
 
     /// <summary>Print each command as <c>$ command</c>, and the comments and blank lines, before its output.</summary>
     public bool EchoCommands { get; init; } = true;
@@ -25,7 +31,29 @@ public sealed record ScenarioOptions
 
     /// <summary>Boot the machine in strict mode (<see cref="MachineConfig.Strict"/>): slower, for tests.</summary>
     public bool Strict { get; init; }
+
+    /// <summary>Seed of fail_page_alloc's draws: the same seed replays the same failures.</summary>
+    public ulong FaultSeed { get; init; }
+
+    /// <summary>
+    /// This model's filter on fail_page_alloc (the kernel has none): only allocations from these
+    /// sites may fail, among those ignore-gfp-wait and ignore-gfp-highmem let through; null for all.
+    /// </summary>
+    public IReadOnlySet<AllocSite>? FaultSites { get; init; }
+
+    /// <summary>
+    /// A pending signal (Ctrl-C): a write of nr_hugepages stops growing as set_max_huge_pages bails
+    /// for signal_pending (the pages allocated are still optimized and added), and no command runs
+    /// after it, as the interrupted shell runs none.
+    /// </summary>
+    public CancellationToken Signal { get; init; }
+
+    /// <summary>Told the fresh huge pages the writes of nr_hugepages have allocated since the script started, after each one.</summary>
+    public Action<ulong>? Progress { get; init; }
 }
+
+/// <summary>One point of <see cref="ScenarioSession{TArch}.Trace"/>: the pool and HVO's balance after a statement, or before the first (<paramref name="After"/> null).</summary>
+public readonly record struct TracePoint(Statement? After, PoolSample Sample);
 
 /// <summary>
 /// A script on one booted machine: the machine from the boot line, its HVO policy and HugeTLB
@@ -52,7 +80,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         _buddyFramesAtBoot = machine.Owners.Count(FrameOwner.Buddy);
         Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(bootParameter: boot.FreeVmemmap));
         Pool = new HugeTlbPool<TArch>(machine, Optimizer, bootPages);
-        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine);
+        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine, options);
     }
 
     public Script Script { get; }
@@ -70,6 +98,14 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     /// <summary>Opens and writes the kernel refused, and files cat could not read: each printed a shell error.</summary>
     public int ShellErrors { get; private set; }
 
+    /// <summary>A pending signal (<see cref="ScenarioOptions.Signal"/>) cut a write of nr_hugepages short or stopped the script.</summary>
+    public bool Interrupted => _stopped || Files.Interrupted;
+
+    /// <summary>Fresh huge pages the writes of nr_hugepages allocated.</summary>
+    public ulong PagesAllocated => Files.PagesAllocated;
+
+    private bool _stopped;
+
     /// <summary>Milliseconds to boot the machine and create the pool.</summary>
     public double BootMs { get; private set; }
 
@@ -77,16 +113,17 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     public double RunMs { get; private set; }
 
     /// <summary>
-    /// Boot the machine the script's boot line describes on <typeparamref name="TArch"/>. A line
-    /// the machine cannot boot with (too little memory for the vmemmap and the kernel, more nodes
-    /// than memory) is a <see cref="ScriptError"/> at the boot line.
+    /// Boot the machine the script's boot line describes on <typeparamref name="TArch"/>. A size
+    /// <see cref="MachineSize"/> refuses is a <see cref="ScriptError"/> at its parameter
+    /// (<see cref="BootLine.Resolve"/>); anything else the machine cannot boot with (the host
+    /// cannot reserve its memory) one at the boot line.
     /// </summary>
     public static ScenarioSession<TArch> Boot(Script script, ScenarioOptions options)
     {
         ArgumentNullException.ThrowIfNull(script);
         ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
-        BootLine boot = BootLine.Resolve(script.Boot, TArch.Info, options.DefaultMemoryBytes, options.MaxMemoryBytes);
+        BootLine boot = BootLine.Resolve(script, TArch.Info, options.DefaultMemoryBytes, options.MaxMemoryBytes);
         Machine<TArch> machine;
         HugeBootPages bootPages;
         try
@@ -98,7 +135,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         {
             SourceLocation at = script.Boot?.Location ?? new SourceLocation(script.File, 1, 1);
             string why = e is OutOfMemoryException ? "the host cannot reserve memory for a machine this large" : e.Message;
-            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {SizeText(boot.MemoryBytes)} on {boot.Nodes} node(s): {why}");
+            throw new ScriptError(at, $"the simulated {TArch.Name} kernel cannot boot with {CmdLine.FormatSize(boot.MemoryBytes)} on {boot.Nodes} node(s): {why}");
         }
 
         try
@@ -115,21 +152,15 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     }
 
     /// <summary>
-    /// The pool and HVO's balance after boot and after every write that changed it, in script order:
-    /// what a plot of memory saved and page-table cost against the pool size draws.
+    /// The pool and HVO's balance before the commands and after each <c>echo</c>, in script order:
+    /// what a plot of memory saved and page-table cost against the pool size draws, each driver
+    /// choosing its points (every write that changed them, or each write of nr_hugepages).
     /// </summary>
-    public IReadOnlyList<PoolSample> Trace => _trace;
+    public IReadOnlyList<TracePoint> Trace => _trace;
 
-    private readonly List<PoolSample> _trace = new();
+    private readonly List<TracePoint> _trace = new();
 
-    private void Sample()
-    {
-        PoolSample now = PoolSample.Of(Pool, Optimizer);
-        if (_trace.Count == 0 || _trace[^1] != now)
-        {
-            _trace.Add(now);
-        }
-    }
+    private void Sample(Statement? after) => _trace.Add(new TracePoint(after, PoolSample.Of(Pool, Optimizer)));
 
     /// <summary>Execute every command in order, writing the transcript to <paramref name="output"/>.</summary>
     public void Run(TextWriter output)
@@ -142,9 +173,15 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
             WriteKernelLog(output); // booted without a command line: the pool's messages, if any, come first
         }
 
-        Sample();
+        Sample(null);
         foreach (ScriptLine line in Script.Lines)
         {
+            if (line is Statement && _options.Signal.IsCancellationRequested)
+            {
+                _stopped = true;
+                break;
+            }
+
             switch (line)
             {
                 case BlankLine when echo:
@@ -162,7 +199,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                     Execute(s, output);
                     if (s is EchoStatement)
                     {
-                        Sample();
+                        Sample(s);
                     }
 
                     break;
@@ -223,8 +260,6 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     public void Dispose() => Machine.Dispose();
 
     private static long VmemmapFrames(Machine<TArch> m) => m.Owners.Count(FrameOwner.BootVmemmap) + m.Owners.Count(FrameOwner.RuntimeVmemmap);
-
-    private static string SizeText(ulong bytes) => bytes >= MachineConfig.GiB && bytes % MachineConfig.GiB == 0 ? $"{bytes >> 30} GiB" : $"{bytes >> 20} MiB";
 
     private void Execute(Statement s, TextWriter output)
     {

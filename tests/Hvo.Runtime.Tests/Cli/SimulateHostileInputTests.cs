@@ -1,10 +1,10 @@
 using System;
-using System.IO;
 using System.Linq;
 using System.Text.Json;
 using CsCheck;
 using Hvo.Cli;
 using Hvo.HugeTlb;
+using Hvo.Lib;
 using Hvo.Paging;
 using Hvo.Tests;
 
@@ -65,7 +65,7 @@ public sealed class SimulateHostileInputTests
         // x86_64-la57's vmemmap describes far more than the 47-bit host mapping that backs the frames.
         ulong describable = Archs.Get("x86_64-la57").Info.VmemmapSize / (ulong)Archs.Get("x86_64-la57").Info.StructPageBytes * Archs.Get("x86_64-la57").Info.PageSize;
         Assert.IsGreaterThan(global::Hvo.Memory.FrameStore.MaxBytes, describable);
-        var (exit, output, err) = Hvo("simulate", "--arch", "x86_64-la57", "--memory", Sizes.Format(global::Hvo.Memory.FrameStore.MaxBytes * 2));
+        var (exit, output, err) = Hvo("simulate", "--arch", "x86_64-la57", "--memory", CmdLine.FormatSize(global::Hvo.Memory.FrameStore.MaxBytes * 2));
         Assert.AreEqual(HvoCommand.UsageError, exit, err + output);
         StringAssert.StartsWith(err, "hvo: --memory:", err);
         StringAssert.Contains(err, "more than the simulator can hold");
@@ -90,7 +90,7 @@ public sealed class SimulateHostileInputTests
         ulong size = info.HugePageSizes.Max(h => h.Size);
         ulong memory = Math.Max(256UL << 20, 2 * (info.PageSize << global::Hvo.Memory.MachineLayout.DefaultMaxOrder(info.PageShift)));
         const ulong asked = 100_000;
-        var (exit, output, err) = Hvo("simulate", "--arch", arch, "--memory", Sizes.Format(memory), "--hugepages", $"{Sizes.Format(size)}:{asked}", "--json");
+        var (exit, output, err) = Hvo("simulate", "--arch", arch, "--memory", CmdLine.FormatSize(memory), "--hugepages", $"{CmdLine.FormatSize(size)}:{asked}", "--json");
 
         Assert.AreEqual(0, exit, err);
         using JsonDocument doc = JsonDocument.Parse(output);
@@ -99,7 +99,7 @@ public sealed class SimulateHostileInputTests
         Assert.AreEqual(asked, h.GetProperty("requested").GetUInt64());
         Assert.IsLessThanOrEqualTo(memory / size, nr, "no more pages than memory holds");
 
-        (exit, output, err) = Hvo("simulate", "--arch", arch, "--memory", Sizes.Format(memory), "--hugepages", $"{Sizes.Format(size)}:{asked}");
+        (exit, output, err) = Hvo("simulate", "--arch", arch, "--memory", CmdLine.FormatSize(memory), "--hugepages", $"{CmdLine.FormatSize(size)}:{asked}");
         Assert.AreEqual(0, exit, err);
         StringAssert.Contains(output, $"asked for {asked}, the pool grew to {nr}");
     }

@@ -113,17 +113,34 @@ public sealed class SimulateOptionsTests
     }
 
     [TestMethod]
-    [DataRow("prob=1", "'prob=1'", "unknown key")]
-    [DataRow("probability=101", "'probability=101'", "0 to 100")]
-    [DataRow("times=-2", "'times=-2'", "from -1")]
-    [DataRow("interval=0", "'interval=0'", "from 1")]
+    [DataRow("prob=1", "'prob=1'", "unknown key 'prob'")]
     [DataRow("probability", "'probability'", "key=value")]
+    [DataRow("=5", "'=5'", "key=value")]
     [DataRow("probability=5,probability=6", "'probability=6'", "twice")]
     [DataRow("site=disk,min-order=0", "'disk'", "pte-table")]
     [DataRow("probability=5,,times=1", "''", "key=value")]
+    [DataRow("probability=-1", "'probability=-1'", "echo -1 > /sys/kernel/debug/fail_page_alloc/probability fails with Invalid argument")]
+    [DataRow("probability= 5", "'probability= 5'", "Invalid argument")]
+    [DataRow("probability=", "'probability='", "Invalid argument")]
+    [DataRow("times=99999999999999999999", "'times=99999999999999999999'", "Numerical result out of range")]
+    [DataRow("fail-nth=4294967296", "'fail-nth=4294967296'", "echo 4294967296 > /proc/self/fail-nth fails with Numerical result out of range")]
+    [DataRow("ignore-gfp-wait=maybe", "'ignore-gfp-wait=maybe'", "Invalid argument")]
     public void ABadFailAllocSpecNamesTheBadPartAndTheKeys(string spec, string part, string why)
     {
-        CliRun.AssertUsageError(CliRun.InProcess("simulate", "--fail-alloc", spec), "--fail-alloc", part, why, "probability=0..100", "min-order");
+        CliRun.AssertUsageError(CliRun.InProcess("simulate", "--fail-alloc", spec), "--fail-alloc", part, why, FaultSpec.Keys);
+    }
+
+    [TestMethod]
+    [DataRow("probability=101,times=-2,interval=0")]
+    [DataRow("probability=150,times=-1,interval=0x1")]
+    public void ValuesTheKernelTakesAreTakenWithItsMeaning(string knobs)
+    {
+        // probability over 100 always fails, a negative times has no limit, interval 0 is every call:
+        // the same run as probability=100,times=-1 (should_fail).
+        JsonElement r = Json([.. Small, "--policy", "v5.14", "--fail-alloc", knobs + ",min-order=0,site=pte-table"]);
+        JsonElement every = Json([.. Small, "--policy", "v5.14", "--fail-alloc", "probability=100,times=-1,min-order=0,site=pte-table"]);
+        Assert.AreEqual(every.GetRawText(), r.GetRawText());
+        Assert.AreEqual(Pages, Hvo(r, "optimizeFailures"));
     }
 
     [TestMethod]

@@ -6,8 +6,10 @@ using System.Threading;
 using System.Xml.Linq;
 using Hvo.Cli;
 using Hvo.Cli.Plots;
+using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
 using Hvo.Paging;
+using Hvo.Scenario;
 using Hvo.Vmemmap;
 using SkiaSharp;
 
@@ -27,25 +29,24 @@ public sealed class SimulatePlotTests
     {
         ArchEntry entry = Archs.Get(arch);
         ulong memory = entry.Info.PageSize >= 65536 ? 8UL << 30 : 2UL << 30;
-        var request = SimulateCommand.ParseHugepages(null, entry.Info, memory);
-        var hooks = new SimulationHooks { Writes = 4, Record = true };
-        var run = new SimulationRun(new MachineConfig { MemoryBytes = memory }, HvoPolicy.Newest, true, request) { Hooks = hooks };
-        SimulationReport report = entry.Accept(run);
+        var simulation = new SimulateScript(memory, 1, true, SimulateCommand.ParseHugepages(null, entry.Info, memory), null, Writes: 4);
+        RunResult result = simulation.Run(entry, new ScenarioOptions(), map: true);
+        SimulationReport report = result.Report;
 
-        Assert.AreEqual(1 + 4, hooks.Samples.Count, "one point before growing and one per write");
-        Assert.AreEqual(new GrowthPoint(0, 0, 0), hooks.Samples[0]);
-        GrowthPoint last = hooks.Samples[^1];
+        Assert.AreEqual(1 + 4, result.Trace.Count, "one point before growing and one per write");
+        Assert.AreEqual(new GrowthPoint(0, 0, 0), result.Trace[0]);
+        GrowthPoint last = result.Trace[^1];
         Assert.AreEqual((double)report.Hstates.Sum(h => (double)h.NrHugepages), last.HugePages);
         Assert.AreEqual((double)(report.Hvo.VmemmapPagesFreed - report.Hvo.VmemmapPagesRestored) * entry.Info.PageSize, last.SavedBytes);
         Assert.AreEqual((double)report.Hvo.PteTablesAllocated * entry.Info.PageSize, last.PageTableBytes);
         Assert.AreEqual(4 * 2, report.Hvo.TlbFlushes, "v6.7: each of the 4 writes is one batch with two flush_tlb_all");
-        for (int i = 1; i < hooks.Samples.Count; i++)
+        for (int i = 1; i < result.Trace.Count; i++)
         {
-            Assert.IsTrue(hooks.Samples[i].HugePages > hooks.Samples[i - 1].HugePages);
-            Assert.IsTrue(hooks.Samples[i].SavedBytes >= hooks.Samples[i - 1].SavedBytes);
+            Assert.IsTrue(result.Trace[i].HugePages > result.Trace[i - 1].HugePages);
+            Assert.IsTrue(result.Trace[i].SavedBytes >= result.Trace[i - 1].SavedBytes);
         }
 
-        VmemmapLeafMap map = hooks.Vmemmap!;
+        VmemmapLeafMap map = result.Map!;
         ulong structPages = memory / entry.Info.PageSize * (ulong)entry.Info.StructPageBytes;
         Assert.IsTrue((ulong)map.Leaves.Count * map.LeafBytes >= structPages, "the map covers the whole vmemmap of the machine");
         Assert.IsTrue((ulong)(map.Leaves.Count - 1) * map.LeafBytes < structPages + map.LeafBytes);
@@ -144,47 +145,56 @@ public sealed class SimulatePlotTests
         // The signal arrives when the 300th page is allocated, from the progress callback.
         using var cts = new CancellationTokenSource();
         ArchEntry entry = Archs.Get("x86_64");
-        var hooks = new SimulationHooks { Cancel = cts.Token, Progress = n => { if (n == 300) { cts.Cancel(); } } };
-        var run = new SimulationRun(new MachineConfig { MemoryBytes = 2UL << 30 }, HvoPolicy.Newest, true, [(2UL << 20, 512)]) { Hooks = hooks };
-        SimulationReport report = entry.Accept(run);
+        var simulation = new SimulateScript(2UL << 30, 1, true, [(2UL << 20, 512)], null);
+        var options = new ScenarioOptions { Signal = cts.Token, Progress = n => { if (n == 300) { cts.Cancel(); } } };
+        RunResult result = simulation.Run(entry, options);
+        SimulationReport report = result.Report;
 
-        Assert.IsTrue(hooks.Interrupted);
-        Assert.AreEqual(300UL, hooks.Allocated);
+        Assert.IsTrue(result.Interrupted);
+        Assert.AreEqual(300UL, result.PagesAllocated);
         Assert.AreEqual(300UL, report.MemInfo.HugePagesTotal);
         ulong freedEach = HugePageVmemmap.For(entry.Info, 2UL << 20).FreedPages(HvoPolicy.Newest.ReservePages);
         Assert.AreEqual((long)(300 * freedEach), report.Hvo.VmemmapPagesFreed, "the pages grown were optimized");
         Assert.AreEqual(300UL, report.Hstates.Single(h => h.PageSize == 2UL << 20).Optimized);
     }
-}
 
-/// <summary>The terminal's report: the kernel's meminfo lines untouched, the counters as a table.</summary>
-[TestClass]
-public sealed class TerminalReportTests
-{
     [TestMethod]
-    public void OnATerminalTheMeminfoBlockStaysTheKernelsAndTheCountersBecomeATable()
+    public void AfterCtrlCNoMoreWritesRunAsTheInterruptedShellRunsNone()
     {
-        ArchEntry entry = Archs.Get("x86_64");
-        var run = new SimulationRun(new MachineConfig { MemoryBytes = 1UL << 30 }, HvoPolicy.V5_14, true, [(2UL << 20, 64)]);
-        SimulationReport report = entry.Accept(run);
-        var text = new StringWriter();
-        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
-        {
-            Ansi = Spectre.Console.AnsiSupport.No,
-            ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
-            Interactive = Spectre.Console.InteractionSupport.No,
-            Out = new Spectre.Console.AnsiConsoleOutput(text),
-        });
+        // --plot's writes of 128, 256, 384 and 512 pages: the signal comes with the 300th page, in the third.
+        using var cts = new CancellationTokenSource();
+        var simulation = new SimulateScript(2UL << 30, 1, true, [(2UL << 20, 512), (1UL << 30, 1)], null, Writes: 4);
+        var options = new ScenarioOptions { Signal = cts.Token, Progress = n => { if (n == 300) { cts.Cancel(); } } };
+        RunResult result = simulation.Run(Archs.Get("x86_64"), options);
 
-        TerminalReport.Write(console, text, report);
+        Assert.IsTrue(result.Interrupted);
+        Assert.AreEqual(1 + 3, result.Trace.Count, "a point before growing and one after each write that ran: the third was cut short, the fourth and the 1G one never ran");
+        Assert.AreEqual(300UL, result.Report.MemInfo.HugePagesTotal);
+        Assert.AreEqual(300.0, result.Trace[^1].HugePages);
+        Assert.AreEqual(0UL, result.Report.Hstates.Single(h => h.PageSize == 1UL << 30).NrHugepages);
+    }
 
-        string shown = text.ToString().Replace("\r\n", "\n", StringComparison.Ordinal);
-        StringAssert.Contains(shown, report.MemInfo.Format(), "meminfo exactly as MemInfo.Format writes it");
-        Assert.IsFalse(shown.Contains("HVO vmemmap pages freed:", StringComparison.Ordinal), "the counter lines became the table");
-        string[] rows = shown.Split('\n');
-        Assert.IsTrue(rows.Any(r => r.Contains("vmemmap pages freed", StringComparison.Ordinal) && r.Contains(report.Hvo.VmemmapPagesFreed.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)));
-        Assert.IsTrue(rows.Any(r => r.Contains("TLB flushes", StringComparison.Ordinal) && r.Contains(report.Hvo.TlbFlushes.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)));
-        Assert.IsTrue(rows.Any(r => r.Contains("net bytes saved", StringComparison.Ordinal) && r.Contains(report.Hvo.NetBytesSaved.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)));
-        Assert.IsFalse(TerminalReport.IsTerminal(new StringWriter()), "a writer passed in is never the terminal");
+    [TestMethod]
+    public void SimulatePlotsAPointPerWriteEvenWhenThePoolIsFullAndCompareOnlyTheChanges()
+    {
+        var simulation = new SimulateScript(64UL << 20, 1, true, [(2UL << 20, 1000)], null, Writes: 8);
+        RunResult simulated = simulation.Run(Archs.Get("x86_64"), new ScenarioOptions());
+        Assert.AreEqual(1 + 8, simulated.Trace.Count, "one point before growing and one per write");
+        Assert.AreEqual(simulated.Trace[^1], simulated.Trace[^2], "the pool was full before the last writes");
+
+        RunResult compared = Archs.Get("x86_64").Accept(new ScenarioRunner<RunResult>(simulation.Build(), new ScenarioOptions { EchoCommands = false }, TextWriter.Null, RunReporter.ForScript()));
+        CollectionAssert.AreEqual(simulated.Trace.Where((p, i) => i == 0 || p != simulated.Trace[i - 1]).ToArray(), compared.Trace.ToArray(), "a script's points are the writes that changed something");
+        Assert.IsLessThan(simulated.Trace.Count, compared.Trace.Count);
+    }
+
+    [TestMethod]
+    public void WithoutASignalNothingIsInterrupted()
+    {
+        var simulation = new SimulateScript(1UL << 30, 1, true, [(2UL << 20, 16)], null);
+        RunResult result = simulation.Run(Archs.Get("x86_64"), new ScenarioOptions());
+        Assert.IsFalse(result.Interrupted);
+        Assert.AreEqual(16UL, result.PagesAllocated);
+        Assert.AreEqual(2, result.Trace.Count);
     }
 }
+

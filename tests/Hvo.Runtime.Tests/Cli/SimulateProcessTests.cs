@@ -65,7 +65,7 @@ public sealed class SimulateProcessTests
     public void ErrorsInTheRealProcessExit2WithNoStackTrace()
     {
         CliRun.AssertUsageError(CliRun.Process(["simulate", "--memory", "3X"]), "'3X'", "64G");
-        CliRun.AssertUsageError(CliRun.Process(["simulate", "--fail-alloc", "probability=200"]), "'probability=200'");
+        CliRun.AssertUsageError(CliRun.Process(["simulate", "--fail-alloc", "probability=-200"]), "'probability=-200'", "Invalid argument");
         CliRun.AssertUsageError(CliRun.Process(["simulate", "--plot", "out.gif"]), "'out.gif'");
     }
 }

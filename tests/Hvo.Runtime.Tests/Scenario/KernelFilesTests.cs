@@ -43,6 +43,9 @@ public sealed class KernelFilesTests
     [DataRow("echo 2 > /proc/sys/vm/hugetlb_optimize_vmemmap;cat /proc/sys/vm/hugetlb_optimize_vmemmap", "1")]
     [DataRow("echo 0 > /proc/sys/vm/hugetlb_optimize_vmemmap;cat /proc/sys/vm/hugetlb_optimize_vmemmap", "0")]
     [DataRow("cat /proc/cmdline", "mem=1G")]
+    [DataRow("cat /proc/self/fail-nth", "0")]
+    [DataRow("echo 0x10 > /proc/self/fail-nth;cat /proc/self/fail-nth", "16")]
+    [DataRow("echo 4294967295 > /proc/self/fail-nth;cat /proc/self/fail-nth", "4294967295")]
     public void WritesAreReadBack(string lines, string expected) => Assert.AreEqual(expected, Transcript(lines));
 
     [TestMethod]
@@ -64,6 +67,8 @@ public sealed class KernelFilesTests
     [DataRow("echo -2 > " + Fail + "probability", Errno.EINVAL)]
     [DataRow("echo maybe > " + Fail + "ignore-gfp-wait", Errno.EINVAL)]
     [DataRow("echo 99999999999999999999 > " + Fail + "times", Errno.ERANGE)]
+    [DataRow("echo 4294967296 > /proc/self/fail-nth", Errno.ERANGE)]
+    [DataRow("echo -1 > /proc/self/fail-nth", Errno.EINVAL)]
     public void RefusedWritesPrintTheShellsWriteError(string line, Errno errno) =>
         Assert.AreEqual(WriteError(errno), Transcript(line));
 
@@ -118,6 +123,18 @@ public sealed class KernelFilesTests
 
     [TestMethod]
     public void FailPageAllocKnobsReachTheModelWithTheKernelsMeaning() => Archs.Run("x86_64", new FaultKnobs());
+
+    [TestMethod]
+    public void TheSiteFilterNarrowsWhatTheIgnoreFlagsLetThroughAndTheSeedSeedsTheDraws() => Archs.Run("x86_64", new FaultFilter());
+
+    [TestMethod]
+    public void FailNthFailsTheNthAllocationOfTheWritingTask()
+    {
+        // ignore-gfp-* at N: the huge pages reach should_fail; the 4th of them fails and the growth stops there.
+        ScenarioOutcome o = ScenarioHarness.Run("x86_64", $"boot mem=1G\necho N > {Fail}ignore-gfp-wait\necho N > {Fail}ignore-gfp-highmem\necho 4 > /proc/self/fail-nth\necho 10 > {Sysfs2M}nr_hugepages\ncat {Sysfs2M}nr_hugepages /proc/self/fail-nth\n");
+        Assert.AreEqual("3\n0\n", o.Transcript);
+        Assert.IsEmpty(o.Invariants);
+    }
 
     [TestMethod]
     public void MeminfoBuddyinfoAndZoneinfoAreThePoolsAndAllocatorsText() => Archs.Run("x86_64", new ProcTexts());
@@ -225,6 +242,23 @@ public sealed class KernelFilesTests
         private static void Write<TArch>(ScenarioSession<TArch> s, string knob, string value)
             where TArch : struct, IPagingArch =>
             Assert.AreEqual(Errno.None, s.Files.Write(Fail + knob, value + "\n", out _));
+    }
+
+    private sealed class FaultFilter : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            var options = new ScenarioOptions { FaultSites = new HashSet<AllocSite> { AllocSite.PteTable, AllocSite.HugePage }, FaultSeed = 42 };
+            using var s = ScenarioSession<TArch>.Boot(ScriptParser.Parse("boot mem=1G\n", "t"), options);
+            FaultInjection model = s.Machine.Faults;
+            Assert.AreEqual(42UL, model.Seed);
+            Assert.AreEqual(0, model.Sites!.Count, "ignore-gfp-wait=Y spares every site, filter or not");
+            Assert.AreEqual(Errno.None, s.Files.Write(Fail + "ignore-gfp-wait", "N\n", out _));
+            CollectionAssert.AreEquivalent(new[] { AllocSite.PteTable }, model.Sites!.ToArray(), "ignore-gfp-highmem=Y still spares the HugeTLB pages");
+            Assert.AreEqual(Errno.None, s.Files.Write(Fail + "ignore-gfp-highmem", "N\n", out _));
+            CollectionAssert.AreEquivalent(new[] { AllocSite.PteTable, AllocSite.HugePage }, model.Sites!.ToArray());
+            return true;
+        }
     }
 
     private sealed class ProcTexts : IArchVisitor<bool>

@@ -103,13 +103,4 @@ public sealed class KernelValuesTests
         Assert.AreEqual(ok, KernelValues.TryParseBool(text, out bool v));
         Assert.AreEqual(value, v);
     }
-
-    [TestMethod]
-    [DataRow("2M\n", 2UL << 20)]
-    [DataRow("2048k", 2UL << 20)]
-    [DataRow("1G", 1UL << 30)]
-    [DataRow("0x200000", 2UL << 20)]
-    [DataRow("4096", 4096UL)]
-    [DataRow("junk", 0UL)]
-    public void Memparse(string text, ulong value) => Assert.AreEqual(value, KernelValues.Memparse(text));
 }

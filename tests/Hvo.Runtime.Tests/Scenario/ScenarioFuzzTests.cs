@@ -189,9 +189,9 @@ public sealed class ScenarioFuzzTests
             "/sys/devices/system/node/node0/meminfo", "/sys/devices/system/node/node1/meminfo",
             "/proc/nope", "/proc/sys/vm", "/proc/meminfo/x", "relative", "/sys/kernel/mm/hugepages/hugepages-4kB/nr_hugepages", "//proc/./sys/../sys/vm/nr_hugepages",
         };
-        foreach (string knob in new[] { "probability", "interval", "times", "space", "verbose", "min-order", "ignore-gfp-wait", "ignore-gfp-highmem" })
+        foreach (string knob in FaultInjectionFiles.Names)
         {
-            paths.Add("/sys/kernel/debug/fail_page_alloc/" + knob);
+            paths.Add(FaultInjectionFiles.PathOf(knob)!);
         }
 
         foreach (ulong size in ArchRegistry.All.SelectMany(e => e.Info.HugePageSizes.Select(h => h.Size)).Distinct())

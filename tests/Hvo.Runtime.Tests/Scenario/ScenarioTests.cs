@@ -219,9 +219,10 @@ public sealed class ScenarioTests
     }
 
     [TestMethod]
-    [DataRow("boot mem=1P", 1, 6, "more than x86_64's vmemmap can describe")]
-    [DataRow("boot quiet mem=64K", 1, 1, "cannot boot")]
-    [DataRow("# small\nboot mem=64M numa=fake=64", 2, 1, "cannot boot")]
+    [DataRow("boot quiet mem=64K", 1, 12, "mem=64K is too small for 1 node(s) of x86_64: the kernel cannot boot")]
+    [DataRow("# small\nboot mem=64M numa=fake=64", 2, 6, "mem=64M is too small for 64 node(s) of x86_64: the kernel cannot boot")]
+    [DataRow("boot numa=fake=64 mem=1G mem=128M", 1, 26, "mem=128M is too small for 64 node(s) of x86_64: the kernel cannot boot without a 4M max-order block on each node; use at least 256M")]
+    [DataRow("boot mem=1P", 1, 6, "mem=1P is more than x86_64's vmemmap can describe (64T)")]
     public void ABootLineTheMachineCannotBootWithIsALocatedError(string text, int line, int column, string reason)
     {
         ScriptError e = Assert.ThrowsExactly<ScriptError>(() => ScenarioHarness.Run("x86_64", text));

@@ -1,43 +1,33 @@
 using System;
 using System.Globalization;
 using System.IO;
-using Hvo.Paging;
 using Spectre.Console;
 
-namespace Hvo.Cli;
+namespace Hvo.Cli.Reports;
 
 /// <summary>
-/// The text report on a terminal: every line of <see cref="SimulationReport.ToText"/> as it is
-/// (so the /proc/meminfo block stays in the kernel's format), except the HVO counters, which
-/// become a table with their size in bytes and what each counts in the kernel's terms.
-/// Redirected output gets <see cref="SimulationReport.ToText"/> unchanged.
+/// The report on a terminal: the parts of <see cref="ReportText"/> as they are (so the
+/// /proc/meminfo block stays in the kernel's format), except HVO's counters, which become a table
+/// with their size in bytes and what each counts in the kernel's terms. Redirected output gets
+/// <see cref="ReportText.Render"/> unchanged.
 /// </summary>
 internal static class TerminalReport
 {
-    private const string CounterPrefix = "HVO ";
-
     /// <summary>Standard output of this process, and a terminal.</summary>
-    public static bool IsTerminal(TextWriter output) => LiveProgress.IsProcessConsole(output) && !Console.IsOutputRedirected;
+    public static bool IsTerminal(TextWriter output) => HvoCommand.IsTerminal(output);
 
     /// <summary>A Spectre console on standard output.</summary>
     public static IAnsiConsole OutputConsole() => AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
 
     public static void Write(IAnsiConsole console, TextWriter plain, SimulationReport report)
     {
-        foreach (string line in report.ToText().Split('\n'))
-        {
-            if (!line.StartsWith(CounterPrefix, StringComparison.Ordinal) && line.Length > 0)
-            {
-                plain.WriteLine(line);
-            }
-            else if (line.Length == 0)
-            {
-                plain.WriteLine();
-            }
-        }
-
+        ArgumentNullException.ThrowIfNull(console);
+        ArgumentNullException.ThrowIfNull(plain);
+        ArgumentNullException.ThrowIfNull(report);
+        plain.Write(ReportText.Heading(report) + ReportText.Pool(report) + ReportText.BreakBeforeMake(report));
+        plain.WriteLine();
         plain.Flush();
-        ulong pageSize = ArchRegistry.Find(report.Arch)?.Info.PageSize ?? 4096;
+        long pageSize = (long)report.PageSize;
         var table = new Table()
             .Border(TableBorder.Rounded)
             .Title($"HVO under {Markup.Escape(report.Policy)}")
@@ -46,9 +36,9 @@ internal static class TerminalReport
             .AddColumn(new TableColumn("size").RightAligned())
             .AddColumn("what it counts");
         HvoReport h = report.Hvo;
-        Row(table, "vmemmap pages freed", h.VmemmapPagesFreed, h.VmemmapPagesFreed * (long)pageSize, "by vmemmap_remap_free");
-        Row(table, "vmemmap pages restored", h.VmemmapPagesRestored, h.VmemmapPagesRestored * (long)pageSize, "by hugetlb_vmemmap_restore");
-        Row(table, "PTE tables allocated", h.PteTablesAllocated, h.PteTablesAllocated * (long)pageSize, "by splits; never given back");
+        Row(table, "vmemmap pages freed", h.VmemmapPagesFreed, h.VmemmapPagesFreed * pageSize, "by vmemmap_remap_free");
+        Row(table, "vmemmap pages restored", h.VmemmapPagesRestored, h.VmemmapPagesRestored * pageSize, "by hugetlb_vmemmap_restore");
+        Row(table, "PTE tables allocated", h.PteTablesAllocated, h.PteTablesAllocated * pageSize, "by splits; never given back");
         Row(table, "PMDs split", h.PmdsSplit, null, "vmemmap PMD -> PTE table");
         Row(table, "optimizations failed", h.OptimizeFailures, null, "-ENOMEM on a split, per try");
         Row(table, "restores failed", h.RestoreFailures, null, "-ENOMEM: page kept, surplus");

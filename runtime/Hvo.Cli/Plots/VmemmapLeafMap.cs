@@ -3,7 +3,7 @@ using System.Collections.Generic;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 
-namespace Hvo.Vmemmap;
+namespace Hvo.Cli.Plots;
 
 /// <summary>How one boot leaf of the vmemmap (a PMD on x86-64 and arm64-4k) is mapped now.</summary>
 public enum VmemmapLeafState
@@ -81,8 +81,7 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
         var leaves = new VmemmapLeafState[count];
         for (int i = 0; i < count; i++)
         {
-            WalkResult w = machine.PageTable.Walk(start + ((ulong)i * leaf));
-            bool huge = w.IsLeaf && w.Level <= level;
+            bool huge = IsMappedBy(machine, start + ((ulong)i * leaf), level);
             leaves[i] = (huge, bootBasePages, holdsOptimized[i]) switch
             {
                 (true, _, _) => VmemmapLeafState.Huge,
@@ -95,5 +94,12 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
 
         ulong memoryPerLeaf = leaf / (ulong)TArch.StructPageBytes * TArch.PageSize;
         return new VmemmapLeafMap(start, leaf, memoryPerLeaf, TArch.Info.Levels[level].Name, leaves);
+    }
+
+    /// <summary>The map's one page-table look-up: is <paramref name="address"/> mapped by a leaf at <paramref name="level"/> or above (a block, not a PTE table)?</summary>
+    private static bool IsMappedBy<TArch>(Machine<TArch> machine, ulong address, int level) where TArch : struct, IPagingArch
+    {
+        WalkResult w = machine.PageTable.Walk(address);
+        return w.IsLeaf && w.Level <= level;
     }
 }

@@ -1,0 +1,60 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Hvo.Cli.Plots;
+using Hvo.HugeTlb;
+using Hvo.Paging;
+using Hvo.Scenario;
+
+namespace Hvo.Cli.Reports;
+
+/// <summary>What a command keeps of a finished script: its report, and what <c>--plot</c> and Ctrl-C need.</summary>
+/// <param name="Interrupted">A pending signal cut the growth short or stopped the script (<see cref="ScenarioSession{TArch}.Interrupted"/>).</param>
+/// <param name="PagesAllocated">Fresh huge pages the writes of nr_hugepages allocated.</param>
+/// <param name="Trace">The points the command plots: the pool and HVO's balance before the commands and after the writes it chose.</param>
+/// <param name="Map">The vmemmap's leaves at the end, when asked for (a walk of every leaf).</param>
+internal sealed record RunResult(SimulationReport Report, bool Interrupted, ulong PagesAllocated, IReadOnlyList<GrowthPoint> Trace, VmemmapLeafMap? Map);
+
+/// <summary>
+/// The one place a finished script becomes a <see cref="RunResult"/>, for <c>simulate</c>,
+/// <c>run</c> and <c>compare</c>: <paramref name="command"/> and <paramref name="workLabel"/> are
+/// what the report's heading says, <paramref name="points"/> picks the plotted points of the
+/// session's trace, <paramref name="requested"/> is what simulate asked of each size.
+/// </summary>
+internal sealed class RunReporter(
+    string command, string workLabel, bool map, Func<IReadOnlyList<TracePoint>, IEnumerable<PoolSample>> points, IReadOnlyDictionary<ulong, ulong>? requested = null)
+    : IScenarioReporter<RunResult>
+{
+    /// <summary>A script's report (<c>hvo run</c>, <c>hvo compare</c>), its trace's <see cref="Changes"/>, and the vmemmap's map when <paramref name="map"/>.</summary>
+    public static RunReporter ForScript(bool map = false) => new("run", "script ran", map, Changes);
+
+    /// <summary>The point before the commands and each one that differs from the one before it: the writes that changed the pool or HVO's balance.</summary>
+    public static IEnumerable<PoolSample> Changes(IReadOnlyList<TracePoint> trace)
+    {
+        ArgumentNullException.ThrowIfNull(trace);
+        for (int i = 0; i < trace.Count; i++)
+        {
+            if (i == 0 || trace[i].Sample != trace[i - 1].Sample)
+            {
+                yield return trace[i].Sample;
+            }
+        }
+    }
+
+    public RunResult Report<TArch>(ScenarioSession<TArch> session)
+        where TArch : struct, IPagingArch
+    {
+        SimulationReport report = SimulationReport.Of(command, workLabel, session.Machine, session.Pool, session.Optimizer, session.ShellErrors, session.BootMs, session.RunMs);
+        if (requested is not null)
+        {
+            report = report with { Hstates = [.. report.Hstates.Select(h => h with { Requested = requested.TryGetValue(h.PageSize, out ulong n) ? n : null })] };
+        }
+
+        return new RunResult(
+            report,
+            session.Interrupted,
+            session.PagesAllocated,
+            [.. points(session.Trace).Select(GrowthPoint.Of)],
+            map ? VmemmapLeafMap.Of(session.Machine, session.Pool) : null);
+    }
+}

@@ -1,0 +1,97 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Hvo.Cli.Reports;
+using Hvo.HugeTlb;
+using Hvo.Lib;
+using Hvo.Paging;
+using Hvo.Scenario;
+
+namespace Hvo.Cli;
+
+/// <summary>
+/// <c>hvo simulate</c>'s options as the script the scenario layer runs: a boot line
+/// (<c>mem=</c>, <c>numa=fake=</c>, <c>hugetlb_free_vmemmap=</c>), the fault-injection writes of
+/// <c>--fail-alloc</c>, then for each <c>--hugepages</c> size the writes of its sysfs nr_hugepages:
+/// one, or <paramref name="Writes"/> growing to the count in equal steps, as a user's loop of echo
+/// would. <c>hvo compare</c> without a script runs <see cref="Default"/>.
+/// </summary>
+/// <param name="Pages">Each size asked for and its count, in order: the last count of a size wins, as the last echo does.</param>
+internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IReadOnlyList<(ulong Size, ulong Count)> Pages, FaultSpec? Faults, int Writes = 1)
+{
+    /// <summary>The file name the script's locations carry.</summary>
+    public const string File = "simulate";
+
+    /// <summary>
+    /// simulate with no options: <see cref="MachineSize.DefaultMemoryBytes"/> on one node, half of
+    /// it as pages of <paramref name="arch"/>'s default huge page size.
+    /// </summary>
+    public static SimulateScript Default(ArchInfo arch) =>
+        new(MachineSize.DefaultMemoryBytes, 1, true, DefaultPages(arch, MachineSize.DefaultMemoryBytes), null);
+
+    /// <summary>Half of <paramref name="memory"/> as pages of the default hstate's size (HugeTlbCommandLine.ArchDefaultSize, HPAGE_SIZE).</summary>
+    public static (ulong Size, ulong Count)[] DefaultPages(ArchInfo arch, ulong memory)
+    {
+        ulong size = HugeTlbCommandLine.ArchDefaultSize(arch);
+        return [(size, memory / 2 / size)];
+    }
+
+    /// <summary>The sysfs nr_hugepages of one size (hstate_attrs).</summary>
+    public static string NrHugepagesPath(ulong size) => $"/sys/kernel/mm/hugepages/hugepages-{size >> 10}kB/nr_hugepages";
+
+    /// <summary>Pages all sizes ask for together (the progress bar's end), at most 2^64 - 1.</summary>
+    public ulong TotalPages => Pages.Aggregate(0UL, (sum, r) => sum > ulong.MaxValue - r.Count ? ulong.MaxValue : sum + r.Count);
+
+    /// <summary>The count asked for each size: the last one given, as the last echo to nr_hugepages wins.</summary>
+    public IReadOnlyDictionary<ulong, ulong> Requested => Pages.GroupBy(p => p.Size).ToDictionary(g => g.Key, g => g.Last().Count);
+
+    public Script Build()
+    {
+        var script = new ScriptBuilder(File);
+        var boot = new List<string> { "mem=" + CmdLine.FormatSize(MemoryBytes) };
+        if (Nodes > 1)
+        {
+            boot.Add($"numa=fake={Nodes}");
+        }
+
+        boot.Add("hugetlb_free_vmemmap=" + (Hvo ? "on" : "off"));
+        script.Boot(boot);
+        foreach ((string path, string value) in Faults?.Writes ?? [])
+        {
+            script.Echo(value, path);
+        }
+
+        foreach ((ulong size, ulong count) in Pages)
+        {
+            ulong previous = ulong.MaxValue;
+            for (int i = 1; i <= Writes; i++)
+            {
+                ulong target = (ulong)((UInt128)count * (ulong)i / (ulong)Writes);
+                if (target != previous)
+                {
+                    script.Echo(target.ToString(CultureInfo.InvariantCulture), NrHugepagesPath(size));
+                    previous = target;
+                }
+            }
+        }
+
+        return script.Build();
+    }
+
+    /// <summary>
+    /// Run the script on <paramref name="arch"/> with <paramref name="options"/> (the policy, the
+    /// seed, Ctrl-C and progress; the site filter is <see cref="Faults"/>'s): the report, headed as
+    /// simulate's and with the counts asked for; the plotted points, one before growing and one
+    /// after each write of nr_hugepages that ran; the vmemmap's map when <paramref name="map"/>.
+    /// </summary>
+    public RunResult Run(ArchEntry arch, ScenarioOptions options, bool map = false)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        var reporter = new RunReporter("simulate", "pool grown", map, trace => trace.Where(p => p.After is null || IsNrHugepagesWrite(p.After)).Select(p => p.Sample), Requested);
+        return arch.Accept(new ScenarioRunner<RunResult>(Build(), options with { EchoCommands = false, FaultSites = Faults?.Sites }, TextWriter.Null, reporter));
+    }
+
+    private static bool IsNrHugepagesWrite(Statement s) => s is EchoStatement { Target: { } t } && t.Value.EndsWith("/nr_hugepages", StringComparison.Ordinal);
+}
