@@ -29,7 +29,8 @@ internal static class CompareCommand
     public static Command Build(TextReader input, TextWriter output, TextWriter error, Func<TextWriter, bool> isTerminal)
     {
         var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's default scenario.", Arity = ArgumentArity.ZeroOrOne };
-        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies (default: all of {string.Join(",", HvoPolicy.All.Select(p => p.Name))})." };
+        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies (default: those of {string.Join(",", HvoPolicy.All.Select(p => p.Name))} the machine can run: the kernel versions', and an arm64-* one where --entry-writer and --cpu give it its writer)." };
+        var machine = new MachineOptions();
         var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
         var json = new Option<bool>("--json") { Description = "Print a JSON array of the per-run reports instead of the table." };
         var plot = new Option<string?>("--plot") { Description = "Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against the number of huge pages after each write of the script, one curve per run, and each run's vmemmap PMDs, split or still huge.", HelpName = "FILE" };
@@ -39,9 +40,11 @@ internal static class CompareCommand
         {
             script, policies, archs, json, plot,
         };
+        machine.AddTo(command);
         command.SetAction(p =>
         {
-            HvoPolicy[] chosenPolicies = p.GetValue(policies) is { } pl ? [.. SplitList(pl, "--policies").Select(n => Options.FindPolicy(n, "--policies"))] : [.. HvoPolicy.All];
+            HvoPolicy[]? chosenPolicies = p.GetValue(policies) is { } pl ? [.. SplitList(pl, "--policies").Select(n => Options.FindPolicy(n, "--policies"))] : null;
+            ScenarioOptions machineOptions = machine.Apply(p, new ScenarioOptions { EchoCommands = false });
             ArchEntry[] chosenArchs = [.. SplitList(p.GetValue(archs)!, "--archs").Select(n => Options.FindArch(n, "--archs"))];
             string? name = p.GetValue(script);
             Script? given = name is null ? null : ScriptSource.Load(name, input);
@@ -56,9 +59,11 @@ internal static class CompareCommand
             foreach (ArchEntry arch in chosenArchs)
             {
                 Script parsed = given ?? SimulateScript.Default(arch.Info).Build();
-                foreach (HvoPolicy policy in chosenPolicies)
+                MachineOptions.CheckMachine(machineOptions with { Policy = HvoPolicy.Newest }, arch.Info);
+                foreach (HvoPolicy policy in chosenPolicies ?? [.. HvoPolicy.All.Where(x => (machineOptions with { Policy = x }).Refusal(arch.Info) is null)])
                 {
-                    var options = new ScenarioOptions { Policy = policy, EchoCommands = false };
+                    ScenarioOptions options = machineOptions with { Policy = policy };
+                    MachineOptions.Check(options, arch.Info, $"--policies ({arch.Name})");
                     runs.Add(arch.Accept(new ScenarioRunner<RunResult>(parsed, options, TextWriter.Null, reporter)));
                 }
             }

@@ -1,7 +1,9 @@
+using System;
 using System.CommandLine;
 using System.Linq;
 using Hvo.HugeTlb;
 using Hvo.Paging;
+using Hvo.Scenario;
 
 namespace Hvo.Cli;
 
@@ -12,7 +14,7 @@ internal static class Options
 
     public static Option<string> Policy() => new("--policy")
     {
-        Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones are break-before-make strategies, see 'hvo specs').",
+        Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones need the entry writer they were written for, see 'hvo specs').",
         DefaultValueFactory = _ => HvoPolicy.Newest.Name,
     };
 
@@ -21,4 +23,109 @@ internal static class Options
 
     public static HvoPolicy FindPolicy(string name, string option = "--policy") =>
         HvoPolicy.Find(name) ?? throw new UsageException($"{option}: unknown policy '{name}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
+}
+
+/// <summary>
+/// The machine's hardware and arch code, which a boot line cannot name: <c>--cpu</c> (CPU features)
+/// and <c>--entry-writer</c> (how the kernel changes a live page-table entry). A policy written for
+/// an entry writer the machine does not have is refused before boot, naming the options that give it.
+/// </summary>
+internal sealed class MachineOptions
+{
+    private static readonly EntryWriterKind[] s_writers = Enum.GetValues<EntryWriterKind>();
+
+    public Option<string?> EntryWriter { get; } = new("--entry-writer")
+    {
+        Description = "How the kernel changes a live page-table entry (its arch code around set_pte_at): " +
+            "direct (one store, then a flush: x86-64's rule and mainline's everywhere), bbml2 (FEAT_BBM level 2: equivalent changes in one store, the rest by break-before-make; needs --cpu bbml2), " +
+            "break-flush-make (every change of a live entry's output), clear-af (PTEs by clearing the access flag, a flush and a compare-and-exchange; needs an access flag in the spec). " +
+            "Default: bbml2 where the architecture requires break-before-make and the CPUs have FEAT_BBM level 2, else direct.",
+        HelpName = string.Join("|", s_writers.Select(HvoPolicy.WriterName)),
+    };
+
+    public Option<string?> Cpu { get; } = new("--cpu")
+    {
+        Description = "CPU features, comma-separated: bbml2 (FEAT_BBM level 2), hafdbs (the access flag set in hardware, FEAT_HAFDBS). Default: none.",
+        HelpName = "FEATURES",
+    };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(EntryWriter);
+        command.Options.Add(Cpu);
+    }
+
+    /// <summary><paramref name="options"/> with the machine the command line describes.</summary>
+    public ScenarioOptions Apply(ParseResult p, ScenarioOptions options)
+    {
+        EntryWriterKind? writer = p.GetValue(EntryWriter) is { } name ? ParseWriter(name) : null;
+        int bbmLevel = 0;
+        bool hafdbs = false;
+        foreach (string feature in (p.GetValue(Cpu) ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            switch (feature.ToLowerInvariant())
+            {
+                case "bbml2":
+                    bbmLevel = 2;
+                    break;
+                case "hafdbs":
+                    hafdbs = true;
+                    break;
+                default:
+                    throw new UsageException($"--cpu: unknown CPU feature '{feature}'; known: bbml2, hafdbs");
+            }
+        }
+
+        return options with { EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs };
+    }
+
+    /// <summary>Refuse a machine whose entry writer needs what its CPUs or its spec lack, whatever the policy.</summary>
+    public static void CheckMachine(ScenarioOptions options, ArchInfo arch)
+    {
+        if (options.Refusal(arch) is { } refusal)
+        {
+            CheckMachine(refusal);
+        }
+    }
+
+    private static void CheckMachine(MachineRefusal refusal)
+    {
+        if (refusal.NeedsWriter is null)
+        {
+            string fix = refusal.NeedsBbmLevel2 ? ": add --cpu bbml2" : string.Empty;
+            throw new UsageException($"--entry-writer: {refusal.Reason}{fix}");
+        }
+    }
+
+    private static EntryWriterKind ParseWriter(string name)
+    {
+        foreach (EntryWriterKind kind in s_writers)
+        {
+            if (HvoPolicy.WriterName(kind) == name.Trim().ToLowerInvariant())
+            {
+                return kind;
+            }
+        }
+
+        throw new UsageException($"--entry-writer: unknown entry writer '{name}'; known: {string.Join(", ", s_writers.Select(HvoPolicy.WriterName))}");
+    }
+
+    /// <summary>Refuse, before boot, a run whose machine cannot have its entry writer or cannot run its policy, naming what would let it.</summary>
+    public static void Check(ScenarioOptions options, ArchInfo arch, string policyOption = "--policy")
+    {
+        if (options.Refusal(arch) is not { } refusal)
+        {
+            return;
+        }
+
+        CheckMachine(refusal);
+        EntryWriterKind needed = refusal.NeedsWriter ?? throw new InvalidOperationException("a policy refusal names the writer it needs");
+
+        // The fewest options that give the policy its writer: the CPUs alone where the machine then chooses it.
+        ScenarioOptions cpuOnly = options with { BbmLevel = refusal.NeedsBbmLevel2 ? 2 : options.BbmLevel };
+        string hint = refusal.NeedsBbmLevel2 && cpuOnly.Refusal(arch) is null
+            ? "--cpu bbml2"
+            : $"--entry-writer {HvoPolicy.WriterName(needed)}{(refusal.NeedsBbmLevel2 ? " --cpu bbml2" : string.Empty)}";
+        throw new UsageException($"{policyOption}: {refusal.Reason}; run it with {hint}");
+    }
 }

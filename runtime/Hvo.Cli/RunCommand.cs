@@ -27,6 +27,7 @@ internal static class RunCommand
         var json = new Option<bool>("--json") { Description = "After the transcript, print the report as one JSON object." };
         var list = new Option<bool>("--list") { Description = "List the examples shipped with hvo." };
         var quiet = new Option<bool>("--no-echo") { Description = "Print only what the commands print, not the commands, comments and blank lines." };
+        var machine = new MachineOptions();
         var command = new Command("run",
             "Run a scenario written as a user types it at a root shell: 'boot' with a kernel command line (mem=, numa=fake=N, " +
             "hugepagesz=, hugepages=, default_hugepagesz=, hugetlb_free_vmemmap=), then 'echo VALUE > FILE' and 'cat FILE' on " +
@@ -37,6 +38,7 @@ internal static class RunCommand
         {
             script, arch, policy, json, list, quiet,
         };
+        machine.AddTo(command);
         command.SetAction(p =>
         {
             if (p.GetValue(list))
@@ -53,7 +55,8 @@ internal static class RunCommand
             ArchEntry entry = Options.FindArch(p.GetValue(arch)!);
             HvoPolicy chosen = Options.FindPolicy(p.GetValue(policy)!);
             Script parsed = ScriptSource.Load(name, input);
-            var options = new ScenarioOptions { Policy = chosen, EchoCommands = !p.GetValue(quiet) };
+            ScenarioOptions options = machine.Apply(p, new ScenarioOptions { Policy = chosen, EchoCommands = !p.GetValue(quiet) });
+            MachineOptions.Check(options, entry.Info);
             SimulationReport report = entry.Accept(new ScenarioRunner<RunResult>(parsed, options, output, RunReporter.ForScript())).Report;
             output.WriteLine();
             if (p.GetValue(json))

@@ -51,10 +51,12 @@ public static class SimulateCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed of fail_page_alloc's draws: the same seed replays the same failures (default 0).", HelpName = "N" };
         var plot = new Option<string?>("--plot") { Description = $"Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against the pool size, grown in {PlotWrites} writes of nr_hugepages, and the vmemmap's PMDs, split or still huge.", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
+        var machine = new MachineOptions();
         var command = new Command("simulate", "Boot a simulated machine, grow the HugeTLB pool with HVO and report memory and HVO counters.\n\n" + Examples)
         {
             arch, memory, nodes, hugepages, hvo, policy, batch, failAlloc, seed, plot, json,
         };
+        machine.AddTo(command);
         command.SetAction(p =>
         {
             ArchEntry entry = Options.FindArch(p.GetValue(arch)!);
@@ -101,7 +103,8 @@ public static class SimulateCommand
 
             using var cts = new CancellationTokenSource();
             using IDisposable ctrlC = LiveProgress.HookCtrlC(output, error, cts);
-            var options = new ScenarioOptions { Policy = chosen, FaultSeed = p.GetValue(seed), Signal = cts.Token };
+            ScenarioOptions options = machine.Apply(p, new ScenarioOptions { Policy = chosen, FaultSeed = p.GetValue(seed), Signal = cts.Token });
+            MachineOptions.Check(options, entry.Info);
             RunResult result;
             try
             {

@@ -49,7 +49,10 @@ public static class SpecsCommand
         o.WriteLine("policies (--policy):");
         foreach (Hvo.HugeTlb.HvoPolicy p in Hvo.HugeTlb.HvoPolicy.All)
         {
-            o.WriteLine($"  {p.Name,-16} reserve {p.ReservePages}{(p.RequiredWriter == EntryWriterKind.Bbml2 ? ", needs FEAT_BBM level 2" : string.Empty)}: {p.Description}");
+            string needs = p.RequiredWriter is { } w
+                ? $", needs the {Hvo.HugeTlb.HvoPolicy.WriterName(w)} entry writer (--entry-writer {Hvo.HugeTlb.HvoPolicy.WriterName(w)}{(w == EntryWriterKind.Bbml2 ? " --cpu bbml2" : string.Empty)})"
+                : string.Empty;
+            o.WriteLine($"  {p.Name,-16} reserve {p.ReservePages}{needs}: {p.Description}");
         }
     }
 

@@ -1,5 +1,6 @@
 using Hvo.HugeTlb;
 using Hvo.Paging;
+using Hvo.Scenario;
 
 namespace Hvo.Runtime.Tests;
 
@@ -15,4 +16,16 @@ public static class TestMachines
     /// <summary>Can a machine of <paramref name="arch"/> have the entry writer <paramref name="policy"/> needs (clear-AF needs an access flag)?</summary>
     public static bool CanRun(HvoPolicy policy, ArchInfo arch) =>
         new MachineConfig { EntryWriter = WriterFor(policy), BreakBeforeMakeLevel = BbmLevelFor(policy) }.EntryWriterProblem(arch) is null;
+
+    /// <summary>A script run of <paramref name="policy"/> on the machine it was written for.</summary>
+    public static ScenarioOptions Options(HvoPolicy policy) =>
+        new() { Policy = policy, EntryWriter = WriterFor(policy), BbmLevel = BbmLevelFor(policy) };
+
+    /// <summary>The <c>hvo</c> options that give <paramref name="policy"/> its machine (none for the kernel versions' policies).</summary>
+    public static string[] CliArgs(HvoPolicy policy) => policy.RequiredWriter switch
+    {
+        null => [],
+        EntryWriterKind.Bbml2 => ["--entry-writer", "bbml2", "--cpu", "bbml2"],
+        { } w => ["--entry-writer", HvoPolicy.WriterName(w)],
+    };
 }

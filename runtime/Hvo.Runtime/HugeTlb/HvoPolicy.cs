@@ -91,7 +91,7 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         ArgumentNullException.ThrowIfNull(arch);
         EntryWriterKind machine = config.DefaultEntryWriter(arch);
         return RequiredWriter is { } needed && needed != machine
-            ? $"policy {Name} needs the {WriterName(needed)} entry writer; this machine's is {WriterName(machine)}"
+            ? $"{Name} needs the {WriterName(needed)} entry writer; this machine's is {WriterName(machine)}"
             : null;
     }
 

@@ -50,7 +50,50 @@ public sealed record ScenarioOptions
 
     /// <summary>Told the fresh huge pages the writes of nr_hugepages have allocated since the script started, after each one.</summary>
     public Action<ulong>? Progress { get; init; }
+
+    /// <summary>
+    /// The kernel's arch code for changing a live page-table entry (<see cref="MachineConfig.EntryWriter"/>);
+    /// null for the machine's own choice. Like the CPUs below, not something a boot line names.
+    /// </summary>
+    public EntryWriterKind? EntryWriter { get; init; }
+
+    /// <summary>The CPUs' FEAT_BBM level (<see cref="MachineConfig.BreakBeforeMakeLevel"/>).</summary>
+    public int BbmLevel { get; init; }
+
+    /// <summary>FEAT_HAFDBS: the CPUs set the access flag in hardware (<see cref="MachineConfig.HardwareAccessFlag"/>).</summary>
+    public bool HardwareAccessFlag { get; init; }
+
+    /// <summary><paramref name="config"/> with this run's CPUs and entry writer.</summary>
+    public MachineConfig Apply(MachineConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config with { EntryWriter = EntryWriter, BreakBeforeMakeLevel = BbmLevel, HardwareAccessFlag = HardwareAccessFlag };
+    }
+
+    /// <summary>
+    /// Why this run cannot boot on <paramref name="arch"/>: its entry writer needs what the CPUs or the
+    /// spec lack, or its policy was written for another entry writer. Null when it can.
+    /// </summary>
+    public MachineRefusal? Refusal(ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        MachineConfig config = Apply(new MachineConfig());
+        if (config.EntryWriterProblem(arch) is { } problem)
+        {
+            return new MachineRefusal(problem, null, NeedsBbmLevel2: config.DefaultEntryWriter(arch) == EntryWriterKind.Bbml2);
+        }
+
+        return Policy.Refusal(config, arch) is { } refusal
+            ? new MachineRefusal(refusal, Policy.RequiredWriter, NeedsBbmLevel2: Policy.RequiredWriter == EntryWriterKind.Bbml2 && BbmLevel < 2)
+            : null;
+    }
 }
+
+/// <summary>Why a run's machine cannot be booted as asked, and what would let it.</summary>
+/// <param name="Reason">What is missing, in words.</param>
+/// <param name="NeedsWriter">The entry writer the policy needs, if that is what is missing.</param>
+/// <param name="NeedsBbmLevel2">CPUs with FEAT_BBM level 2 are needed too.</param>
+public sealed record MachineRefusal(string Reason, EntryWriterKind? NeedsWriter, bool NeedsBbmLevel2);
 
 /// <summary>One point of <see cref="ScenarioSession{TArch}.Trace"/>: the pool and HVO's balance after a statement, or before the first (<paramref name="After"/> null).</summary>
 public readonly record struct TracePoint(Statement? After, PoolSample Sample);
@@ -126,10 +169,14 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         BootLine boot = BootLine.Resolve(script, TArch.Info, options.DefaultMemoryBytes, options.MaxMemoryBytes);
         Machine<TArch> machine;
         HugeBootPages bootPages;
+        if (options.Refusal(TArch.Info) is { } refusal)
+        {
+            throw new ScriptError(script.Boot?.Location ?? new SourceLocation(script.File, 1, 1), refusal.Reason);
+        }
+
         try
         {
-            // A policy that relies on FEAT_BBM level 2 models CPUs that have it (a CPU feature, not a boot parameter).
-            machine = HugeBootPages.Boot<TArch>(boot.Config(options.Strict) with { EntryWriter = options.Policy.RequiredWriter, BreakBeforeMakeLevel = options.Policy.RequiredWriter == EntryWriterKind.Bbml2 ? 2 : 0 }, boot.HugeTlb, out bootPages);
+            machine = HugeBootPages.Boot<TArch>(options.Apply(boot.Config(options.Strict)), boot.HugeTlb, out bootPages);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or OutOfMemoryException)
         {

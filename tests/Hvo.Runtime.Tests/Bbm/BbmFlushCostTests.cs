@@ -100,7 +100,7 @@ public sealed class BbmFlushCostTests
 
     private static Run Simulate(string arch, HvoPolicy policy)
     {
-        var (exit, output, err) = Hvo.Runtime.Tests.Cli.CliRun.InProcess("simulate", "--arch", arch, "--memory", Memory, "--hugepages", $"2M:{Pages}", "--policy", policy.Name, "--json");
+        var (exit, output, err) = Hvo.Runtime.Tests.Cli.CliRun.InProcess(["simulate", "--arch", arch, "--memory", Memory, "--hugepages", $"2M:{Pages}", "--policy", policy.Name, .. TestMachines.CliArgs(policy), "--json"]);
         Assert.AreEqual(0, exit, err);
         using JsonDocument doc = JsonDocument.Parse(output);
         JsonElement hvo = doc.RootElement.GetProperty("hvo");

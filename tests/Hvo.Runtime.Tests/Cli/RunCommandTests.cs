@@ -186,11 +186,14 @@ public sealed class RunCommandTests
     [TestMethod]
     public void CompareJsonIsAnArrayOfReportsOnePerArchAndPolicy()
     {
-        var (exit, output, err) = Hvo("compare", "grow-shrink", "--archs", "x86_64,arm64-4k", "--json");
+        // By default each arch runs the policies its machine can: with break-flush-make as the entry
+        // writer, the kernel versions' and arm64-bbm-fault (FEAT_BBM level 2 and clear-AF need others).
+        var (exit, output, err) = Hvo("compare", "grow-shrink", "--archs", "x86_64,arm64-4k", "--entry-writer", "break-flush-make", "--json");
         Assert.AreEqual(0, exit, err);
         using JsonDocument doc = JsonDocument.Parse(output);
         JsonElement[] runs = [.. doc.RootElement.EnumerateArray()];
-        string[] expected = [.. new[] { "x86_64", "arm64-4k" }.SelectMany(a => HvoPolicy.All.Select(p => $"{a} {p.Name}"))];
+        HvoPolicy[] runnable = [.. HvoPolicy.All.Where(p => p.RequiredWriter is null or EntryWriterKind.BreakFlushMake)];
+        string[] expected = [.. new[] { "x86_64", "arm64-4k" }.SelectMany(a => runnable.Select(p => $"{a} {p.Name}"))];
         CollectionAssert.AreEqual(expected, runs.Select(r => $"{r.GetProperty("arch").GetString()} {r.GetProperty("policy").GetString()}").ToArray());
         foreach (JsonElement r in runs)
         {
@@ -236,14 +239,30 @@ public sealed class RunCommandTests
     [TestMethod]
     public void CompareShowsTheBreakBeforeMakeViolationsOfKernelPoliciesOnArm64AndNoneForTheSafeOnes()
     {
-        var (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14,arm64-bbm-af", "--archs", "x86_64,arm64-4k");
+        var (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14,arm64-bbm-fault", "--archs", "x86_64,arm64-4k", "--entry-writer", "break-flush-make");
         Assert.AreEqual(0, exit, err);
         string row = output.Split('\n').Single(l => l.StartsWith("| BBM violations", StringComparison.Ordinal));
         string[] cells = [.. row.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         Assert.AreEqual("not required", cells[1], "x86_64 v5.14");
-        Assert.AreEqual("not required", cells[2], "x86_64 arm64-bbm-af");
-        Assert.IsGreaterThan(0L, long.Parse(cells[3], NumberStyles.AllowThousands, CultureInfo.InvariantCulture), "arm64-4k v5.14 breaks the rule");
-        Assert.AreEqual("0", cells[4], "arm64-4k arm64-bbm-af keeps it");
+        Assert.AreEqual("not required", cells[2], "x86_64 arm64-bbm-fault");
+        Assert.AreEqual("0", cells[3], "arm64-4k v5.14 on a break-flush-make kernel keeps the rule");
+        Assert.AreEqual("0", cells[4], "arm64-4k arm64-bbm-fault keeps it");
+
+        (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14,arm64-bbm-af", "--archs", "arm64-4k", "--entry-writer", "clear-af");
+        Assert.AreEqual(0, exit, err);
+        row = output.Split('\n').Single(l => l.StartsWith("| BBM violations", StringComparison.Ordinal));
+        cells = [.. row.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+        Assert.AreEqual("0", cells[2], "arm64-4k arm64-bbm-af keeps it");
+
+        (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14", "--archs", "arm64-4k");
+        Assert.AreEqual(0, exit, err);
+        row = output.Split('\n').Single(l => l.StartsWith("| BBM violations", StringComparison.Ordinal));
+        cells = [.. row.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+        Assert.IsGreaterThan(0L, long.Parse(cells[1], NumberStyles.AllowThousands, CultureInfo.InvariantCulture), "arm64-4k v5.14 writing directly, as mainline, breaks the rule");
+
+        (exit, _, err) = Hvo("compare", "grow-shrink", "--policies", "arm64-bbm-af", "--archs", "x86_64");
+        Assert.AreEqual(2, exit, "x86_64 has no access flag");
+        StringAssert.Contains(err, "--policies (x86_64)");
     }
 
     [TestMethod]

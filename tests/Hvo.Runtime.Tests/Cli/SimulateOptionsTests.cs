@@ -25,7 +25,7 @@ public sealed class SimulateOptionsTests
     [DataRow("arm64-bbm-af")]
     public void BatchingAStrategyThatBreaksEveryEntryIsAUsageError(string policy)
     {
-        var (exit, output, err) = CliRun.InProcess([.. Small, "--policy", policy, "--batch"]);
+        var (exit, output, err) = CliRun.InProcess([.. Small, "--policy", policy, .. TestMachines.CliArgs(HvoPolicy.Find(policy)!), "--batch"]);
         Assert.AreEqual(2, exit, output);
         StringAssert.StartsWith(err, $"hvo: --batch: {policy} breaks and flushes every entry it changes");
     }
@@ -44,7 +44,7 @@ public sealed class SimulateOptionsTests
     [DynamicData(nameof(Policies))]
     public void BatchOnSplitsFlushesOnceRemapsFlushesOnceUnderEveryPolicy(string policy)
     {
-        JsonElement r = Json([.. Small, "--policy", policy, "--batch"]);
+        JsonElement r = Json([.. Small, "--policy", policy, .. TestMachines.CliArgs(HvoPolicy.Find(policy)!), "--batch"]);
         Assert.AreEqual(2, Hvo(r, "tlbFlushes"), "hugetlb_vmemmap_optimize_folios: one flush_tlb_all after the split pass, one after the remap pass");
         string expected = HvoPolicy.Find(policy)!.Batched ? policy : policy + "-batched";
         Assert.AreEqual(expected, r.GetProperty("policy").GetString());
@@ -54,7 +54,7 @@ public sealed class SimulateOptionsTests
     [DynamicData(nameof(Policies))]
     public void BatchOffFlushesPerSplitAndPerPageUnderEveryPolicy(string policy)
     {
-        JsonElement r = Json([.. Small, "--policy", policy, "--batch", "off"]);
+        JsonElement r = Json([.. Small, "--policy", policy, .. TestMachines.CliArgs(HvoPolicy.Find(policy)!), "--batch", "off"]);
         Assert.AreEqual(Hvo(r, "pmdsSplit") + Pages, Hvo(r, "tlbFlushes"), "hugetlb_vmemmap_optimize: a range flush per split PMD and one per page");
         Assert.IsTrue(Hvo(r, "pmdsSplit") > 0);
     }
@@ -63,9 +63,10 @@ public sealed class SimulateOptionsTests
     [DynamicData(nameof(Policies))]
     public void BatchingChangesFlushesNotSavings(string policy)
     {
-        JsonElement on = Json([.. Small, "--policy", policy, "--batch", "on"]);
-        JsonElement off = Json([.. Small, "--policy", policy, "--batch", "off"]);
-        JsonElement own = Json([.. Small, "--policy", policy]);
+        string[] machine = TestMachines.CliArgs(HvoPolicy.Find(policy)!);
+        JsonElement on = Json([.. Small, "--policy", policy, .. machine, "--batch", "on"]);
+        JsonElement off = Json([.. Small, "--policy", policy, .. machine, "--batch", "off"]);
+        JsonElement own = Json([.. Small, "--policy", policy, .. machine]);
         ulong freedEach = HugePageVmemmap.For(ArchRegistry.Find("x86_64")!.Info, 2UL << 20).FreedPages(HvoPolicy.Find(policy)!.ReservePages);
         foreach (JsonElement r in new[] { on, off, own })
         {

@@ -48,15 +48,24 @@ public sealed class SpecsCommandTests
         foreach (global::Hvo.HugeTlb.HvoPolicy p in global::Hvo.HugeTlb.HvoPolicy.All)
         {
             StringAssert.Contains(output, "  " + p.Name + " ", "every --policy value is listed");
+            if (p.RequiredWriter is { } w)
+            {
+                string writer = global::Hvo.HugeTlb.HvoPolicy.WriterName(w);
+                StringAssert.Contains(output, $"{p.Name,-16} reserve {p.ReservePages}, needs the {writer} entry writer (--entry-writer {writer}", "and the writer it needs");
+            }
         }
 
-        StringAssert.Contains(output, "needs FEAT_BBM level 2");
+        StringAssert.Contains(output, "(--entry-writer bbml2 --cpu bbml2)");
     }
 
     [TestMethod]
     public void SimulateArm64WithABreakBeforeMakePolicyReportsNoViolationAndTheFlushes()
     {
         var (exit, output, err) = Hvo("simulate", "--arch", "arm64-4k", "--memory", "2G", "--hugepages", "2M:64", "--policy", "arm64-bbm-fault");
+        Assert.AreEqual(2, exit, "the machine's entry writer is direct unless told otherwise");
+        StringAssert.Contains(err, "hvo: --policy: arm64-bbm-fault needs the break-flush-make entry writer; this machine's is direct; run it with --entry-writer break-flush-make");
+
+        (exit, output, err) = Hvo("simulate", "--arch", "arm64-4k", "--memory", "2G", "--hugepages", "2M:64", "--policy", "arm64-bbm-fault", "--entry-writer", "break-flush-make");
         Assert.AreEqual(0, exit, err);
         StringAssert.Contains(output, "break-before-make violations:          0");
         StringAssert.Contains(output, "full 0)");

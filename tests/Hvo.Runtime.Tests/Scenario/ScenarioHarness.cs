@@ -24,7 +24,7 @@ internal static class ScenarioHarness
     public static ScenarioOutcome Run(string arch, string text, HvoPolicy? policy = null, bool echo = false, params string[] readAtEnd)
     {
         Script script = ScriptParser.Parse(text, "test.hvo");
-        var options = new ScenarioOptions { Policy = policy ?? HvoPolicy.Newest, EchoCommands = echo, DefaultMemoryBytes = GiB };
+        var options = TestMachines.Options(policy ?? HvoPolicy.Newest) with { EchoCommands = echo, DefaultMemoryBytes = GiB };
         return Run(arch, script, options, readAtEnd);
     }
 
