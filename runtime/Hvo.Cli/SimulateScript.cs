@@ -25,11 +25,11 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
     public const string File = "simulate";
 
     /// <summary>
-    /// simulate with no options: <see cref="MachineSize.DefaultMemoryBytes"/> on one node, half of
+    /// simulate with no options: <see cref="MachineConfig.DefaultMemoryBytes"/> on one node, half of
     /// it as pages of <paramref name="arch"/>'s default huge page size.
     /// </summary>
     public static SimulateScript Default(ArchInfo arch) =>
-        new(MachineSize.DefaultMemoryBytes, 1, true, DefaultPages(arch, MachineSize.DefaultMemoryBytes), null);
+        new(MachineConfig.DefaultMemoryBytes, 1, true, DefaultPages(arch, MachineConfig.DefaultMemoryBytes), null);
 
     /// <summary>Half of <paramref name="memory"/> as pages of the default hstate's size (HugeTlbCommandLine.ArchDefaultSize, HPAGE_SIZE).</summary>
     public static (ulong Size, ulong Count)[] DefaultPages(ArchInfo arch, ulong memory)

@@ -6,8 +6,11 @@ public sealed record MachineConfig
     public const ulong MiB = 1UL << 20;
     public const ulong GiB = 1UL << 30;
 
+    /// <summary>The memory of a machine nobody sized: a boot line without <c>mem=</c>, <c>hvo simulate</c> without <c>--memory</c>.</summary>
+    public const ulong DefaultMemoryBytes = 64 * GiB;
+
     /// <summary>Physical memory (mem=).</summary>
-    public ulong MemoryBytes { get; init; } = 64 * GiB;
+    public ulong MemoryBytes { get; init; } = DefaultMemoryBytes;
 
     /// <summary>NUMA nodes (numa=fake=N): equal contiguous ranges.</summary>
     public int Nodes { get; init; } = 1;

@@ -78,11 +78,13 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
             }
         }
 
+        // One walk of the vmemmap, down to the boot leaves' level: which of them are still blocks.
+        var blocks = new BlockVisitor { Level = level, Start = start, LeafBytes = leaf, Huge = new bool[count] };
+        machine.PageTable.WalkRange(start, end, ref blocks);
         var leaves = new VmemmapLeafState[count];
         for (int i = 0; i < count; i++)
         {
-            bool huge = IsMappedBy(machine, start + ((ulong)i * leaf), level);
-            leaves[i] = (huge, bootBasePages, holdsOptimized[i]) switch
+            leaves[i] = (blocks.Huge[i], bootBasePages, holdsOptimized[i]) switch
             {
                 (true, _, _) => VmemmapLeafState.Huge,
                 (false, true, false) => VmemmapLeafState.BasePages,
@@ -96,10 +98,30 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
         return new VmemmapLeafMap(start, leaf, memoryPerLeaf, TArch.Info.Levels[level].Name, leaves);
     }
 
-    /// <summary>The map's one page-table look-up: is <paramref name="address"/> mapped by a leaf at <paramref name="level"/> or above (a block, not a PTE table)?</summary>
-    private static bool IsMappedBy<TArch>(Machine<TArch> machine, ulong address, int level) where TArch : struct, IPagingArch
+    /// <summary>Marks the boot leaves a block (a leaf at the boot level or above) still maps; a table or a hole leaves them unmarked.</summary>
+    private struct BlockVisitor : IPageWalkVisitor
     {
-        WalkResult w = machine.PageTable.Walk(address);
-        return w.IsLeaf && w.Level <= level;
+        public int Level;
+        public ulong Start;
+        public ulong LeafBytes;
+        public bool[] Huge;
+
+        public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+            e.Level < Level ? WalkAction.Descend : WalkAction.Continue;
+
+        public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            if (e.Level <= Level)
+            {
+                for (ulong i = (e.Addr - Start) / LeafBytes; i <= (e.Next - 1 - Start) / LeafBytes; i++)
+                {
+                    Huge[i] = true;
+                }
+            }
+
+            return WalkAction.Continue;
+        }
+
+        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
     }
 }

@@ -7,14 +7,11 @@ namespace Hvo.Scenario;
 
 /// <summary>
 /// The machines a boot line may describe, in one place for the boot line and for
-/// <c>hvo simulate</c> (which writes one): the memory when there is no <c>mem=</c>, the node
-/// counts <c>numa=fake=</c> takes, and the memory an architecture's machine can have.
+/// <c>hvo simulate</c> (which writes one): the node counts <c>numa=fake=</c> takes, and the memory
+/// an architecture's machine can have (without <c>mem=</c>: <see cref="MachineConfig.DefaultMemoryBytes"/>).
 /// </summary>
 public static class MachineSize
 {
-    /// <summary>The memory without <c>mem=</c>, and <c>hvo simulate</c>'s default.</summary>
-    public const ulong DefaultMemoryBytes = 64 * MachineConfig.GiB;
-
     /// <summary>The most nodes <c>numa=fake=</c> (and <c>--nodes</c>) may ask for: this model's bound.</summary>
     public const int MaxNodes = 64;
 

@@ -21,7 +21,7 @@ public sealed record ScenarioOptions
     public HvoPolicy Policy { get; init; } = HvoPolicy.Newest;
 
     /// <summary>The machine's memory when the boot line has no <c>mem=</c>.</summary>
-    public ulong DefaultMemoryBytes { get; init; } = MachineSize.DefaultMemoryBytes;
+    public ulong DefaultMemoryBytes { get; init; } = MachineConfig.DefaultMemoryBytes;
 
     /// <summary>Print each command as <c>$ command</c>, and the comments and blank lines, before its output.</summary>
     public bool EchoCommands { get; init; } = true;

@@ -73,11 +73,11 @@ public sealed class MachineSizeTests
     [TestMethod]
     public void TheDefaultMachineIsSimulatesDefaultAndTheBootLinesWithoutMem()
     {
-        Assert.AreEqual(MachineSize.DefaultMemoryBytes, new ScenarioOptions().DefaultMemoryBytes);
+        Assert.AreEqual(MachineConfig.DefaultMemoryBytes, new ScenarioOptions().DefaultMemoryBytes);
         var (exit, output, err) = CliRun.InProcess("simulate", "--help");
         Assert.AreEqual(0, exit, err);
-        StringAssert.Contains(output, $"[default: {CmdLine.FormatSize(MachineSize.DefaultMemoryBytes)}]");
-        Assert.IsTrue(MachineSize.Check(Archs.Get("x86_64").Info, MachineSize.DefaultMemoryBytes, MachineSize.MaxNodes) is null);
+        StringAssert.Contains(output, $"[default: {CmdLine.FormatSize(MachineConfig.DefaultMemoryBytes)}]");
+        Assert.IsTrue(MachineSize.Check(Archs.Get("x86_64").Info, MachineConfig.DefaultMemoryBytes, MachineSize.MaxNodes) is null);
         Assert.ThrowsExactly<ScriptError>(() => ScriptParser.Parse($"boot numa=fake={MachineSize.MaxNodes + 1}", "t"));
         CliRun.AssertUsageError(CliRun.InProcess("simulate", "--nodes", (MachineSize.MaxNodes + 1).ToString(System.Globalization.CultureInfo.InvariantCulture)), $"1 to {MachineSize.MaxNodes}");
     }

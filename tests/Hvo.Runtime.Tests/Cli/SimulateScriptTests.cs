@@ -47,8 +47,8 @@ public sealed class SimulateScriptTests
         {
             SimulateScript d = SimulateScript.Default(entry.Info);
             ulong size = HugeTlbCommandLine.ArchDefaultSize(entry.Info);
-            Assert.AreEqual(MachineSize.DefaultMemoryBytes, d.MemoryBytes);
-            CollectionAssert.AreEqual(new[] { (size, MachineSize.DefaultMemoryBytes / 2 / size) }, d.Pages.ToArray(), entry.Name);
+            Assert.AreEqual(MachineConfig.DefaultMemoryBytes, d.MemoryBytes);
+            CollectionAssert.AreEqual(new[] { (size, MachineConfig.DefaultMemoryBytes / 2 / size) }, d.Pages.ToArray(), entry.Name);
             Assert.AreEqual(d.Pages[0], SimulateCommand.ParseHugepages(null, entry.Info, d.MemoryBytes).Single(), "simulate with no --hugepages");
         }
     }
