@@ -9,7 +9,7 @@ using Hvo.Vmemmap;
 
 namespace Hvo.Cli;
 
-/// <summary><c>hvo specs</c>: every architecture, its geometry, and DESIGN.md table 1.1 derived from its spec.</summary>
+/// <summary><c>hvo specs</c>: every architecture, its geometry, and the vmemmap arithmetic of docs/ARCHITECTURE.md §7.1 derived from its spec.</summary>
 public static class SpecsCommand
 {
     public static void WriteText(TextWriter o, IEnumerable<ArchInfo> archs)

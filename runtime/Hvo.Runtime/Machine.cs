@@ -88,7 +88,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     /// <summary>
     /// The CPU doing kernel work now (smp_processor_id): split tables come from its node
-    /// (DESIGN.md 1.3a). A thread that entered a CPU with <see cref="RunOnCpu"/> sees that CPU (and
+    /// (docs/ARCHITECTURE.md §7.3). A thread that entered a CPU with <see cref="RunOnCpu"/> sees that CPU (and
     /// setting this moves it); every other thread shares one machine-wide value.
     /// </summary>
     public int CurrentCpu
@@ -155,7 +155,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     /// <summary>
     /// Free a frame that held vmemmap or page-table contents. In strict mode, first check that no
-    /// page-table entry and no TLB can still reach it (DESIGN.md 5: no frame is freed while a
+    /// page-table entry and no TLB can still reach it (docs/ARCHITECTURE.md §8: no frame is freed while a
     /// valid translation still points at it).
     /// </summary>
     public void CheckFrameUnreachable(ulong pfn, string what)

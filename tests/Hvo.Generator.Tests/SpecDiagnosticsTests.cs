@@ -9,7 +9,7 @@ namespace Hvo.Generator.Tests;
 
 /// <summary>
 /// Every invalid spec gets its own HVO diagnostic at the file, line and column of the offending
-/// value (DESIGN.md section 3). Each test breaks one value of specs/x86_64.json.
+/// value (specs/README.md). Each test breaks one value of specs/x86_64.json.
 /// </summary>
 [TestClass]
 public sealed class SpecDiagnosticsTests

@@ -13,7 +13,7 @@ namespace Hvo.Generator.Parsing;
 internal sealed record ParseResult(ArchModel? Model, SpecLocation? NameLocation, EquatableArray<DiagnosticInfo> Diagnostics);
 
 /// <summary>
-/// Reads one spec file against the contract of DESIGN.md section 3 and checks that it describes a
+/// Reads one spec file against the contract of specs/README.md and checks that it describes a
 /// page table the generated code can walk: every error is a diagnostic at the offending value.
 /// </summary>
 internal static class SpecParser

@@ -35,7 +35,7 @@ internal sealed record HvoReport(
     [property: JsonIgnore] bool BbmChecked);
 
 /// <summary>
-/// The report of DESIGN.md section 4, as data: the machine, the policy, /proc/meminfo, every
+/// The report of docs/ARCHITECTURE.md §6, as data: the machine, the policy, /proc/meminfo, every
 /// hstate, HVO's counters and what the run took. Rendered, never read back: as text
 /// (<see cref="ReportText"/>), on a terminal (<see cref="TerminalReport"/>), as JSON
 /// (<see cref="ReportJson"/>) and as a column of <c>hvo compare</c>'s table.

@@ -10,7 +10,7 @@ using Hvo.Vmemmap;
 namespace Hvo.Checks;
 
 /// <summary>
-/// The invariants of DESIGN.md section 5, checked on a live machine, its HugeTLB pool and (when
+/// The invariants of docs/ARCHITECTURE.md §8, checked on a live machine, its HugeTLB pool and (when
 /// the pool's optimizer is an <see cref="HvoOptimizer{TArch}"/>) HVO's state. Each check appends
 /// what it found broken to a list; <see cref="CheckAll"/> runs them all. Nothing here changes the
 /// simulation except CPU TLB contents (struct pages and write probes go through the MMU, as a

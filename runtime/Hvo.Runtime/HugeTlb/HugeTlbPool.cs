@@ -14,7 +14,7 @@ namespace Hvo.HugeTlb;
 /// released, surplus pages and demote. Fresh pages come from the buddy allocator (gigantic ones as
 /// a contiguous range), are prepared as compound pages, handed to the <see cref="Optimizer"/>
 /// and enqueued; pages leave through the optimizer's restore, and a page whose restore fails
-/// stays in the pool as a surplus page (DESIGN.md 1.3a). One operation at a time (hugetlb_lock
+/// stays in the pool as a surplus page (docs/ARCHITECTURE.md §7.3). One operation at a time (hugetlb_lock
 /// and the hstates' resize_lock are one lock here).
 /// </summary>
 public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch

@@ -20,7 +20,7 @@ public enum OptimizeFailure
 
 /// <summary>
 /// What HVO did, for one node of one hstate or summed: the counters behind the report
-/// (DESIGN.md section 4). Thread-safe. An event counted in one hstate's node counters also counts
+/// (docs/ARCHITECTURE.md §6). Thread-safe. An event counted in one hstate's node counters also counts
 /// in the sum they belong to (<see cref="HvoCounters(HvoCounters)"/>).
 /// </summary>
 public sealed class HvoCounters

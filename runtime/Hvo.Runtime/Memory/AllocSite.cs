@@ -2,7 +2,7 @@ namespace Hvo.Memory;
 
 /// <summary>
 /// Which kernel path asks for memory: the page allocator itself does not care, but fault
-/// injection can be narrowed to some sites (DESIGN.md 1.5: fail the PTE-table allocation of a
+/// injection can be narrowed to some sites (docs/ARCHITECTURE.md §7.5: fail the PTE-table allocation of a
 /// split, the restore allocation, the head-page copy, or the huge page itself).
 /// </summary>
 public enum AllocSite

@@ -4,7 +4,7 @@ namespace Hvo.Memory;
 
 /// <summary>
 /// Watermarks and lowmem reserves: where an allocation fails before free memory reaches zero
-/// (DESIGN.md 1.3a), as mm/page_alloc.c sets them up.
+/// (docs/ARCHITECTURE.md §7.3), as mm/page_alloc.c sets them up.
 /// </summary>
 public sealed partial class PageAllocator
 {

@@ -337,7 +337,7 @@ public sealed partial class PageAllocator
 
     /// <summary>
     /// free_reserved_page: a frame memblock reserved (a boot vmemmap page, say) joins its zone:
-    /// ManagedPages rises by one, so MemTotal does (DESIGN.md 1.3a), and the frame is freed as
+    /// ManagedPages rises by one, so MemTotal does (docs/ARCHITECTURE.md §7.3), and the frame is freed as
     /// order 0. Refused for a frame the page allocator already manages and for the wrong owner.
     /// </summary>
     public void FreeReservedPage(ulong pfn, FrameOwner owner)

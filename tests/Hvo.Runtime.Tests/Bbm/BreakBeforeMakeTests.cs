@@ -10,7 +10,7 @@ using Hvo.Vmemmap;
 namespace Hvo.Runtime.Tests.Bbm;
 
 /// <summary>
-/// arm64 break-before-make (DESIGN.md 1.4, issue 6 item 2): the kernel versions' policies change live
+/// arm64 break-before-make (docs/ARCHITECTURE.md §3 and §7.4): the kernel versions' policies change live
 /// vmemmap entries directly and are reported, step and address; the BBM-safe strategies keep the
 /// rule, free what the spec's arithmetic says, and let a reader CPU fault and retry but never read
 /// wrong bytes; clear-AF + cmpxchg gives up after its retry bound and rolls the page back.

@@ -9,7 +9,7 @@ using Hvo.Vmemmap;
 namespace Hvo.Runtime.Tests.Concurrency;
 
 /// <summary>
-/// DESIGN.md 5 across CPUs: reader CPUs (threads) read struct pages of huge pages through their own
+/// docs/ARCHITECTURE.md §8 across CPUs: reader CPUs (threads) read struct pages of huge pages through their own
 /// TLBs while a writer CPU optimizes and restores those pages. No reader ever sees bytes other than
 /// the canonical struct page contents (v5.18+ fake heads resolved as page_fixed_fake_head does),
 /// and no frame is freed while any CPU's TLB can still reach it (strict mode, with freed vmemmap

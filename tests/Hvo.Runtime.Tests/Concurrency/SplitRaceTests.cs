@@ -11,7 +11,7 @@ using Hvo.Vmemmap;
 namespace Hvo.Runtime.Tests.Concurrency;
 
 /// <summary>
-/// Concurrent splitters of one vmemmap PMD (DESIGN.md 1.5): two CPUs optimize two different huge
+/// Concurrent splitters of one vmemmap PMD (docs/ARCHITECTURE.md §7.5): two CPUs optimize two different huge
 /// pages whose struct pages share one boot leaf. Each reads the leaf, allocates and fills a PTE
 /// table, then publishes it under init_mm.page_table_lock after re-checking the leaf: exactly one
 /// table is installed, the loser's is freed (pte_free_kernel), both pages end optimized, and the

@@ -10,7 +10,7 @@ using Hvo.Vmemmap;
 namespace Hvo.Runtime.Tests.HugeTlb;
 
 /// <summary>
-/// The kernel's promises for HVO (DESIGN.md 1.2, 1.3, 5), for every architecture, every
+/// The kernel's promises for HVO (docs/ARCHITECTURE.md §7.2, §8), for every architecture, every
 /// optimizable huge page size and every policy, checked on the struct page bytes and the page
 /// table, with strict mode watching every free.
 /// </summary>
@@ -100,7 +100,7 @@ public sealed class HvoOptimizerTests
             Assert.AreEqual(BootLeavesSpanned<TArch>(page), (int)c.PmdsSplit);
             Assert.AreEqual(c.PmdsSplit, c.PteTablesAllocated);
 
-            // Boot vmemmap frames go back with free_bootmem_page: MemTotal rises by them (DESIGN.md 1.3a).
+            // Boot vmemmap frames go back with free_bootmem_page: MemTotal rises by them (docs/ARCHITECTURE.md §7.3).
             long bootFreed = bootVmemmap - r.Machine.Owners.Count(FrameOwner.BootVmemmap);
             Assert.AreEqual((long)freed + (policy.CopyHead ? 1 : 0), bootFreed, "with a head copy the old head goes too");
             Assert.AreEqual(memTotal + ((ulong)bootFreed << TArch.PageShift), r.Machine.MemTotalBytes);

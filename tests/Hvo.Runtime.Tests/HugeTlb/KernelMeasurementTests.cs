@@ -7,7 +7,7 @@ using Hvo.Vmemmap;
 namespace Hvo.Runtime.Tests.HugeTlb;
 
 /// <summary>
-/// What a real Linux 6.1 x86-64 kernel shows (DESIGN.md 1.3a), on the simulated one: the pool and
+/// What a real Linux 6.1 x86-64 kernel shows (docs/ARCHITECTURE.md §7.3), on the simulated one: the pool and
 /// the real policy together, with the kernel's behaviour of the time (reserve 1, no head copy:
 /// the v5.18 policy). Every number comes from the spec's arithmetic, none is typed in.
 /// </summary>

@@ -6,7 +6,7 @@ using Hvo.Paging;
 namespace Hvo.Runtime.Tests.HugeTlb;
 
 /// <summary>
-/// DESIGN.md 1.3a with NUMA: a huge page's vmemmap savings and its restore allocations belong to
+/// docs/ARCHITECTURE.md §7.3 with NUMA: a huge page's vmemmap savings and its restore allocations belong to
 /// the page's node; the PTE tables of splits come from the node of the CPU doing the work.
 /// </summary>
 [TestClass]

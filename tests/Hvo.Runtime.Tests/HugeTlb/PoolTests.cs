@@ -9,7 +9,7 @@ using Hvo.Vmemmap;
 namespace Hvo.Runtime.Tests.HugeTlb;
 
 /// <summary>
-/// The HugeTLB pool's promises (mm/hugetlb.c, DESIGN.md 1.3a), with a recording stand-in for the
+/// The HugeTLB pool's promises (mm/hugetlb.c, docs/ARCHITECTURE.md §7.3), with a recording stand-in for the
 /// HVO policy; <see cref="PoolRig{TArch}.Check"/> runs after every operation.
 /// </summary>
 [TestClass]

@@ -23,7 +23,7 @@ namespace Hvo.Runtime.Tests.HugeTlb;
 /// one whose page table runs the interpreted <see cref="ReferenceWalker"/>. After every
 /// operation both must agree on the pool, the HVO counters, the owner of every kind of frame and
 /// the translation of every vmemmap page, and neither may break strict mode or leak a frame
-/// (DESIGN.md 2 and 5; issue 4's "random sequences ... run against the reference model").
+/// (docs/ARCHITECTURE.md §2 and §8).
 /// </summary>
 /// <remarks>
 /// The default run is deterministic: each (architecture, policy) case runs
@@ -458,7 +458,7 @@ public sealed class RandomSequenceTests
             + $"range-flushes {c.TlbRangeFlushes} full-flushes {c.TlbFullFlushes}";
 
         /// <summary>
-        /// DESIGN.md 5 on this machine alone (<see cref="Invariants{TArch}"/>): the owners add up,
+        /// docs/ARCHITECTURE.md §8 on this machine alone (<see cref="Invariants{TArch}"/>): the owners add up,
         /// no strict-mode violation, no leak (every page-table, runtime-vmemmap and boot-vmemmap
         /// frame reachable from the root, every frame a vmemmap leaf maps a vmemmap frame), the
         /// pool's counters and lists agree, HVO's counters agree with the pages, and every pool

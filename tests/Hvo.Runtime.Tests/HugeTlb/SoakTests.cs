@@ -16,7 +16,7 @@ namespace Hvo.Runtime.Tests.HugeTlb;
 /// The soak of issue 6: random pool operations (grow, shrink, demote, the sysctl, pages taken
 /// into use and released, nr_overcommit_hugepages, the working CPU) on a 64 GiB machine in strict
 /// mode with the newest HVO policy and fail_page_alloc failing 1% of every allocation (any site,
-/// any order), with every invariant of DESIGN.md section 5 (<see cref="Invariants{TArch}"/>)
+/// any order), with every invariant of docs/ARCHITECTURE.md §8 (<see cref="Invariants{TArch}"/>)
 /// checked every <see cref="CheckEvery"/> operations and at the end. Fixed seeds: the same run
 /// every time. CI runs <see cref="CiOperations"/> operations; the long category a million.
 /// </summary>

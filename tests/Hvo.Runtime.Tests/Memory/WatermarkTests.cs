@@ -4,7 +4,7 @@ using static Hvo.Runtime.Tests.Memory.AllocatorMachine;
 
 namespace Hvo.Runtime.Tests.Memory;
 
-/// <summary>Allocations fail where the kernel's would: at a zone's min watermark plus its lowmem reserve (DESIGN.md 1.3a).</summary>
+/// <summary>Allocations fail where the kernel's would: at a zone's min watermark plus its lowmem reserve (docs/ARCHITECTURE.md §7.3).</summary>
 [TestClass]
 public sealed class WatermarkTests
 {

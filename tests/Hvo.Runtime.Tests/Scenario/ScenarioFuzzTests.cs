@@ -11,7 +11,7 @@ using Hvo.Tests;
 namespace Hvo.Runtime.Tests.Scenario;
 
 /// <summary>
-/// Hostile scripts (DESIGN.md issue 6, item 3): generated from the vocabulary, with hostile values
+/// Hostile scripts: generated from the vocabulary, with hostile values
 /// (sizes past 64 bits, negative counts, paths sysfs does not have, counts beyond memory), then
 /// mutated character by character. Whatever the text, a script either stops with a
 /// <see cref="ScriptError"/> located inside the text, or runs to the end with every machine

@@ -173,7 +173,7 @@ public sealed class ScenarioTests
     public void BootTimeGiganticPagesWithHvoOnRaiseMemTotalByWhatTheyFree()
     {
         ArchInfo info = Archs.Get("x86_64").Info;
-        // DESIGN.md 1.3a, measured on 6.1: reserve 1 and no head copy, as v5.18.
+        // docs/ARCHITECTURE.md §7.3, measured on 6.1: reserve 1 and no head copy, as v5.18.
         ScenarioOutcome on = ScenarioHarness.Run("x86_64", "boot mem=8G hugepagesz=1G hugepages=3 hugetlb_free_vmemmap=on\n", HvoPolicy.V5_18);
         ScenarioOutcome off = ScenarioHarness.Run("x86_64", "boot mem=8G hugepagesz=1G hugepages=3 hugetlb_free_vmemmap=off\n", HvoPolicy.V5_18);
         ScenarioOutcome sysctl = ScenarioHarness.Run("x86_64", "boot mem=8G hugepagesz=1G hugepages=3 hugetlb_free_vmemmap=off\ncat /proc/sys/vm/hugetlb_optimize_vmemmap\n", HvoPolicy.V6_7);

@@ -8,7 +8,7 @@ namespace Hvo.Runtime.Tests.Vmemmap;
 public sealed class GeometryTests
 {
     /// <summary>
-    /// DESIGN.md table 1.1 as the kernel documents it, by (base page, huge page) -> vmemmap bytes:
+    /// docs/ARCHITECTURE.md §7.1 as the kernel documents it, by (base page, huge page) -> vmemmap bytes:
     /// the numbers below are checked against each spec's arithmetic wherever a spec has that pair.
     /// </summary>
     private static readonly (ulong Base, ulong Huge, ulong VmemmapBytes)[] s_documented =
