@@ -109,9 +109,12 @@ public sealed unsafe class FrameStore : IDisposable
         get
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return new(_base, PageShift, this, _entriesPerTable);
+            return new(_base, PageShift, Frames, _entriesPerTable);
         }
     }
+
+    /// <summary>Disposed: its memory is gone, and every use throws.</summary>
+    public bool IsDisposed => _disposed;
 
     /// <summary>Is <paramref name="pfn"/> a frame of the live store? (A disposed store has none.)</summary>
     internal bool IsLive(ulong pfn) => pfn < _liveFrames;
@@ -189,29 +192,30 @@ public sealed unsafe class FrameStore : IDisposable
 
 /// <summary>
 /// Page-table frames of a <see cref="FrameStore"/> as entries, from a copy of the store's base and
-/// geometry: the walkers' hot path. Each pfn is checked against the store's live frames before it
-/// becomes an address, so a pfn beyond the machine, or any pfn once the store is disposed, throws
-/// instead of reaching memory that is not the machine's.
+/// geometry: the walk's hot path, without a load through the store per level. Each pfn is checked
+/// against the machine's frame count before it becomes an address. A view is valid while its store
+/// lives: its holder checks the store before each use (<see cref="Paging.KernelPageTable{TArch}"/>
+/// does before every walk), and <see cref="FrameStore.Tables"/> refuses a disposed store.
 /// </summary>
 public readonly unsafe struct TableView
 {
     private readonly byte* _base;
     private readonly int _shift;
-    private readonly FrameStore _store;
+    private readonly ulong _frames;
     private readonly int _entries;
 
-    internal TableView(byte* @base, int shift, FrameStore store, int entries)
+    internal TableView(byte* @base, int shift, ulong frames, int entries)
     {
         _base = @base;
         _shift = shift;
-        _store = store;
+        _frames = frames;
         _entries = entries;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<ulong> Table(ulong pfn)
     {
-        if (!_store.IsLive(pfn))
+        if (pfn >= _frames)
         {
             Throw(pfn);
         }
@@ -219,7 +223,7 @@ public readonly unsafe struct TableView
         return new Span<ulong>(_base + (pfn << _shift), _entries);
     }
 
-    private void Throw(ulong pfn) => throw _store.NotLive(pfn);
+    private static void Throw(ulong pfn) => throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine");
 }
 
 /// <summary>

@@ -75,6 +75,9 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     // The frame store's tables, for the walk's hot path: the store's base never moves.
     private readonly TableView _tables;
 
+    /// <summary>A context that only reads, for look-ups (benchmarks compare the walk itself with it).</summary>
+    internal ReadContext ReadOnlyContext => new(_tables);
+
     public FrameStore Frames { get; }
 
     public ITableFrameSource TableFrames { get; }
@@ -101,7 +104,11 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// <summary>A context for walks and for changing entries by hand.</summary>
     /// <param name="flags">The walk's flags.</param>
     /// <param name="step">The kernel step its changes belong to, for observers' reports (split_vmemmap_huge_pmd, vmemmap_remap_pte, ...).</param>
-    public Context Ctx(PageWalkFlags flags = PageWalkFlags.None, string? step = null) => new(this, flags, step);
+    public Context Ctx(PageWalkFlags flags = PageWalkFlags.None, string? step = null)
+    {
+        ObjectDisposedException.ThrowIf(Frames.IsDisposed, Frames);
+        return new(this, flags, step);
+    }
 
     /// <summary>
     /// walk_page_range over [<paramref name="start"/>, <paramref name="end"/>) (end 0: to the top of the
@@ -110,6 +117,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     public PageWalkResult WalkRange<TVisitor>(ulong start, ulong end, ref TVisitor visitor, PageWalkFlags flags = PageWalkFlags.None, string? step = null)
         where TVisitor : struct, IPageWalkVisitor
     {
+        ObjectDisposedException.ThrowIf(Frames.IsDisposed, Frames);
         Context ctx = new(this, flags, step);
         PageWalkResult r = Reference is null
             ? TArch.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags)
@@ -129,13 +137,14 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// </summary>
     public WalkResult Walk(ulong va)
     {
+        ObjectDisposedException.ThrowIf(Frames.IsDisposed, Frames);
         if (Reference is not null)
         {
             return InterpretedWalk(va);
         }
 
         var ctx = new ReadContext(_tables);
-        var lookup = default(LookupVisitor);
+        var lookup = new EntryAtVisitor { Level = TArch.LastLevel };
         TArch.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
         return lookup.Result;
     }
@@ -144,7 +153,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     private WalkResult InterpretedWalk(ulong va)
     {
         var ctx = new ReadContext(_tables);
-        var lookup = default(LookupVisitor);
+        var lookup = new EntryAtVisitor { Level = TArch.LastLevel };
         Reference!.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
         return lookup.Result;
     }
@@ -416,7 +425,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// A walk that only reads: the tables and nothing else. A look-up's context, so that a TLB miss
     /// carries none of the writer's state; anything that would change the table is a bug.
     /// </summary>
-    private readonly struct ReadContext(TableView tables) : IPageTableContext
+    internal readonly struct ReadContext(TableView tables) : IPageTableContext
     {
         public Span<ulong> Table(ulong pfn) => tables.Table(pfn);
 
@@ -439,39 +448,18 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         private static InvalidOperationException ReadOnly() => new("a look-up does not change the page table");
     }
 
-    /// <summary>The translation of one address: descend to where it ends.</summary>
-    private struct LookupVisitor : IPageWalkVisitor
-    {
-        public WalkResult Result;
-
-        static bool IPageWalkVisitor.OneAddress => true;
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
-        {
-            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, true);
-            return WalkAction.Stop;
-        }
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
-        {
-            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, false);
-            return WalkAction.Stop;
-        }
-    }
-
-    /// <summary>Down to <see cref="Level"/> at most; the entry where it stops.</summary>
-    private struct EntryAtVisitor : IPageWalkVisitor
+    /// <summary>
+    /// Down to <see cref="Level"/> at most; the entry where it stops. With the last level, the
+    /// translation of one address (tables exist only above it: it descends to where translation ends).
+    /// </summary>
+    internal struct EntryAtVisitor : IPageWalkVisitor
     {
         public int Level;
         public WalkResult Result;
 
         static bool IPageWalkVisitor.OneAddress => true;
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             if (e.Level < Level)
@@ -483,12 +471,14 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             return WalkAction.Stop;
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, true);
             return WalkAction.Stop;
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, false);

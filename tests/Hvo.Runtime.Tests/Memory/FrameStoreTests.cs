@@ -56,14 +56,12 @@ public sealed class FrameStoreTests
     {
         var store = new FrameStore(1024, 12);
         store.Write(3).Fill(1);
-        TableView tables = store.Tables;
         store.Dispose();
 
         Assert.ThrowsExactly<ObjectDisposedException>(() => store.Read(3));
         Assert.ThrowsExactly<ObjectDisposedException>(() => store.Write(3));
         Assert.ThrowsExactly<ObjectDisposedException>(() => store.Table(3));
         Assert.ThrowsExactly<ObjectDisposedException>(() => store.IsMaterialized(3));
-        Assert.ThrowsExactly<ObjectDisposedException>(() => tables.Table(3), "a view taken before the dispose checks too");
         Assert.ThrowsExactly<ObjectDisposedException>(() => store.Tables);
         store.Dispose(); // twice is harmless
     }
@@ -74,5 +72,8 @@ public sealed class FrameStoreTests
         var m = Hvo.Machine<Hvo.Arch.X86_64>.Boot(new Hvo.MachineConfig { MemoryBytes = 1UL << 30 });
         m.Dispose();
         Assert.ThrowsExactly<ObjectDisposedException>(() => m.PageTable.Walk(Hvo.Arch.X86_64.VmemmapStart));
+        Assert.ThrowsExactly<ObjectDisposedException>(() => m.PageTable.SplitLeaf(2, Hvo.Arch.X86_64.VmemmapStart));
+        Assert.ThrowsExactly<ObjectDisposedException>(() => m.PageTable.Ctx());
+        Assert.ThrowsExactly<ObjectDisposedException>(() => m.Mmu.Read(0, Hvo.Arch.X86_64.VmemmapStart, new byte[8]));
     }
 }
