@@ -252,7 +252,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     public void SetStructPageFlag(ulong pfn, ulong flag, bool set)
     {
         ulong va = StructPageAddress(pfn);
-        if (!PageTable.TryTranslate(va, out ulong pa))
+        if (!TryTranslateKernel(va, out ulong pa))
         {
             throw new InvalidOperationException($"the struct page of pfn 0x{pfn:x} is not mapped");
         }
@@ -263,7 +263,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         }
 
         Span<byte> page = stackalloc byte[TArch.StructPageBytes];
-        if (Mmu.Read(CurrentCpu, va, page) != AccessFault.None)
+        if (Mmu.Read(CurrentCpu, va, page) != AccessFault.None && (WaitOutBreakBeforeMake() || Mmu.Read(CurrentCpu, va, page) != AccessFault.None))
         {
             throw new InvalidOperationException($"the struct page of pfn 0x{pfn:x} is not readable");
         }
@@ -271,6 +271,23 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         ulong flags = StructPage.Flags(page);
         StructPage.SetFlags(page, set ? flags | flag : flags & ~flag);
         Mmu.Write(CurrentCpu, va, page);
+    }
+
+    /// <summary>
+    /// The kernel's own translation of <paramref name="va"/>, with its fault handler: an entry found
+    /// invalid may be one another CPU broke and has not made yet (a writer that breaks before it
+    /// makes, under init_mm.page_table_lock), so the handler waits for the lock and translates again.
+    /// False when the address is not mapped even then.
+    /// </summary>
+    public bool TryTranslateKernel(ulong va, out ulong physicalAddress) =>
+        PageTable.TryTranslate(va, out physicalAddress) || (!WaitOutBreakBeforeMake() && PageTable.TryTranslate(va, out physicalAddress));
+
+    /// <summary>Wait until no CPU holds init_mm.page_table_lock (so none is between break and make); always false.</summary>
+    private bool WaitOutBreakBeforeMake()
+    {
+        PageTable.Lock.Enter();
+        PageTable.Lock.Exit();
+        return false;
     }
 
     /// <summary>The struct page of <paramref name="pfn"/>, read through the MMU as a CPU would.</summary>

@@ -139,7 +139,7 @@ public sealed class PagingRunner<TArch> : PagingRunner where TArch : struct, IPa
         ulong sum = 0;
         foreach (ulong va in _addresses)
         {
-            var lookup = new KernelPageTable<TArch>.EntryAtVisitor { Level = TArch.LastLevel };
+            var lookup = default(KernelPageTable<TArch>.LookupVisitor);
             TArch.WalkRange(ref ctx, root, va, va + 1, ref lookup, PageWalkFlags.None);
             sum += lookup.Result.Entry;
         }
@@ -154,7 +154,7 @@ public sealed class PagingRunner<TArch> : PagingRunner where TArch : struct, IPa
         ulong sum = 0;
         foreach (ulong va in _addresses)
         {
-            var lookup = new KernelPageTable<TArch>.EntryAtVisitor { Level = TArch.LastLevel };
+            var lookup = default(KernelPageTable<TArch>.LookupVisitor);
             _reference.WalkRange(ref ctx, root, va, va + 1, ref lookup, PageWalkFlags.None);
             sum += lookup.Result.Entry;
         }

@@ -62,7 +62,6 @@ internal sealed class ArchTemplateModel
         }
 
         RootConst = Levels[0].Const;
-        PageOffsetMask = U((1UL << m.PageShift) - 1);
         SplitLevels = Levels.Where(l => l.CanSplit).ToArray();
         Contiguous = m.Contiguous.Select(c => new ContiguousTemplateModel(c.Level, c.Count, c.Bit)).ToArray();
         Zones = m.Zones.Select(z => new ZoneTemplateModel(Literal(z.Name), z.End == 0 ? "null" : U(z.End))).ToArray();
@@ -108,7 +107,6 @@ internal sealed class ArchTemplateModel
     public string Ptdump { get; }
     public LevelTemplateModel[] Levels { get; }
     public string RootConst { get; }
-    public string PageOffsetMask { get; }
     public LevelTemplateModel[] SplitLevels { get; }
     public ContiguousTemplateModel[] Contiguous { get; }
     public HugeSizeTemplateModel[] HugePageSizes { get; }
@@ -172,9 +170,7 @@ internal sealed class LevelTemplateModel
         Size = ArchTemplateModel.U(1UL << l.Shift);
         SizeText = Helpers.Bits.Size(1UL << l.Shift);
         OffsetMask = ArchTemplateModel.U((1UL << l.Shift) - 1);
-        IsRoot = index == 0;
         IsLast = index == m.LastLevel;
-        IsTableLevel = !IsLast;
         CanMapLeaf = l.CanMapLeaf || IsLast;
         CanMapLeafLiteral = CanMapLeaf ? "true" : "false";
         CanSplit = l.CanMapLeaf && !IsLast;
@@ -194,9 +190,7 @@ internal sealed class LevelTemplateModel
     public string Size { get; }
     public string SizeText { get; }
     public string OffsetMask { get; }
-    public bool IsRoot { get; }
     public bool IsLast { get; }
-    public bool IsTableLevel { get; }
     public bool CanMapLeaf { get; }
     public string CanMapLeafLiteral { get; }
     public bool CanSplit { get; }

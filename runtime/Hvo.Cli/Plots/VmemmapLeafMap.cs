@@ -106,10 +106,10 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
         public ulong LeafBytes;
         public bool[] Huge;
 
-        public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+        public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
             e.Level < Level ? WalkAction.Descend : WalkAction.Continue;
 
-        public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             if (e.Level <= Level)
             {
@@ -122,6 +122,6 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
             return WalkAction.Continue;
         }
 
-        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
+        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
     }
 }

@@ -343,11 +343,11 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         public bool Reported;
         private int _index;
 
-        public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+        public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
 
-        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
 
-        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             ulong leafStart = e.Addr & ~(TArch.LevelSize(e.Level) - 1);
             ulong frame = TArch.PfnOf(e.Level, e.Entry) + ((e.Addr - leafStart) >> TArch.PageShift);
@@ -490,13 +490,13 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         public long Runtime;
         public long Boot;
 
-        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             CountTable(TArch.PfnOf(e.Level, e.Entry), e.Level + 1);
             return WalkAction.Descend;
         }
 
-        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Machine<TArch> machine = Owner.Machine;
             ulong frames = machine.Layout.Frames;
@@ -539,7 +539,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
             return WalkAction.Continue;
         }
 
-        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
+        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
 
         /// <summary>A table frame reached from the root: it must be owned as one.</summary>
         public void CountTable(ulong pfn, int level)

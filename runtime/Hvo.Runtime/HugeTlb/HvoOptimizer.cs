@@ -281,7 +281,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             return;
         }
 
-        if (!_machine.PageTable.TryTranslate(reuse, out ulong pa))
+        if (!_machine.TryTranslateKernel(reuse, out ulong pa)) // copy_page from the vmemmap address
         {
             throw new InvalidOperationException($"{page}: its vmemmap at 0x{reuse:x} is not mapped");
         }

@@ -23,11 +23,13 @@ internal struct RemapPteVisitor<TArch> : IPageWalkVisitor where TArch : struct, 
     /// <summary>PTEs visited (walk->nr_walked): what a rollback puts back.</summary>
     public int Walked;
 
-    public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+    private VmemmapHole _hole;
 
-    public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+    public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
 
-    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => _hole.Hole(ref ctx, e);
+
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         if (e.Level != TArch.LastLevel)
         {
@@ -76,11 +78,13 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
     public bool HaveReuse;
     public bool ResetStructPages;
 
-    public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+    private VmemmapHole _hole;
 
-    public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+    public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
 
-    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => _hole.Hole(ref ctx, e);
+
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         if (e.Level != TArch.LastLevel)
         {
@@ -124,15 +128,44 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
 }
 
 /// <summary>vmemmap_remap_split (v6.7's split pass): split every block of the range, visit no PTE.</summary>
-internal readonly struct SplitPmdVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagingArch
+internal struct SplitPmdVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagingArch
 {
-    public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+    private VmemmapHole _hole;
+
+    public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
         e.Level + 1 < TArch.LastLevel ? WalkAction.Descend : WalkAction.Continue;
 
-    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+    public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
         e.Level < TArch.LastLevel ? WalkAction.Split : WalkAction.Continue;
 
-    public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+    public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => _hole.Hole(ref ctx, e);
+}
+
+/// <summary>
+/// A hole met by a vmemmap walk. The vmemmap of a huge page is always mapped, but a writer that
+/// breaks before it makes (<see cref="EntryWriterKind.BreakFlushMake"/>, and
+/// <see cref="EntryWriterKind.ClearAccessFlag"/> for a block) leaves an entry invalid for a moment
+/// while another CPU splits the block that maps this range too, under init_mm.page_table_lock. As the fault handler of that scheme does, wait for the lock and read the
+/// entry again; a hole still there then is a real one, and the walk stops.
+/// </summary>
+internal struct VmemmapHole
+{
+    private ulong _addr;
+    private int _level;
+    private bool _waited;
+
+    public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    {
+        if (_waited && _addr == e.Addr && _level == e.Level)
+        {
+            return WalkAction.Stop;
+        }
+
+        (_waited, _addr, _level) = (true, e.Addr, e.Level);
+        ctx.LockPageTable();
+        ctx.UnlockPageTable();
+        return WalkAction.Again;
+    }
 }
 
 /// <summary>A flush owed before vmemmap frames can be freed: a range, everything, or (default) nothing.</summary>

@@ -29,6 +29,7 @@ public sealed unsafe class FrameStore : IDisposable
     private readonly ulong[]?[] _written; // a bit per frame, in chunks of 2^16 frames
     private long _materialized;
     private bool _disposed;
+    private Action? _onDispose;
 
     // Frames while the store lives, 0 once disposed: every pfn check is then an ObjectDisposedException.
     private ulong _liveFrames;
@@ -116,6 +117,16 @@ public sealed unsafe class FrameStore : IDisposable
     /// <summary>Disposed: its memory is gone, and every use throws.</summary>
     public bool IsDisposed => _disposed;
 
+    /// <summary>
+    /// A holder of a <see cref="TableView"/> that outlives no store: <paramref name="forget"/> runs when
+    /// the store is disposed, for the holder to drop its view (an empty view refuses every pfn).
+    /// </summary>
+    internal void OnDispose(Action forget)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _onDispose += forget;
+    }
+
     /// <summary>Is <paramref name="pfn"/> a frame of the live store? (A disposed store has none.)</summary>
     internal bool IsLive(ulong pfn) => pfn < _liveFrames;
 
@@ -186,6 +197,7 @@ public sealed unsafe class FrameStore : IDisposable
 
         _disposed = true;
         Volatile.Write(ref _liveFrames, 0);
+        _onDispose?.Invoke();
         HostMemory.Free(_base, _bytes, _mapped);
     }
 }
@@ -194,8 +206,8 @@ public sealed unsafe class FrameStore : IDisposable
 /// Page-table frames of a <see cref="FrameStore"/> as entries, from a copy of the store's base and
 /// geometry: the walk's hot path, without a load through the store per level. Each pfn is checked
 /// against the machine's frame count before it becomes an address. A view is valid while its store
-/// lives: its holder checks the store before each use (<see cref="Paging.KernelPageTable{TArch}"/>
-/// does before every walk), and <see cref="FrameStore.Tables"/> refuses a disposed store.
+/// lives: its holder drops it when the store is disposed (<see cref="FrameStore.OnDispose"/>), and
+/// the empty view (<c>default</c>) refuses every pfn as a disposed store's.
 /// </summary>
 public readonly unsafe struct TableView
 {
@@ -217,13 +229,36 @@ public readonly unsafe struct TableView
     {
         if (pfn >= _frames)
         {
-            Throw(pfn);
+            Throw(pfn, _frames);
         }
 
         return new Span<ulong>(_base + (pfn << _shift), _entries);
     }
 
-    private static void Throw(ulong pfn) => throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine");
+    /// <summary>The first frame's address, for <see cref="Table(byte*, ulong, int, ulong)"/>.</summary>
+    internal byte* Base => _base;
+
+    /// <summary>The frames the view covers (0: the store is gone).</summary>
+    internal ulong Frames => _frames;
+
+    /// <summary>
+    /// <see cref="Table(ulong)"/> for a walker that knows the page shift at compile time: the same
+    /// check, with the shift and the span's length folded to constants.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Span<ulong> Table(byte* @base, ulong frames, int shift, ulong pfn)
+    {
+        if (pfn >= frames)
+        {
+            Throw(pfn, frames);
+        }
+
+        return new Span<ulong>(@base + (pfn << shift), 1 << (shift - 3));
+    }
+
+    private static void Throw(ulong pfn, ulong frames) => throw (frames == 0
+        ? new ObjectDisposedException(nameof(FrameStore), "the simulated memory was disposed")
+        : new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine"));
 }
 
 /// <summary>

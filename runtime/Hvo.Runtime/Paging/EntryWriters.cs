@@ -58,7 +58,7 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
     /// <param name="kind">Which writer.</param>
     /// <param name="sameBytes">Do two frames hold the same bytes (the <see cref="EntryWriterKind.Bbml2"/> writer's test of equivalence)?</param>
     /// <param name="accessFlagRetries">Rounds after the first before the <see cref="EntryWriterKind.ClearAccessFlag"/> writer gives up.</param>
-    public static EntryWriter<TArch> Create(EntryWriterKind kind, Func<ulong, ulong, bool>? sameBytes = null, int accessFlagRetries = 3) => kind switch
+    public static EntryWriter<TArch> Create(EntryWriterKind kind, Func<ulong, ulong, bool>? sameBytes, int accessFlagRetries) => kind switch
     {
         EntryWriterKind.Direct => Direct,
         EntryWriterKind.Bbml2 => new Bbml2Writer(sameBytes ?? throw new ArgumentNullException(nameof(sameBytes), "FEAT_BBM level 2 needs to compare frame contents")),

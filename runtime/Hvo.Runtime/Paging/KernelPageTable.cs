@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using Hvo.Memory;
 
@@ -70,13 +71,15 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         RootPfn = root;
         frames.Write(root).Clear();
         _tables = frames.Tables;
+        frames.OnDispose(() => _tables = default);
     }
 
-    // The frame store's tables, for the walk's hot path: the store's base never moves.
-    private readonly TableView _tables;
+    // The frame store's tables, for the walk's hot path: the store's base never moves. Empty once the
+    // store is disposed, so that a walk then throws ObjectDisposedException at its first table.
+    private TableView _tables;
 
     /// <summary>A context that only reads, for look-ups (benchmarks compare the walk itself with it).</summary>
-    internal ReadContext ReadOnlyContext => new(_tables);
+    internal ReadContext ReadOnlyContext => new(this);
 
     public FrameStore Frames { get; }
 
@@ -117,7 +120,6 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     public PageWalkResult WalkRange<TVisitor>(ulong start, ulong end, ref TVisitor visitor, PageWalkFlags flags = PageWalkFlags.None, string? step = null)
         where TVisitor : struct, IPageWalkVisitor
     {
-        ObjectDisposedException.ThrowIf(Frames.IsDisposed, Frames);
         Context ctx = new(this, flags, step);
         PageWalkResult r = Reference is null
             ? TArch.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags)
@@ -126,7 +128,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         return ctx.Tally(status == r.Status ? r : r with { Status = status });
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private PageWalkResult InterpretedWalkRange<TVisitor>(ref Context ctx, ulong start, ulong end, ref TVisitor visitor, PageWalkFlags flags)
         where TVisitor : struct, IPageWalkVisitor =>
         Reference!.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags);
@@ -135,25 +137,25 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// Translate <paramref name="va"/>: where translation ends, and whether at a leaf. The walk over
     /// one address, with a context that only reads (the MMU's hot path: a TLB miss).
     /// </summary>
+    [SkipLocalsInit]
     public WalkResult Walk(ulong va)
     {
-        ObjectDisposedException.ThrowIf(Frames.IsDisposed, Frames);
         if (Reference is not null)
         {
             return InterpretedWalk(va);
         }
 
-        var ctx = new ReadContext(_tables);
-        var lookup = new EntryAtVisitor { Level = TArch.LastLevel };
+        var ctx = new ReadContext(this);
+        Unsafe.SkipInit(out LookupVisitor lookup); // a walk over one address always ends at a leaf or a hole
         TArch.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
         return lookup.Result;
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private WalkResult InterpretedWalk(ulong va)
     {
-        var ctx = new ReadContext(_tables);
-        var lookup = new EntryAtVisitor { Level = TArch.LastLevel };
+        var ctx = new ReadContext(this);
+        var lookup = default(LookupVisitor);
         Reference!.WalkRange(ref ctx, RootPfn, va, va + 1, ref lookup, PageWalkFlags.None);
         return lookup.Result;
     }
@@ -425,9 +427,13 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// A walk that only reads: the tables and nothing else. A look-up's context, so that a TLB miss
     /// carries none of the writer's state; anything that would change the table is a bug.
     /// </summary>
-    internal readonly struct ReadContext(TableView tables) : IPageTableContext
+    internal readonly unsafe struct ReadContext(KernelPageTable<TArch> pageTable) : IPageTableContext
     {
-        public Span<ulong> Table(ulong pfn) => tables.Table(pfn);
+        // Two words of the page table's view; the page size is the architecture's constant.
+        private readonly byte* _base = pageTable._tables.Base;
+        private readonly ulong _frames = pageTable._tables.Frames;
+
+        public Span<ulong> Table(ulong pfn) => TableView.Table(_base, _frames, TArch.PageShift, pfn);
 
         public bool TryAllocTable(int level, out ulong pfn) => throw ReadOnly();
 
@@ -448,42 +454,45 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         private static InvalidOperationException ReadOnly() => new("a look-up does not change the page table");
     }
 
-    /// <summary>
-    /// Down to <see cref="Level"/> at most; the entry where it stops. With the last level, the
-    /// translation of one address (tables exist only above it: it descends to where translation ends).
-    /// </summary>
-    internal struct EntryAtVisitor : IPageWalkVisitor
+    /// <summary>The translation of one address: down to where it ends (tables exist only above the last level).</summary>
+    internal struct LookupVisitor : IPageWalkVisitor
+    {
+        public WalkResult Result;
+
+        static bool IPageWalkVisitor.OneAddress => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => Found(out Result, e, leaf: true);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => Found(out Result, e, leaf: false);
+
+        /// <summary>Where a walk over one address ends: record the entry, stop.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static WalkAction Found(out WalkResult result, PageWalkEntry e, bool leaf)
+        {
+            result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, leaf);
+            return WalkAction.Stop;
+        }
+    }
+
+    /// <summary>Down to <see cref="Level"/> at most; the entry where it stops.</summary>
+    private struct EntryAtVisitor : IPageWalkVisitor
     {
         public int Level;
         public WalkResult Result;
 
         static bool IPageWalkVisitor.OneAddress => true;
 
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
-        {
-            if (e.Level < Level)
-            {
-                return WalkAction.Descend;
-            }
+        public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+            e.Level < Level ? WalkAction.Descend : LookupVisitor.Found(out Result, e, leaf: false);
 
-            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, false);
-            return WalkAction.Stop;
-        }
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => LookupVisitor.Found(out Result, e, leaf: true);
 
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
-        {
-            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, true);
-            return WalkAction.Stop;
-        }
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
-        {
-            Result = new WalkResult(e.Level, e.TablePfn, e.Index, e.Entry, false);
-            return WalkAction.Stop;
-        }
+        public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => LookupVisitor.Found(out Result, e, leaf: false);
     }
 
     /// <summary>Down to <see cref="Level"/>; split the leaf there.</summary>
@@ -495,7 +504,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
         static bool IPageWalkVisitor.OneAddress => true;
 
-        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             if (e.Level < Level)
             {
@@ -506,7 +515,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             return WalkAction.Stop;
         }
 
-        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             if (e.Level != Level || e.Level == TArch.LastLevel)
             {
@@ -518,7 +527,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             return WalkAction.Split;
         }
 
-        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Found = SplitStatus.NotMapped;
             return WalkAction.Stop;
@@ -535,10 +544,10 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         public int? AlreadyMappedAt;
         public ulong AlreadyMappedVa;
 
-        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+        public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
             e.Level < LeafLevel ? WalkAction.Descend : MapLeaf(ref ctx, e);
 
-        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             if (e.Level < LeafLevel)
             {
@@ -550,7 +559,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             return MapLeaf(ref ctx, e);
         }
 
-        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             if (e.Level == LeafLevel)
             {
@@ -567,7 +576,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             return WalkAction.Again; // a table now: descend into it
         }
 
-        private readonly WalkAction MapLeaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        private readonly WalkAction MapLeaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeLeaf(e.Level, Pfn + ((e.Addr - Va) >> TArch.PageShift)), e.Addr);
             return WalkAction.Continue;

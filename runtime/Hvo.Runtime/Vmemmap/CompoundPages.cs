@@ -132,9 +132,9 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     /// <summary>Each vmemmap page of [start, end) whose frame holds bytes gets the struct pages it holds now.</summary>
     private readonly struct RewriteVisitor(Machine<TArch> machine, ulong start, ulong end) : IPageWalkVisitor
     {
-        public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+        public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
 
-        public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             // A boot block maps many of these vmemmap pages at once: one leaf, its frames in order.
             ulong leafStart = e.Addr & ~(TArch.LevelSize(e.Level) - 1);
@@ -154,10 +154,10 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
             return WalkAction.Continue;
         }
 
-        public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+        public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
 
         /// <summary>The vmemmap pages [e.Addr, e.Next) touches (the last may be partly in the range).</summary>
-        private static ulong Pages(in PageWalkEntry e)
+        private static ulong Pages(PageWalkEntry e)
         {
             ulong span = e.Next - e.Addr;
             return (span >> TArch.PageShift) + ((span & (TArch.PageSize - 1)) != 0 ? 1UL : 0);

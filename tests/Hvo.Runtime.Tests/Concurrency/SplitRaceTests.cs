@@ -29,6 +29,121 @@ public sealed class SplitRaceTests
     public void TwoCpusSplittingOneVmemmapPmdInstallOneTableAndFreeTheOther(string arch, string policy) =>
         Archs.Run(arch, new Race(HvoPolicy.Find(policy)!));
 
+    /// <summary>
+    /// The moment between break and make, held open: CPU 0 holds init_mm.page_table_lock with the
+    /// block that maps a huge page's struct pages broken (invalid), as a break-before-make writer
+    /// leaves it mid-split; CPU 1 then meets the hole, either in the split walk itself or, optimizing
+    /// the page, first in the copy of its head vmemmap page (v6.2+). It waits for the lock, finds the
+    /// block made again when CPU 0 lets go, and splits it (and remaps the page).
+    /// </summary>
+    [TestMethod]
+    [DataRow("arm64-4k", "arm64-bbm-fault", false)]
+    [DataRow("arm64-4k", "arm64-bbm-fault", true)]
+    [DataRow("arm64-4k", "arm64-bbm-af", true)]
+    public void AVmemmapAccessThatMeetsABrokenBlockWaitsForTheLockAndGoesOn(string arch, string policy, bool optimize) =>
+        Archs.Run(arch, new BrokenBlock(HvoPolicy.Find(policy)!, optimize));
+
+    private sealed class BrokenBlock(HvoPolicy policy, bool optimize) : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            using var rig = new SmpRig<TArch>(policy, 2UL << 20, cpus: 2, checkBreakBeforeMake: false);
+            HugePage page = rig.Allocate();
+            rig.LearnCanonical(page);
+            KernelPageTable<TArch> pt = rig.Machine.PageTable;
+            WalkResult block = pt.Walk(Machine<TArch>.StructPageAddress(page.HeadPfn));
+            Assert.IsTrue(block.IsLeaf && block.Level == TArch.VmemmapBootLevel && block.Level < TArch.LastLevel, "the struct pages are mapped by a boot block");
+
+            using var waiting = new ManualResetEventSlim();
+            using var done = new ManualResetEventSlim();
+            var locking = new SignallingLock(waiting);
+            pt.Lock = locking;
+            Exception? failure = null;
+            var cpu1 = new Thread(() =>
+            {
+                try
+                {
+                    using (rig.Machine.RunOnCpu(1))
+                    {
+                        if (optimize)
+                        {
+                            rig.Optimizer.Optimize(page);
+                        }
+                        else
+                        {
+                            // vmemmap_remap_split over the page's struct pages: a walk and nothing else.
+                            ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+                            var split = default(SplitPmdVisitor<TArch>);
+                            PageWalkResult r = pt.WalkRange(start, start + (page.Frames * (ulong)TArch.StructPageBytes), ref split);
+                            Assert.AreEqual(PageWalkStatus.Done, r.Status);
+                        }
+                    }
+                }
+                catch (Exception e)
+                {
+                    failure = e;
+                }
+                finally
+                {
+                    done.Set();
+                }
+            }) { IsBackground = true, Name = "cpu1" };
+
+            Span<ulong> table = pt.Ctx().Table(block.TablePfn);
+            locking.Enter();
+            try
+            {
+                Volatile.Write(ref table[block.Index], 0);
+                cpu1.Start();
+                int first = WaitHandle.WaitAny([waiting.WaitHandle, done.WaitHandle], DeadlockGuard);
+                Assert.AreEqual(0, first, $"CPU 1 waits for the lock instead of finishing: {failure}");
+                Volatile.Write(ref table[block.Index], block.Entry);
+            }
+            finally
+            {
+                locking.Exit();
+            }
+
+            Assert.IsTrue(cpu1.Join(DeadlockGuard), "CPU 1 finishes once the lock is free");
+            Assert.IsNull(failure, failure?.ToString());
+            Assert.AreEqual(TArch.LastLevel, pt.Walk(Machine<TArch>.StructPageAddress(page.HeadPfn)).Level, "the block was split after all");
+            Assert.AreEqual(optimize, page.VmemmapOptimized, "HPageVmemmapOptimized");
+            Assert.IsNull(rig.FirstWrongStructPage(page, cpu: 0));
+            if (optimize)
+            {
+                Assert.AreEqual(1, rig.Optimizer.Total.PmdsSplit);
+                Assert.AreEqual(RestoreResult.Ok, rig.Optimizer.Restore(page));
+                Assert.IsNull(rig.FirstWrongStructPage(page, cpu: 0));
+            }
+
+            Assert.IsTrue(rig.Machine.OwnersAddUp());
+            return true;
+        }
+    }
+
+    /// <summary>init_mm.page_table_lock that tells when a CPU other than its holder starts waiting for it.</summary>
+    private sealed class SignallingLock(ManualResetEventSlim waiting) : PageTableLock
+    {
+        private int _holder = -1;
+
+        public override void Enter()
+        {
+            if (Volatile.Read(ref _holder) is int holder && holder != -1 && holder != Environment.CurrentManagedThreadId)
+            {
+                waiting.Set();
+            }
+
+            base.Enter();
+            Volatile.Write(ref _holder, Environment.CurrentManagedThreadId);
+        }
+
+        public override void Exit()
+        {
+            Volatile.Write(ref _holder, -1);
+            base.Exit();
+        }
+    }
+
     private sealed class Race(HvoPolicy policy) : IArchVisitor<bool>
     {
         public bool Visit<TArch>() where TArch : struct, IPagingArch
@@ -205,12 +320,18 @@ public sealed class SplitRaceTests
         }
     }
 
-    /// <summary>init_mm.page_table_lock that holds each splitter until the other one reaches it too, forcing the race.</summary>
+    /// <summary>
+    /// init_mm.page_table_lock that holds each splitter, the first time it takes the lock, until the
+    /// other one reaches it too, forcing the race. Later takings (a break-before-make writer's,
+    /// nested in the split's) go straight through.
+    /// </summary>
     private sealed class HeldLock(Barrier atTheLock) : PageTableLock
     {
+        private readonly ConcurrentDictionary<int, bool> _held = new();
+
         public override void Enter()
         {
-            if (!atTheLock.SignalAndWait(DeadlockGuard))
+            if (_held.TryAdd(Environment.CurrentManagedThreadId, true) && !atTheLock.SignalAndWait(DeadlockGuard))
             {
                 throw new InvalidOperationException("the other splitter never reached init_mm.page_table_lock");
             }

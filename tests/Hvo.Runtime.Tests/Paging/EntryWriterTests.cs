@@ -98,7 +98,7 @@ public sealed class EntryWriterTests
         where TArch : struct, IPagingArch
     {
         var t = new TestPageTable<TArch>();
-        t.Table.Writer = EntryWriter<TArch>.Create(kind, (a, b) => t.Store.Read(a).SequenceEqual(t.Store.Read(b)));
+        t.Table.Writer = EntryWriter<TArch>.Create(kind, (a, b) => t.Store.Read(a).SequenceEqual(t.Store.Read(b)), new MachineConfig().AccessFlagRetries);
         WalkTests.MapBootVmemmap(t, TArch.VmemmapBootLevel < TArch.LastLevel ? 1 : 8);
         ulong va = TArch.VmemmapStart;
         if (TArch.VmemmapBootLevel < TArch.LastLevel)
@@ -151,7 +151,7 @@ public sealed class EntryWriterTests
         public bool Visit<TArch>() where TArch : struct, IPagingArch
         {
             using var t = new TestPageTable<TArch>();
-            t.Table.Writer = EntryWriter<TArch>.Create(EntryWriterKind.Bbml2, (a, b) => t.Store.Read(a).SequenceEqual(t.Store.Read(b)));
+            t.Table.Writer = EntryWriter<TArch>.Create(EntryWriterKind.Bbml2, (a, b) => t.Store.Read(a).SequenceEqual(t.Store.Read(b)), new MachineConfig().AccessFlagRetries);
             var r = new Recorder();
             ulong va = SplitTests.MapOneLeaf(t, level);
             t.Table.Observer = r;
@@ -195,7 +195,7 @@ public sealed class EntryWriterTests
 
                 PageWalkResult w = t.Table.WalkRange(va, end, ref v, PageWalkFlags.MayGiveUp);
 
-                int retries = new MachineConfig().AccessFlagRetries; // the default EntryWriter.Create takes too
+                int retries = new MachineConfig().AccessFlagRetries; // what Setup gave the writer
                 int retried = Math.Min(touchedRounds, retries);
                 Assert.AreEqual(retried * Pages, w.Retries, "each touched entry retried once a round");
                 Assert.IsFalse(w.NeedsFlush, "the writer flushed every round itself");

@@ -17,10 +17,10 @@ internal struct PteVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagi
 
     public static PteVisitor<TArch> Recording(Func<ulong, ulong>? transform = null) => new() { Addresses = [], Transform = transform };
 
-    public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+    public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
         SplitOnly && e.Level + 1 == TArch.LastLevel ? WalkAction.Continue : WalkAction.Descend;
 
-    public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         if (e.Level != TArch.LastLevel)
         {
@@ -37,7 +37,7 @@ internal struct PteVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagi
         return WalkAction.Continue;
     }
 
-    public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+    public readonly WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
 }
 
 /// <summary>One callback a walk made: which, at which entry, and what the visitor answered.</summary>
@@ -56,10 +56,10 @@ internal struct RandomVisitor<TArch> : IPageWalkVisitor where TArch : struct, IP
     /// <summary>When not 0, the first leaf answered with a change gets these bits flipped, then is visited again.</summary>
     public ulong ChangeTo;
 
-    public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+    public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
         Record("table", e, Next(8) switch { 0 => WalkAction.Continue, 1 => WalkAction.Stop, _ => WalkAction.Descend });
 
-    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         ulong r = Next(8);
         if (r == 0 && ChangeTo != 0)
@@ -74,10 +74,10 @@ internal struct RandomVisitor<TArch> : IPageWalkVisitor where TArch : struct, IP
         return Record("leaf", e, answer);
     }
 
-    public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+    public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
         Record("hole", e, Next(16) == 0 ? WalkAction.Stop : WalkAction.Continue);
 
-    private readonly WalkAction Record(string callback, in PageWalkEntry e, WalkAction answer)
+    private readonly WalkAction Record(string callback, PageWalkEntry e, WalkAction answer)
     {
         Events.Add(new WalkEvent(callback, e, answer));
         return answer;
@@ -97,13 +97,13 @@ internal struct SplitAtVisitor : IPageWalkVisitor
 {
     public int Level;
 
-    public readonly WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+    public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
         e.Level < Level ? WalkAction.Descend : WalkAction.Stop;
 
-    public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext =>
+    public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext =>
         e.Level == Level ? WalkAction.Split : WalkAction.Stop;
 
-    public readonly WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
+    public readonly WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Stop;
 }
 
 /// <summary>A look-up's shape: one address, one entry a level, counted.</summary>
@@ -113,19 +113,19 @@ internal struct OneAddressVisitor : IPageWalkVisitor
 
     static bool IPageWalkVisitor.OneAddress => true;
 
-    public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         Visits++;
         return WalkAction.Descend;
     }
 
-    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         Visits++;
         return WalkAction.Stop;
     }
 
-    public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         Visits++;
         return WalkAction.Stop;

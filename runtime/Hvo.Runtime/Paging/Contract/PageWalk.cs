@@ -43,13 +43,13 @@ public readonly record struct PageWalkEntry(int Level, ulong TablePfn, int Index
 public interface IPageWalkVisitor
 {
     /// <summary>A valid entry pointing at a next-level table (pgd_entry ... pmd_entry): <see cref="WalkAction.Descend"/> to walk it.</summary>
-    WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext;
+    WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext;
 
     /// <summary>A block above the last level, or a page at the last (pte_entry): <see cref="WalkAction.Split"/> splits a block.</summary>
-    WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext;
+    WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext;
 
     /// <summary>An entry the MMU would fault on (pte_hole, and an empty upper-level entry).</summary>
-    WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext;
+    WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext;
 
     /// <summary>
     /// The visitor walks one address at a time (a look-up: the range is [va, va + 1)): each level then
@@ -124,37 +124,24 @@ public readonly record struct PageWalkResult(PageWalkStatus Status, ulong Stoppe
     public bool NeedsFlush { get; init; }
 }
 
+/// <summary>Where and why a walk stopped; <c>default</c> (<see cref="PageWalkStatus.Done"/>) while it goes on. Small enough to come back in registers.</summary>
+public readonly record struct PageWalkStop(PageWalkStatus Status, ulong At)
+{
+    public bool Stopped => Status != PageWalkStatus.Done;
+}
+
 /// <summary>
-/// The generated walk's running state: one per walk, on its stack. Not for visitors; public only
-/// because the walk is generated into each architecture's type.
+/// What a walk counts on its way: the splits it made and lost. One per walk, on its stack, touched
+/// only where a block is split. Not for visitors; public only because the walk is generated into
+/// each architecture's type.
 /// </summary>
 public struct PageWalkState
 {
-    public readonly PageWalkFlags Flags;
     public int Splits;
     public int RacesLost;
-    private PageWalkStatus _status;
-    private ulong _stoppedAt;
 
-    public PageWalkState(PageWalkFlags flags)
-    {
-        Flags = flags;
-        Splits = 0;
-        RacesLost = 0;
-        _status = PageWalkStatus.Done;
-        _stoppedAt = 0;
-    }
-
-    /// <summary>The walk ends at <paramref name="addr"/> with <paramref name="status"/>; false, for the walk to return.</summary>
-    public bool Stop(PageWalkStatus status, ulong addr)
-    {
-        _status = status;
-        _stoppedAt = addr;
-        return false;
-    }
-
-    /// <summary>A split's outcome, counted; false when it failed and the walk must stop.</summary>
-    public bool Count(SplitStatus split, ulong addr)
+    /// <summary>A split's outcome, counted; false when it failed (-ENOMEM) and the walk must stop.</summary>
+    public bool Count(SplitStatus split)
     {
         switch (split)
         {
@@ -165,12 +152,13 @@ public struct PageWalkState
                 RacesLost++;
                 return true;
             default:
-                return Stop(PageWalkStatus.NoMemory, addr);
+                return false;
         }
     }
 
-    public readonly PageWalkResult Result(ulong end) =>
-        new(_status, _status == PageWalkStatus.Done ? end : _stoppedAt, Splits, RacesLost);
+    /// <summary>The walk's result from where it stopped (<paramref name="stop"/>) and what it counted.</summary>
+    public readonly PageWalkResult Result(PageWalkStop stop, ulong end) =>
+        new(stop.Status, stop.Stopped ? stop.At : end, Splits, RacesLost);
 
     /// <summary>A visitor answered an entry with an action that does not apply to it.</summary>
     [DoesNotReturn]
@@ -182,7 +170,6 @@ public struct PageWalkState
 
     /// <summary>Is the range the one address <paramref name="start"/> (<see cref="IPageWalkVisitor.OneAddress"/>)?</summary>
     public static bool IsOneAddress(ulong start, ulong end) => end == start + 1;
-
 }
 
 /// <summary>Where a translation of one virtual address ended.</summary>

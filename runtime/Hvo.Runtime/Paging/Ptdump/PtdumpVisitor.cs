@@ -15,15 +15,15 @@ internal readonly struct PtdumpVisitor<TArch, TFormat>(PtdumpState state) : IPag
     where TArch : struct, IPagingArch
     where TFormat : struct, IPtdumpFormat
 {
-    public WalkAction Table<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
+    public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
 
-    public WalkAction Leaf<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         state.NotePage(e.Addr, e.Level, TFormat.Prot<TArch>(e.Level, e.Entry), present: true);
         return WalkAction.Continue;
     }
 
-    public WalkAction Hole<TCtx>(ref TCtx ctx, in PageWalkEntry e) where TCtx : struct, IPageTableContext
+    public WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
     {
         // ptdump_hole passes a zero entry for an empty upper-level entry; ptdump_pte_entry passes a
         // PTE as it is, present or not.

@@ -21,14 +21,13 @@ public sealed class ReferenceWalker
         where TCtx : struct, IPageTableContext
         where TVisitor : struct, IPageWalkVisitor
     {
-        var state = new PageWalkState(flags);
         if (!(TVisitor.OneAddress ? PageWalkState.IsOneAddress(start, end) : PageWalkState.IsRange(start, end)))
         {
             return new PageWalkResult(PageWalkStatus.InvalidRange, start, 0, 0);
         }
 
-        WalkLevel(ref ctx, 0, rootPfn, start, end, ref visitor, ref state);
-        return state.Result(end);
+        var splits = default(PageWalkState);
+        return splits.Result(WalkLevel(ref ctx, 0, rootPfn, start, end, ref visitor, flags, ref splits), end);
     }
 
     /// <summary>The frame a leaf maps at its start, read from the spec's fields.</summary>
@@ -47,7 +46,7 @@ public sealed class ReferenceWalker
     public bool IsWritable(ulong entry) =>
         Arch.ReadOnlySet != 0 ? (entry & Arch.ReadOnlySet) == 0 : (entry & Arch.ReadOnlyClear) == Arch.ReadOnlyClear;
 
-    private bool WalkLevel<TCtx, TVisitor>(ref TCtx ctx, int level, ulong tablePfn, ulong addr, ulong end, ref TVisitor visitor, ref PageWalkState state)
+    private PageWalkStop WalkLevel<TCtx, TVisitor>(ref TCtx ctx, int level, ulong tablePfn, ulong addr, ulong end, ref TVisitor visitor, PageWalkFlags flags, ref PageWalkState splits)
         where TCtx : struct, IPageTableContext
         where TVisitor : struct, IPageWalkVisitor
     {
@@ -66,12 +65,13 @@ public sealed class ReferenceWalker
                 WalkAction action;
                 if (!last && Arch.Table.Matches(entry))
                 {
-                    action = visitor.Table(ref ctx, in e);
+                    action = visitor.Table(ref ctx, e);
                     if (action == WalkAction.Descend)
                     {
-                        if (!WalkLevel(ref ctx, level + 1, (entry & Arch.PfnMask) >> Arch.PageShift, addr, next, ref visitor, ref state))
+                        PageWalkStop below = WalkLevel(ref ctx, level + 1, (entry & Arch.PfnMask) >> Arch.PageShift, addr, next, ref visitor, flags, ref splits);
+                        if (below.Stopped)
                         {
-                            return false;
+                            return below;
                         }
 
                         break;
@@ -79,12 +79,12 @@ public sealed class ReferenceWalker
                 }
                 else if (last ? Arch.Page.Matches(entry) : info.CanMapLeaf && Arch.Block is not null && Arch.Block.Matches(entry))
                 {
-                    action = visitor.Leaf(ref ctx, in e);
+                    action = visitor.Leaf(ref ctx, e);
                     if (action == WalkAction.Split && !last)
                     {
-                        if (!state.Count(Split(ref ctx, level, tablePfn, index, entry, addr & ~(info.Size - 1), state.Flags), addr))
+                        if (!splits.Count(Split(ref ctx, level, tablePfn, index, entry, addr & ~(info.Size - 1), flags)))
                         {
-                            return false;
+                            return new PageWalkStop(PageWalkStatus.NoMemory, addr);
                         }
 
                         continue;
@@ -92,7 +92,7 @@ public sealed class ReferenceWalker
                 }
                 else
                 {
-                    action = visitor.Hole(ref ctx, in e);
+                    action = visitor.Hole(ref ctx, e);
                 }
 
                 if (action == WalkAction.Continue)
@@ -102,7 +102,7 @@ public sealed class ReferenceWalker
 
                 if (action == WalkAction.Stop)
                 {
-                    return state.Stop(PageWalkStatus.Stopped, addr);
+                    return new PageWalkStop(PageWalkStatus.Stopped, addr);
                 }
 
                 if (action != WalkAction.Again)
@@ -113,7 +113,7 @@ public sealed class ReferenceWalker
 
             if (next == end)
             {
-                return true;
+                return default;
             }
 
             addr = next;
