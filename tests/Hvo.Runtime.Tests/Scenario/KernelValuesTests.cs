@@ -28,20 +28,13 @@ public sealed class KernelValuesTests
     }
 
     [TestMethod]
-    [DataRow("0x10\n", 16UL)]
-    [DataRow("010\n", 8UL)]
-    [DataRow("0\n", 0UL)]
-    [DataRow("0x\n", 0UL)]
-    public void KstrToULongBase0TakesPrefixes(string text, ulong value)
+    [DataRow("0x10\n", Errno.None, 16UL)]
+    [DataRow("010\n", Errno.None, 8UL)]
+    [DataRow("0\n", Errno.None, 0UL)]
+    [DataRow("0x\n", Errno.EINVAL, 0UL)] // 0 then x: trailing garbage
+    public void KstrToULongBase0TakesPrefixes(string text, Errno errno, ulong value)
     {
-        Errno e = KernelValues.KstrToULong(text, 0, out ulong v);
-        if (text == "0x\n")
-        {
-            Assert.AreEqual(Errno.EINVAL, e, "0 then x: trailing garbage");
-            return;
-        }
-
-        Assert.AreEqual(Errno.None, e);
+        Assert.AreEqual(errno, KernelValues.KstrToULong(text, 0, out ulong v));
         Assert.AreEqual(value, v);
     }
 
