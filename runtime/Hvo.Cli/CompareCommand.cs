@@ -21,33 +21,52 @@ internal static class CompareCommand
 {
     public const string Example =
         "Example:\n" +
-        "  hvo compare                                hvo simulate's default scenario under every policy\n" +
+        "  hvo compare                                hvo simulate's default scenario under every policy of the architecture\n" +
+        "  hvo compare --memory 1536G --hugepages 1G:1200 --policies v5.14,v6.7 --json\n" +
         "  hvo compare policy-compare --policies v5.14,v6.7 --archs x86_64,arm64-4k\n" +
-        "  hvo compare my.hvo --json\n" +
-        "  hvo compare grow-shrink --policies v5.14,v6.7 --plot compare.svg   memory saved and PTE-table cost per policy, and each vmemmap";
+        "  hvo compare my.hvo --csv runs.csv\n" +
+        "  hvo compare grow-shrink --policies v5.14,v6.7 --plot compare.svg   memory saved and PTE-table cost per policy at each write, and each vmemmap";
 
     public static Command Build(TextReader input, TextWriter output, TextWriter error, Func<TextWriter, bool> isTerminal)
     {
-        var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's default scenario.", Arity = ArgumentArity.ZeroOrOne };
-        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies (default: those of {string.Join(",", HvoPolicy.All.Select(p => p.Name))} the machine can run: the kernel versions', and an arm64-* one where --entry-writer and --cpu give it its writer)." };
+        var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's scenario of the machine options (--memory, --hugepages, --nodes, --hvo).", Arity = ArgumentArity.ZeroOrOne };
+        var policies = new Option<string>("--policies") { Description = "Comma-separated policies (default: those that apply to the architecture and the machine can run: the kernel versions', and on an architecture that requires break-before-make an arm64-* one where --entry-writer and --cpu give it its writer)." };
+        var shape = new ShapeOptions();
         var machine = new MachineOptions();
         var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
         var json = new Option<bool>("--json") { Description = "Print a JSON array of the per-run reports instead of the table." };
-        var plot = new Option<string?>("--plot") { Description = "Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against the number of huge pages after each write of the script, one curve per run, and each run's vmemmap PMDs, split or still huge.", HelpName = "FILE" };
+        var csv = new Option<string?>("--csv") { Description = "Write the runs as CSV, one line each, to FILE (or standard output with no FILE or -).", Arity = ArgumentArity.ZeroOrOne, HelpName = "FILE" };
+        var plot = new Option<string?>("--plot") { Description = "Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost at each write of the script (x: the write's number), one curve per run with its own marker and dash, and each run's vmemmap PMDs, split or still huge.", HelpName = "FILE" };
+        Option<int?> violations = Options.Violations();
         var command = new Command("compare",
             "Run one scenario under several policies and/or architectures and print memory saved, page-table cost, PMDs split, " +
-            "TLB flushes and failures side by side. The scripts' own output is not printed.\n\n" + Example)
+            "TLB flushes, failures and every pool side by side. The scripts' own output is not printed. Runs go in parallel on the host's cores.\n\n" + Example)
         {
-            script, policies, archs, json, plot,
+            script, policies, archs, json, csv, plot, violations,
         };
+        shape.AddTo(command);
         machine.AddTo(command);
         command.SetAction(p =>
         {
             HvoPolicy[]? chosenPolicies = p.GetValue(policies) is { } pl ? [.. SplitList(pl, "--policies").Select(n => Options.FindPolicy(n, "--policies"))] : null;
-            ScenarioOptions machineOptions = machine.Apply(p, new ScenarioOptions { EchoCommands = false });
+            ScenarioOptions machineOptions = machine.Apply(p, new ScenarioOptions { EchoCommands = false, FaultSeed = p.GetValue(shape.Seed) });
             ArchEntry[] chosenArchs = [.. SplitList(p.GetValue(archs)!, "--archs").Select(n => Options.FindArch(n, "--archs"))];
             string? name = p.GetValue(script);
             Script? given = name is null ? null : ScriptSource.Load(name, input);
+            if (given is not null && shape.MachineGiven(p).FirstOrDefault() is { } option)
+            {
+                throw new UsageException($"{option}: the script's boot line describes its machine (mem=, numa=fake=, hugepagesz= and hugepages=, hugetlb_free_vmemmap=); {option} is for the scenario compare runs without a script");
+            }
+
+            FaultSpec? faults = shape.Faults(p);
+            bool toCsv = p.GetResult(csv) is not null;
+            string? csvPath = p.GetValue(csv);
+            if (p.GetValue(json) && toCsv && OutputFile.IsStandardOutput(csvPath))
+            {
+                throw new UsageException("--csv: standard output already has --json's document; give --csv a FILE");
+            }
+
+            OutputFile.Validate(csvPath, "--csv");
             string? plotPath = p.GetValue(plot);
             if (plotPath is not null)
             {
@@ -55,40 +74,84 @@ internal static class CompareCommand
             }
 
             RunReporter reporter = RunReporter.ForScript(map: plotPath is not null);
-            var runs = new List<RunResult>();
+            var jobs = new List<Func<RunResult>>();
+            var runArchs = new List<ArchInfo>();
             foreach (ArchEntry arch in chosenArchs)
             {
-                Script parsed = given ?? SimulateScript.Default(arch.Info).Build();
+                Script parsed = given is null ? shape.Script(p, arch.Info).Build() : faults is null ? given : faults.Prepend(given);
                 MachineOptions.CheckMachine(machineOptions with { Policy = HvoPolicy.Newest }, arch.Info);
-                foreach (HvoPolicy policy in chosenPolicies ?? [.. HvoPolicy.All.Where(x => (machineOptions with { Policy = x }).Refusal(arch.Info) is null)])
+                foreach (HvoPolicy policy in chosenPolicies ?? [.. ApplyingPolicies(arch.Info, machineOptions)])
                 {
-                    ScenarioOptions options = machineOptions with { Policy = policy };
+                    ScenarioOptions options = machineOptions with { Policy = policy, FaultSites = faults?.Sites };
                     MachineOptions.Check(options, arch.Info, $"--policies ({arch.Name})");
-                    runs.Add(arch.Accept(new ScenarioRunner<RunResult>(parsed, options, TextWriter.Null, reporter)));
+                    ArchEntry runOn = arch;
+                    jobs.Add(() => runOn.Accept(new ScenarioRunner<RunResult>(parsed, options, TextWriter.Null, reporter)));
+                    runArchs.Add(arch.Info);
                 }
             }
 
-            SimulationReport[] reports = [.. runs.Select(r => r.Report)];
-            if (p.GetValue(json))
+            RunResult[] runs = ParallelRuns.RunUnwrapped(jobs);
+            bool asJson = p.GetValue(json);
+            SimulationReport[] reports = [.. runs.Select((r, i) => Options.Complete(r.Report, runArchs[i], p.GetValue(violations), asJson))];
+            string title = given?.File ?? "default";
+            if (toCsv)
+            {
+                OutputFile.Write(csvPath, output, "--csv", o => ReportCsv.Write(o, reports));
+            }
+
+            if (asJson)
             {
                 output.WriteLine(ReportJson.Render(reports));
             }
-            else
+            else if (!toCsv || !OutputFile.IsStandardOutput(csvPath))
             {
-                output.WriteLine($"hvo compare: {given?.File ?? "default"} ({reports.Length} runs)");
+                output.WriteLine($"hvo compare: {title} ({reports.Length} runs)");
                 WriteTable(output, isTerminal(output), reports);
+                WriteBreakBeforeMake(output, reports, p.GetValue(violations));
             }
 
             if (plotPath is not null)
             {
                 string Label(RunResult r) => $"{r.Report.Arch} {r.Report.Policy}";
-                PlotFile.Save(plotPath, $"hvo compare: {given?.File ?? "default"}", [.. runs.Select(r => new GrowthSeries(Label(r), r.Trace))], [.. runs.Select(r => new VmemmapPicture(Label(r), r.Map!))]);
+                PlotFile.Save(plotPath, $"hvo compare: {title}", [.. runs.Select(r => new GrowthSeries(Label(r), r.Trace))], [.. runs.Select(r => new VmemmapPicture(Label(r), r.Map!))], PlotAxis.Step);
                 error.WriteLine($"hvo: wrote {plotPath} ({reports.Length} runs)");
             }
 
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Under the table, for each run the checker found changes in: the findings asked for
+    /// (<c>--violations</c>), else how to list them; then per architecture the policies that keep the rule.
+    /// </summary>
+    private static void WriteBreakBeforeMake(TextWriter output, IReadOnlyList<SimulationReport> reports, int? violations)
+    {
+        foreach (IGrouping<string, SimulationReport> arch in reports.Where(r => r.BreakBeforeMakeViolations > 0).GroupBy(r => r.Arch))
+        {
+            foreach (SimulationReport r in arch)
+            {
+                output.Write($"{r.Arch} {r.Policy}: " + ReportText.BreakBeforeMake(r with { BreakBeforeMakeSafePolicies = null }, violations));
+            }
+
+            if (arch.First().BreakBeforeMakeSafePolicies is { Count: > 0 } safe)
+            {
+                output.WriteLine($"safe on {arch.Key}: {string.Join(", ", safe.Select(x => $"--policy {x.Policy} {x.Options}"))}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The policies <c>compare</c> runs by default on <paramref name="arch"/>: every policy of
+    /// <see cref="HvoPolicy.All"/> the machine can run, less the strategies written for an
+    /// architecture that requires break-before-make when this one does not.
+    /// </summary>
+    public static IEnumerable<HvoPolicy> ApplyingPolicies(ArchInfo arch, ScenarioOptions machine)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        ArgumentNullException.ThrowIfNull(machine);
+        return HvoPolicy.All.Where(x => (machine with { Policy = x }).Refusal(arch) is null && (x.RequiredWriter is null || arch.BreakBeforeMake));
     }
 
     /// <summary>
@@ -117,7 +180,7 @@ internal static class CompareCommand
             table.AddColumn(new TableColumn(Markup.Escape($"{r.Arch} {r.Policy}")).RightAligned());
         }
 
-        foreach ((string label, Func<SimulationReport, string> value) in Rows)
+        foreach ((string label, Func<SimulationReport, string> value) in Rows.Concat(PoolRows(reports)).Concat(Totals))
         {
             table.AddRow([Markup.Escape(label), .. reports.Select(r => Markup.Escape(value(r)))]);
         }
@@ -136,28 +199,42 @@ internal static class CompareCommand
 
     private static readonly (string Label, Func<SimulationReport, string> Value)[] Rows =
     [
-        ("memory saved (net)", r => Mib(r.Hvo.NetBytesSaved)),
-        ("vmemmap pages freed", r => N(r.Hvo.VmemmapPagesFreed)),
-        ("vmemmap pages restored", r => N(r.Hvo.VmemmapPagesRestored)),
-        ("PTE tables (page-table cost)", r => $"{N(r.Hvo.PteTablesAllocated)} ({Kb((ulong)r.Hvo.PteTablesAllocated * r.PageSize / 1024)})"),
-        ("PMDs split", r => N(r.Hvo.PmdsSplit)),
-        ("TLB flushes", r => N(r.Hvo.TlbFlushes)),
-        ("optimize failures", r => N(r.Hvo.OptimizeFailures)),
-        ("restore failures", r => N(r.Hvo.RestoreFailures)),
-        ("BBM violations (arm64 rule)", r => r.Hvo.BbmChecked ? N(r.Hvo.BbmViolations) : "not required"),
-        ("HugePages_Total / Surp", r => $"{N((long)r.MemInfo.HugePagesTotal)} / {N((long)r.MemInfo.HugePagesSurp)}"),
-        ("MemTotal", r => Kb(r.MemInfo.MemTotalKb)),
-        ("MemFree", r => Kb(r.MemInfo.MemFreeKb)),
-        ("shell errors", r => N(r.ShellErrors)),
+        ("memory saved (net)", r => Units.Size(r.Hvo.NetBytesSaved)),
+        ("vmemmap pages freed", r => Units.Count(r.Hvo.VmemmapPagesFreed)),
+        ("vmemmap pages restored", r => Units.Count(r.Hvo.VmemmapPagesRestored)),
+        ("PTE tables (page-table cost)", r => $"{Units.Count(r.Hvo.PteTablesAllocated)} ({Units.Kb((ulong)r.Hvo.PteTablesAllocated * r.PageSize / 1024)})"),
+        ("PMDs split", r => Units.Count(r.Hvo.PmdsSplit)),
+        ("TLB flushes", r => Units.Count(r.Hvo.TlbFlushes)),
+        ("optimize failures", r => Units.Count(r.Hvo.OptimizeFailures)),
+        ("restore failures", r => Units.Count(r.Hvo.RestoreFailures)),
+        ("BBM violations (arm64 rule)", r => r.Hvo.BbmChecked ? Units.Count(r.Hvo.BbmViolations) : "not required"),
     ];
 
-    private static string N(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+    private static readonly (string Label, Func<SimulationReport, string> Value)[] Totals =
+    [
+        ("MemTotal", r => Units.Kb(r.MemInfo.MemTotalKb)),
+        ("MemFree", r => Units.Kb(r.MemInfo.MemFreeKb)),
+        ("shell errors", r => Units.Count(r.ShellErrors)),
+    ];
 
-    private static string Kb(ulong kb) => kb.ToString("N0", CultureInfo.InvariantCulture) + " kB";
+    /// <summary>
+    /// A row per huge page size that any run has pages of (or asked for), as sysfs counts them
+    /// (HugePages_Total of meminfo is the default size's alone); the default size when none has any.
+    /// </summary>
+    private static IEnumerable<(string Label, Func<SimulationReport, string> Value)> PoolRows(IReadOnlyList<SimulationReport> reports)
+    {
+        ulong[] sizes = [.. reports.SelectMany(r => r.Hstates.Where(h => h.NrHugepages > 0 || h.Requested > 0).Select(h => h.PageSize)).Distinct().Order()];
+        if (sizes.Length == 0)
+        {
+            sizes = [.. reports.Select(r => r.MemInfo.HugepagesizeKb * 1024).Distinct().Order()];
+        }
 
-    private static string Mib(long bytes) => Math.Abs(bytes) < 1048576
-        ? (bytes / 1024).ToString("N0", CultureInfo.InvariantCulture) + " kB"
-        : (bytes / 1048576.0).ToString("N1", CultureInfo.InvariantCulture) + " MiB";
+        return sizes.Select(size => (
+            $"hugepages-{size >> 10}kB total / surplus",
+            (Func<SimulationReport, string>)(r => r.Hstates.FirstOrDefault(h => h.PageSize == size) is { } h
+                ? $"{Units.Count((long)h.NrHugepages)} / {Units.Count((long)h.Surplus)}"
+                : "-")));
+    }
 
     private static IEnumerable<string> SplitList(string text, string option)
     {

@@ -99,4 +99,18 @@ public sealed record FaultSpec(IReadOnlyList<(string Path, string Value)> Writes
 
     private static UsageException Bad(string part, string what) =>
         new($"--fail-alloc: '{part}' {what}; SPEC is key=value[,key=value...] with keys {Keys}");
+
+    /// <summary><paramref name="script"/> with this spec's writes right after its boot line (or first, without one), as simulate makes them.</summary>
+    public Script Prepend(Script script)
+    {
+        ArgumentNullException.ThrowIfNull(script);
+        var builder = new ScriptBuilder("--fail-alloc");
+        foreach ((string path, string value) in Writes)
+        {
+            builder.Echo(value, path);
+        }
+
+        int at = script.Boot is { } boot ? script.Lines.ToList().IndexOf(boot) + 1 : 0;
+        return script with { Lines = [.. script.Lines.Take(at), .. builder.Build().Lines, .. script.Lines.Skip(at)] };
+    }
 }

@@ -23,7 +23,7 @@ public static class HvoCommand
         {
             foreach (var e in parsed.Errors)
             {
-                error.WriteLine($"hvo: {e.Message}");
+                error.WriteLine($"hvo: {e.Message}{DidYouMean(parsed, e.Message)}");
             }
 
             error.WriteLine("Run 'hvo --help' for usage.");
@@ -51,6 +51,39 @@ public static class HvoCommand
             error.WriteLine("hvo: the host cannot reserve memory for a simulated machine this large; ask for less memory (--memory, or mem= on the boot line)");
             return UsageError;
         }
+    }
+
+    /// <summary>
+    /// For an unknown option or command in <paramref name="message"/>: the nearest name the command
+    /// takes (an option for a word starting with '-', else a subcommand), if one is close.
+    /// </summary>
+    private static string DidYouMean(ParseResult parsed, string message)
+    {
+        foreach (string token in parsed.UnmatchedTokens)
+        {
+            if (!message.Contains($"'{token}'", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            Command command = parsed.CommandResult.Command;
+            string word = token.Split('=')[0];
+            System.Collections.Generic.IEnumerable<string> names = word.StartsWith('-')
+                ? command.Options.Where(o => !o.Hidden).SelectMany(o => o.Aliases.Prepend(o.Name))
+                : command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name);
+            string? near = names
+                .Select(n => (Name: n, Distance: ShellPaths.Distance(n, word)))
+                .Where(x => x.Distance <= Math.Max(2, word.Length / 3))
+                .OrderBy(x => x.Distance)
+                .Select(x => x.Name)
+                .FirstOrDefault();
+            if (near is not null)
+            {
+                return $" (did you mean {near}?)";
+            }
+        }
+
+        return string.Empty;
     }
 
     /// <summary>Output goes to a terminal (not redirected), so tables may use colour and box drawing.</summary>
@@ -89,7 +122,7 @@ public static class HvoCommand
         });
         root.Subcommands.Add(specs);
         root.Subcommands.Add(SimulateCommand.Build(output, error));
-        root.Subcommands.Add(RunCommand.Build(input, output));
+        root.Subcommands.Add(RunCommand.Build(input, output, error));
         root.Subcommands.Add(CompareCommand.Build(input, output, error, IsTerminal));
         return root;
     }

@@ -2,6 +2,8 @@ using System;
 using System.IO;
 using System.Threading;
 using System.Threading.Tasks;
+using Hvo.HugeTlb;
+using Hvo.Scenario;
 using Spectre.Console;
 
 namespace Hvo.Cli;
@@ -53,19 +55,22 @@ internal static class LiveProgress
     }
 
     /// <summary>
-    /// Run <paramref name="work"/>, which reports the pages done through its argument. When
-    /// <paramref name="console"/> is given and the work lasts longer than <paramref name="delay"/>,
-    /// a progress bar over <paramref name="total"/> pages is drawn on it until the work ends.
+    /// Run <paramref name="work"/>, which reports through its <see cref="ProgressProbe"/> the pages
+    /// allocated and the HVO counters of its machine. When <paramref name="console"/> is given and the
+    /// work lasts longer than <paramref name="delay"/>, two bars are drawn on it until the work ends:
+    /// huge pages allocated of <paramref name="total"/>, and pages whose vmemmap is optimized of
+    /// <paramref name="optimizable"/> (which v6.7 does after a write's pages are all allocated, and
+    /// older kernels as each is).
     /// </summary>
-    public static T Run<T>(Func<Action<ulong>, T> work, ulong total, string description, IAnsiConsole? console, TimeSpan delay)
+    public static T Run<T>(Func<ProgressProbe, T> work, ulong total, ulong optimizable, IAnsiConsole? console, TimeSpan delay)
     {
+        var probe = new ProgressProbe();
         if (console is null)
         {
-            return work(static _ => { });
+            return work(probe);
         }
 
-        long done = 0;
-        Task<T> task = Task.Factory.StartNew(() => work(n => Interlocked.Exchange(ref done, (long)Math.Min(n, long.MaxValue))), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Task<T> task = Task.Factory.StartNew(() => work(probe), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         if (!task.Wait(delay))
         {
             console.Progress()
@@ -74,20 +79,16 @@ internal static class LiveProgress
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
                 .Start(ctx =>
                 {
-                    ProgressTask bar = ctx.AddTask(Markup.Escape(description), maxValue: Math.Max(1, total));
+                    ProgressTask allocated = ctx.AddTask(Markup.Escape($"allocating {total} huge pages"), maxValue: Math.Max(1, total));
+                    ProgressTask optimized = ctx.AddTask(Markup.Escape($"optimizing the vmemmap of {optimizable}"), maxValue: Math.Max(1, optimizable));
                     while (!task.Wait(100))
                     {
-                        ulong now = (ulong)Interlocked.Read(ref done);
-                        bar.Value = now;
-                        if (now >= total && !bar.IsIndeterminate)
-                        {
-                            // Every page is allocated: the batch's vmemmap is being optimized now.
-                            bar.IsIndeterminate = true;
-                            bar.Description = Markup.Escape("optimizing the vmemmap of the pages allocated");
-                        }
+                        allocated.Value = probe.PagesAllocated;
+                        optimized.Value = probe.PagesOptimized;
                     }
 
-                    bar.Value = bar.MaxValue;
+                    allocated.Value = allocated.MaxValue;
+                    optimized.Value = optimized.MaxValue;
                 });
         }
 
@@ -108,4 +109,29 @@ internal static class LiveProgress
             }
         }
     }
+}
+
+/// <summary>
+/// What a running simulation tells the progress bars, from its own thread: the pages allocated
+/// (<see cref="ScenarioOptions.Progress"/>) and its HVO counters once booted
+/// (<see cref="ScenarioOptions.Booted"/>), read atomically from the drawing thread.
+/// </summary>
+internal sealed class ProgressProbe
+{
+    private long _allocated;
+    private HvoCounters? _counters;
+    private long _optimizedAtBoot;
+
+    public Action<ulong> Allocated => n => Interlocked.Exchange(ref _allocated, (long)Math.Min(n, long.MaxValue));
+
+    public Action<HvoCounters> Watch => counters =>
+    {
+        Interlocked.Exchange(ref _optimizedAtBoot, counters.OptimizedPages);
+        Volatile.Write(ref _counters, counters);
+    };
+
+    public ulong PagesAllocated => (ulong)Interlocked.Read(ref _allocated);
+
+    /// <summary>Pages optimized since boot (boot-time gigantic pages excepted): what this run's writes added.</summary>
+    public ulong PagesOptimized => Volatile.Read(ref _counters) is { } c ? (ulong)Math.Max(0, c.OptimizedPages - Interlocked.Read(ref _optimizedAtBoot)) : 0;
 }

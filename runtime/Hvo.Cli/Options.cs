@@ -1,6 +1,8 @@
 using System;
+using System.Collections.Generic;
 using System.CommandLine;
 using System.Linq;
+using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Scenario;
@@ -17,6 +19,50 @@ internal static class Options
         Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones need the entry writer they were written for, see 'hvo specs').",
         DefaultValueFactory = _ => HvoPolicy.Newest.Name,
     };
+
+    /// <summary><c>--violations [N]</c>: list the break-before-make findings, all of them or the first N.</summary>
+    public static Option<int?> Violations() => new("--violations")
+    {
+        Description = "On architectures that require break-before-make, list the checker's findings (address, level, old and new entry, kernel step): all, or the first N. JSON always has the array (all, or the first N).",
+        Arity = ArgumentArity.ZeroOrOne,
+        HelpName = "N",
+        CustomParser = r =>
+        {
+            if (r.Tokens.Count == 0)
+            {
+                return int.MaxValue;
+            }
+
+            string text = r.Tokens[0].Value;
+            if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n))
+            {
+                return n;
+            }
+
+            r.AddError($"--violations: '{text}' is not a number of findings; use a whole number, or none for all");
+            return null;
+        },
+    };
+
+    /// <summary>
+    /// The report as a command shows it: where the checker ran, its findings (in JSON all, or the
+    /// first <paramref name="violations"/>) and the policies that keep the rule on <paramref name="arch"/>.
+    /// </summary>
+    public static SimulationReport Complete(SimulationReport report, ArchInfo arch, int? violations, bool json)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        if (!report.Hvo.BbmChecked)
+        {
+            return report;
+        }
+
+        int shown = json ? violations ?? int.MaxValue : violations ?? 0;
+        return report with
+        {
+            BreakBeforeMakeFindings = json ? [.. report.AllFindings.Take(shown)] : null,
+            BreakBeforeMakeSafePolicies = MachineOptions.SafePolicies(arch),
+        };
+    }
 
     public static ArchEntry FindArch(string name, string option = "--arch") =>
         ArchRegistry.Find(name) ?? throw new UsageException($"{option}: unknown architecture '{name}'; known: {string.Join(", ", ArchRegistry.Names)}");
@@ -119,13 +165,49 @@ internal sealed class MachineOptions
         }
 
         CheckMachine(refusal);
-        EntryWriterKind needed = refusal.NeedsWriter ?? throw new InvalidOperationException("a policy refusal names the writer it needs");
+        throw new UsageException($"{policyOption}: {refusal.Reason}; run it with {Hint(options, arch, refusal)}");
+    }
 
-        // The fewest options that give the policy its writer: the CPUs alone where the machine then chooses it.
+    /// <summary>
+    /// The fewest options that let <paramref name="options"/>' policy run on <paramref name="arch"/>
+    /// (the CPUs alone where the machine then chooses the writer); empty when it runs as it is, null
+    /// when no options give it (its writer needs what the spec lacks).
+    /// </summary>
+    public static string? OptionsFor(ScenarioOptions options, ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Refusal(arch) is not { } refusal)
+        {
+            return string.Empty;
+        }
+
+        if (refusal.NeedsWriter is not { } needed)
+        {
+            return null;
+        }
+
+        ScenarioOptions given = options with { EntryWriter = needed, BbmLevel = refusal.NeedsBbmLevel2 ? 2 : options.BbmLevel };
+        return given.Refusal(arch) is null ? Hint(options, arch, refusal) : null;
+    }
+
+    // The writer's option, or --cpu bbml2 alone where the machine then chooses the bbml2 writer itself.
+    private static string Hint(ScenarioOptions options, ArchInfo arch, MachineRefusal refusal)
+    {
+        EntryWriterKind needed = refusal.NeedsWriter ?? throw new InvalidOperationException("a policy refusal names the writer it needs");
         ScenarioOptions cpuOnly = options with { BbmLevel = refusal.NeedsBbmLevel2 ? 2 : options.BbmLevel };
-        string hint = refusal.NeedsBbmLevel2 && cpuOnly.Refusal(arch) is null
+        return refusal.NeedsBbmLevel2 && cpuOnly.Refusal(arch) is null
             ? "--cpu bbml2"
             : $"--entry-writer {HvoPolicy.WriterName(needed)}{(refusal.NeedsBbmLevel2 ? " --cpu bbml2" : string.Empty)}";
-        throw new UsageException($"{policyOption}: {refusal.Reason}; run it with {hint}");
     }
+
+    /// <summary>
+    /// The policies that keep break-before-make on <paramref name="arch"/>: those written for an entry
+    /// writer other than direct that a machine of this architecture can have, with the options that give it.
+    /// </summary>
+    public static IReadOnlyList<SafePolicy> SafePolicies(ArchInfo arch) =>
+        [.. HvoPolicy.All
+            .Where(p => p.RequiredWriter is { } w && w != EntryWriterKind.Direct)
+            .Select(p => (Policy: p, Options: OptionsFor(new ScenarioOptions { Policy = p }, arch)))
+            .Where(x => x.Options is not null)
+            .Select(x => new SafePolicy(x.Policy.Name, x.Options!))];
 }

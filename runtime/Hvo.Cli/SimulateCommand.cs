@@ -25,8 +25,10 @@ public static class SimulateCommand
     public const string Examples =
         "Examples:\n" +
         "  hvo simulate                                        x86_64, 64G, half of it as 2M pages, v6.7\n" +
-        "  hvo simulate --policy v5.14 --json                  the seed's policy, one JSON object\n" +
+        "  hvo simulate --policy v5.14 --json                  the first kernel with HVO, as one JSON object\n" +
         "  hvo simulate --arch arm64-4k --memory 256G --hugepages 2M:4096,1G:64 --nodes 2\n" +
+        "  hvo simulate --memory 1.5T --hugepages 1G:90%        90% of 1.5 TiB as 1 GiB pages\n" +
+        "  hvo simulate --arch arm64-4k --memory 8G --violations 5   the first break-before-make findings, and the safe policies\n" +
         "  hvo simulate --policy v5.14 --batch                 v5.14 with v6.7's batched flushes: compare 'HVO TLB flushes'\n" +
         "  hvo simulate --batch off                            v6.7 page by page (hugetlb_vmemmap_optimize per page)\n" +
         "  hvo simulate --fail-alloc probability=10,times=-1,min-order=0,site=pte-table --seed 7\n" +
@@ -36,10 +38,7 @@ public static class SimulateCommand
     public static Command Build(TextWriter output, TextWriter error)
     {
         Option<string> arch = Options.Arch();
-        var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => CmdLine.FormatSize(MachineConfig.DefaultMemoryBytes) };
-        var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
-        var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the default huge page size (the default hstate's, as /proc/sys/vm/nr_hugepages)." };
-        var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
+        var shape = new ShapeOptions();
         Option<string> policy = Options.Policy();
         var batch = new Option<string?>("--batch")
         {
@@ -47,92 +46,66 @@ public static class SimulateCommand
             Arity = ArgumentArity.ZeroOrOne,
             HelpName = "on|off",
         };
-        var failAlloc = new Option<string?>("--fail-alloc") { Description = $"fail_page_alloc knobs, key=value[,...]: {FaultSpec.Keys}; sites: {FaultSpec.SiteList}. ignore-gfp-wait and ignore-gfp-highmem start at N; the other knobs keep the kernel's defaults (times=1, min-order=1).", HelpName = "SPEC" };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of fail_page_alloc's draws: the same seed replays the same failures (default 0).", HelpName = "N" };
         var plot = new Option<string?>("--plot") { Description = $"Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against the pool size, grown in {PlotWrites} writes of nr_hugepages, and the vmemmap's PMDs, split or still huge.", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
+        Option<int?> violations = Options.Violations();
         var machine = new MachineOptions();
         var command = new Command("simulate", "Boot a simulated machine, grow the HugeTLB pool with HVO and report memory and HVO counters.\n\n" + Examples)
         {
-            arch, memory, nodes, hugepages, hvo, policy, batch, failAlloc, seed, plot, json,
+            arch, policy, batch, plot, json, violations,
         };
+        shape.AddTo(command);
         machine.AddTo(command);
         command.SetAction(p =>
         {
             ArchEntry entry = Options.FindArch(p.GetValue(arch)!);
-            string memoryText = p.GetValue(memory)!;
-            if (!Sizes.TryParse(memoryText, out ulong memoryBytes, out string sizeError) || memoryBytes == 0)
-            {
-                throw new UsageException($"--memory: {(memoryBytes == 0 && sizeError.Length == 0 ? $"'{memoryText}' is no memory" : sizeError)}; use {Sizes.Forms}");
-            }
-
-            // The boot line would round mem= down to pages; the report names the memory, so simulate takes only exact sizes.
-            if (memoryBytes % entry.Info.PageSize != 0)
-            {
-                throw new UsageException($"--memory: {memoryText} is not a whole number of {CmdLine.FormatSize(entry.Info.PageSize)} pages");
-            }
-
-            int nodeCount = p.GetValue(nodes);
-            if (MachineSize.Check(entry.Info, memoryBytes, nodeCount) is { } why)
-            {
-                throw new UsageException($"--memory: {memoryText} {why}");
-            }
-
-            string hvoText = p.GetValue(hvo)!;
-            bool hvoOn = hvoText switch
-            {
-                "on" => true,
-                "off" => false,
-                _ => throw new UsageException($"--hvo: '{hvoText}' is not on or off"),
-            };
             HvoPolicy chosen = Options.FindPolicy(p.GetValue(policy)!);
             if (p.GetResult(batch) is not null)
             {
                 chosen = WithBatching(chosen, p.GetValue(batch));
             }
 
-            FaultSpec? faults = p.GetValue(failAlloc) is { } spec ? FaultSpec.Parse(spec) : null;
             string? plotPath = p.GetValue(plot);
             if (plotPath is not null)
             {
                 PlotFile.Validate(plotPath);
             }
 
-            var simulation = new SimulateScript(memoryBytes, nodeCount, hvoOn, ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes), faults, plotPath is null ? 1 : PlotWrites);
+            SimulateScript simulation = shape.Script(p, entry.Info, plotPath is null ? 1 : PlotWrites);
             ulong total = simulation.TotalPages;
 
             using var cts = new CancellationTokenSource();
             using IDisposable ctrlC = LiveProgress.HookCtrlC(output, error, cts);
-            ScenarioOptions options = machine.Apply(p, new ScenarioOptions { Policy = chosen, FaultSeed = p.GetValue(seed), Signal = cts.Token });
+            ScenarioOptions options = machine.Apply(p, new ScenarioOptions { Policy = chosen, FaultSeed = p.GetValue(shape.Seed), Signal = cts.Token });
             MachineOptions.Check(options, entry.Info);
             RunResult result;
             try
             {
                 result = LiveProgress.Run(
-                    progress => simulation.Run(entry, options with { Progress = progress }, map: plotPath is not null),
+                    probe => simulation.Run(entry, options with { Progress = probe.Allocated, Booted = probe.Watch }, map: plotPath is not null),
                     total,
-                    $"growing the HugeTLB pool to {total} pages",
+                    simulation.OptimizablePages(entry.Info, chosen),
                     LiveProgress.IsInteractive(output) ? LiveProgress.ErrorConsole() : null,
                     LiveProgress.Delay);
             }
             catch (ScriptError e)
             {
                 // Only the boot line can fail once a script is built: the machine could not be booted.
-                throw new UsageException($"--memory: {memoryText}: {e.Reason}");
+                throw new UsageException($"--memory: {p.GetValue(shape.Memory)}: {e.Reason}");
             }
 
-            SimulationReport report = result.Report;
+            SimulationReport report = Options.Complete(result.Report, entry.Info, p.GetValue(violations), json: p.GetValue(json)) with { Interrupted = result.Interrupted };
             if (p.GetValue(json))
             {
                 output.WriteLine(ReportJson.Render(report));
             }
             else if (TerminalReport.IsTerminal(output))
             {
-                TerminalReport.Write(TerminalReport.OutputConsole(), output, report);
+                TerminalReport.Write(TerminalReport.OutputConsole(), output, report, p.GetValue(violations));
             }
             else
             {
-                output.Write(ReportText.Render(report));
+                output.Write(ReportText.Render(report, p.GetValue(violations)));
             }
 
             if (result.Interrupted)
@@ -145,9 +118,10 @@ public static class SimulateCommand
                 string label = $"{report.Arch} {report.Policy}{(report.HvoEnabled ? string.Empty : " (HVO off)")}";
                 PlotFile.Save(
                     plotPath,
-                    $"{report.Arch}, {CmdLine.FormatSize(memoryBytes)}",
+                    $"{report.Arch}, {CmdLine.FormatSize(simulation.MemoryBytes)}",
                     [new GrowthSeries(label, result.Trace)],
-                    [new VmemmapPicture(label, result.Map!)]);
+                    [new VmemmapPicture(label, result.Map!)],
+                    PlotAxis.PoolSize);
 
                 error.WriteLine($"hvo: wrote {plotPath} ({result.Trace.Count - 1} writes of nr_hugepages sampled)");
             }
@@ -189,49 +163,5 @@ public static class SimulateCommand
         };
     }
 
-    private static int ParseNodes(System.CommandLine.Parsing.ArgumentResult result)
-    {
-        string text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[0].Value;
-        if (int.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) && n >= 1 && n <= MachineSize.MaxNodes)
-        {
-            return n;
-        }
-
-        result.AddError($"--nodes: '{text}' is not a node count; use a whole number from 1 to {MachineSize.MaxNodes}");
-        return 1;
-    }
-
-    internal static (ulong Size, ulong Count)[] ParseHugepages(string? text, ArchInfo a, ulong memory)
-    {
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return SimulateScript.DefaultPages(a, memory);
-        }
-
-        return text.Split(',').Select(part =>
-        {
-            string[] kv = part.Split(':');
-            if (kv.Length != 2)
-            {
-                throw new UsageException($"--hugepages: '{part}' is not SIZE:COUNT (e.g. 2M:1024); SIZE is {Sizes.Forms}");
-            }
-
-            if (!Sizes.TryParse(kv[0], out ulong size, out string sizeError))
-            {
-                throw new UsageException($"--hugepages: in '{part}' the SIZE {sizeError}; SIZE is {Sizes.Forms}");
-            }
-
-            if (!ulong.TryParse(kv[1].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out ulong count))
-            {
-                throw new UsageException($"--hugepages: in '{part}' the COUNT '{kv[1]}' is not a number of pages; use a whole number from 0 to {ulong.MaxValue} (more than fit is allowed: the pool grows to what fits)");
-            }
-
-            if (!a.HugePageSizes.Any(h => h.Size == size))
-            {
-                throw new UsageException($"--hugepages: {CmdLine.FormatSize(size)} is not a huge page size of {a.Name}; use one of {string.Join(", ", a.HugePageSizes.Select(h => CmdLine.FormatSize(h.Size)))}");
-            }
-
-            return (size, count);
-        }).ToArray();
-    }
+    internal static (ulong Size, ulong Count)[] ParseHugepages(string? text, ArchInfo a, ulong memory) => ShapeOptions.ParseHugepages(text, a, memory);
 }

@@ -44,6 +44,15 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
     /// <summary>Pages all sizes ask for together (the progress bar's end), at most 2^64 - 1.</summary>
     public ulong TotalPages => Pages.Aggregate(0UL, (sum, r) => sum > ulong.MaxValue - r.Count ? ulong.MaxValue : sum + r.Count);
 
+    /// <summary>The pages HVO will optimize if all are had: those of sizes the policy can optimize, when HVO is on (the progress bar's second end).</summary>
+    public ulong OptimizablePages(ArchInfo arch, HvoPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        ArgumentNullException.ThrowIfNull(policy);
+        return !Hvo ? 0 : Requested.Where(r => global::Hvo.Vmemmap.HugePageVmemmap.For(arch, r.Key).IsOptimizable(policy.ReservePages))
+            .Aggregate(0UL, (sum, r) => sum > ulong.MaxValue - r.Value ? ulong.MaxValue : sum + r.Value);
+    }
+
     /// <summary>The count asked for each size: the last one given, as the last echo to nr_hugepages wins.</summary>
     public IReadOnlyDictionary<ulong, ulong> Requested => Pages.GroupBy(p => p.Size).ToDictionary(g => g.Key, g => g.Last().Count);
 
@@ -89,9 +98,7 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
     public RunResult Run(ArchEntry arch, ScenarioOptions options, bool map = false)
     {
         ArgumentNullException.ThrowIfNull(arch);
-        var reporter = new RunReporter("simulate", "pool grown", map, trace => trace.Where(p => p.After is null || IsNrHugepagesWrite(p.After)).Select(p => p.Sample), Requested);
+        var reporter = new RunReporter("simulate", "pool grown", map, trace => trace.Select((p, i) => (Point: p, Step: i)).Where(x => x.Point.Written is null || x.Point.Written.EndsWith("/nr_hugepages", StringComparison.Ordinal)).Select(x => (x.Step, x.Point.Sample)), Requested);
         return arch.Accept(new ScenarioRunner<RunResult>(Build(), options with { EchoCommands = false, FaultSites = Faults?.Sites }, TextWriter.Null, reporter));
     }
-
-    private static bool IsNrHugepagesWrite(Statement s) => s is EchoStatement { Target: { } t } && t.Value.EndsWith("/nr_hugepages", StringComparison.Ordinal);
 }

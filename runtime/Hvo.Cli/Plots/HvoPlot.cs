@@ -15,9 +15,20 @@ namespace Hvo.Cli.Plots;
 /// <param name="HugePages">Huge pages in the pool (every size).</param>
 /// <param name="SavedBytes">Vmemmap given back: (pages freed - pages restored) x PAGE_SIZE.</param>
 /// <param name="PageTableBytes">PTE tables allocated by vmemmap splits x PAGE_SIZE.</param>
-public sealed record GrowthPoint(double HugePages, double SavedBytes, double PageTableBytes)
+/// <param name="Step">Which write of the script it follows (0: before the first).</param>
+public sealed record GrowthPoint(double HugePages, double SavedBytes, double PageTableBytes, int Step = 0)
 {
-    public static GrowthPoint Of(PoolSample s) => new(s.HugePages, s.SavedBytes, s.PageTableBytes);
+    public static GrowthPoint Of(PoolSample s, int step) => new(s.HugePages, s.SavedBytes, s.PageTableBytes, step);
+}
+
+/// <summary>What the curves' x axis counts.</summary>
+public enum PlotAxis
+{
+    /// <summary>Huge pages in the pool: for a pool that only grows (simulate).</summary>
+    PoolSize,
+
+    /// <summary>The script's writes, in order: for a script that grows and shrinks (compare), so a curve never folds back.</summary>
+    Step,
 }
 
 /// <summary>One curve: a policy (or architecture) grown step by step.</summary>
@@ -68,12 +79,12 @@ public static class HvoPlot
     }
 
     /// <summary>Draw the series and maps into <paramref name="path"/> (SVG or PNG by its extension).</summary>
-    public static void Save(string path, string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps)
+    public static void Save(string path, string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, PlotAxis axis = PlotAxis.PoolSize)
     {
         ArgumentNullException.ThrowIfNull(series);
         ArgumentNullException.ThrowIfNull(maps);
         PlotFormat format = FormatOf(path);
-        Plot[] rows = Build(title, series, maps);
+        Plot[] rows = Build(title, series, maps, axis);
         int height = RowHeight * rows.Length;
         if (format == PlotFormat.Png)
         {
@@ -107,15 +118,15 @@ public static class HvoPlot
             root.Add(row);
         }
 
-        new XDocument(new XDeclaration("1.0", "utf-8", null), root).Save(path);
+        Svg.Save(path, root);
     }
 
-    private static Plot[] Build(string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps)
+    private static Plot[] Build(string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, PlotAxis axis)
     {
         var saved = new Plot();
         var cost = new Plot();
-        Curves(saved, series, p => p.SavedBytes / (1 << 20), $"{title}: vmemmap memory saved", "saved (MiB)");
-        Curves(cost, series, p => p.PageTableBytes / (1 << 10), "page-table cost: PTE tables allocated by vmemmap PMD splits", "PTE tables (KiB)");
+        Curves(saved, series, axis, p => p.SavedBytes / (1 << 20), $"{title}: vmemmap memory saved", "saved (MiB)");
+        Curves(cost, series, axis, p => p.PageTableBytes / (1 << 10), "page-table cost: PTE tables allocated by vmemmap PMD splits", "PTE tables (KiB)");
         var rows = new List<Plot> { saved, cost };
         foreach (VmemmapPicture map in maps)
         {
@@ -127,23 +138,39 @@ public static class HvoPlot
         return [.. rows];
     }
 
-    private static void Curves(Plot plot, IReadOnlyList<GrowthSeries> series, Func<GrowthPoint, double> y, string title, string yLabel)
+    private static void Curves(Plot plot, IReadOnlyList<GrowthSeries> series, PlotAxis axis, Func<GrowthPoint, double> y, string title, string yLabel)
     {
-        foreach (GrowthSeries s in series)
+        for (int i = 0; i < series.Count; i++)
         {
-            double[] xs = [.. s.Points.Select(p => p.HugePages)];
+            GrowthSeries s = series[i];
+            double[] xs = [.. s.Points.Select(p => axis == PlotAxis.Step ? p.Step : p.HugePages)];
             double[] ys = [.. s.Points.Select(y)];
             var scatter = plot.Add.Scatter(xs, ys);
+            Distinguish(scatter, i);
             scatter.LegendText = s.Label;
-            scatter.LineWidth = 2;
-            scatter.MarkerSize = 4;
         }
 
         plot.Title(title);
-        plot.XLabel("huge pages in the pool (sampled after each write of nr_hugepages)");
+        plot.XLabel(axis == PlotAxis.Step
+            ? "the script's writes, in order (0: before the first)"
+            : "huge pages in the pool (sampled after each write of nr_hugepages)");
         plot.YLabel(yLabel);
         plot.Axes.Margins(0.02, 0.08);
         plot.ShowLegend(Alignment.UpperLeft);
+    }
+
+    private static readonly MarkerShape[] Markers = [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.OpenCircle, MarkerShape.OpenSquare, MarkerShape.Cross, MarkerShape.Eks];
+
+    private static readonly LinePattern[] Patterns = [LinePattern.Solid, LinePattern.Dashed, LinePattern.Dotted, LinePattern.DenselyDashed];
+
+    /// <summary>Series that coincide stay apart: each its own colour, marker and dash pattern, the later ones drawn thinner on top.</summary>
+    public static void Distinguish(ScottPlot.Plottables.Scatter scatter, int index)
+    {
+        ArgumentNullException.ThrowIfNull(scatter);
+        scatter.MarkerShape = Markers[index % Markers.Length];
+        scatter.LinePattern = Patterns[index % Patterns.Length];
+        scatter.LineWidth = Math.Max(1, 3 - (index % 3));
+        scatter.MarkerSize = Math.Max(4, 9 - (2 * (index % 3)));
     }
 
     private static void Map(Plot plot, VmemmapPicture picture)

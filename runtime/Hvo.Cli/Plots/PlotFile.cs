@@ -11,23 +11,30 @@ internal static class PlotFile
     public static void Validate(string path)
     {
         HvoPlot.FormatOf(path);
-        string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        if (!Directory.Exists(dir))
-        {
-            throw new UsageException($"--plot: cannot write '{path}': the directory {dir} does not exist");
-        }
+        OutputFile.Validate(path, "--plot");
     }
 
     /// <summary>Draw and write the picture; an I/O failure is a usage error naming the file.</summary>
-    public static void Save(string path, string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps)
+    public static void Save(string path, string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, PlotAxis axis)
     {
         try
         {
-            HvoPlot.Save(path, title, series, maps);
+            HvoPlot.Save(path, title, series, maps, axis);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new UsageException($"--plot: cannot write '{path}': {e.Message}");
         }
+    }
+}
+
+/// <summary>An SVG document written as UTF-8 without a byte-order mark, as browsers and tools expect.</summary>
+internal static class Svg
+{
+    public static void Save(string path, System.Xml.Linq.XElement root)
+    {
+        var settings = new System.Xml.XmlWriterSettings { Encoding = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false), Indent = false };
+        using var writer = System.Xml.XmlWriter.Create(path, settings);
+        new System.Xml.Linq.XDocument(new System.Xml.Linq.XDeclaration("1.0", "utf-8", null), root).Save(writer);
     }
 }

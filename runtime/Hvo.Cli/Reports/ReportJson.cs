@@ -20,6 +20,7 @@ internal static class ReportJson
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(SimulationReport))]
 [JsonSerializable(typeof(SimulationReport[]))]
+[JsonSerializable(typeof(ExampleInfo[]))]
 internal sealed partial class ReportJsonContext : JsonSerializerContext;
 
 /// <summary>/proc/meminfo as an object of the kernel's keys and values, in the kernel's order (<see cref="MemInfo.Fields"/>).</summary>

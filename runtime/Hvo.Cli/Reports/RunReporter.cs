@@ -13,7 +13,20 @@ namespace Hvo.Cli.Reports;
 /// <param name="PagesAllocated">Fresh huge pages the writes of nr_hugepages allocated.</param>
 /// <param name="Trace">The points the command plots: the pool and HVO's balance before the commands and after the writes it chose.</param>
 /// <param name="Map">The vmemmap's leaves at the end, when asked for (a walk of every leaf).</param>
-internal sealed record RunResult(SimulationReport Report, bool Interrupted, ulong PagesAllocated, IReadOnlyList<GrowthPoint> Trace, VmemmapLeafMap? Map);
+internal sealed record RunResult(SimulationReport Report, bool Interrupted, ulong PagesAllocated, IReadOnlyList<GrowthPoint> Trace, VmemmapLeafMap? Map)
+{
+    /// <summary>The script's exit status, as a shell's.</summary>
+    public int ExitStatus { get; init; }
+
+    /// <summary>The commands that failed with nothing testing them.</summary>
+    public IReadOnlyList<FailedCommand> Failed { get; init; } = [];
+
+    /// <summary>set -e (or set -u) stopped the script.</summary>
+    public bool Stopped { get; init; }
+
+    /// <summary>The statements as they ran, with what each printed.</summary>
+    public IReadOnlyList<StatementRun> Ran { get; init; } = [];
+}
 
 /// <summary>
 /// The one place a finished script becomes a <see cref="RunResult"/>, for <c>simulate</c>,
@@ -22,21 +35,21 @@ internal sealed record RunResult(SimulationReport Report, bool Interrupted, ulon
 /// session's trace, <paramref name="requested"/> is what simulate asked of each size.
 /// </summary>
 internal sealed class RunReporter(
-    string command, string workLabel, bool map, Func<IReadOnlyList<TracePoint>, IEnumerable<PoolSample>> points, IReadOnlyDictionary<ulong, ulong>? requested = null)
+    string command, string workLabel, bool map, Func<IReadOnlyList<TracePoint>, IEnumerable<(int Step, PoolSample Sample)>> points, IReadOnlyDictionary<ulong, ulong>? requested = null)
     : IScenarioReporter<RunResult>
 {
     /// <summary>A script's report (<c>hvo run</c>, <c>hvo compare</c>), its trace's <see cref="Changes"/>, and the vmemmap's map when <paramref name="map"/>.</summary>
     public static RunReporter ForScript(bool map = false) => new("run", "script ran", map, Changes);
 
-    /// <summary>The point before the commands and each one that differs from the one before it: the writes that changed the pool or HVO's balance.</summary>
-    public static IEnumerable<PoolSample> Changes(IReadOnlyList<TracePoint> trace)
+    /// <summary>The point before the commands and each one that differs from the one before it: the writes that changed the pool or HVO's balance, each with its step (the write's number).</summary>
+    public static IEnumerable<(int Step, PoolSample Sample)> Changes(IReadOnlyList<TracePoint> trace)
     {
         ArgumentNullException.ThrowIfNull(trace);
         for (int i = 0; i < trace.Count; i++)
         {
             if (i == 0 || trace[i].Sample != trace[i - 1].Sample)
             {
-                yield return trace[i].Sample;
+                yield return (i, trace[i].Sample);
             }
         }
     }
@@ -54,7 +67,13 @@ internal sealed class RunReporter(
             report,
             session.Interrupted,
             session.PagesAllocated,
-            [.. points(session.Trace).Select(GrowthPoint.Of)],
-            map ? VmemmapLeafMap.Of(session.Machine, session.Pool) : null);
+            [.. points(session.Trace).Select(p => GrowthPoint.Of(p.Sample, p.Step))],
+            map ? VmemmapLeafMap.Of(session.Machine, session.Pool) : null)
+        {
+            ExitStatus = session.ExitStatus,
+            Failed = session.Shell.Failed,
+            Stopped = session.Shell.Stopped,
+            Ran = session.Ran,
+        };
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Linq;
 using System.Text.Json.Serialization;
 using Hvo.HugeTlb;
@@ -34,6 +35,27 @@ internal sealed record HvoReport(
     [property: JsonIgnore] long BbmViolations,
     [property: JsonIgnore] bool BbmChecked);
 
+/// <summary>One change of a live entry the break-before-make checker reported: where, which entry, from what to what, in which kernel step, and why it breaks the rule.</summary>
+internal sealed record BbmFinding(string Address, string Level, string OldEntry, string NewEntry, string Step, string Rule)
+{
+    public static BbmFinding Of(Violation v) => new(
+        $"0x{v.Address:x16}",
+        v.Change?.Level ?? string.Empty,
+        v.Change is { } c ? $"0x{c.OldEntry:x16}" : string.Empty,
+        v.Change is { } d ? $"0x{d.NewEntry:x16}" : string.Empty,
+        v.Change?.Step ?? string.Empty,
+        v.Change?.What ?? v.Detail);
+}
+
+/// <summary>A policy that keeps break-before-make on this architecture, and the options that give it its entry writer.</summary>
+internal sealed record SafePolicy(string Policy, string Options);
+
+/// <summary>A statement of <c>hvo run</c>'s script as it ran.</summary>
+internal sealed record TranscriptEntry(string Location, string Command, string Output, int Status);
+
+/// <summary>A command of <c>hvo run</c>'s script that failed with nothing testing it.</summary>
+internal sealed record FailedCommandReport(string Location, string Command, int Status);
+
 /// <summary>
 /// The report of docs/ARCHITECTURE.md §6, as data: the machine, the policy, /proc/meminfo, every
 /// hstate, HVO's counters and what the run took. Rendered, never read back: as text
@@ -63,10 +85,44 @@ internal sealed record SimulationReport(
     [property: JsonIgnore] double WorkMs,
     [property: JsonIgnore] long HostFrameBytes)
 {
-    /// <summary>The checker's count where it ran (the JSON key <c>breakBeforeMakeViolations</c>, last), else null.</summary>
+    /// <summary>The checker's count where it ran (the JSON key <c>breakBeforeMakeViolations</c>, after the counters), else null.</summary>
     [JsonPropertyOrder(1)]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long? BreakBeforeMakeViolations => Hvo.BbmChecked ? Hvo.BbmViolations : null;
+
+    /// <summary>The checker's findings, in the order they happened (all, or the first <c>--violations N</c>); null where it did not run.</summary>
+    [JsonPropertyOrder(2)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<BbmFinding>? BreakBeforeMakeFindings { get; init; }
+
+    /// <summary>Where the checker ran: the policies whose entry writer keeps the rule on this architecture, with the options that give it.</summary>
+    [JsonPropertyOrder(3)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<SafePolicy>? BreakBeforeMakeSafePolicies { get; init; }
+
+    /// <summary>Ctrl-C stopped the run: the pool grew less than asked because of it, not for want of memory.</summary>
+    [JsonPropertyOrder(4)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Interrupted { get; init; }
+
+    /// <summary><c>hvo run</c>: the script's exit status, as a shell's (the last command's).</summary>
+    [JsonPropertyOrder(5)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? ExitStatus { get; init; }
+
+    /// <summary><c>hvo run</c>: the commands that failed with nothing testing them.</summary>
+    [JsonPropertyOrder(6)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<FailedCommandReport>? FailedCommands { get; init; }
+
+    /// <summary><c>hvo run --json</c>: each statement, what it printed and its status (the transcript, which stays off standard output).</summary>
+    [JsonPropertyOrder(7)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<TranscriptEntry>? Transcript { get; init; }
+
+    /// <summary>All the checker's findings, kept for <see cref="BreakBeforeMakeFindings"/> and the text report.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<BbmFinding> AllFindings { get; init; } = [];
 
     /// <summary>The report of a machine as it is now: meminfo, every hstate, HVO's counters, and whether new pages are optimized.</summary>
     public static SimulationReport Of<TArch>(
@@ -90,11 +146,16 @@ internal sealed record SimulationReport(
             new HvoReport(
                 c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize),
                 c.TlbRangeFlushes, c.TlbFullFlushes, c.BbmRetries, c.BbmRetriesExhausted,
-                machine.Violations.CountOf(global::Hvo.Paging.ViolationKind.BreakBeforeMake),
+                machine.Violations.CountOf(ViolationKind.BreakBeforeMake),
                 machine.BreakBeforeMake is not null),
             shellErrors,
             bootMs,
             workMs,
-            machine.Frames.MaterializedBytes);
+            machine.Frames.MaterializedBytes)
+        {
+            AllFindings = machine.BreakBeforeMake is null
+                ? []
+                : [.. machine.Violations.Snapshot().Where(v => v.Kind == ViolationKind.BreakBeforeMake).Select(BbmFinding.Of)],
+        };
     }
 }

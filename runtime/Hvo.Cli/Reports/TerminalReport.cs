@@ -19,12 +19,12 @@ internal static class TerminalReport
     /// <summary>A Spectre console on standard output.</summary>
     public static IAnsiConsole OutputConsole() => AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
 
-    public static void Write(IAnsiConsole console, TextWriter plain, SimulationReport report)
+    public static void Write(IAnsiConsole console, TextWriter plain, SimulationReport report, int? violations = null)
     {
         ArgumentNullException.ThrowIfNull(console);
         ArgumentNullException.ThrowIfNull(plain);
         ArgumentNullException.ThrowIfNull(report);
-        plain.Write(ReportText.Heading(report) + ReportText.Pool(report) + ReportText.BreakBeforeMake(report));
+        plain.Write(ReportText.Heading(report) + ReportText.Pool(report) + ReportText.BreakBeforeMake(report, violations));
         plain.WriteLine();
         plain.Flush();
         long pageSize = (long)report.PageSize;
@@ -45,26 +45,13 @@ internal static class TerminalReport
         Row(table, "TLB flushes", h.TlbFlushes, null, "range and full flushes");
         Row(table, "net bytes saved", h.NetBytesSaved, h.NetBytesSaved, "freed - restored - tables");
         console.Write(table);
+        console.WriteLine(Units.Legend);
     }
 
     private static void Row(Table table, string name, long value, long? bytes, string what) =>
         table.AddRow(
             Markup.Escape(name),
             value.ToString(CultureInfo.InvariantCulture),
-            bytes is { } b ? Human(b) : string.Empty,
+            bytes is { } b ? Units.Size(b) : string.Empty,
             $"[grey]{Markup.Escape(what)}[/]");
-
-    private static string Human(long bytes)
-    {
-        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
-        double v = Math.Abs((double)bytes);
-        int u = 0;
-        while (v >= 1024 && u < units.Length - 1)
-        {
-            v /= 1024;
-            u++;
-        }
-
-        return (bytes < 0 ? "-" : string.Empty) + v.ToString(u == 0 ? "0" : "0.0", CultureInfo.InvariantCulture) + " " + units[u];
-    }
 }

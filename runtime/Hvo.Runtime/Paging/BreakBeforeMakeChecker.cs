@@ -194,7 +194,10 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
     private void Report(int level, ulong va, ulong oldEntry, ulong newEntry, string? walkStep, string what)
     {
         string step = level < TArch.LastLevel && TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry) ? SplitStep : walkStep ?? Step;
-        _violations.Add(new Violation(ViolationKind.BreakBeforeMake, va,
-            $"{step}: {TArch.Info.Levels[level].Name} entry 0x{oldEntry:x16} -> 0x{newEntry:x16}: {what}"));
+        string name = TArch.Info.Levels[level].Name;
+        _violations.Add(new Violation(ViolationKind.BreakBeforeMake, va, $"{step}: {name} entry 0x{oldEntry:x16} -> 0x{newEntry:x16}: {what}")
+        {
+            Change = new EntryChange(name, oldEntry, newEntry, step, what),
+        });
     }
 }

@@ -21,8 +21,14 @@ public enum ViolationKind
 /// <summary>One broken rule, with where and at which step.</summary>
 public sealed record Violation(ViolationKind Kind, ulong Address, string Detail)
 {
+    /// <summary>The entry's change, for a violation about one (break-before-make); null otherwise.</summary>
+    public EntryChange? Change { get; init; }
+
     public override string ToString() => $"{Kind} at 0x{Address:x16}: {Detail}";
 }
+
+/// <summary>A page-table entry replaced by another: its level's name, the two values, the kernel step (the walk's, e.g. vmemmap_remap_pte) and what rule the change broke.</summary>
+public sealed record EntryChange(string Level, ulong OldEntry, ulong NewEntry, string Step, string What);
 
 /// <summary>The violations the machine's checkers recorded; the simulation keeps running after each.</summary>
 public sealed class ViolationLog

@@ -20,9 +20,10 @@ public sealed record KernelFile(Func<string>? Read, Func<string, Errno>? Write);
 /// /sys/devices/system/node/nodeK/{meminfo, hugepages/...}, /proc/buddyinfo, /proc/zoneinfo,
 /// /sys/kernel/debug/kernel_page_tables and /sys/kernel/debug/fail_page_alloc/*. Paths resolve as
 /// the VFS would (<c>//</c>, <c>.</c>, <c>..</c>); a write returns the errno of the kernel's store
-/// function, after doing what the kernel would have done of it.
+/// function, after doing what the kernel would have done of it. <c>/dev/null</c> is there too, for
+/// the <c>&gt; /dev/null</c> of pasted command lines.
 /// </summary>
-public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
+public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struct, IPagingArch
 {
     private const string ProcVm = "/proc/sys/vm/";
     private readonly Dictionary<string, KernelFile> _files = new(StringComparer.Ordinal);
@@ -51,6 +52,7 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
         _signal = options.Signal;
         _progress = options.Progress;
 
+        Add("/dev/null", () => string.Empty, _ => Errno.None);
         Add("/proc/meminfo", () => pool.MemInfo().Format());
         Add("/proc/cmdline", () => commandLine + "\n");
         Add("/proc/buddyinfo", machine.Pages.BuddyInfo);
@@ -115,59 +117,74 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
     {
         ArgumentNullException.ThrowIfNull(data);
         failedAtOpen = true;
+        Errno e = OpenForWrite(path);
+        if (e != Errno.None)
+        {
+            return e;
+        }
+
+        failedAtOpen = false;
+        Open(path, out KernelFile? file);
+        return file!.Write!(data);
+    }
+
+    /// <summary>The open of a write: a new name in an existing directory is -EACCES, as sysfs and procfs create no files; so is a read-only file.</summary>
+    public Errno OpenForWrite(string path)
+    {
         Errno e = Open(path, out KernelFile? file);
         if (e == Errno.ENOENT && Parent(path) is { } parent && _directories.Contains(parent))
         {
             return Errno.EACCES;
         }
 
-        if (e != Errno.None)
+        return e != Errno.None ? e : file!.Write is null ? Errno.EACCES : Errno.None;
+    }
+
+    public ShellFileKind Kind(string path) =>
+        KernelFilesPath.Normalize(path) is not { } p ? ShellFileKind.None
+        : _directories.Contains(p) ? ShellFileKind.Directory
+        : _files.ContainsKey(p) ? ShellFileKind.File
+        : ShellFileKind.None;
+
+    public IReadOnlyList<string> Children(string directory)
+    {
+        if (KernelFilesPath.Normalize(directory) is not { } d || !_directories.Contains(d))
         {
-            return e;
+            return [];
         }
 
-        if (file!.Write is null)
+        _children ??= BuildChildren();
+        return _children.TryGetValue(d, out List<string>? names) ? names : [];
+    }
+
+    private Dictionary<string, List<string>>? _children;
+
+    private Dictionary<string, List<string>> BuildChildren()
+    {
+        var children = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (string path in _files.Keys.Concat(_directories))
         {
-            return Errno.EACCES;
+            if (Parent(path) is { } parent)
+            {
+                if (!children.TryGetValue(parent, out List<string>? names))
+                {
+                    children[parent] = names = [];
+                }
+
+                names.Add(path[(path.LastIndexOf('/') + 1)..]);
+            }
         }
 
-        failedAtOpen = false;
-        return file.Write(data);
+        foreach (List<string> names in children.Values)
+        {
+            names.Sort(StringComparer.Ordinal);
+        }
+
+        return children;
     }
 
     /// <summary>The path the VFS would resolve: absolute, <c>.</c> and <c>..</c> and repeated slashes gone; null for a relative path.</summary>
-    public static string? Normalize(string path, out bool trailingSlash)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        trailingSlash = path.Length > 1 && path.EndsWith('/');
-        if (!path.StartsWith('/'))
-        {
-            return null;
-        }
-
-        var parts = new List<string>();
-        foreach (string part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (part == ".")
-            {
-                continue;
-            }
-
-            if (part == "..")
-            {
-                if (parts.Count > 0)
-                {
-                    parts.RemoveAt(parts.Count - 1);
-                }
-
-                continue;
-            }
-
-            parts.Add(part);
-        }
-
-        return "/" + string.Join('/', parts);
-    }
+    public static string? Normalize(string path, out bool trailingSlash) => KernelFilesPath.Normalize(path, out trailingSlash);
 
     private Errno Open(string path, out KernelFile? file)
     {
@@ -215,6 +232,7 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
     private void Add(string path, Func<string>? read, Func<string, Errno>? write = null)
     {
         _files.Add(path, new KernelFile(read, write));
+        _children = null;
         for (string? up = Parent(path); up is not null; up = Parent(up))
         {
             _directories.Add(up);

@@ -52,6 +52,15 @@ public sealed record ScenarioOptions
     public Action<ulong>? Progress { get; init; }
 
     /// <summary>
+    /// Told HVO's counters once the machine has booted, for a driver that shows the optimization's
+    /// progress from another thread (the counters are read atomically).
+    /// </summary>
+    public Action<HvoCounters>? Booted { get; init; }
+
+    /// <summary>Where the shell's hints go ("did you mean ...?" for a missing path): the command's standard error, not the transcript.</summary>
+    public TextWriter Diagnostics { get; init; } = TextWriter.Null;
+
+    /// <summary>
     /// The kernel's arch code for changing a live page-table entry (<see cref="MachineConfig.EntryWriter"/>);
     /// null for the machine's own choice. Like the CPUs below, not something a boot line names.
     /// </summary>
@@ -95,8 +104,11 @@ public sealed record ScenarioOptions
 /// <param name="NeedsBbmLevel2">CPUs with FEAT_BBM level 2 are needed too.</param>
 public sealed record MachineRefusal(string Reason, EntryWriterKind? NeedsWriter, bool NeedsBbmLevel2);
 
-/// <summary>One point of <see cref="ScenarioSession{TArch}.Trace"/>: the pool and HVO's balance after a statement, or before the first (<paramref name="After"/> null).</summary>
-public readonly record struct TracePoint(Statement? After, PoolSample Sample);
+/// <summary>One point of <see cref="ScenarioSession{TArch}.Trace"/>: the pool and HVO's balance after a write to <paramref name="Written"/>, or before the first command (null).</summary>
+public readonly record struct TracePoint(string? Written, PoolSample Sample);
+
+/// <summary>A statement of the script as it ran: where, as written, what it printed (commands' messages included) and its exit status.</summary>
+public sealed record StatementRun(SourceLocation Location, string Command, string Output, int Status);
 
 /// <summary>
 /// A script on one booted machine: the machine from the boot line, its HVO policy and HugeTLB
@@ -124,6 +136,8 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(bootParameter: boot.FreeVmemmap));
         Pool = new HugeTlbPool<TArch>(machine, Optimizer, bootPages);
         Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine, options);
+        Shell = new Shell(new ShellContext(Files, options.Diagnostics, () => [.. boot.Notices, .. Pool.Log], path => Sample(path)));
+        options.Booted?.Invoke(Optimizer.Total);
     }
 
     public Script Script { get; }
@@ -138,8 +152,19 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
     public KernelFiles<TArch> Files { get; }
 
-    /// <summary>Opens and writes the kernel refused, and files cat could not read: each printed a shell error.</summary>
-    public int ShellErrors { get; private set; }
+    /// <summary>The shell running the script's commands: its variables, <c>$?</c>, and the commands that failed.</summary>
+    public Shell Shell { get; }
+
+    /// <summary>Opens and writes the kernel refused, and files that could not be read: each printed a shell error.</summary>
+    public int ShellErrors => Shell.Context.FileErrors;
+
+    /// <summary>The script's exit status, as a shell's: the last command's (0 when none ran).</summary>
+    public int ExitStatus => Shell.Status;
+
+    /// <summary>The statements that ran, in order, with what each printed and its status.</summary>
+    public IReadOnlyList<StatementRun> Ran => _ran;
+
+    private readonly List<StatementRun> _ran = [];
 
     /// <summary>A pending signal (<see cref="ScenarioOptions.Signal"/>) cut a write of nr_hugepages short or stopped the script.</summary>
     public bool Interrupted => _stopped || Files.Interrupted;
@@ -207,7 +232,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
     private readonly List<TracePoint> _trace = new();
 
-    private void Sample(Statement? after) => _trace.Add(new TracePoint(after, PoolSample.Of(Pool, Optimizer)));
+    private void Sample(string? written) => _trace.Add(new TracePoint(written, PoolSample.Of(Pool, Optimizer)));
 
     /// <summary>Execute every command in order, writing the transcript to <paramref name="output"/>.</summary>
     public void Run(TextWriter output)
@@ -229,6 +254,11 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                 break;
             }
 
+            if (line is Statement && Shell.Stopped)
+            {
+                break; // set -e: nothing runs after the failure
+            }
+
             switch (line)
             {
                 case BlankLine when echo:
@@ -240,15 +270,14 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                 case Statement s:
                     if (echo)
                     {
-                        output.WriteLine("$ " + s.Text);
+                        // As an interactive shell shows it: the prompt, and '> ' before each line a loop goes on to.
+                        output.WriteLine("$ " + s.Text.Replace("\n", "\n> ", StringComparison.Ordinal));
                     }
 
-                    Execute(s, output);
-                    if (s is EchoStatement)
-                    {
-                        Sample(s);
-                    }
-
+                    var printed = new StringWriter(System.Globalization.CultureInfo.InvariantCulture) { NewLine = "\n" };
+                    int status = s is BootStatement ? WriteKernelLog(printed) : Shell.Run(s, printed);
+                    output.Write(printed.ToString());
+                    _ran.Add(new StatementRun(s.Location, s.Text, printed.ToString(), status));
                     break;
             }
         }
@@ -308,51 +337,13 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
     private static long VmemmapFrames(Machine<TArch> m) => m.Owners.Count(FrameOwner.BootVmemmap) + m.Owners.Count(FrameOwner.RuntimeVmemmap);
 
-    private void Execute(Statement s, TextWriter output)
-    {
-        switch (s)
-        {
-            case BootStatement:
-                WriteKernelLog(output);
-                break;
-
-            case EchoStatement { Target: null } e:
-                output.Write(e.Data);
-                break;
-
-            case EchoStatement { Target: { } target } e:
-                Errno written = Files.Write(target.Value, e.Data, out bool atOpen);
-                if (written != Errno.None)
-                {
-                    ShellErrors++;
-                    output.WriteLine(atOpen ? $"sh: {target.Value}: {ErrnoText.Message(written)}" : $"sh: echo: write error: {ErrnoText.Message(written)}");
-                }
-
-                break;
-
-            case CatStatement cat:
-                foreach (ScriptWord path in cat.Paths)
-                {
-                    Errno read = Files.Read(path.Value, out string text);
-                    if (read != Errno.None)
-                    {
-                        ShellErrors++;
-                        output.WriteLine($"cat: {path.Value}: {ErrnoText.Message(read)}");
-                        continue;
-                    }
-
-                    output.Write(text);
-                }
-
-                break;
-        }
-    }
-
-    private void WriteKernelLog(TextWriter output)
+    private int WriteKernelLog(TextWriter output)
     {
         foreach (string notice in BootLine.Notices.Concat(Pool.Log))
         {
             output.WriteLine("kernel: " + notice);
         }
+
+        return 0;
     }
 }

@@ -1,5 +1,7 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 
 namespace Hvo.Scenario;
 
@@ -10,20 +12,37 @@ public readonly record struct SourceLocation(string File, int Line, int Column)
 }
 
 /// <summary>
-/// A script that cannot run: a syntax error, or a boot line the simulated machine cannot boot
-/// with. <see cref="Exception.Message"/> is the whole <c>file:line:column: message</c> line.
+/// A script that cannot run: syntax errors, or a boot line the simulated machine cannot boot
+/// with. <see cref="Exception.Message"/> is the <c>file:line:column: message</c> line of each error,
+/// one a line, in the order of the script; <see cref="Location"/> and <see cref="Reason"/> are the first's.
 /// </summary>
 public sealed class ScriptError : Exception
 {
     public ScriptError(SourceLocation location, string reason)
-        : base($"{location}: {reason}")
+        : this(location, reason, [])
+    {
+    }
+
+    private ScriptError(SourceLocation location, string reason, IReadOnlyList<ScriptError> more)
+        : base(string.Join('\n', new[] { $"{location}: {reason}" }.Concat(more.Select(e => e.Message))))
     {
         Location = location;
         Reason = reason;
+        All = [this, .. more];
     }
 
     public SourceLocation Location { get; }
 
     /// <summary>The message without its location.</summary>
     public string Reason { get; }
+
+    /// <summary>Every error found, this one first.</summary>
+    public IReadOnlyList<ScriptError> All { get; }
+
+    /// <summary>One error holding <paramref name="errors"/> (at least one), in order.</summary>
+    public static ScriptError Of(IReadOnlyList<ScriptError> errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        return errors.Count == 1 ? errors[0] : new ScriptError(errors[0].Location, errors[0].Reason, [.. errors.Skip(1)]);
+    }
 }

@@ -39,13 +39,44 @@ public sealed class ReportTests
         SimulationReport r = Made(bbmChecked: true, requested: 50);
         string text = ReportText.Render(r);
         Assert.AreEqual(ReportText.Heading(r) + ReportText.Pool(r) + ReportText.Counters(r) + ReportText.BreakBeforeMake(r), text);
-        StringAssert.StartsWith(text, "hvo simulate: toy-arch (a toy, 16 KiB pages), 3G, 2 node(s), policy v9.9, HVO off\nbooted in 35 ms; pool grown in 36 ms; simulated frame bytes kept: 37 kB\n\n" + r.MemInfo.Format());
+        StringAssert.StartsWith(text, "hvo simulate: toy-arch (a toy, 16 KiB pages), 3G, 2 node(s), policy v9.9, HVO off\nbooted in 35 ms; pool grown in 36 ms; host memory holding the simulated frames: 37 kB\n\n" + r.MemInfo.Format());
         StringAssert.Contains(text, "hugepages-2048kB: nr_hugepages 11, free 12, surplus 13, vmemmap optimized 14\n");
-        StringAssert.Contains(text, "hugepages-2048kB: asked for 50, the pool grew to 11:");
+        StringAssert.Contains(text, "hugepages-2048kB: asked for 50, the pool grew to 11: no memory for more");
         Assert.IsFalse(text.Contains("hugepages-32768kB", StringComparison.Ordinal), "an empty hstate has no line");
         StringAssert.Contains(text, "HVO TLB flushes:                      27   (range 29, full 30)\n");
-        StringAssert.EndsWith(text, "HVO net bytes saved:                  28\nHVO cmpxchg retries:                  31   (pages rolled back: 32)\nbreak-before-make violations:         33\n");
+        StringAssert.Contains(text, "HVO vmemmap pages freed:              21   (336 kB)\n", "21 pages of the report's 16 KiB, in compare's units");
+        StringAssert.Contains(text, "HVO PTE tables allocated:             23   (368 kB)\n");
+        StringAssert.Contains(text, "HVO net bytes saved:                  28   (0 kB)\nHVO cmpxchg retries:                  31   (pages rolled back: 32)\n" + Units.Legend + "\n");
+        StringAssert.EndsWith(text, "break-before-make violations:         33\n  (--violations [N] lists them: address, level, old and new entry, kernel step)\n");
         Assert.AreEqual(string.Empty, ReportText.BreakBeforeMake(Made(bbmChecked: false, requested: null)));
+    }
+
+    [TestMethod]
+    public void ACtrlCReportSaysInterruptedNotNoMemory()
+    {
+        string text = ReportText.Pool(Made(bbmChecked: false, requested: 50) with { Interrupted = true });
+        StringAssert.Contains(text, "hugepages-2048kB: asked for 50, the pool grew to 11: interrupted (Ctrl-C) before the rest was allocated\n");
+        Assert.IsFalse(text.Contains("no memory", StringComparison.Ordinal), text);
+    }
+
+    [TestMethod]
+    public void ViolationsListsTheFindingsAndTheSafePolicies()
+    {
+        BbmFinding[] findings = [.. Enumerable.Range(0, 3).Select(i => new BbmFinding($"0x{i:x16}", "pte", "0x1", "0x2", "vmemmap_remap_pte", "a live valid entry got a different output address without break-before-make"))];
+        SimulationReport r = Made(bbmChecked: true, requested: null) with { AllFindings = findings, BreakBeforeMakeSafePolicies = [new SafePolicy("arm64-bbm-fault", "--entry-writer break-flush-make")] };
+        string two = ReportText.BreakBeforeMake(r, 2);
+        string[] lines = two.TrimEnd('\n').Split('\n');
+        CollectionAssert.AreEqual(
+            new[]
+            {
+                "break-before-make violations:         33",
+                "  0x0000000000000000 pte  0x1 -> 0x2  vmemmap_remap_pte: a live valid entry got a different output address without break-before-make",
+                "  0x0000000000000001 pte  0x1 -> 0x2  vmemmap_remap_pte: a live valid entry got a different output address without break-before-make",
+                "  ... 1 more (--violations with no number lists all)",
+                "safe on toy-arch: --policy arm64-bbm-fault --entry-writer break-flush-make",
+            },
+            lines);
+        Assert.AreEqual(3, ReportText.BreakBeforeMake(r, int.MaxValue).Split('\n').Count(l => l.StartsWith("  0x", StringComparison.Ordinal)));
     }
 
     [TestMethod]
@@ -103,10 +134,11 @@ public sealed class ReportTests
         StringAssert.Contains(shown, "HVO under v9.9");
         string Row(string name) => rows.Single(l => l.Contains(name, StringComparison.Ordinal));
         StringAssert.Contains(Row("vmemmap pages freed"), "21");
-        StringAssert.Contains(Row("vmemmap pages freed"), "336.0 KiB", "21 pages of the report's 16 KiB");
-        StringAssert.Contains(Row("PTE tables allocated"), "368.0 KiB", "23 pages of 16 KiB");
+        StringAssert.Contains(Row("vmemmap pages freed"), "336 kB", "21 pages of the report's 16 KiB");
+        StringAssert.Contains(Row("PTE tables allocated"), "368 kB", "23 pages of 16 KiB");
         StringAssert.Contains(Row("TLB flushes"), "27");
-        StringAssert.Contains(Row("net bytes saved"), "28 B");
+        StringAssert.Contains(Row("net bytes saved"), "0 kB");
+        StringAssert.Contains(shown, Units.Legend);
         Assert.IsFalse(TerminalReport.IsTerminal(new StringWriter()), "a writer passed in is never the terminal");
     }
 

@@ -57,15 +57,20 @@ public sealed class RunCommandTests
     }
 
     [TestMethod]
-    public void RunJsonPrintsTheContractReportAfterTheTranscript()
+    public void RunJsonIsOneDocumentHoldingTheReportAndTheTranscript()
     {
         var (exit, output, err) = Hvo("run", "grow-shrink", "--json");
         Assert.AreEqual(0, exit, err);
-        int json = output.IndexOf("\n{\n", StringComparison.Ordinal);
-        Assert.IsGreaterThan(0, json);
-        StringAssert.Contains(output[..json], "$ cat /proc/meminfo\nMemTotal:");
-        using JsonDocument doc = JsonDocument.Parse(output[json..]);
+        using JsonDocument doc = JsonDocument.Parse(output); // the whole of standard output
         JsonElement root = doc.RootElement;
+        Assert.AreEqual(0, root.GetProperty("exitStatus").GetInt32());
+        Assert.AreEqual(0, root.GetProperty("failedCommands").GetArrayLength());
+        JsonElement[] transcript = [.. root.GetProperty("transcript").EnumerateArray()];
+        Script script = ScriptParser.Parse(Examples.Find("grow-shrink")!.Text, "grow-shrink");
+        CollectionAssert.AreEqual(script.Statements.Select(s => s.Text).ToArray(), transcript.Select(t => t.GetProperty("command").GetString()).ToArray(), "a statement per entry, in order");
+        JsonElement meminfo = transcript.First(t => t.GetProperty("command").GetString() == "cat /proc/meminfo");
+        StringAssert.StartsWith(meminfo.GetProperty("output").GetString(), "MemTotal:");
+        Assert.AreEqual("grow-shrink:" + script.Statements.First(s => s.Text == "cat /proc/meminfo").Location.Line + ":1", meminfo.GetProperty("location").GetString());
         Assert.AreEqual("x86_64", root.GetProperty("arch").GetString());
         Assert.AreEqual(HvoPolicy.Newest.Name, root.GetProperty("policy").GetString());
         Assert.IsTrue(root.GetProperty("hvoEnabled").GetBoolean());
@@ -98,15 +103,16 @@ public sealed class RunCommandTests
         StringAssert.StartsWith(output, "$ boot mem=1G\n$ echo 3 > /proc/sys/vm/nr_hugepages\n$ cat /proc/sys/vm/nr_hugepages\n3\n\nhvo run: arm64-4k ");
         StringAssert.Contains(output, "policy v5.14");
         long freed = 3 * FreedPerPage("arm64-4k", 2UL << 20, HvoPolicy.V5_14);
-        StringAssert.Contains(output, $"HVO vmemmap pages freed:    {freed,12}\n");
+        StringAssert.Contains(output, $"HVO vmemmap pages freed:    {freed,12}   (");
     }
 
     [TestMethod]
     public void NoEchoPrintsOnlyWhatTheCommandsPrint()
     {
-        var (exit, output, _) = HvoWithInput("# c\necho hi\ncat /nope\n", "run", "-", "--no-echo");
-        Assert.AreEqual(0, exit);
+        var (exit, output, err) = HvoWithInput("# c\necho hi\ncat /nope\n", "run", "-", "--no-echo");
+        Assert.AreEqual(1, exit, "a shell's status: the last command's");
         StringAssert.StartsWith(output, "hi\ncat: /nope: No such file or directory\n\nhvo run:");
+        Assert.AreEqual("hvo run: 1 command(s) failed and the script went on (set -e would stop at the first):\n  <stdin>:3:1: cat /nope  (exit status 1)\nhvo run: exit status 1, the last command's, as a shell's\n", err);
     }
 
     [TestMethod]
@@ -186,14 +192,15 @@ public sealed class RunCommandTests
     [TestMethod]
     public void CompareJsonIsAnArrayOfReportsOnePerArchAndPolicy()
     {
-        // By default each arch runs the policies its machine can: with break-flush-make as the entry
-        // writer, the kernel versions' and arm64-bbm-fault (FEAT_BBM level 2 and clear-AF need others).
+        // By default each arch runs the policies that apply to it and its machine can run: with
+        // break-flush-make as the entry writer, the kernel versions' everywhere, and on arm64-4k, which
+        // requires break-before-make, arm64-bbm-fault too (FEAT_BBM level 2 and clear-AF need other writers).
         var (exit, output, err) = Hvo("compare", "grow-shrink", "--archs", "x86_64,arm64-4k", "--entry-writer", "break-flush-make", "--json");
         Assert.AreEqual(0, exit, err);
         using JsonDocument doc = JsonDocument.Parse(output);
         JsonElement[] runs = [.. doc.RootElement.EnumerateArray()];
-        HvoPolicy[] runnable = [.. HvoPolicy.All.Where(p => p.RequiredWriter is null or EntryWriterKind.BreakFlushMake)];
-        string[] expected = [.. new[] { "x86_64", "arm64-4k" }.SelectMany(a => runnable.Select(p => $"{a} {p.Name}"))];
+        string[] kernel = [.. HvoPolicy.All.Where(p => p.RequiredWriter is null).Select(p => p.Name)];
+        string[] expected = [.. kernel.Select(p => $"x86_64 {p}"), .. kernel.Append(HvoPolicy.Arm64BbmFaultRetry.Name).Select(p => $"arm64-4k {p}")];
         CollectionAssert.AreEqual(expected, runs.Select(r => $"{r.GetProperty("arch").GetString()} {r.GetProperty("policy").GetString()}").ToArray());
         foreach (JsonElement r in runs)
         {
@@ -313,16 +320,19 @@ public sealed class RunCommandTests
 
         var piped = ProcessWithInput("boot mem=1G\necho 2 > /proc/sys/vm/nr_hugepages\ncat /proc/sys/vm/nr_hugepages\n", "run", "-", "--no-echo", "--json");
         Assert.AreEqual(0, piped.Exit, piped.Err);
-        StringAssert.StartsWith(piped.Out, "2\n\n{");
+        using (JsonDocument doc = JsonDocument.Parse(piped.Out))
+        {
+            Assert.AreEqual("2\n", doc.RootElement.GetProperty("transcript")[2].GetProperty("output").GetString());
+        }
 
         var compare = Process("compare", "policy-compare", "--policies", "v5.14,v6.7");
         Assert.AreEqual(0, compare.Exit, compare.Err);
         Assert.IsFalse(compare.Out.Contains('\u001b', StringComparison.Ordinal), "redirected: no ANSI");
         StringAssert.Contains(compare.Out, "| TLB flushes ");
 
-        var bad = ProcessWithInput("boot mem=1G\necho 1 | cat\n", "run", "-");
+        var bad = ProcessWithInput("boot mem=1G\necho 1 | frob\n", "run", "-");
         Assert.AreEqual(2, bad.Exit);
-        Assert.AreEqual("<stdin>:2:8: shell syntax '|' is not supported: a line is 'boot PARAM...' (first), 'echo VALUE > PATH', 'echo VALUE', 'cat PATH...' or a '# comment'\n", bad.Err);
+        Assert.AreEqual($"<stdin>:2:10: unknown command 'frob': {ScriptParser.Vocabulary}\n", bad.Err);
         Assert.AreEqual(string.Empty, bad.Out);
     }
 

@@ -27,6 +27,18 @@ public sealed class SizesTests
     }
 
     [TestMethod]
+    [DataRow("1.5T", 3UL << 39)]
+    [DataRow("1.5G", 3UL << 29)]
+    [DataRow("0.25M", 1UL << 18)]
+    [DataRow("2.5KiB", 2560UL)]
+    [DataRow("1.000T", 1UL << 40)]
+    public void ADecimalBeforeASuffixIsTakenWhereItIsWholeBytes(string text, ulong bytes)
+    {
+        Assert.IsTrue(Sizes.TryParse(text, out ulong value, out string error), error);
+        Assert.AreEqual(bytes, value);
+    }
+
+    [TestMethod]
     [DataRow("", "is not a size")]
     [DataRow("G", "is not a size")]
     [DataRow("-1G", "is not a size")]
@@ -35,7 +47,12 @@ public sealed class SizesTests
     [DataRow("4096iB", "unknown unit 'iB'")]
     [DataRow("2MiBs", "unknown unit 'MiBs'")]
     [DataRow("2mib", "unknown unit 'mib'")]
-    [DataRow("1.5G", "unknown unit '.5G'")]
+    [DataRow("1.3K", "is not a whole number of bytes")]
+    [DataRow("1.5", "a fraction of a byte")]
+    [DataRow("1.5X", "unknown unit 'X'")]
+    [DataRow(".5G", "is not a size")]
+    [DataRow("1.G", "is not a size")]
+    [DataRow("99999999999999999999.5E", "does not fit in 64 bits")]
     [DataRow("08G", "unknown unit '8G'")]
     [DataRow("12Q", "unknown unit 'Q'")]
     [DataRow("16EiB", "does not fit in 64 bits")]

@@ -21,7 +21,7 @@ namespace Hvo.Runtime.Tests.Scenario;
 public sealed class ScenarioFuzzTests
 {
     /// <summary>Characters that matter to the shell syntax, to numbers and sizes, and to paths.</summary>
-    private const string Alphabet = " \t\n\r'\"\\>#|;$&<()`0123456789-+xXNYnyMGKTP=/._abcz\u00e9";
+    private const string Alphabet = " \t\n\r'\"\\>#|;$&<()`{}*?[]0123456789-+xXNYnyMGKTP=/._abcz\u00e9";
 
     private static readonly string[] Archs = ["x86_64", "arm64-4k"];
 
@@ -52,6 +52,11 @@ public sealed class ScenarioFuzzTests
         (3, PathGen.Select(p => $"cat {p}")),
         (1, Gen.Select(PathGen, PathGen, (a, b) => $"cat {a} {b}")),
         (1, Value.Select(v => $"echo {v}")),
+        (1, Gen.Select(Value, PathGen, (v, p) => $"N={v}; echo $N | tee {p} && cat {p} || echo failed")),
+        (1, Gen.Select(Value, Value, PathGen, (a, b, p) => $"for n in {a} {b}; do echo $n > {p}; grep -c . {p}; done")),
+        (1, Gen.Select(Value, PathGen, (v, p) => $"sysctl -w {p.TrimStart('/').Replace('/', '.')}={v}; sysctl {p.Replace("/proc/sys/", string.Empty, StringComparison.Ordinal)}")),
+        (1, PathGen.Select(p => $"cat {p[..(p.LastIndexOf('/') + 1)]}* | grep -E '^[0-9]+$'; sync; sleep 0")),
+        (1, Gen.OneOf<string>("set -e", "set -u", "set -x", "set -o pipefail", "false", "true")),
         (1, Gen.Const("# a comment")),
         (1, Gen.Const(string.Empty)));
 
@@ -149,7 +154,15 @@ public sealed class ScenarioFuzzTests
         return Outcome.Ran;
     }
 
-    private static void AssertInside(ScriptError e, string text)
+    private static void AssertInside(ScriptError error, string text)
+    {
+        foreach (ScriptError e in error.All)
+        {
+            AssertOneInside(e, text);
+        }
+    }
+
+    private static void AssertOneInside(ScriptError e, string text)
     {
         string[] lines = text.Split('\n');
         Assert.AreEqual("fuzz.hvo", e.Location.File);

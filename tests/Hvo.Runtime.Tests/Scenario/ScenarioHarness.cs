@@ -13,7 +13,20 @@ internal sealed record CounterValues(long Freed, long Restored, long Tables, lon
 /// <summary>What a script left: its transcript, the shell errors it printed, broken invariants, counters and the files read at the end.</summary>
 internal sealed record ScenarioOutcome(
     string Transcript, int ShellErrors, IReadOnlyList<string> Invariants, CounterValues Counters, MemInfo MemInfo,
-    ArchInfo Arch, HvoPolicy Policy, IReadOnlyDictionary<string, string> Files);
+    ArchInfo Arch, HvoPolicy Policy, IReadOnlyDictionary<string, string> Files)
+{
+    /// <summary>The script's exit status, as a shell's.</summary>
+    public int ExitStatus { get; init; }
+
+    /// <summary>Commands that failed with nothing testing them.</summary>
+    public IReadOnlyList<FailedCommand> Failed { get; init; } = [];
+
+    /// <summary>What the shell printed for the user beside the transcript (hints).</summary>
+    public string Diagnostics { get; init; } = string.Empty;
+
+    /// <summary>The pool's samples: before the commands and after each write.</summary>
+    public IReadOnlyList<TracePoint> Trace { get; init; } = [];
+}
 
 /// <summary>Runs scripts on the architecture of the registry named, without the command line.</summary>
 internal static class ScenarioHarness
@@ -31,7 +44,9 @@ internal static class ScenarioHarness
     public static ScenarioOutcome Run(string arch, Script script, ScenarioOptions options, params string[] readAtEnd)
     {
         var output = new StringWriter { NewLine = "\n" };
-        return Archs.Run(arch, new ScenarioRunner<ScenarioOutcome>(script, options, output, new Probe(output, readAtEnd)));
+        var diagnostics = new StringWriter { NewLine = "\n" };
+        ScenarioOutcome o = Archs.Run(arch, new ScenarioRunner<ScenarioOutcome>(script, options with { Diagnostics = diagnostics }, output, new Probe(output, readAtEnd)));
+        return o with { Diagnostics = diagnostics.ToString() };
     }
 
     /// <summary>The transcript's lines (no final empty one).</summary>
@@ -57,7 +72,12 @@ internal static class ScenarioHarness
                 session.Pool.MemInfo(),
                 TArch.Info,
                 session.Optimizer.Policy,
-                files);
+                files)
+            {
+                ExitStatus = session.ExitStatus,
+                Failed = session.Shell.Failed,
+                Trace = session.Trace,
+            };
         }
     }
 }
