@@ -99,7 +99,9 @@ public static class HvoCommand
             "  hvo simulate --arch arm64-4k --memory 2T --hugepages 1G:1024\n" +
             "  hvo run --list                 the example scenarios shipped with hvo\n" +
             "  hvo run memory-pressure        a scenario in the kernel's shell vocabulary: boot line, echo > and cat of kernel files\n" +
-            "  hvo compare policy-compare     one scenario under every policy, side by side");
+            "  hvo compare policy-compare     one scenario under every policy, side by side\n" +
+            "  hvo sweep --archs x86_64,arm64-4k --memory 64G..1T --csv out.csv   a grid of machines, one CSV line each\n" +
+            "  hvo host                       what HVO saves on this machine now, and would if it were on");
 
         var json = new Option<bool>("--json") { Description = "Print one JSON document instead of text." };
         var specs = new Command("specs", "List every architecture generated from specs/*.json: its geometry and, per huge page size, the vmemmap pages HVO frees with reserve 2 (v5.14) and 1 (v5.18+).\n\nExample: hvo specs --json")
@@ -124,6 +126,8 @@ public static class HvoCommand
         root.Subcommands.Add(SimulateCommand.Build(output, error));
         root.Subcommands.Add(RunCommand.Build(input, output, error));
         root.Subcommands.Add(CompareCommand.Build(input, output, error, IsTerminal));
+        root.Subcommands.Add(SweepCommand.Build(output, error, IsTerminal));
+        root.Subcommands.Add(HostCommand.Build(output, error));
         return root;
     }
 }

@@ -21,6 +21,9 @@ public sealed record GrowthPoint(double HugePages, double SavedBytes, double Pag
     public static GrowthPoint Of(PoolSample s, int step) => new(s.HugePages, s.SavedBytes, s.PageTableBytes, step);
 }
 
+/// <summary>One curve of a sweep: a label (architecture, policy, pools) and per memory size what HVO saved and what its PTE tables cost, in bytes.</summary>
+public sealed record SweepSeries(string Label, IReadOnlyList<(ulong MemoryBytes, double SavedBytes, double PageTableBytes)> Points);
+
 /// <summary>What the curves' x axis counts.</summary>
 public enum PlotAxis
 {
@@ -83,8 +86,13 @@ public static class HvoPlot
     {
         ArgumentNullException.ThrowIfNull(series);
         ArgumentNullException.ThrowIfNull(maps);
+        Write(path, Build(title, series, maps, axis));
+    }
+
+    /// <summary>The rows one below the other, <see cref="Width"/> wide and <see cref="RowHeight"/> each, as SVG or PNG by the extension.</summary>
+    private static void Write(string path, Plot[] rows)
+    {
         PlotFormat format = FormatOf(path);
-        Plot[] rows = Build(title, series, maps, axis);
         int height = RowHeight * rows.Length;
         if (format == PlotFormat.Png)
         {
@@ -119,6 +127,40 @@ public static class HvoPlot
         }
 
         Svg.Save(path, root);
+    }
+
+    /// <summary>
+    /// A sweep's picture (SVG or PNG by the extension): two rows, memory saved and PTE-table cost
+    /// against memory size, on a doubling (log 2) axis labelled with the sizes swept, a curve per series.
+    /// </summary>
+    public static void SaveSweep(string path, string title, IReadOnlyList<SweepSeries> series)
+    {
+        ArgumentNullException.ThrowIfNull(series);
+        ulong[] sizes = [.. series.SelectMany(s => s.Points.Select(p => p.MemoryBytes)).Distinct().Order()];
+        Plot Row(Func<(ulong MemoryBytes, double SavedBytes, double PageTableBytes), double> y, string rowTitle, string yLabel)
+        {
+            var plot = new Plot();
+            for (int i = 0; i < series.Count; i++)
+            {
+                var scatter = plot.Add.Scatter(series[i].Points.Select(p => Math.Log2(p.MemoryBytes)).ToArray(), series[i].Points.Select(y).ToArray());
+                Distinguish(scatter, i);
+                scatter.LegendText = series[i].Label;
+            }
+
+            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+                [.. sizes.Select(s => new Tick(Math.Log2(s), CmdLine.FormatSize(s)))]);
+            plot.Title(rowTitle);
+            plot.XLabel("memory (doubling)");
+            plot.YLabel(yLabel);
+            plot.Axes.Margins(0.04, 0.08);
+            plot.ShowLegend(Alignment.UpperLeft);
+            return plot;
+        }
+
+        Write(path, [
+            Row(p => p.SavedBytes / (1 << 20), $"{title}: vmemmap memory saved (net)", "saved (MiB)"),
+            Row(p => p.PageTableBytes / (1 << 10), "page-table cost: PTE tables allocated by vmemmap PMD splits", "PTE tables (KiB)"),
+        ]);
     }
 
     private static Plot[] Build(string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, PlotAxis axis)

@@ -14,6 +14,19 @@ internal static class PlotFile
         OutputFile.Validate(path, "--plot");
     }
 
+    /// <summary>A sweep's picture; an I/O failure is a usage error naming the file.</summary>
+    public static void SaveSweep(string path, string title, IReadOnlyList<SweepSeries> series)
+    {
+        try
+        {
+            HvoPlot.SaveSweep(path, title, series);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--plot: cannot write '{path}': {e.Message}");
+        }
+    }
+
     /// <summary>Draw and write the picture; an I/O failure is a usage error naming the file.</summary>
     public static void Save(string path, string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, PlotAxis axis)
     {
