@@ -139,14 +139,18 @@ public sealed class Shell
         string? input = null;
         int status = 0;
         int failed = 0;
+        var ran = new List<string>();
         for (int i = 0; i < pipeline.Commands.Count; i++)
         {
             bool last = i == pipeline.Commands.Count - 1;
             var captured = last ? null : new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
             status = RunCommand(pipeline.Commands[i], input, captured ?? output, output);
+            ran.Add(_lastCommand);
             failed = status != 0 ? status : failed;
             input = captured?.ToString();
         }
+
+        _lastCommand = string.Join(" | ", ran);
 
         if (Context.PipeFail)
         {
