@@ -59,13 +59,10 @@ public static class HvoCommand
     /// </summary>
     private static string DidYouMean(ParseResult parsed, string message)
     {
-        foreach (string token in parsed.UnmatchedTokens)
+        // An unknown option may also have been taken as an optional argument (compare's SCRIPT): look at every word like an option.
+        foreach (string token in parsed.UnmatchedTokens.Where(t => message.Contains($"'{t}'", StringComparison.Ordinal))
+            .Concat(parsed.Tokens.Where(t => t.Type == System.CommandLine.Parsing.TokenType.Argument && t.Value.StartsWith("--", StringComparison.Ordinal)).Select(t => t.Value)))
         {
-            if (!message.Contains($"'{token}'", StringComparison.Ordinal))
-            {
-                continue;
-            }
-
             Command command = parsed.CommandResult.Command;
             string word = token.Split('=')[0];
             System.Collections.Generic.IEnumerable<string> names = word.StartsWith('-')

@@ -12,6 +12,11 @@ internal static class ScriptSource
     /// <summary>The script named by <paramref name="name"/>, parsed. A missing file is a <see cref="UsageException"/>; a syntax error a <see cref="ScriptError"/>.</summary>
     public static Script Load(string name, TextReader input)
     {
+        if (name.StartsWith("--", StringComparison.Ordinal))
+        {
+            throw new UsageException($"{name}: no such option here ('hvo COMMAND --help' lists them; a SCRIPT does not start with --)");
+        }
+
         if (name == "-")
         {
             return ScriptParser.Parse(input.ReadToEnd(), "<stdin>");

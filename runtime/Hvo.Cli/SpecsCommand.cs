@@ -52,7 +52,7 @@ public static class SpecsCommand
             string needs = p.RequiredWriter is { } w
                 ? $", needs the {Hvo.HugeTlb.HvoPolicy.WriterName(w)} entry writer (--entry-writer {Hvo.HugeTlb.HvoPolicy.WriterName(w)}{(w == EntryWriterKind.Bbml2 ? " --cpu bbml2" : string.Empty)})"
                 : string.Empty;
-            o.WriteLine($"  {p.Name,-16} reserve {p.ReservePages}{needs}: {p.Description}");
+            o.WriteLine($"  {p.Name,-16} keeps {p.ReservePages} vmemmap page(s) of each huge page{needs}. {p.Description}");
         }
     }
 

@@ -86,7 +86,7 @@ public static class HvoPlot
     {
         ArgumentNullException.ThrowIfNull(series);
         ArgumentNullException.ThrowIfNull(maps);
-        Write(path, Build(title, series, maps, axis));
+        Write(path, Build(title, series, maps, axis, FormatOf(path) == PlotFormat.Png));
     }
 
     /// <summary>The rows one below the other, <see cref="Width"/> wide and <see cref="RowHeight"/> each, as SVG or PNG by the extension.</summary>
@@ -136,6 +136,7 @@ public static class HvoPlot
     public static void SaveSweep(string path, string title, IReadOnlyList<SweepSeries> series)
     {
         ArgumentNullException.ThrowIfNull(series);
+        bool dashes = FormatOf(path) == PlotFormat.Png;
         ulong[] sizes = [.. series.SelectMany(s => s.Points.Select(p => p.MemoryBytes)).Distinct().Order()];
         Plot Row(Func<(ulong MemoryBytes, double SavedBytes, double PageTableBytes), double> y, string rowTitle, string yLabel)
         {
@@ -143,7 +144,7 @@ public static class HvoPlot
             for (int i = 0; i < series.Count; i++)
             {
                 var scatter = plot.Add.Scatter(series[i].Points.Select(p => Math.Log2(p.MemoryBytes)).ToArray(), series[i].Points.Select(y).ToArray());
-                Distinguish(scatter, i);
+                Distinguish(scatter, i, dashes);
                 scatter.LegendText = series[i].Label;
             }
 
@@ -163,12 +164,12 @@ public static class HvoPlot
         ]);
     }
 
-    private static Plot[] Build(string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, PlotAxis axis)
+    private static Plot[] Build(string title, IReadOnlyList<GrowthSeries> series, IReadOnlyList<VmemmapPicture> maps, PlotAxis axis, bool dashes)
     {
         var saved = new Plot();
         var cost = new Plot();
-        Curves(saved, series, axis, p => p.SavedBytes / (1 << 20), $"{title}: vmemmap memory saved", "saved (MiB)");
-        Curves(cost, series, axis, p => p.PageTableBytes / (1 << 10), "page-table cost: PTE tables allocated by vmemmap PMD splits", "PTE tables (KiB)");
+        Curves(saved, series, axis, dashes, p => p.SavedBytes / (1 << 20), $"{title}: vmemmap memory saved", "saved (MiB)");
+        Curves(cost, series, axis, dashes, p => p.PageTableBytes / (1 << 10), "page-table cost: PTE tables allocated by vmemmap PMD splits", "PTE tables (KiB)");
         var rows = new List<Plot> { saved, cost };
         foreach (VmemmapPicture map in maps)
         {
@@ -180,7 +181,7 @@ public static class HvoPlot
         return [.. rows];
     }
 
-    private static void Curves(Plot plot, IReadOnlyList<GrowthSeries> series, PlotAxis axis, Func<GrowthPoint, double> y, string title, string yLabel)
+    private static void Curves(Plot plot, IReadOnlyList<GrowthSeries> series, PlotAxis axis, bool dashes, Func<GrowthPoint, double> y, string title, string yLabel)
     {
         for (int i = 0; i < series.Count; i++)
         {
@@ -188,7 +189,7 @@ public static class HvoPlot
             double[] xs = [.. s.Points.Select(p => axis == PlotAxis.Step ? p.Step : p.HugePages)];
             double[] ys = [.. s.Points.Select(y)];
             var scatter = plot.Add.Scatter(xs, ys);
-            Distinguish(scatter, i);
+            Distinguish(scatter, i, dashes);
             scatter.LegendText = s.Label;
         }
 
@@ -205,12 +206,15 @@ public static class HvoPlot
 
     private static readonly LinePattern[] Patterns = [LinePattern.Solid, LinePattern.Dashed, LinePattern.Dotted, LinePattern.DenselyDashed];
 
-    /// <summary>Series that coincide stay apart: each its own colour, marker and dash pattern, the later ones drawn thinner on top.</summary>
-    public static void Distinguish(ScottPlot.Plottables.Scatter scatter, int index)
+    /// <summary>
+    /// Series that coincide stay apart: each its own colour and marker, the later ones drawn thinner
+    /// and smaller on top, and in PNG its own dash pattern (ScottPlot's SVG backend draws no dashes).
+    /// </summary>
+    public static void Distinguish(ScottPlot.Plottables.Scatter scatter, int index, bool dashes)
     {
         ArgumentNullException.ThrowIfNull(scatter);
         scatter.MarkerShape = Markers[index % Markers.Length];
-        scatter.LinePattern = Patterns[index % Patterns.Length];
+        scatter.LinePattern = dashes ? Patterns[index % Patterns.Length] : LinePattern.Solid;
         scatter.LineWidth = Math.Max(1, 3 - (index % 3));
         scatter.MarkerSize = Math.Max(4, 9 - (2 * (index % 3)));
     }

@@ -51,7 +51,7 @@ public sealed class SpecsCommandTests
             if (p.RequiredWriter is { } w)
             {
                 string writer = global::Hvo.HugeTlb.HvoPolicy.WriterName(w);
-                StringAssert.Contains(output, $"{p.Name,-16} reserve {p.ReservePages}, needs the {writer} entry writer (--entry-writer {writer}", "and the writer it needs");
+                StringAssert.Contains(output, $"{p.Name,-16} keeps {p.ReservePages} vmemmap page(s) of each huge page, needs the {writer} entry writer (--entry-writer {writer}", "and the writer it needs");
             }
         }
 
