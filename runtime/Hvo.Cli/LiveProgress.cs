@@ -80,7 +80,7 @@ internal static class LiveProgress
                 .Start(ctx =>
                 {
                     ProgressTask allocated = ctx.AddTask(Markup.Escape($"allocating {total} huge pages"), maxValue: Math.Max(1, total));
-                    ProgressTask optimized = ctx.AddTask(Markup.Escape($"optimizing the vmemmap of {optimizable}"), maxValue: Math.Max(1, optimizable));
+                    ProgressTask optimized = ctx.AddTask(Markup.Escape($"optimizing the vmemmap of {optimizable} pages"), maxValue: Math.Max(1, optimizable));
                     while (!task.Wait(100))
                     {
                         allocated.Value = probe.PagesAllocated;

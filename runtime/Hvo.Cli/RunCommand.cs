@@ -76,7 +76,6 @@ internal static class RunCommand
             RunResult result = entry.Accept(new ScenarioRunner<RunResult>(parsed, options, asJson ? TextWriter.Null : output, RunReporter.ForScript()));
             SimulationReport report = Options.Complete(result.Report, entry.Info, p.GetValue(violations), asJson) with
             {
-                Interrupted = result.Interrupted,
                 ExitStatus = result.ExitStatus,
                 FailedCommands = [.. result.Failed.Select(f => new FailedCommandReport(f.Location.ToString(), f.Command, f.Status))],
             };

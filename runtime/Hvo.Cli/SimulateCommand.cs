@@ -94,7 +94,7 @@ public static class SimulateCommand
                 throw new UsageException($"--memory: {p.GetValue(shape.Memory)}: {e.Reason}");
             }
 
-            SimulationReport report = Options.Complete(result.Report, entry.Info, p.GetValue(violations), json: p.GetValue(json)) with { Interrupted = result.Interrupted };
+            SimulationReport report = Options.Complete(result.Report, entry.Info, p.GetValue(violations), json: p.GetValue(json));
             if (p.GetValue(json))
             {
                 output.WriteLine(ReportJson.Render(report));

@@ -57,7 +57,8 @@ internal sealed class RunReporter(
     public RunResult Report<TArch>(ScenarioSession<TArch> session)
         where TArch : struct, IPagingArch
     {
-        SimulationReport report = SimulationReport.Of(command, workLabel, session.Machine, session.Pool, session.Optimizer, session.ShellErrors, session.BootMs, session.RunMs);
+        SimulationReport report = SimulationReport.Of(command, workLabel, session.Machine, session.Pool, session.Optimizer, session.ShellErrors, session.BootMs, session.RunMs)
+            with { Interrupted = session.Interrupted };
         if (requested is not null)
         {
             report = report with { Hstates = [.. report.Hstates.Select(h => h with { Requested = requested.TryGetValue(h.PageSize, out ulong n) ? n : null })] };

@@ -42,6 +42,20 @@ public static class ShellCommands
     ];
 
     public static IShellCommand? Find(string name) => All.FirstOrDefault(c => c.Name == name);
+
+    /// <summary>When <paramref name="command"/> does not take <paramref name="args"/>: say why on <paramref name="errors"/> and give <paramref name="status"/>; null when it does.</summary>
+    public static int? Refuse(IShellCommand command, IReadOnlyList<string> args, string? input, TextWriter errors, int status)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(errors);
+        if (command.Check(args, input is not null) is not { } usage)
+        {
+            return null;
+        }
+
+        errors.WriteLine(usage.Message);
+        return status;
+    }
 }
 
 /// <summary><c>echo [-n|-e|-E...] WORD...</c>: the words joined by blanks, and a newline unless <c>-n</c>.</summary>
@@ -101,11 +115,9 @@ public sealed class CatCommand : IShellCommand
         ArgumentNullException.ThrowIfNull(shell);
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(output);
-        ArgumentNullException.ThrowIfNull(errors);
-        if (Check(args, input is not null) is { } usage)
+        if (ShellCommands.Refuse(this, args, input, errors, 1) is { } refused)
         {
-            errors.WriteLine(usage.Message);
-            return 1;
+            return refused;
         }
 
         if (args.Count == 0)
@@ -328,10 +340,9 @@ public sealed class TeeCommand : IShellCommand
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(errors);
-        if (Check(args, true) is { } usage)
+        if (ShellCommands.Refuse(this, args, input ?? string.Empty, errors, 1) is { } refused)
         {
-            errors.WriteLine(usage.Message);
-            return 1;
+            return refused;
         }
 
         string data = input ?? string.Empty;
@@ -708,17 +719,8 @@ public sealed class SleepCommand : IShellCommand
         return bad >= 0 ? new ShellUsage($"sleep: invalid time interval '{args[bad]}'", bad) : null;
     }
 
-    public int Run(ShellContext shell, IReadOnlyList<string> args, string? input, TextWriter output, TextWriter errors)
-    {
-        ArgumentNullException.ThrowIfNull(errors);
-        if (Check(args, false) is { } usage)
-        {
-            errors.WriteLine(usage.Message);
-            return 1;
-        }
-
-        return 0;
-    }
+    public int Run(ShellContext shell, IReadOnlyList<string> args, string? input, TextWriter output, TextWriter errors) =>
+        ShellCommands.Refuse(this, args, input, errors, 1) ?? 0;
 
     private static bool IsInterval(string a)
     {
@@ -738,17 +740,8 @@ public sealed class SyncCommand : IShellCommand
         return args.Count > 0 ? new ShellUsage("sync takes no arguments here", 0) : null;
     }
 
-    public int Run(ShellContext shell, IReadOnlyList<string> args, string? input, TextWriter output, TextWriter errors)
-    {
-        ArgumentNullException.ThrowIfNull(errors);
-        if (Check(args, false) is { } usage)
-        {
-            errors.WriteLine(usage.Message);
-            return 1;
-        }
-
-        return 0;
-    }
+    public int Run(ShellContext shell, IReadOnlyList<string> args, string? input, TextWriter output, TextWriter errors) =>
+        ShellCommands.Refuse(this, args, input, errors, 1) ?? 0;
 }
 
 /// <summary><c>true</c> and <c>false</c>: a status, for <c>&amp;&amp;</c> and <c>||</c>.</summary>

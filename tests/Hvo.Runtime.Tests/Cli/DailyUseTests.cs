@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using System.Text.Json;
 using Hvo.Cli;
+using Hvo.Cli.Reports;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Scenario;
@@ -265,6 +266,20 @@ public sealed class DailyUseTests
         Assert.AreEqual(64UL, probe.PagesOptimized);
         Assert.AreEqual(64UL, simulation.OptimizablePages(Archs.Get("x86_64").Info, HvoPolicy.Newest));
         Assert.AreEqual(0UL, (simulation with { Hvo = false }).OptimizablePages(Archs.Get("x86_64").Info, HvoPolicy.Newest));
+    }
+
+    [TestMethod]
+    public void AfterCtrlCTheReportSaysInterruptedNotShortOfMemory()
+    {
+        var simulation = new SimulateScript(1UL << 30, 1, true, [(2UL << 20, 64)], null);
+        using var cts = new System.Threading.CancellationTokenSource();
+        cts.Cancel();
+        RunResult result = simulation.Run(Archs.Get("x86_64"), new ScenarioOptions { Signal = cts.Token });
+        Assert.IsTrue(result.Report.Interrupted);
+        string text = Hvo.Cli.Reports.ReportText.Render(result.Report);
+        StringAssert.Contains(text, "interrupted (Ctrl-C) before the rest was allocated");
+        Assert.IsFalse(text.Contains("no memory for more", StringComparison.Ordinal), text);
+        Assert.IsTrue(JsonDocument.Parse(Hvo.Cli.Reports.ReportJson.Render(result.Report)).RootElement.GetProperty("interrupted").GetBoolean());
     }
 
     [TestMethod]
