@@ -3,9 +3,10 @@ using System.Collections.Generic;
 namespace Hvo.Scenario;
 
 /// <summary>
-/// A scenario in the kernel's shell vocabulary, parsed (<see cref="ScriptParser"/>): an optional
-/// <c>boot</c> line first, then <c>echo</c> and <c>cat</c> lines, comments and blank lines, each
-/// kept with its location so the transcript can show it and errors can point at it.
+/// A scenario as a root shell takes it, parsed (<see cref="ScriptParser"/>): an optional
+/// <c>boot</c> line first, then statements (a plain <c>echo</c> or <c>cat</c>, or a
+/// <see cref="ShellStatement"/>: lists, pipelines, loops, the other commands), comments and blank
+/// lines, each kept with its location so the transcript can show it and errors can point at it.
 /// </summary>
 /// <param name="File">The name errors use: a path, <c>-</c> for standard input, or an example's name.</param>
 /// <param name="Lines">Every line in order, statements and the comments and blank lines between them.</param>
