@@ -250,7 +250,7 @@ public sealed class SysctlCommand : IShellCommand
         {
             int eq = arg.IndexOf('=', StringComparison.Ordinal);
             string key = (eq < 0 ? arg : arg[..eq]).Trim();
-            string path = ProcSys + key.Replace('.', '/').TrimStart('/');
+            string path = KernelPath(ProcSys + key.Replace('.', '/').TrimStart('/'));
             string name = KeyOf(path);
             if (eq < 0)
             {
@@ -317,7 +317,9 @@ public sealed class SysctlCommand : IShellCommand
         return true;
     }
 
-    private static string KeyOf(string path) => KernelPath(path)[ProcSys.Length..].Replace('/', '.');
+    // A key as sysctl prints it: the path under /proc/sys with dots; a path that left /proc/sys (..) as it is.
+    private static string KeyOf(string path) =>
+        KernelPath(path) is var p && p.StartsWith(ProcSys, StringComparison.Ordinal) ? p[ProcSys.Length..].Replace('/', '.') : p;
 
     private static string KernelPath(string path) => KernelFilesPath.Normalize(path) ?? path;
 }

@@ -77,6 +77,7 @@ public sealed class ShellTests
     [DataRow("sysctl vm.nr_hugepage", "sysctl: cannot stat /proc/sys/vm/nr_hugepage: No such file or directory\n")]
     [DataRow("sysctl -w vm.nr_hugepage=1", "sysctl: cannot stat /proc/sys/vm/nr_hugepage: No such file or directory\n")]
     [DataRow("sysctl -w vm.nr_hugepages=abc", "sysctl: setting key \"vm.nr_hugepages\": Invalid argument\n")]
+    [DataRow("sysctl -w /=1", "sysctl: setting key \"/proc/sys\": Is a directory\n")]
     public void SysctlFailuresPrintSysctlsMessageAndExit255(string line, string message)
     {
         ScenarioOutcome o = Run(line + "\n");
