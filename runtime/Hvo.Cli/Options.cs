@@ -14,7 +14,7 @@ internal static class Options
 
     public static Option<string> Policy() => new("--policy")
     {
-        Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones need the entry writer they were written for, see 'hvo specs').",
+        Description = $"Kernel behaviour to follow: any release {KernelVersion.First} to {KernelVersion.Last} (v5.14 ... v5.19, v6.0 ... v6.19, v7.0, v7.1; behaviour changes at the milestones {string.Join(", ", KernelMilestone.All.Select(m => m.Version))}), or a proposal: {string.Join(", ", HvoPolicy.Strategies.Select(p => p.Name))} (these need the entry writer they were written for). Default {HvoPolicy.Newest.Name}; 'hvo specs' lists the milestones.",
         DefaultValueFactory = _ => HvoPolicy.Newest.Name,
     };
 
@@ -22,7 +22,7 @@ internal static class Options
         ArchRegistry.Find(name) ?? throw new UsageException($"{option}: unknown architecture '{name}'; known: {string.Join(", ", ArchRegistry.Names)}");
 
     public static HvoPolicy FindPolicy(string name, string option = "--policy") =>
-        HvoPolicy.Find(name) ?? throw new UsageException($"{option}: unknown policy '{name}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
+        HvoPolicy.Find(name) ?? throw new UsageException($"{option}: unknown policy '{name}'; use {HvoPolicy.Accepted}");
 }
 
 /// <summary>

@@ -134,6 +134,20 @@ public sealed partial class HugeTlbPool<TArch>
         return page;
     }
 
+    // A fresh page of a growth: into the batch (v6.7+), or prepared, optimized and enqueued at once.
+    private void AddFresh(Hstate<TArch> h, HugePage page, List<HugePage> batch)
+    {
+        if (Optimizer.OptimizesInBatches)
+        {
+            batch.Add(page);
+            return;
+        }
+
+        Optimizer.Optimize(page);
+        h.AccountAdded(page.Node, surplus: false);
+        h.Enqueue(page);
+    }
+
     // prep_and_add_allocated_folios: the optimizer sees the whole list (hugetlb_vmemmap_optimize_folios),
     // then each page is counted (__prep_account_new_huge_page) and enqueued.
     private void PrepAndAddAllocatedFolios(Hstate<TArch> h, List<HugePage> pages)

@@ -233,10 +233,12 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
         string size = HugeBootPages.SizeString(h.Size);
         if (request.PerNode is null)
         {
+            ulong before = h.PersistentHugePages;
             AllocPoolPages(h, request.Count, null, pages);
-            if ((ulong)pages.Count < request.Count)
+            ulong had = h.PersistentHugePages - before + (ulong)pages.Count;
+            if (had < request.Count)
             {
-                _log.Add(string.Create(CultureInfo.InvariantCulture, $"HugeTLB: allocating {request.Count} of page size {size} failed.  Only allocated {pages.Count} hugepages."));
+                _log.Add(string.Create(CultureInfo.InvariantCulture, $"HugeTLB: allocating {request.Count} of page size {size} failed.  Only allocated {had} hugepages."));
             }
         }
         else
@@ -253,7 +255,7 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
                 ulong i = 0;
                 for (; i < count && AllocFreshHugetlbFolio(h, node, Gfp.ThisNode) is { } page; i++)
                 {
-                    pages.Add(page);
+                    AddFresh(h, page, pages);
                 }
 
                 if (i < count)

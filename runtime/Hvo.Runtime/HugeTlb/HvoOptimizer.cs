@@ -46,6 +46,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 
     public string Name => Policy.Name;
 
+    public bool OptimizesInBatches => Policy.Batched;
+
     /// <summary>Every hstate and node together.</summary>
     public HvoCounters Total => _counters.Total;
 

@@ -28,6 +28,14 @@ public interface IVmemmapOptimizer
     /// </summary>
     void Optimize(HugePage page);
 
+    /// <summary>
+    /// v6.7's prep_and_add_allocated_folios: the pool allocates all the pages of a write (or of a
+    /// boot-time request) first and hands them over as one batch. When false, as before v6.7, each
+    /// page is optimized and added to the pool as soon as it is allocated, so the vmemmap it frees
+    /// counts toward the watermark of the same write's next allocation.
+    /// </summary>
+    bool OptimizesInBatches { get; }
+
     /// <summary>hugetlb_vmemmap_optimize_folios: a batch of fresh pages (one by one where the policy does not batch).</summary>
     void OptimizeBatch(IReadOnlyList<HugePage> pages);
 

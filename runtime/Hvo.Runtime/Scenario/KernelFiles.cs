@@ -258,7 +258,7 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
         // The sysctl came with v5.19 (proc_dobool: any int, non-zero is on); v5.14 and v5.18 had only
         // the boot parameter. It is registered only when some hstate is optimizable (hugetlb_vmemmap_init).
         HvoPolicy policy = _optimizer.Policy;
-        if (policy == HvoPolicy.V5_14 || policy == HvoPolicy.V5_18 || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order)))
+        if (!policy.HasSysctl || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order)))
         {
             return;
         }

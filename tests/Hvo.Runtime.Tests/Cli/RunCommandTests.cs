@@ -132,7 +132,7 @@ public sealed class RunCommandTests
     [DataRow(new[] { "run", "/no/such/script.hvo" }, "hvo: script '/no/such/script.hvo': no such file, and no example has that name; examples: ")]
     [DataRow(new[] { "run" }, "hvo: run: which script?")]
     [DataRow(new[] { "run", "grow-shrink", "--arch", "sparc64" }, "hvo: --arch: unknown architecture 'sparc64'; known: ")]
-    [DataRow(new[] { "run", "grow-shrink", "--policy", "v4.0" }, "hvo: --policy: unknown policy 'v4.0'; known: v5.14")]
+    [DataRow(new[] { "run", "grow-shrink", "--policy", "v4.0" }, "hvo: --policy: unknown policy 'v4.0'; use a kernel version v5.14 to v7.1")]
     [DataRow(new[] { "compare", "--archs", "x86_64,sparc64" }, "hvo: --archs: unknown architecture 'sparc64'; known: ")]
     [DataRow(new[] { "compare", "--policies", "v5.14,v9" }, "hvo: --policies: unknown policy 'v9'")]
     [DataRow(new[] { "compare", "--policies", "," }, "hvo: --policies: give at least one name")]

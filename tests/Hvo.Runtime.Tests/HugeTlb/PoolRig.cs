@@ -16,6 +16,9 @@ internal sealed class RecordingOptimizer : IVmemmapOptimizer
 {
     public string Name => "recording";
 
+    /// <summary>Allocate a write's pages first and hand them over together (v6.7); false: one by one as allocated.</summary>
+    public bool OptimizesInBatches { get; set; } = true;
+
     /// <summary>Every page handed to Optimize, directly or in a batch, in order.</summary>
     public List<HugePage> Optimized { get; } = [];
 
