@@ -29,7 +29,7 @@ internal static class CompareCommand
     public static Command Build(TextReader input, TextWriter output, TextWriter error, Func<TextWriter, bool> isTerminal)
     {
         var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's default scenario.", Arity = ArgumentArity.ZeroOrOne };
-        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies (default: those of {string.Join(",", HvoPolicy.All.Select(p => p.Name))} the machine can run: the kernel versions', and an arm64-* one where --entry-writer and --cpu give it its writer)." };
+        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies, any release {KernelVersion.First}..{KernelVersion.Last} or a strategy (default: those of {string.Join(",", HvoPolicy.Compared.Select(p => p.Name))} the machine can run: the kernel versions', and an arm64-* one where --entry-writer and --cpu give it its writer)." };
         var machine = new MachineOptions();
         var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
         var json = new Option<bool>("--json") { Description = "Print a JSON array of the per-run reports instead of the table." };
@@ -59,8 +59,8 @@ internal static class CompareCommand
             foreach (ArchEntry arch in chosenArchs)
             {
                 Script parsed = given ?? SimulateScript.Default(arch.Info).Build();
-                MachineOptions.CheckMachine(machineOptions with { Policy = HvoPolicy.Newest }, arch.Info);
-                foreach (HvoPolicy policy in chosenPolicies ?? [.. HvoPolicy.All.Where(x => (machineOptions with { Policy = x }).Refusal(arch.Info) is null)])
+                MachineOptions.CheckMachine(machineOptions with { Policy = HvoPolicy.V6_7 }, arch.Info); // a policy that needs nothing of the machine
+                foreach (HvoPolicy policy in chosenPolicies ?? [.. HvoPolicy.Compared.Where(x => (machineOptions with { Policy = x }).Refusal(arch.Info) is null)])
                 {
                     ScenarioOptions options = machineOptions with { Policy = policy };
                     MachineOptions.Check(options, arch.Info, $"--policies ({arch.Name})");

@@ -88,8 +88,13 @@ internal sealed class MachineOptions
         }
     }
 
-    private static void CheckMachine(MachineRefusal refusal)
+    private static void CheckMachine(MachineRefusal refusal, string policyOption = "--policy")
     {
+        if (refusal.ArchRefusesPolicy)
+        {
+            throw new UsageException($"{policyOption}: {refusal.Reason}");
+        }
+
         if (refusal.NeedsWriter is null)
         {
             string fix = refusal.NeedsBbmLevel2 ? ": add --cpu bbml2" : string.Empty;
@@ -118,7 +123,7 @@ internal sealed class MachineOptions
             return;
         }
 
-        CheckMachine(refusal);
+        CheckMachine(refusal, policyOption);
         EntryWriterKind needed = refusal.NeedsWriter ?? throw new InvalidOperationException("a policy refusal names the writer it needs");
 
         // The fewest options that give the policy its writer: the CPUs alone where the machine then chooses it.

@@ -31,6 +31,8 @@ internal sealed record HvoReport(
     long TlbFullFlushes,
     long BbmRetries,
     long BbmRetriesExhausted,
+    long SharedTailPages,
+    long GracePeriods,
     [property: JsonIgnore] long BbmViolations,
     [property: JsonIgnore] bool BbmChecked);
 
@@ -89,7 +91,7 @@ internal sealed record SimulationReport(
             [.. pool.Hstates.Select(h => new HstateReport(h.Size, h.NrHugePages, h.FreeHugePages, h.SurplusHugePages, (ulong)pool.Pages(h).Count(p => p.VmemmapOptimized)))],
             new HvoReport(
                 c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize),
-                c.TlbRangeFlushes, c.TlbFullFlushes, c.BbmRetries, c.BbmRetriesExhausted,
+                c.TlbRangeFlushes, c.TlbFullFlushes, c.BbmRetries, c.BbmRetriesExhausted, c.SharedTailPages, c.GracePeriods,
                 machine.Violations.CountOf(global::Hvo.Paging.ViolationKind.BreakBeforeMake),
                 machine.BreakBeforeMake is not null),
             shellErrors,

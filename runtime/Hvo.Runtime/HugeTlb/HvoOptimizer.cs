@@ -24,6 +24,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 {
     private readonly Machine<TArch> _machine;
     private readonly HvoCounterTable _counters;
+    private readonly Dictionary<(int Node, int Zone, int Order), ulong> _tails = new();
+    private readonly System.Threading.Lock _tailsLock = new();
 
     public HvoOptimizer(Machine<TArch> machine, HvoPolicy policy, HvoSwitches? switches = null)
     {
@@ -38,6 +40,38 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         _counters = new HvoCounterTable(machine.Layout.Nodes);
         Policy = policy;
         Switches = switches ?? new HvoSwitches();
+        if (policy.SharedTail)
+        {
+            // v7.1's kernel encodes compound_info as a mask in every compound page, not only HVO's.
+            if (machine.Compounds.Count > 0 && !machine.BootVmemmap.CompoundInfoMask)
+            {
+                throw new InvalidOperationException($"{policy.Name} needs compound_info as a mask from boot; this machine has compound pages already");
+            }
+
+            machine.BootVmemmap.CompoundInfoMask = true;
+        }
+    }
+
+    /// <summary>v7.1: the shared tail pages allocated so far (vmemmap_tails[] of every zone), one per zone and order used.</summary>
+    public IReadOnlyCollection<ulong> SharedTailFrames
+    {
+        get
+        {
+            lock (_tailsLock)
+            {
+                return [.. _tails.Values];
+            }
+        }
+    }
+
+    /// <summary>v7.1: the shared tail page the tail vmemmap of <paramref name="page"/> maps, once its zone has one for its order.</summary>
+    public bool TryGetSharedTail(HugePage page, out ulong pfn)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        lock (_tailsLock)
+        {
+            return _tails.TryGetValue((page.Node, _machine.Layout.ZoneOf(page.HeadPfn), page.Order), out pfn);
+        }
     }
 
     public HvoPolicy Policy { get; }
@@ -62,7 +96,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     }
 
     /// <summary>hugetlb_vmemmap_optimizable: this size has more vmemmap pages than the policy keeps.</summary>
-    public bool IsOptimizable(int order) => Geometry(order).Freed > 0;
+    public bool IsOptimizable(int order) =>
+        Geometry(order).Freed > 0 && (!Policy.RequiresPowerOfTwoStructPage || System.Numerics.BitOperations.IsPow2(TArch.StructPageBytes));
 
     public void Optimize(HugePage page)
     {
@@ -232,6 +267,17 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         (ulong reuse, ulong end) = RemapRange(page);
         var visitor = new RemapPteVisitor<TArch> { Taken = s.Taken };
         s.Taken.Clear();
+        if (Policy.SharedTail)
+        {
+            if (!TryGetOrAllocSharedTail(page, out visitor.TailPfn))
+            {
+                Counters(page).Failed(OptimizeFailure.SplitNoMemory);
+                return false;
+            }
+
+            visitor.HasTail = true;
+        }
+
         TryCopyHead(page, reuse, ref visitor);
         PageWalkResult r = Walk(page, reuse, end, ref visitor, PageWalkFlags.MayGiveUp, "vmemmap_remap_pte");
         if (r.Status is PageWalkStatus.NoMemory or PageWalkStatus.WriterGaveUp)
@@ -291,6 +337,40 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         _machine.CopyFrame(pa >> TArch.PageShift, copy, reuse);
         visitor.NewHeadPfn = copy;
         visitor.HasNewHead = true;
+    }
+
+    /// <summary>
+    /// v7.1: the zone's vmemmap_tails[order], allocated the first time a page of that order in that
+    /// zone is optimized: one page of identical tail struct pages (compound_info as a mask, the
+    /// zone and node in the flags), mapped read-only under every such page and never freed.
+    /// </summary>
+    private bool TryGetOrAllocSharedTail(HugePage page, out ulong pfn)
+    {
+        int zone = _machine.Layout.ZoneOf(page.HeadPfn);
+        lock (_tailsLock)
+        {
+            if (_tails.TryGetValue((page.Node, zone, page.Order), out pfn))
+            {
+                return true;
+            }
+
+            if (!_machine.Pages.TryAllocPages(page.Node, 0, Gfp.Kernel | Gfp.ThisNode, AllocSite.VmemmapTail, FrameOwner.RuntimeVmemmap, out pfn))
+            {
+                return false;
+            }
+
+            Span<byte> bytes = _machine.Mmu.Materialize(pfn);
+            int size = TArch.StructPageBytes;
+            for (int offset = 0; offset + size <= bytes.Length; offset += size)
+            {
+                // A plain tail (index past the first tail, which holds the order and lives in the head page).
+                StructPage.InitializeCompound(bytes.Slice(offset, size), page.Node, zone, 2, 0, page.Order, mask: true);
+            }
+
+            _tails.Add((page.Node, zone, page.Order), pfn);
+            Counters(page).SharedTailAllocated();
+            return true;
+        }
     }
 
     /// <summary>The ENOMEM path: restore [reuse, reuse + walked) with the frames the remap took.</summary>

@@ -171,8 +171,33 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(arch);
         EntryWriterKind machine = config.DefaultEntryWriter(arch);
+        if (SharedTail && SharedTailProblem(arch) is { } problem)
+        {
+            return $"{Name}'s shared tail page {problem}";
+        }
+
         return RequiredWriter is { } needed && needed != machine
             ? $"{Name} needs the {WriterName(needed)} entry writer; this machine's is {WriterName(machine)}"
+            : null;
+    }
+
+    /// <summary>
+    /// Why v7.1's shared tail page cannot work on <paramref name="arch"/>, or null: compound_info as a
+    /// mask needs a power-of-two struct page, and every head struct page naturally aligned, so
+    /// VMEMMAP_START aligned to the struct pages of the largest huge page.
+    /// </summary>
+    public static string? SharedTailProblem(ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        if (!System.Numerics.BitOperations.IsPow2(arch.StructPageBytes))
+        {
+            return $"needs a power-of-two struct page; {arch.Name}'s is {arch.StructPageBytes} bytes";
+        }
+
+        ulong largest = arch.HugePageSizes.Max(h => h.Size);
+        ulong align = largest / arch.PageSize * (ulong)arch.StructPageBytes;
+        return arch.VmemmapStart % align != 0
+            ? $"needs VMEMMAP_START aligned to {align} bytes (the struct pages of a {largest >> 20} MiB page) so that a tail's mask finds its head; {arch.Name}'s 0x{arch.VmemmapStart:x} is not"
             : null;
     }
 
@@ -186,14 +211,18 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     };
 
     /// <summary>
-    /// Representative kernel versions, one per layout: v5.14 (reserve 2), v5.18 (fake heads), v6.2
-    /// (head copy), v6.7 (batched), v7.1 (shared tail). Their own policies change live entries
+    /// Representative kernel versions for the broad suites, one per layout: v5.14 (reserve 2), v5.18
+    /// (fake heads), v6.2 (head copy), v6.7 (batched); v7.1's shared tail has suites of its own, and
+    /// <see cref="Compared"/> adds it. Their own policies change live entries
     /// directly: not safe under arm64's BBM rule, which is why commit 060a2c92d1b6 ("arm64: mm:
     /// hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP") turned arm64 HVO off again — the Arm
     /// architecture deems such a change UNPREDICTABLE, and a plain break is impossible while the
     /// vmemmap may be read concurrently.
     /// </summary>
     public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7];
+
+    /// <summary>What <c>hvo compare</c> runs by default: the representative versions, v7.1, and the strategies the machine can run.</summary>
+    public static IReadOnlyList<HvoPolicy> Compared { get; } = [.. Kernel, V7_1, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
 
     /// <summary>
     /// The policies broad suites and <c>hvo compare</c> run by default: representative kernel
@@ -212,7 +241,7 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     public static IReadOnlyList<HvoPolicy> Milestones { get; } = [.. KernelMilestone.All.Select(m => ForVersion(m.Version))];
 
     /// <summary>The newest kernel behaviour modelled: the default.</summary>
-    public static HvoPolicy Newest => V6_7;
+    public static HvoPolicy Newest => V7_1;
 
     /// <summary>A release (<c>v6.1</c>, <c>6.12</c>) or a strategy's name; null for anything else.</summary>
     public static HvoPolicy? Find(string name)

@@ -54,6 +54,7 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
         Add("/proc/meminfo", () => pool.MemInfo().Format());
         Add("/proc/cmdline", () => commandLine + "\n");
         Add("/proc/buddyinfo", machine.Pages.BuddyInfo);
+        Add("/proc/vmstat", VmStat);
         Add("/proc/zoneinfo", machine.Pages.ZoneInfo);
         Add("/sys/kernel/debug/kernel_page_tables", () => PageTableDump.DumpVmemmap(machine.PageTable));
         if (TArch.Info.Ptdump == PtdumpFormat.X86)
@@ -351,6 +352,24 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
         // demote_size_store: memparse(buf, NULL), whatever follows the size ignored.
         Add(dir + "demote_size", () => string.Create(CultureInfo.InvariantCulture, $"{h.DemoteTarget!.SizeKb}kB\n"), data =>
             Status(_pool.SetDemoteSize(h, CmdLine.Memparse(data).Bytes)));
+    }
+
+    /// <summary>
+    /// /proc/vmstat, the lines modelled: nr_free_pages, and from v6.11 (15995a352474) nr_memmap_pages
+    /// and nr_memmap_boot_pages, the struct page memory allocated at run time and at boot. Every path
+    /// that allocates or frees vmemmap (HVO's free, restore, head copy and shared tail, hot-added
+    /// memory) changes a frame's owner, so the counts are the vmemmap frames owned as each.
+    /// </summary>
+    private string VmStat()
+    {
+        string text = string.Create(CultureInfo.InvariantCulture, $"nr_free_pages {_machine.Pages.NrFreePages}\n");
+        if (_optimizer.Policy.MemmapVmstat)
+        {
+            text += string.Create(CultureInfo.InvariantCulture, $"nr_memmap_pages {_machine.Owners.Count(Memory.FrameOwner.RuntimeVmemmap)}\n")
+                + string.Create(CultureInfo.InvariantCulture, $"nr_memmap_boot_pages {_machine.Owners.Count(Memory.FrameOwner.BootVmemmap)}\n");
+        }
+
+        return text;
     }
 
     private string NodeMemInfo(int nid)

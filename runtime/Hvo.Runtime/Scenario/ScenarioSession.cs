@@ -83,6 +83,11 @@ public sealed record ScenarioOptions
             return new MachineRefusal(problem, null, NeedsBbmLevel2: config.DefaultEntryWriter(arch) == EntryWriterKind.Bbml2);
         }
 
+        if (Policy.SharedTail && HvoPolicy.SharedTailProblem(arch) is not null)
+        {
+            return new MachineRefusal(Policy.Refusal(config, arch)!, null, NeedsBbmLevel2: false, ArchRefusesPolicy: true);
+        }
+
         return Policy.Refusal(config, arch) is { } refusal
             ? new MachineRefusal(refusal, Policy.RequiredWriter, NeedsBbmLevel2: Policy.RequiredWriter == EntryWriterKind.Bbml2 && BbmLevel < 2)
             : null;
@@ -93,7 +98,8 @@ public sealed record ScenarioOptions
 /// <param name="Reason">What is missing, in words.</param>
 /// <param name="NeedsWriter">The entry writer the policy needs, if that is what is missing.</param>
 /// <param name="NeedsBbmLevel2">CPUs with FEAT_BBM level 2 are needed too.</param>
-public sealed record MachineRefusal(string Reason, EntryWriterKind? NeedsWriter, bool NeedsBbmLevel2);
+/// <param name="ArchRefusesPolicy">The architecture cannot have the policy at all (v7.1's shared tail on a spec that does not allow it): no option helps.</param>
+public sealed record MachineRefusal(string Reason, EntryWriterKind? NeedsWriter, bool NeedsBbmLevel2, bool ArchRefusesPolicy = false);
 
 /// <summary>One point of <see cref="ScenarioSession{TArch}.Trace"/>: the pool and HVO's balance after a statement, or before the first (<paramref name="After"/> null).</summary>
 public readonly record struct TracePoint(Statement? After, PoolSample Sample);
@@ -298,7 +304,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
         Check(owners.Count(FrameOwner.HugePage) == (long)hugeFrames, "huge page frames are the pool's pages'");
         Check(optimized == c.OptimizedPages, "optimized pages are what the counters say");
-        Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored, "vmemmap frames: boot's - freed + restored (none leaked)");
+        Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored + c.SharedTailPages, "vmemmap frames: boot's - freed + restored + shared tails (none leaked)");
         Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated, "page-table frames: boot's + split tables (none leaked)");
         Check(owners.Count(FrameOwner.Buddy) == _buddyFramesAtBoot, "no other allocation kept");
         return broken;
