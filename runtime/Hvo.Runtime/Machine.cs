@@ -15,6 +15,8 @@ namespace Hvo;
 public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingArch
 {
     private (ulong Start, ulong End)[] _reservedAtBoot = [];
+    private readonly List<string> _log = [];
+    private readonly System.Threading.Lock _logLock = new();
     private readonly TableFrames _tableFrames;
     private int _defaultCpu;
 
@@ -51,6 +53,31 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         _tableFrames = new TableFrames(this);
         BootVmemmap = new BootVmemmap<TArch>(Owners, StructPageOriginOf);
         Compounds = new CompoundPages<TArch>(this);
+        Rcu = new Lib.Rcu(config.Cpus);
+    }
+
+    /// <summary>RCU over the machine's CPUs.</summary>
+    public Lib.Rcu Rcu { get; }
+
+    /// <summary>printk: a line for the kernel log (what dmesg shows), from any CPU.</summary>
+    public void Log(string line)
+    {
+        lock (_logLock)
+        {
+            _log.Add(line);
+        }
+    }
+
+    /// <summary>The kernel log's lines the machine printed, in order.</summary>
+    public IReadOnlyList<string> KernelLog
+    {
+        get
+        {
+            lock (_logLock)
+            {
+                return [.. _log];
+            }
+        }
     }
 
     public MachineConfig Config { get; }

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Hvo.Memory;
 using Hvo.Paging;
 using Hvo.Vmemmap;
@@ -106,6 +107,11 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             return;
         }
 
+        if (Policy.RcuBeforeRemap)
+        {
+            SynchronizeRcu(); // hugetlb_vmemmap_optimize_folio: only for a page it will optimize
+        }
+
         using VmemmapPageLists s = VmemmapPageLists.Rent();
         OptimizeOne(page, s, batched: false);
         FlushThenFree(page, default, s.ToFree); // what a failed one leaves: a spare frame, a head copy
@@ -126,6 +132,13 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             }
 
             return;
+        }
+
+        // bd225530a4c7 (v6.10): a grace period before the batch is remapped, even with HVO off;
+        // c2a967f6ab0e (v6.11): only when some page of it will be optimized.
+        if (Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || pages.Any(ShouldOptimize)))
+        {
+            SynchronizeRcu();
         }
 
         using VmemmapPageLists s = VmemmapPageLists.Rent();
@@ -216,6 +229,17 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
 
         frames.Clear();
+    }
+
+    /// <summary>
+    /// synchronize_rcu: a speculative get_page_unless_zero that read a struct page's refcount before
+    /// the remap (under rcu_read_lock from v6.10) has done its compare-and-exchange before the
+    /// vmemmap becomes read-only.
+    /// </summary>
+    private void SynchronizeRcu()
+    {
+        _machine.Rcu.Synchronize(_machine.CurrentCpu);
+        Total.GracePeriod();
     }
 
     private bool ShouldOptimize(HugePage page) =>
