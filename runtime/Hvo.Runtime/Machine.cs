@@ -56,6 +56,21 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         Rcu = new Lib.Rcu(config.Cpus);
     }
 
+    private long _memmapNotInitialized;
+
+    /// <summary>
+    /// Struct pages memmap_init initialized at boot: one per frame, less those a later boot stage
+    /// said were never to be initialized (<see cref="MemmapNeverInitialized"/>).
+    /// </summary>
+    public ulong StructPagesInitializedAtBoot => Layout.Frames - (ulong)System.Threading.Interlocked.Read(ref _memmapNotInitialized);
+
+    /// <summary>
+    /// HUGE_BOOTMEM_HVO (v6.15): the struct pages of <paramref name="count"/> frames live in vmemmap that
+    /// was optimized as it was populated, so memmap_init never initializes them (they read as the
+    /// shared tail page does).
+    /// </summary>
+    public void MemmapNeverInitialized(ulong count) => System.Threading.Interlocked.Add(ref _memmapNotInitialized, (long)count);
+
     /// <summary>RCU over the machine's CPUs.</summary>
     public Lib.Rcu Rcu { get; }
 

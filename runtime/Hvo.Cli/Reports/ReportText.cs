@@ -19,6 +19,7 @@ internal static class ReportText
     {
         o.WriteLine($"hvo {r.Command}: {r.Arch} ({r.Title}), {CmdLine.FormatSize(r.MemoryBytes)}, {r.Nodes} node(s), policy {r.Policy}, HVO {(r.HvoEnabled ? "on" : "off")}");
         o.WriteLine($"booted in {r.BootMs:0} ms; {r.WorkLabel} in {r.WorkMs:0} ms; simulated frame bytes kept: {r.HostFrameBytes / 1024} kB");
+        o.WriteLine($"struct pages initialized at boot (memmap_init): {r.StructPagesInitializedAtBoot}");
         o.WriteLine();
     });
 

@@ -63,7 +63,8 @@ internal sealed record SimulationReport(
     [property: JsonIgnore] int ShellErrors,
     [property: JsonIgnore] double BootMs,
     [property: JsonIgnore] double WorkMs,
-    [property: JsonIgnore] long HostFrameBytes)
+    [property: JsonIgnore] long HostFrameBytes,
+    [property: JsonIgnore] ulong StructPagesInitializedAtBoot = 0)
 {
     /// <summary>The checker's count where it ran (the JSON key <c>breakBeforeMakeViolations</c>, last), else null.</summary>
     [JsonPropertyOrder(1)]
@@ -97,6 +98,7 @@ internal sealed record SimulationReport(
             shellErrors,
             bootMs,
             workMs,
-            machine.Frames.MaterializedBytes);
+            machine.Frames.MaterializedBytes,
+            machine.StructPagesInitializedAtBoot);
     }
 }

@@ -287,6 +287,12 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
                 var page = new HugePage(bp.Pfn, h.Order, bp.Node, fromBoot: true);
                 Machine.Compounds.Prep(page);
                 Machine.Pages.AdjustManagedPageCount(bp.Pfn, h.Frames, FrameOwner.HugePage);
+                if (Optimizer.PreOptimizesBootPages(h.Order))
+                {
+                    // HUGE_BOOTMEM_HVO: only the struct pages of the head vmemmap page were ever initialized.
+                    Machine.MemmapNeverInitialized(h.Frames - (TArch.PageSize / (ulong)TArch.StructPageBytes));
+                }
+
                 pages.Add(page);
             }
 

@@ -83,6 +83,10 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 
     public bool OptimizesInBatches => Policy.Batched;
 
+    /// <summary>v6.15 on x86-64 (the only architecture selecting ARCH_WANT_HUGETLB_VMEMMAP_PREINIT), with HVO on at boot.</summary>
+    public bool PreOptimizesBootPages(int order) =>
+        Policy.PreHvo && TArch.Info.Ptdump == PtdumpFormat.X86 && Switches.BootEnabled && IsOptimizable(order);
+
     /// <summary>Every hstate and node together.</summary>
     public HvoCounters Total => _counters.Total;
 

@@ -36,6 +36,13 @@ public interface IVmemmapOptimizer
     /// </summary>
     bool OptimizesInBatches { get; }
 
+    /// <summary>
+    /// v6.15's pre-HVO (HUGE_BOOTMEM_HVO, ARCH_WANT_HUGETLB_VMEMMAP_PREINIT, x86-64 only): a boot-time
+    /// gigantic page of <paramref name="order"/> has its vmemmap optimized as it is populated, so
+    /// the struct pages behind its freed vmemmap are never initialized.
+    /// </summary>
+    bool PreOptimizesBootPages(int order) => false;
+
     /// <summary>hugetlb_vmemmap_optimize_folios: a batch of fresh pages (one by one where the policy does not batch).</summary>
     void OptimizeBatch(IReadOnlyList<HugePage> pages);
 

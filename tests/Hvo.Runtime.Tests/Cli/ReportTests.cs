@@ -31,7 +31,8 @@ public sealed class ReportTests
         ShellErrors: 34,
         BootMs: 35,
         WorkMs: 36,
-        HostFrameBytes: 37 * 1024);
+        HostFrameBytes: 37 * 1024,
+        StructPagesInitializedAtBoot: 40);
 
     [TestMethod]
     public void TheTextIsTheHeadingThePoolTheCountersAndTheBbmCount()
@@ -39,7 +40,7 @@ public sealed class ReportTests
         SimulationReport r = Made(bbmChecked: true, requested: 50);
         string text = ReportText.Render(r);
         Assert.AreEqual(ReportText.Heading(r) + ReportText.Pool(r) + ReportText.Counters(r) + ReportText.BreakBeforeMake(r), text);
-        StringAssert.StartsWith(text, "hvo simulate: toy-arch (a toy, 16 KiB pages), 3G, 2 node(s), policy v9.9, HVO off\nbooted in 35 ms; pool grown in 36 ms; simulated frame bytes kept: 37 kB\n\n" + r.MemInfo.Format());
+        StringAssert.StartsWith(text, "hvo simulate: toy-arch (a toy, 16 KiB pages), 3G, 2 node(s), policy v9.9, HVO off\nbooted in 35 ms; pool grown in 36 ms; simulated frame bytes kept: 37 kB\nstruct pages initialized at boot (memmap_init): 40\n\n" + r.MemInfo.Format());
         StringAssert.Contains(text, "hugepages-2048kB: nr_hugepages 11, free 12, surplus 13, vmemmap optimized 14\n");
         StringAssert.Contains(text, "hugepages-2048kB: asked for 50, the pool grew to 11:");
         Assert.IsFalse(text.Contains("hugepages-32768kB", StringComparison.Ordinal), "an empty hstate has no line");

@@ -13,7 +13,7 @@ internal sealed record CounterValues(long Freed, long Restored, long Tables, lon
 /// <summary>What a script left: its transcript, the shell errors it printed, broken invariants, counters and the files read at the end.</summary>
 internal sealed record ScenarioOutcome(
     string Transcript, int ShellErrors, IReadOnlyList<string> Invariants, CounterValues Counters, MemInfo MemInfo,
-    ArchInfo Arch, HvoPolicy Policy, IReadOnlyDictionary<string, string> Files, long SharedTails = 0, long GracePeriods = 0);
+    ArchInfo Arch, HvoPolicy Policy, IReadOnlyDictionary<string, string> Files, long SharedTails = 0, long GracePeriods = 0, ulong StructPagesInitialized = 0);
 
 /// <summary>Runs scripts on the architecture of the registry named, without the command line.</summary>
 internal static class ScenarioHarness
@@ -59,7 +59,8 @@ internal static class ScenarioHarness
                 session.Optimizer.Policy,
                 files,
                 c.SharedTailPages,
-                c.GracePeriods);
+                c.GracePeriods,
+                session.Machine.StructPagesInitializedAtBoot);
         }
     }
 }
