@@ -49,10 +49,17 @@ internal sealed class MachineOptions
         HelpName = "FEATURES",
     };
 
+    public Option<string?> HvoDefaultOn { get; } = new("--hvo-default-on")
+    {
+        Description = "The kernel's build option CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON: HVO's state when the boot line has no hugetlb_free_vmemmap= (mainline's default: on; Debian builds it off). A script's 'config CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=y|n' line overrides it.",
+        HelpName = "on|off",
+    };
+
     public void AddTo(Command command)
     {
         command.Options.Add(EntryWriter);
         command.Options.Add(Cpu);
+        command.Options.Add(HvoDefaultOn);
     }
 
     /// <summary><paramref name="options"/> with the machine the command line describes.</summary>
@@ -76,7 +83,13 @@ internal sealed class MachineOptions
             }
         }
 
-        return options with { EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs };
+        bool defaultOn = p.GetValue(HvoDefaultOn)?.Trim().ToLowerInvariant() switch
+        {
+            null or "on" or "y" => true,
+            "off" or "n" => false,
+            { } other => throw new UsageException($"--hvo-default-on: '{other}' is not on or off"),
+        };
+        return options with { EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs, HvoDefaultOn = defaultOn };
     }
 
     /// <summary>Refuse a machine whose entry writer needs what its CPUs or its spec lack, whatever the policy.</summary>

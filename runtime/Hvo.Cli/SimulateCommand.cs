@@ -39,7 +39,7 @@ public static class SimulateCommand
         var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => CmdLine.FormatSize(MachineConfig.DefaultMemoryBytes) };
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the default huge page size (the default hstate's, as /proc/sys/vm/nr_hugepages)." };
-        var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
+        var hvo = new Option<string?>("--hvo") { Description = "on|off: hugetlb_free_vmemmap= on the boot line; without it the build default decides (--hvo-default-on, on unless said otherwise)." };
         Option<string> policy = Options.Policy();
         var batch = new Option<string?>("--batch")
         {
@@ -78,9 +78,10 @@ public static class SimulateCommand
                 throw new UsageException($"--memory: {memoryText} {why}");
             }
 
-            string hvoText = p.GetValue(hvo)!;
-            bool hvoOn = hvoText switch
+            string? hvoText = p.GetValue(hvo);
+            bool? hvoOn = hvoText switch
             {
+                null => null,
                 "on" => true,
                 "off" => false,
                 _ => throw new UsageException($"--hvo: '{hvoText}' is not on or off"),

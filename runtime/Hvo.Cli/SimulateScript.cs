@@ -19,7 +19,7 @@ namespace Hvo.Cli;
 /// would. <c>hvo compare</c> without a script runs <see cref="Default"/>.
 /// </summary>
 /// <param name="Pages">Each size asked for and its count, in order: the last count of a size wins, as the last echo does.</param>
-internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IReadOnlyList<(ulong Size, ulong Count)> Pages, FaultSpec? Faults, int Writes = 1)
+internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool? Hvo, IReadOnlyList<(ulong Size, ulong Count)> Pages, FaultSpec? Faults, int Writes = 1)
 {
     /// <summary>The file name the script's locations carry.</summary>
     public const string File = "simulate";
@@ -29,7 +29,7 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
     /// it as pages of <paramref name="arch"/>'s default huge page size.
     /// </summary>
     public static SimulateScript Default(ArchInfo arch) =>
-        new(MachineConfig.DefaultMemoryBytes, 1, true, DefaultPages(arch, MachineConfig.DefaultMemoryBytes), null);
+        new(MachineConfig.DefaultMemoryBytes, 1, null, DefaultPages(arch, MachineConfig.DefaultMemoryBytes), null);
 
     /// <summary>Half of <paramref name="memory"/> as pages of the default hstate's size (HugeTlbCommandLine.ArchDefaultSize, HPAGE_SIZE).</summary>
     public static (ulong Size, ulong Count)[] DefaultPages(ArchInfo arch, ulong memory)
@@ -56,7 +56,10 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
             boot.Add($"numa=fake={Nodes}");
         }
 
-        boot.Add("hugetlb_free_vmemmap=" + (Hvo ? "on" : "off"));
+        if (Hvo is { } on)
+        {
+            boot.Add("hugetlb_free_vmemmap=" + (on ? "on" : "off"));
+        }
         script.Boot(boot);
         foreach ((string path, string value) in Faults?.Writes ?? [])
         {

@@ -20,6 +20,13 @@ public sealed record ScenarioOptions
 {
     public HvoPolicy Policy { get; init; } = HvoPolicy.Newest;
 
+    /// <summary>
+    /// CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON: whether HVO is on when the boot line has no
+    /// hugetlb_free_vmemmap= (the mainline default is on; Debian builds it off). A script's
+    /// <c>config</c> line overrides it.
+    /// </summary>
+    public bool HvoDefaultOn { get; init; } = true;
+
     /// <summary>The machine's memory when the boot line has no <c>mem=</c>.</summary>
     public ulong DefaultMemoryBytes { get; init; } = MachineConfig.DefaultMemoryBytes;
 
@@ -127,10 +134,20 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         _vmemmapFramesAtBoot = VmemmapFrames(machine);
         _tableFramesAtBoot = machine.Owners.Count(FrameOwner.PageTable);
         _buddyFramesAtBoot = machine.Owners.Count(FrameOwner.Buddy);
-        Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(bootParameter: boot.FreeVmemmap));
+        Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(script.HvoDefaultOn ?? options.HvoDefaultOn, boot.FreeVmemmap));
         Pool = new HugeTlbPool<TArch>(machine, Optimizer, bootPages);
         Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine, options);
+        _bootReport = BootReport.Lines(Pool, Optimizer, boot.HugeTlb);
     }
+
+    private readonly IReadOnlyList<string> _bootReport;
+
+    /// <summary>
+    /// The kernel log so far (what <c>dmesg</c> prints, without timestamps): the boot line's notices,
+    /// the HugeTLB command line's warnings and boot-time allocation failures, hugetlb's boot report
+    /// in the kernel version's format, then what the machine printed since (an oops, say).
+    /// </summary>
+    public IReadOnlyList<string> KernelLog => [.. BootLine.Notices, .. Pool.Log, .. _bootReport, .. Machine.KernelLog];
 
     public Script Script { get; }
 
@@ -320,6 +337,17 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         {
             case BootStatement:
                 WriteKernelLog(output);
+                break;
+
+            case ConfigStatement:
+                break;
+
+            case DmesgStatement:
+                foreach (string line in KernelLog)
+                {
+                    output.WriteLine(line);
+                }
+
                 break;
 
             case EchoStatement { Target: null } e:

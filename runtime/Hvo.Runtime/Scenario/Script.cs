@@ -28,6 +28,24 @@ public sealed record Script(string File, IReadOnlyList<ScriptLine> Lines)
         }
     }
 
+    /// <summary>CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON as the script's config lines set it, or null when they do not.</summary>
+    public bool? HvoDefaultOn
+    {
+        get
+        {
+            bool? value = null;
+            foreach (ScriptLine line in Lines)
+            {
+                if (line is ConfigStatement { Name: ConfigStatement.HvoDefaultOnOption } c)
+                {
+                    value = c.Value;
+                }
+            }
+
+            return value;
+        }
+    }
+
     /// <summary>The statements, boot line included, without comments and blank lines.</summary>
     public IEnumerable<Statement> Statements
     {
@@ -74,6 +92,19 @@ public sealed record EchoStatement(SourceLocation Location, string Text, string 
     /// <summary>What write(2) gets: the value and its newline.</summary>
     public string Data => Newline ? Value + "\n" : Value;
 }
+
+/// <summary>
+/// <c>config CONFIG_NAME=y|n</c>, before the boot line: how the simulated kernel was built. The one
+/// option modelled is CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON (<see cref="HvoDefaultOnOption"/>),
+/// HVO's state when the boot line does not say (distributions such as Debian build it off).
+/// </summary>
+public sealed record ConfigStatement(SourceLocation Location, string Text, string Name, bool Value) : Statement(Location, Text)
+{
+    public const string HvoDefaultOnOption = "CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON";
+}
+
+/// <summary><c>dmesg</c>: print the kernel log so far.</summary>
+public sealed record DmesgStatement(SourceLocation Location, string Text) : Statement(Location, Text);
 
 /// <summary><c>cat PATH...</c>: print each file.</summary>
 public sealed record CatStatement(SourceLocation Location, string Text, IReadOnlyList<ScriptWord> Paths) : Statement(Location, Text);

@@ -15,7 +15,7 @@ namespace Hvo.Scenario;
 /// </summary>
 public static class ScriptParser
 {
-    private const string Vocabulary = "a line is 'boot PARAM...' (first), 'echo VALUE > PATH', 'echo VALUE', 'cat PATH...' or a '# comment'";
+    private const string Vocabulary = "a line is 'config CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=y|n' (before boot), 'boot PARAM...' (first), 'echo VALUE > PATH', 'echo VALUE', 'cat PATH...', 'dmesg' or a '# comment'";
 
     public static Script Parse(string text, string file)
     {
@@ -37,7 +37,7 @@ public static class ScriptParser
             }
 
             Statement s = Build(line.Trim(), at, tokens, first: !anyStatement);
-            anyStatement = true;
+            anyStatement |= s is not ConfigStatement;
             lines.Add(s);
         }
 
@@ -74,6 +74,27 @@ public static class ScriptParser
                 }
 
                 return new BootStatement(at, text, parameters);
+
+            case "config":
+                if (!first)
+                {
+                    throw Error(line, command.Column, "'config' comes before the boot line: it says how the kernel was built");
+                }
+
+                if (tokens.Count != 2 || tokens[1].Redirect || tokens[1].Value.Split('=') is not [ConfigStatement.HvoDefaultOnOption, var v] || v is not ("y" or "n"))
+                {
+                    throw Error(line, tokens.Count > 1 ? tokens[1].Column : command.Column, $"config takes {ConfigStatement.HvoDefaultOnOption}=y or =n (the one build option modelled)");
+                }
+
+                return new ConfigStatement(at, text, ConfigStatement.HvoDefaultOnOption, tokens[1].Value.EndsWith("=y", StringComparison.Ordinal));
+
+            case "dmesg":
+                if (tokens.Count != 1)
+                {
+                    throw Error(line, tokens[1].Column, "dmesg takes no arguments here: it prints the kernel log so far");
+                }
+
+                return new DmesgStatement(at, text);
 
             case "echo":
                 return BuildEcho(text, line, at, tokens);
