@@ -136,12 +136,16 @@ internal static class CompareCommand
 
     private static readonly (string Label, Func<SimulationReport, string> Value)[] Rows =
     [
+        ("behaves as (milestone)", r => HvoPolicy.Find(r.Policy)?.Version is { } v ? KernelMilestone.Latest(v).Version.ToString() : "proposal"),
         ("memory saved (net)", r => Mib(r.Hvo.NetBytesSaved)),
         ("vmemmap pages freed", r => N(r.Hvo.VmemmapPagesFreed)),
         ("vmemmap pages restored", r => N(r.Hvo.VmemmapPagesRestored)),
         ("PTE tables (page-table cost)", r => $"{N(r.Hvo.PteTablesAllocated)} ({Kb((ulong)r.Hvo.PteTablesAllocated * r.PageSize / 1024)})"),
         ("PMDs split", r => N(r.Hvo.PmdsSplit)),
         ("TLB flushes", r => N(r.Hvo.TlbFlushes)),
+        ("shared tail pages (v7.1)", r => N(r.Hvo.SharedTailPages)),
+        ("RCU grace periods (v6.10+)", r => N(r.Hvo.GracePeriods)),
+        ("struct pages initialized at boot", r => N((long)r.StructPagesInitializedAtBoot)),
         ("optimize failures", r => N(r.Hvo.OptimizeFailures)),
         ("restore failures", r => N(r.Hvo.RestoreFailures)),
         ("BBM violations (arm64 rule)", r => r.Hvo.BbmChecked ? N(r.Hvo.BbmViolations) : "not required"),
