@@ -101,9 +101,9 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
     public void CheckOwners(List<string> problems)
     {
         long sum = Enum.GetValues<FrameOwner>().Sum(o => Machine.Owners.Count(o));
-        if (sum != (long)Machine.Layout.Frames)
+        if (sum != (long)Machine.PhysicalFrames)
         {
-            Add(problems, $"the frame owners add up to {sum} frames, but the machine has {Machine.Layout.Frames} ("
+            Add(problems, $"the frame owners add up to {sum} frames, but the machine has {Machine.PhysicalFrames} ("
                 + string.Join(", ", Enum.GetValues<FrameOwner>().Select(o => $"{o} {Machine.Owners.Count(o)}")) + ")");
         }
 
@@ -135,7 +135,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
     /// </summary>
     public void CheckPageTableReachability(List<string> problems)
     {
-        ulong frames = Machine.Layout.Frames;
+        ulong frames = Machine.PhysicalFrames;
         if (_seen.Length == 0)
         {
             _seen = new ulong[(frames + 63) / 64];
@@ -191,9 +191,9 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
 
                 foreach (HugePage page in freeList.Concat(active))
                 {
-                    if (page.Node != nid || Machine.Layout.NodeOf(page.HeadPfn) != nid)
+                    if (page.Node != nid || Machine.NodeOf(page.HeadPfn) != nid)
                     {
-                        Add(problems, $"{page} is listed on node {nid} and its frames are on node {Machine.Layout.NodeOf(page.HeadPfn)}");
+                        Add(problems, $"{page} is listed on node {nid} and its frames are on node {Machine.NodeOf(page.HeadPfn)}");
                     }
 
                     if (Machine.Owners[page.HeadPfn] != FrameOwner.HugePage || Machine.Owners[page.HeadPfn + page.Frames - 1] != FrameOwner.HugePage)
@@ -273,10 +273,11 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         Expect(problems, (ulong)optimizedTotal, (ulong)t.OptimizedPages, "optimized pages in all");
         Expect(problems, (ulong)netTotal, (ulong)(t.VmemmapPagesFreed - t.VmemmapPagesRestored), "vmemmap pages freed - restored in all");
         long owned = Machine.Owners.Count(FrameOwner.BootVmemmap) + Machine.Owners.Count(FrameOwner.RuntimeVmemmap);
-        long expected = (long)Machine.BootVmemmap.Frames - (t.VmemmapPagesFreed - t.VmemmapPagesRestored) + t.SharedTailPages;
+        long hotplug = Machine.Hotplug.VmemmapFrames;
+        long expected = (long)Machine.BootVmemmap.Frames + hotplug - (t.VmemmapPagesFreed - t.VmemmapPagesRestored) + t.SharedTailPages;
         if (owned != expected)
         {
-            Add(problems, $"{owned} vmemmap frames are owned, but boot populated {Machine.BootVmemmap.Frames} and HVO freed {t.VmemmapPagesFreed}, restored {t.VmemmapPagesRestored} and allocated {t.SharedTailPages} shared tail pages: expected {expected}");
+            Add(problems, $"{owned} vmemmap frames are owned, but boot populated {Machine.BootVmemmap.Frames}, memory hotplug {hotplug}, and HVO freed {t.VmemmapPagesFreed}, restored {t.VmemmapPagesRestored} and allocated {t.SharedTailPages} shared tail pages: expected {expected}");
         }
     }
 
@@ -506,7 +507,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Machine<TArch> machine = Owner.Machine;
-            ulong frames = machine.Layout.Frames;
+            ulong frames = machine.PhysicalFrames;
             ulong first = TArch.PfnOf(e.Level, e.Entry);
             ulong n = TArch.LevelSize(e.Level) >> TArch.PageShift;
             for (ulong pfn = first; pfn < first + n; pfn++)

@@ -120,16 +120,18 @@ public sealed partial class HugeTlbPool<TArch>
             return null; // alloc_contig_pages: no zone spans a range that large
         }
 
+        // htlb_alloc_mask: GFP_HIGHUSER_MOVABLE for a size that can be migrated and is not gigantic
+        // (hugepage_movable_supported), so ZONE_MOVABLE serves it first; GFP_HIGHUSER for gigantic ones.
         ulong pfn;
         bool ok = h.IsGigantic
             ? Machine.Pages.TryAllocContigPages(nid, h.Frames, gfp, AllocSite.HugePage, FrameOwner.HugePage, out pfn)
-            : Machine.Pages.TryAllocPages(nid, h.Order, gfp | Gfp.NoWarn, AllocSite.HugePage, FrameOwner.HugePage, out pfn);
+            : Machine.Pages.TryAllocPages(nid, h.Order, gfp | Gfp.NoWarn | Gfp.Movable, AllocSite.HugePage, FrameOwner.HugePage, out pfn);
         if (!ok)
         {
             return null;
         }
 
-        var page = new HugePage(pfn, h.Order, Machine.Layout.NodeOf(pfn), fromBoot: false);
+        var page = new HugePage(pfn, h.Order, Machine.NodeOf(pfn), fromBoot: false);
         Machine.Compounds.Prep(page);
         return page;
     }

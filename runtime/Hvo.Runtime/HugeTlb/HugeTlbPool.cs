@@ -50,6 +50,7 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
         }
 
         Hstates = hstates;
+        machine.Hotplug.HugePages = this; // offline_pages dissolves this pool's free pages
         boot ??= HugeBootPages.None;
         HugeTlbCommandLine commandLine = boot.CommandLine;
         ulong defaultSize = commandLine.ResolveDefaultSize(TArch.Info);

@@ -71,7 +71,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         ArgumentNullException.ThrowIfNull(page);
         lock (_tailsLock)
         {
-            return _tails.TryGetValue((page.Node, _machine.Layout.ZoneOf(page.HeadPfn), page.Order), out pfn);
+            return _tails.TryGetValue((page.Node, _machine.ZoneOf(page.HeadPfn), page.Order), out pfn);
         }
     }
 
@@ -247,7 +247,17 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     }
 
     private bool ShouldOptimize(HugePage page) =>
-        Switches.EnabledNow && !page.VmemmapOptimized && IsOptimizable(page.Order);
+        Switches.EnabledNow && !page.VmemmapOptimized && IsOptimizable(page.Order) && !(Policy.MemmapOnMemoryWithHvo && VmemmapSelfHosted(page));
+
+    /// <summary>
+    /// vmemmap_should_optimize's memory hotplug check (66361095129b, v6.0): the page backing the head
+    /// struct page is found through the page table; if its memory block hosts its own struct pages
+    /// (memmap_on_memory, PageVmemmapSelfHosted), the page is left unoptimized. Before v6.0 a kernel
+    /// with HVO on never had self-hosted struct pages (memmap_on_memory gave way to HVO).
+    /// </summary>
+    private bool VmemmapSelfHosted(HugePage page) =>
+        _machine.TryTranslateKernel(Machine<TArch>.StructPageAddress(page.HeadPfn), out ulong pa)
+        && _machine.Hotplug.IsSelfHostedVmemmap(pa >> TArch.PageShift);
 
     /// <summary>v6.7's split pass (vmemmap_remap_split, no flush): false when no page is to be optimized; a flush_tlb_all follows.</summary>
     private bool SplitBatch(IReadOnlyList<HugePage> pages)
@@ -374,7 +384,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// </summary>
     private bool TryGetOrAllocSharedTail(HugePage page, out ulong pfn)
     {
-        int zone = _machine.Layout.ZoneOf(page.HeadPfn);
+        int zone = _machine.ZoneOf(page.HeadPfn);
         lock (_tailsLock)
         {
             if (_tails.TryGetValue((page.Node, zone, page.Order), out pfn))

@@ -33,10 +33,28 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
 
     /// <summary>
     /// v6.0 (66361095129b): memory_hotplug.memmap_on_memory and HVO together; a huge page whose
-    /// vmemmap is self-hosted (PageVmemmapSelfHosted) is left unoptimized. Before, memmap_on_memory
-    /// is not used while HVO is on (mhp_supports_memmap_on_memory).
+    /// vmemmap is self-hosted (PageVmemmapSelfHosted) is left unoptimized (vmemmap_should_optimize),
+    /// and the sysctl exists whatever memmap_on_memory says. Before, the two exclude each other:
+    /// with HVO on at boot memmap_on_memory is not used (v5.14 to v5.18: mhp_supports_memmap_on_memory
+    /// says no; v5.19: the parameter itself is ignored and reads N), and with memmap_on_memory on,
+    /// v5.19 does not register vm.hugetlb_optimize_vmemmap, so HVO cannot be turned on later.
     /// </summary>
     public bool MemmapOnMemoryWithHvo { get; init; }
+
+    /// <summary>
+    /// Whether memory_hotplug.memmap_on_memory=<paramref name="requested"/> is in effect on a kernel
+    /// of this policy with HVO <paramref name="hvoAtBoot"/> at boot: from v6.0 always as asked; before,
+    /// only with HVO off at boot.
+    /// </summary>
+    public bool MemmapOnMemoryInEffect(bool requested, bool hvoAtBoot) => requested && (MemmapOnMemoryWithHvo || !hvoAtBoot);
+
+    /// <summary>
+    /// /sys/module/memory_hotplug/parameters/memmap_on_memory: v5.19's setter refused the parameter
+    /// while HVO was on (it reads N); v5.14 to v5.18 stored it (Y) and declined it later; v6.0 on
+    /// take it.
+    /// </summary>
+    public bool MemmapOnMemoryParameterReads(bool requested, bool hvoAtBoot) =>
+        HasSysctl && !MemmapOnMemoryWithHvo ? MemmapOnMemoryInEffect(requested, hvoAtBoot) : requested;
 
     /// <summary>How the boot log reports what HVO frees per size.</summary>
     public HvoBootMessage BootMessage { get; init; }

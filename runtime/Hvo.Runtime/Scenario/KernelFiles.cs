@@ -37,9 +37,10 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
     /// <summary>
     /// The files of <paramref name="machine"/>, booted with <paramref name="commandLine"/>.
     /// <paramref name="options"/> gives the writer's pending signal and the progress of nr_hugepages
-    /// writes, and fail_page_alloc's seed and site filter.
+    /// writes, and fail_page_alloc's seed and site filter; <paramref name="memmapOnMemoryRequested"/>
+    /// is memory_hotplug.memmap_on_memory as the command line asked for it.
     /// </summary>
-    public KernelFiles(Machine<TArch> machine, HugeTlbPool<TArch> pool, HvoOptimizer<TArch> optimizer, string commandLine, ScenarioOptions? options = null)
+    public KernelFiles(Machine<TArch> machine, HugeTlbPool<TArch> pool, HvoOptimizer<TArch> optimizer, string commandLine, ScenarioOptions? options = null, bool memmapOnMemoryRequested = false)
     {
         ArgumentNullException.ThrowIfNull(machine);
         ArgumentNullException.ThrowIfNull(pool);
@@ -74,6 +75,7 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
         }
 
         AddFaultInjection(options.FaultSites, options.FaultSeed);
+        AddMemoryHotplug(memmapOnMemoryRequested);
     }
 
     /// <summary>Fresh huge pages the writes of nr_hugepages allocated, all of them together.</summary>
@@ -257,9 +259,11 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
         });
 
         // The sysctl came with v5.19 (proc_dobool: any int, non-zero is on); v5.14 and v5.18 had only
-        // the boot parameter. It is registered only when some hstate is optimizable (hugetlb_vmemmap_init).
+        // the boot parameter. It is registered only when some hstate is optimizable (hugetlb_vmemmap_init),
+        // and before v6.0 only without memory_hotplug.memmap_on_memory (hugetlb_vmemmap_sysctls_init).
         HvoPolicy policy = _optimizer.Policy;
-        if (!policy.HasSysctl || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order)))
+        if (!policy.HasSysctl || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order))
+            || (!policy.MemmapOnMemoryWithHvo && _machine.Config.MemmapOnMemory))
         {
             return;
         }

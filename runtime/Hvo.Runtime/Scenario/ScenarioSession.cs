@@ -136,7 +136,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         _buddyFramesAtBoot = machine.Owners.Count(FrameOwner.Buddy);
         Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(script.HvoDefaultOn ?? options.HvoDefaultOn, boot.FreeVmemmap));
         Pool = new HugeTlbPool<TArch>(machine, Optimizer, bootPages);
-        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine, options);
+        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine, options, boot.MemmapOnMemory);
         _bootReport = BootReport.Lines(Pool, Optimizer, boot.HugeTlb);
     }
 
@@ -197,9 +197,13 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
             throw new ScriptError(script.Boot?.Location ?? new SourceLocation(script.File, 1, 1), refusal.Reason);
         }
 
+        // memory_hotplug.memmap_on_memory exists where CONFIG_MHP_MEMMAP_ON_MEMORY does (x86-64 here);
+        // before v6.0 it gives way to HVO on at boot.
+        bool hvoAtBoot = boot.FreeVmemmap ?? script.HvoDefaultOn ?? options.HvoDefaultOn;
+        bool memmapOnMemory = TArch.Info.Ptdump == PtdumpFormat.X86 && options.Policy.MemmapOnMemoryInEffect(boot.MemmapOnMemory, hvoAtBoot);
         try
         {
-            machine = HugeBootPages.Boot<TArch>(options.Apply(boot.Config(options.Strict)), boot.HugeTlb, out bootPages);
+            machine = HugeBootPages.Boot<TArch>(options.Apply(boot.Config(options.Strict, memmapOnMemory)), boot.HugeTlb, out bootPages);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or OutOfMemoryException)
         {
@@ -321,8 +325,10 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
         Check(owners.Count(FrameOwner.HugePage) == (long)hugeFrames, "huge page frames are the pool's pages'");
         Check(optimized == c.OptimizedPages, "optimized pages are what the counters say");
-        Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored + c.SharedTailPages, "vmemmap frames: boot's - freed + restored + shared tails (none leaked)");
-        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated, "page-table frames: boot's + split tables (none leaked)");
+        long hotplugVmemmap = Machine.Hotplug.VmemmapFrames, hotplugTables = Machine.Hotplug.TableFrames;
+        Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored + c.SharedTailPages + hotplugVmemmap,
+            "vmemmap frames: boot's - freed + restored + shared tails + hot-added memory's (none leaked)");
+        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated + hotplugTables, "page-table frames: boot's + split tables + hot-added memory's (none leaked)");
         Check(owners.Count(FrameOwner.Buddy) == _buddyFramesAtBoot, "no other allocation kept");
         return broken;
     }
@@ -346,6 +352,16 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                 foreach (string line in KernelLog)
                 {
                     output.WriteLine(line);
+                }
+
+                break;
+
+            case PlugStatement plug:
+                int logged = Machine.KernelLog.Count;
+                Files.PlugMemoryDevice(plug.Address, plug.Node);
+                foreach (string line in Machine.KernelLog.Skip(logged))
+                {
+                    output.WriteLine("kernel: " + line);
                 }
 
                 break;

@@ -103,6 +103,15 @@ public sealed record ConfigStatement(SourceLocation Location, string Text, strin
     public const string HvoDefaultOnOption = "CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON";
 }
 
+/// <summary>
+/// <c>plug ADDRESS [node=N]</c>: not a shell command but the machine's firmware announcing a memory
+/// device of one memory block at physical <paramref name="Address"/> (an ACPI PNP0C80 device, what
+/// QEMU's <c>device_add pc-dimm</c> sends), on NUMA node <paramref name="Node"/> when given. The
+/// kernel adds it as acpi_memory_enable_device does, with memory_hotplug.memmap_on_memory where
+/// supported; what it logs shows as <c>kernel:</c> lines.
+/// </summary>
+public sealed record PlugStatement(SourceLocation Location, string Text, ulong Address, int? Node) : Statement(Location, Text);
+
 /// <summary><c>dmesg</c>: print the kernel log so far.</summary>
 public sealed record DmesgStatement(SourceLocation Location, string Text) : Statement(Location, Text);
 

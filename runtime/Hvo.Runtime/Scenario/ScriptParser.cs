@@ -9,13 +9,14 @@ namespace Hvo.Scenario;
 /// Parses a script written as a user types it at a root shell: words split on blanks, single and
 /// double quotes, backslash escapes, <c>#</c> comments at the start of a word, and the
 /// redirections <c>&gt;</c> and <c>&gt;&gt;</c> (with or without a blank before the file name).
-/// The commands are <c>boot</c> (first, once), <c>echo</c> and <c>cat</c>; anything else a shell
+/// The commands are <c>boot</c> (first, once), <c>echo</c>, <c>cat</c>, <c>dmesg</c> and the
+/// firmware event <c>plug</c>; anything else a shell
 /// would do (pipes, <c>;</c>, variables, substitutions) is refused with a <see cref="ScriptError"/>
 /// at its column, before anything runs.
 /// </summary>
 public static class ScriptParser
 {
-    private const string Vocabulary = "a line is 'config CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=y|n' (before boot), 'boot PARAM...' (first), 'echo VALUE > PATH', 'echo VALUE', 'cat PATH...', 'dmesg' or a '# comment'";
+    private const string Vocabulary = "a line is 'config CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=y|n' (before boot), 'boot PARAM...' (first), 'echo VALUE > PATH', 'echo VALUE', 'cat PATH...', 'dmesg', 'plug ADDRESS [node=N]' or a '# comment'";
 
     public static Script Parse(string text, string file)
     {
@@ -99,6 +100,9 @@ public static class ScriptParser
             case "echo":
                 return BuildEcho(text, line, at, tokens);
 
+            case "plug":
+                return BuildPlug(text, line, at, tokens);
+
             case "cat":
                 var paths = new List<ScriptWord>();
                 foreach (Token t in tokens.Skip(1))
@@ -159,6 +163,37 @@ public static class ScriptParser
         }
 
         return new EchoStatement(at, text, string.Join(' ', words), newline, target);
+    }
+
+    // plug ADDRESS [node=N]: a physical address as the kernel reads numbers (0x hex, 0 octal, decimal).
+    private static PlugStatement BuildPlug(string text, SourceLocation line, SourceLocation at, List<Token> tokens)
+    {
+        const string Usage = "plug takes a physical address and optionally node=N: plug 0x100000000 [node=1]";
+        if (tokens.Count is < 2 or > 3 || tokens.Skip(1).Any(t => t.Redirect))
+        {
+            throw Error(line, tokens.Count > 1 ? tokens[1].Column : tokens[0].Column, Usage);
+        }
+
+        if (KernelValues.KstrToULong(tokens[1].Value, 0, out ulong address) != Errno.None)
+        {
+            throw Error(line, tokens[1].Column, $"'{tokens[1].Value}' is not an address: {Usage}");
+        }
+
+        int? node = null;
+        if (tokens.Count == 3)
+        {
+            string word = tokens[2].Value;
+            if (!word.StartsWith("node=", StringComparison.Ordinal)
+                || !int.TryParse(word["node=".Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n)
+                || n >= MachineSize.MaxNodes)
+            {
+                throw Error(line, tokens[2].Column, $"'{word}': {Usage}, N a node below {MachineSize.MaxNodes}");
+            }
+
+            node = n;
+        }
+
+        return new PlugStatement(at, text, address, node);
     }
 
     private static bool IsEchoFlag(string word)

@@ -322,7 +322,7 @@ public sealed class RunCommandTests
 
         var bad = ProcessWithInput("boot mem=1G\necho 1 | cat\n", "run", "-");
         Assert.AreEqual(2, bad.Exit);
-        Assert.AreEqual("<stdin>:2:8: shell syntax '|' is not supported: a line is 'config CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=y|n' (before boot), 'boot PARAM...' (first), 'echo VALUE > PATH', 'echo VALUE', 'cat PATH...', 'dmesg' or a '# comment'\n", bad.Err);
+        Assert.AreEqual("<stdin>:2:8: shell syntax '|' is not supported: a line is 'config CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=y|n' (before boot), 'boot PARAM...' (first), 'echo VALUE > PATH', 'echo VALUE', 'cat PATH...', 'dmesg', 'plug ADDRESS [node=N]' or a '# comment'\n", bad.Err);
         Assert.AreEqual(string.Empty, bad.Out);
     }
 
