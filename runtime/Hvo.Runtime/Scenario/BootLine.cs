@@ -215,7 +215,8 @@ public sealed record BootLine
             return true;
         }
 
-        if (KernelValues.TryParseBool(value, out bool on))
+        // From v6.6 set_memmap_mode takes "force" before kstrtobool (which would read it as 'f', false).
+        if (value is not ("force" or "FORCE") && KernelValues.TryParseBool(value, out bool on))
         {
             return on;
         }

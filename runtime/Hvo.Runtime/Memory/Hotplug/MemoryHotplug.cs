@@ -330,7 +330,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
             if (end < physAddr || end > maxPhys)
             {
                 _machine.Log(string.Create(CultureInfo.InvariantCulture,
-                    $"Hotplug memory [{Hex(physAddr)}-{Hex(end)}] exceeds maximum addressable range [0x0-{Hex(maxPhys - 1)}]"));
+                    $"Hotplug memory [{Hex(physAddr)}-{Hex(end)}] exceeds maximum addressable range [{Hex(0)}-{Hex(maxPhys - 1)}]"));
                 return HotplugResult.OutOfRange;
             }
 
@@ -514,7 +514,8 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     private static bool Intersects(Zone zone, MemoryBlock block) =>
         zone.SpannedPages > 0 && block.StartPfn < zone.EndPfn && block.EndPfn > zone.StartPfn;
 
-    private static string Hex(ulong value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
+    // printk's %#llx: no 0x for zero.
+    private static string Hex(ulong value) => value == 0 ? "0" : "0x" + value.ToString("x", CultureInfo.InvariantCulture);
 
     /// <summary>Clears the leaves of a range (vmemmap_free's unmapping), leaving the tables.</summary>
     private struct UnmapVisitor : IPageWalkVisitor
