@@ -36,6 +36,11 @@ internal static class ReportText
         {
             o.WriteLine($"hugepages-{h.PageSize / 1024}kB: asked for {h.Requested}, the pool grew to {h.NrHugepages}: no memory for more (as echo N > nr_hugepages, the kernel allocates what fits)");
         }
+
+        if (r.MemoryBlocks is { } m)
+        {
+            o.WriteLine($"memory blocks ({CmdLine.FormatSize(m.BlockSize)} each): {m.Online} online ({m.Movable} in ZONE_MOVABLE), {m.Offline} offline; {m.HotAdded} hot-added ({m.SelfHosted} holding their own struct pages)");
+        }
     });
 
     /// <summary>HVO's counters, one a line, and the cmpxchg retries where there were any.</summary>

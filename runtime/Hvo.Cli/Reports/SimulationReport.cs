@@ -1,6 +1,7 @@
 using System.Linq;
 using System.Text.Json.Serialization;
 using Hvo.HugeTlb;
+using Hvo.Memory.Hotplug;
 using Hvo.Paging;
 
 namespace Hvo.Cli.Reports;
@@ -37,6 +38,32 @@ internal sealed record HvoReport(
     [property: JsonIgnore] bool BbmChecked);
 
 /// <summary>
+/// Memory hotplug's state, when a script changed it (a block added, or one offline): the block
+/// size, blocks online (of which in ZONE_MOVABLE) and offline, blocks added since boot (of which
+/// holding their own struct pages, memmap_on_memory).
+/// </summary>
+internal sealed record MemoryBlocksReport(ulong BlockSize, int Online, int Movable, int Offline, int HotAdded, int SelfHosted)
+{
+    public static MemoryBlocksReport? Of<TArch>(Machine<TArch> machine)
+        where TArch : struct, IPagingArch
+    {
+        var blocks = machine.Hotplug.Blocks;
+        if (!blocks.Any(b => b.HotAdded || b.State == MemoryBlockState.Offline))
+        {
+            return null;
+        }
+
+        return new MemoryBlocksReport(
+            machine.Hotplug.BlockBytes,
+            blocks.Count(b => b.State == MemoryBlockState.Online),
+            blocks.Count(b => b.Zone == machine.Pages.MovableZone),
+            blocks.Count(b => b.State == MemoryBlockState.Offline),
+            blocks.Count(b => b.HotAdded),
+            blocks.Count(b => b.SelfHostedFrames > 0));
+    }
+}
+
+/// <summary>
 /// The report of docs/ARCHITECTURE.md §6, as data: the machine, the policy, /proc/meminfo, every
 /// hstate, HVO's counters and what the run took. Rendered, never read back: as text
 /// (<see cref="ReportText"/>), on a terminal (<see cref="TerminalReport"/>), as JSON
@@ -64,7 +91,8 @@ internal sealed record SimulationReport(
     [property: JsonIgnore] double BootMs,
     [property: JsonIgnore] double WorkMs,
     [property: JsonIgnore] long HostFrameBytes,
-    [property: JsonIgnore] ulong StructPagesInitializedAtBoot = 0)
+    [property: JsonIgnore] ulong StructPagesInitializedAtBoot = 0,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] MemoryBlocksReport? MemoryBlocks = null)
 {
     /// <summary>The checker's count where it ran (the JSON key <c>breakBeforeMakeViolations</c>, last), else null.</summary>
     [JsonPropertyOrder(1)]
@@ -99,6 +127,7 @@ internal sealed record SimulationReport(
             bootMs,
             workMs,
             machine.Frames.MaterializedBytes,
-            machine.StructPagesInitializedAtBoot);
+            machine.StructPagesInitializedAtBoot,
+            MemoryBlocksReport.Of(machine));
     }
 }
