@@ -21,18 +21,17 @@ public sealed partial class PageAllocator
     /// was last onlined into, else the boot layout's; memory above the boot memory never onlined
     /// counts as ZONE_NORMAL.
     /// </summary>
+    /// <remarks>Without the allocator's lock: a struct page's reader asks it for every page, and a
+    /// block's zone only changes while the block is offline, when nobody reads its struct pages.</remarks>
     public int ZoneIndexOf(ulong pfn)
     {
         CheckBlock(pfn, 0);
-        lock (_lock)
+        if (System.Threading.Volatile.Read(ref _blockZones) is { } onlined && System.Threading.Volatile.Read(ref onlined[pfn >> MaxOrder]) is { } zone)
         {
-            if (_blockZones is { } onlined && onlined[pfn >> MaxOrder] is { } zone)
-            {
-                return zone.Index;
-            }
-
-            return pfn < Layout.Frames ? Layout.ZoneOf(pfn) : Layout.Zones.Count - 1;
+            return zone.Index;
         }
+
+        return pfn < Layout.Frames ? Layout.ZoneOf(pfn) : Layout.Zones.Count - 1;
     }
 
     /// <summary>

@@ -16,13 +16,8 @@ public sealed partial class KernelFiles<TArch>
     private const string MemoryDir = "/sys/devices/system/memory/";
     private readonly HashSet<ulong> _blockFiles = [];
 
-    /// <summary>The firmware announces a memory device of one block (a <c>plug</c> line): added, and its files created.</summary>
-    public HotplugResult PlugMemoryDevice(ulong physAddr, int? node)
-    {
-        HotplugResult r = _machine.Hotplug.AddMemoryDevice(physAddr, node);
-        AddMemoryBlockFiles();
-        return r;
-    }
+    /// <summary>The firmware announces a memory device of one block (a <c>plug</c> line).</summary>
+    public HotplugResult PlugMemoryDevice(ulong physAddr, int? node) => _machine.Hotplug.AddMemoryDevice(physAddr, node);
 
     private void AddMemoryHotplug(bool memmapOnMemoryRequested)
     {
@@ -49,62 +44,70 @@ public sealed partial class KernelFiles<TArch>
                     return e;
                 }
 
-                HotplugResult r = hotplug.Probe(address);
-                AddMemoryBlockFiles();
-                return Status(r);
+                return Status(hotplug.Probe(address));
             });
 
             // The parameter's get: param_get_bool.
             Add("/sys/module/memory_hotplug/parameters/memmap_on_memory", () =>
                 _optimizer.Policy.MemmapOnMemoryParameterReads(memmapOnMemoryRequested, _optimizer.Switches.BootEnabled) ? "Y\n" : "N\n");
         }
-
-        AddMemoryBlockFiles();
     }
 
-    // A directory per present block, created when the block is (at boot, or as it is added).
-    private void AddMemoryBlockFiles()
+    // memoryN/ of a present block, made when a path names it first: a machine of many terabytes
+    // has tens of thousands of blocks, and a script looks at a few.
+    private void AddMemoryBlockFiles(string path)
     {
-        MemoryHotplug<TArch> hotplug = _machine.Hotplug;
-        foreach (MemoryBlock block in hotplug.Blocks)
+        const string Prefix = MemoryDir + "memory";
+        if (!path.StartsWith(Prefix, System.StringComparison.Ordinal))
         {
-            if (!_blockFiles.Add(block.Id))
+            return;
+        }
+
+        int end = path.IndexOf('/', Prefix.Length);
+        string digits = end < 0 ? path[Prefix.Length..] : path[Prefix.Length..end];
+        if (digits.Length == 0 || digits.Length > 1 && digits[0] == '0'
+            || !ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out ulong id))
+        {
+            return;
+        }
+
+        MemoryHotplug<TArch> hotplug = _machine.Hotplug;
+        if (hotplug.Block(id) is not { } block || !_blockFiles.Add(id))
+        {
+            return;
+        }
+
+        string dir = string.Create(CultureInfo.InvariantCulture, $"{MemoryDir}memory{block.Id}/");
+        Add(dir + "phys_index", () => string.Create(CultureInfo.InvariantCulture, $"{block.Id:x8}\n"));
+        Add(dir + "phys_device", () => "0\n");
+        Add(dir + "removable", () => "1\n"); // CONFIG_MEMORY_HOTREMOVE: always 1
+        Add(dir + "valid_zones", () => hotplug.ValidZones(block) + "\n");
+
+        // state_store: one of the four words, then device_online / device_offline; a block in
+        // that state already (they return 1) is -EINVAL.
+        Add(dir + "state", () => block.State == MemoryBlockState.Online ? "online\n" : "offline\n", data =>
+        {
+            if (!BootLine.TryParseOnlineType(data, out OnlineType type))
             {
-                continue;
+                return Errno.EINVAL;
             }
 
-            string dir = string.Create(CultureInfo.InvariantCulture, $"{MemoryDir}memory{block.Id}/");
-            Add(dir + "phys_index", () => string.Create(CultureInfo.InvariantCulture, $"{block.Id:x8}\n"));
-            Add(dir + "phys_device", () => "0\n");
-            Add(dir + "removable", () => "1\n"); // CONFIG_MEMORY_HOTREMOVE: always 1
-            Add(dir + "valid_zones", () => hotplug.ValidZones(block) + "\n");
+            HotplugResult r = type == OnlineType.Offline ? hotplug.Offline(block) : hotplug.Online(block, type);
+            return r == HotplugResult.Unchanged ? Errno.EINVAL : Status(r);
+        });
 
-            // state_store: one of the four words, then device_online / device_offline; a block in
-            // that state already (they return 1) is -EINVAL.
-            Add(dir + "state", () => block.State == MemoryBlockState.Online ? "online\n" : "offline\n", data =>
+        // The device core's online_store: kstrtobool, then device_online / device_offline; a
+        // block in that state already is success.
+        Add(dir + "online", () => block.State == MemoryBlockState.Online ? "1\n" : "0\n", data =>
+        {
+            if (!KernelValues.TryParseBool(data, out bool online))
             {
-                if (!BootLine.TryParseOnlineType(data, out OnlineType type))
-                {
-                    return Errno.EINVAL;
-                }
+                return Errno.EINVAL;
+            }
 
-                HotplugResult r = type == OnlineType.Offline ? hotplug.Offline(block) : hotplug.Online(block, type);
-                return r == HotplugResult.Unchanged ? Errno.EINVAL : Status(r);
-            });
-
-            // The device core's online_store: kstrtobool, then device_online / device_offline; a
-            // block in that state already is success.
-            Add(dir + "online", () => block.State == MemoryBlockState.Online ? "1\n" : "0\n", data =>
-            {
-                if (!KernelValues.TryParseBool(data, out bool online))
-                {
-                    return Errno.EINVAL;
-                }
-
-                HotplugResult r = online ? hotplug.Online(block) : hotplug.Offline(block);
-                return r == HotplugResult.Unchanged ? Errno.None : Status(r);
-            });
-        }
+            HotplugResult r = online ? hotplug.Online(block) : hotplug.Offline(block);
+            return r == HotplugResult.Unchanged ? Errno.None : Status(r);
+        });
     }
 
     private static Errno Status(HotplugResult r) => r switch

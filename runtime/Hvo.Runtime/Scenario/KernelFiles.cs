@@ -181,6 +181,7 @@ public sealed partial class KernelFiles<TArch> where TArch : struct, IPagingArch
             return Errno.ENOENT; // the script's working directory holds nothing
         }
 
+        AddMemoryBlockFiles(p);
         if (_directories.Contains(p))
         {
             return Errno.EISDIR;

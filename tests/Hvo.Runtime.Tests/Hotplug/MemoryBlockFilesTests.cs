@@ -19,7 +19,8 @@ public sealed class MemoryBlockFilesTests
     {
         HotplugOutcome o = HotplugRig.Run("x86_64", "boot mem=1G\n", readAtEnd:
             [Mem + "block_size_bytes", Mem + "auto_online_blocks", Mem + "memory0/valid_zones", Mem + "memory1/valid_zones", Mem + "memory7/state",
-             Mem + "memory7/online", Mem + "memory7/phys_index", Mem + "memory7/removable", Mem + "memory7/phys_device", Mem + "memory8/state"]);
+             Mem + "memory7/online", Mem + "memory7/phys_index", Mem + "memory7/removable", Mem + "memory7/phys_device", Mem + "memory8/state",
+             Mem + "memory7", Mem + "memory07/state", Mem + "memory7/state/x"]);
         ulong section = 1UL << o.Arch.SectionShift;
 
         Assert.AreEqual(section.ToString("x", CultureInfo.InvariantCulture) + "\n", o.Files[Mem + "block_size_bytes"], "hex, no 0x");
@@ -34,6 +35,9 @@ public sealed class MemoryBlockFilesTests
         Assert.AreEqual("1\n", o.Files[Mem + "memory7/removable"]);
         Assert.AreEqual("0\n", o.Files[Mem + "memory7/phys_device"]);
         Assert.AreEqual("<ENOENT>", o.Files[Mem + "memory8/state"], "memory above mem= has no block until it is added");
+        Assert.AreEqual("<EISDIR>", o.Files[Mem + "memory7"]);
+        Assert.AreEqual("<ENOENT>", o.Files[Mem + "memory07/state"], "memoryN has no leading zeros");
+        Assert.AreEqual("<ENOTDIR>", o.Files[Mem + "memory7/state/x"]);
         Assert.AreEqual(0, o.Invariants.Count, string.Join("\n", o.Invariants));
     }
 
