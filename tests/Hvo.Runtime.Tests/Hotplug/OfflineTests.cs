@@ -124,6 +124,34 @@ public sealed class OfflineTests
         Assert.AreEqual(0, o.Invariants.Count, string.Join("\n", o.Invariants));
     }
 
+    /// <summary>
+    /// The order-9 block fails (fail-nth), base pages follow, and the hundredth allocation after it
+    /// fails too: what was mapped is unmapped and freed; the PTE table stays, as split tables do.
+    /// </summary>
+    [TestMethod]
+    public void AHotAddThatFailsHalfWayUnmapsAndFreesWhatItHadMapped()
+    {
+        HotplugOutcome before = HotplugRig.Run("x86_64", "boot mem=1G\n");
+        HotplugOutcome o = HotplugRig.Run("x86_64",
+            "boot mem=1G\n" +
+            "echo N > /sys/kernel/debug/fail_page_alloc/ignore-gfp-wait\n" +
+            "echo 0 > /sys/kernel/debug/fail_page_alloc/min-order\n" +
+            "echo 100 > /sys/kernel/debug/fail_page_alloc/probability\n" +
+            "echo 100 > /sys/kernel/debug/fail_page_alloc/interval\n" +
+            "echo 2 > /sys/kernel/debug/fail_page_alloc/times\n" +
+            "echo 1 > /proc/self/fail-nth\n" +
+            "echo 0x40000000 > /sys/devices/system/memory/probe\n" +
+            "echo 0x40000000 > /sys/devices/system/memory/probe\n",
+            step: new MappingLevel());
+
+        Assert.AreEqual("sh: echo: write error: Cannot allocate memory", o.Lines.Single(), "the second probe, with no failure left, goes through");
+        Assert.AreEqual($"level {o.Arch.VmemmapBootLevel}", o.Notes.Single(), "the empty PTE table was freed: a PMD leaf again");
+        Assert.AreEqual((long)(o.BlockFrames * (ulong)o.Arch.StructPageBytes / o.Arch.PageSize), o.HotplugVmemmapFrames, "only the second attempt's frames count");
+        Assert.AreEqual(before.MemInfo.MemFreeKb - ((ulong)(o.HotplugVmemmapFrames + o.HotplugTableFrames) * o.Arch.PageSize / 1024), o.MemInfo.MemFreeKb, "the first attempt gave everything back");
+        Assert.AreEqual(before.AbsentFrames - (long)o.BlockFrames, o.AbsentFrames);
+        Assert.AreEqual(0, o.Invariants.Count, string.Join("\n", o.Invariants));
+    }
+
     /// <summary>vmemmap_populate: a PMD leaf of struct pages from the page allocator, or base pages where no such block can be had.</summary>
     [TestMethod]
     public void AHotAddedBlocksStructPagesAreMappedWithTheBootLeavesOrBasePages()

@@ -492,6 +492,33 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
         {
             _machine.Owners.Transfer(startPfn, selfHosted, FrameOwner.RuntimeVmemmap, FrameOwner.Absent);
         }
+
+        FreeEmptyPteTables(Machine<TArch>.StructPageAddress(startPfn), Machine<TArch>.StructPageAddress(startPfn + BlockFrames));
+    }
+
+    // remove_pagetable's free_pte_table: a table of PTEs the unmapping left empty is unhooked from
+    // its PMD, flushed, and freed, so that a later populate can map a PMD leaf there again. Tables
+    // above stay, as empty upper tables cost the next populate nothing.
+    private void FreeEmptyPteTables(ulong vaStart, ulong vaEnd)
+    {
+        int pmdLevel = TArch.LastLevel - 1;
+        ulong span = TArch.LevelSize(pmdLevel);
+        for (ulong va = vaStart & ~(span - 1); va < vaEnd; va += span)
+        {
+            var count = new PteCountVisitor { PmdLevel = pmdLevel };
+            _machine.PageTable.WalkRange(va, va + span, ref count);
+            if (!count.SawTable || count.Ptes > 0)
+            {
+                continue;
+            }
+
+            var unhook = new UnhookTableVisitor { PmdLevel = pmdLevel };
+            _machine.PageTable.WalkRange(va, va + span, ref unhook, PageWalkFlags.None, "free_pte_table");
+            KernelPageTable<TArch>.Context ctx = _machine.PageTable.Ctx();
+            ctx.FlushTlbRange(va, va + span);
+            ctx.FreeTable(TArch.LastLevel, unhook.PteTable);
+            Interlocked.Decrement(ref _tableFrames);
+        }
     }
 
     private ulong ProbeMemoryBlockSize(ulong bootBytes)
@@ -516,6 +543,51 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
     // printk's %#llx: no 0x for zero.
     private static string Hex(ulong value) => value == 0 ? "0" : "0x" + value.ToString("x", CultureInfo.InvariantCulture);
+
+    /// <summary>Counts the valid PTEs under one PMD entry, and says whether it points at a table.</summary>
+    private struct PteCountVisitor : IPageWalkVisitor
+    {
+        public int PmdLevel;
+        public bool SawTable;
+        public int Ptes;
+
+        public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            SawTable |= e.Level == PmdLevel;
+            return WalkAction.Descend;
+        }
+
+        public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            Ptes += e.Level == TArch.LastLevel ? 1 : 0;
+            return WalkAction.Continue;
+        }
+
+        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
+    }
+
+    /// <summary>Clears the PMD entry that points at an empty table of PTEs, keeping the table's frame for the caller to free after the flush.</summary>
+    private struct UnhookTableVisitor : IPageWalkVisitor
+    {
+        public int PmdLevel;
+        public ulong PteTable;
+
+        public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
+        {
+            if (e.Level != PmdLevel)
+            {
+                return WalkAction.Descend;
+            }
+
+            PteTable = TArch.PfnOf(e.Level, e.Entry);
+            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, 0, e.Addr);
+            return WalkAction.Continue;
+        }
+
+        public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
+
+        public readonly WalkAction Hole<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Continue;
+    }
 
     /// <summary>Clears the leaves of a range (vmemmap_free's unmapping), leaving the tables.</summary>
     private struct UnmapVisitor : IPageWalkVisitor
