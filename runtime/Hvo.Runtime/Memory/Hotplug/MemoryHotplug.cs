@@ -378,7 +378,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     /// (vmemmap_populate_basepages) where none can be had. A block from the page allocator is split
     /// into pages at once: split_vmemmap_huge_pmd would split it when HVO first remaps there. The
     /// frames hold the struct pages at their address until written (deferred, as boot's). On failure
-    /// what was mapped is unmapped and freed; tables allocated stay, as split tables do.
+    /// what was mapped is unmapped and freed, and PTE tables left empty go too.
     /// </summary>
     private bool PopulateMemmap(ulong startPfn, int nid, ulong selfHosted)
     {
@@ -387,7 +387,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
         ulong vaStart = Machine<TArch>.StructPageAddress(startPfn);
         ulong vaEnd = Machine<TArch>.StructPageAddress(startPfn + BlockFrames);
         ulong tablesBefore = (ulong)_machine.PageTable.Counters.TablesAllocated;
-        var mapped = new List<(ulong Va, ulong Pfn, ulong Frames, int Level)>();
+        var mapped = new List<(ulong Va, ulong Pfn, ulong Frames)>();
         ulong altmapNext = startPfn;
         bool ok = true;
         if (selfHosted > 0)
@@ -397,30 +397,47 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
         for (ulong va = vaStart & ~(leaf - 1); ok && va < vaEnd; va += leaf)
         {
-            if (_machine.PageTable.Walk(va).IsLeaf)
+            WalkResult w = _machine.PageTable.Walk(va);
+            if (w.IsLeaf)
             {
                 continue; // vmemmap_verify: memory below filled this leaf already
             }
 
+            // pmd_none: a leaf of the boot level, from the altmap (no fallback) or the page allocator.
             ulong frames = leaf >> TArch.PageShift;
-            if (selfHosted > 0)
-            {
-                ok = Map(va, altmapNext, frames, level, mapped);
-                altmapNext += frames;
-                continue;
-            }
-
             int order = System.Numerics.BitOperations.Log2(frames);
-            if (level < TArch.LastLevel && order <= _machine.Pages.MaxOrder
-                && _machine.Pages.TryAllocPages(nid, order, Gfp.Kernel | Gfp.NoWarn, AllocSite.Other, FrameOwner.RuntimeVmemmap, out ulong block))
+            if (level < TArch.LastLevel && w.Level <= level)
             {
-                _machine.Pages.SplitPage(block, order);
-                ok = Map(va, block, frames, level, mapped) || FreeFrames(block, frames);
-                continue;
+                if (selfHosted > 0)
+                {
+                    ok = Map(va, altmapNext, frames, level, mapped);
+                    altmapNext += frames;
+                    continue;
+                }
+
+                if (order <= _machine.Pages.MaxOrder
+                    && _machine.Pages.TryAllocPages(nid, order, Gfp.Kernel | Gfp.NoWarn, AllocSite.Other, FrameOwner.RuntimeVmemmap, out ulong block))
+                {
+                    _machine.Pages.SplitPage(block, order);
+                    ok = Map(va, block, frames, level, mapped) || FreeFrames(block, frames);
+                    continue;
+                }
             }
 
+            // vmemmap_populate_basepages: a page at a time, into the table that is there if one is.
             for (ulong page = va; ok && page < va + leaf; page += TArch.PageSize)
             {
+                if (_machine.PageTable.Walk(page).IsLeaf)
+                {
+                    continue;
+                }
+
+                if (selfHosted > 0)
+                {
+                    ok = Map(page, altmapNext++, 1, TArch.LastLevel, mapped);
+                    continue;
+                }
+
                 ok = _machine.Pages.TryAllocPages(nid, 0, Gfp.Kernel, AllocSite.Other, FrameOwner.RuntimeVmemmap, out ulong pfn)
                     && (Map(page, pfn, 1, TArch.LastLevel, mapped) || FreeFrames(pfn, 1));
             }
@@ -438,7 +455,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     }
 
     // Map one leaf of struct pages, and say what its frames hold until written.
-    private bool Map(ulong va, ulong pfn, ulong frames, int level, List<(ulong Va, ulong Pfn, ulong Frames, int Level)> mapped)
+    private bool Map(ulong va, ulong pfn, ulong frames, int level, List<(ulong Va, ulong Pfn, ulong Frames)> mapped)
     {
         if (!_machine.PageTable.TryMap(va, pfn, frames << TArch.PageShift, level))
         {
@@ -450,7 +467,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
             _machine.BootVmemmap.AddDeferredCopy(pfn + f, va + (f << TArch.PageShift));
         }
 
-        mapped.Add((va, pfn, frames, level));
+        mapped.Add((va, pfn, frames));
         return true;
     }
 
@@ -466,9 +483,9 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     }
 
     // section_deactivate after a failed populate: unmap, flush, free what was allocated.
-    private void Unpopulate(List<(ulong Va, ulong Pfn, ulong Frames, int Level)> mapped, ulong startPfn, ulong selfHosted)
+    private void Unpopulate(List<(ulong Va, ulong Pfn, ulong Frames)> mapped, ulong startPfn, ulong selfHosted)
     {
-        foreach ((ulong va, ulong pfn, ulong frames, int level) in mapped)
+        foreach ((ulong va, ulong pfn, ulong frames) in mapped)
         {
             var unmap = new UnmapVisitor();
             PageWalkResult r = _machine.PageTable.WalkRange(va, va + (frames << TArch.PageShift), ref unmap, PageWalkFlags.None, "vmemmap_free");
