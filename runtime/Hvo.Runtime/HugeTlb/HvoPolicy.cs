@@ -41,11 +41,22 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     /// <summary>How the boot log reports what HVO frees per size.</summary>
     public HvoBootMessage BootMessage { get; init; }
 
-    /// <summary>v6.10 (bd225530a4c7): synchronize_rcu before remapping, against speculative PFN walkers.</summary>
+    /// <summary>
+    /// v6.10 (bd225530a4c7) to v7.0: synchronize_rcu before remapping or restoring, and
+    /// page_ref_add_unless under rcu_read_lock with page_count_writable, against speculative PFN
+    /// walkers. v7.1 drops both (01b1d0ffb6f7, 32c440d67e6c): with no fake heads a tail reads refcount 0.
+    /// </summary>
     public bool RcuBeforeRemap { get; init; }
 
-    /// <summary>v6.11 (c2a967f6ab0e): the grace period only when some page of the call is really optimized.</summary>
+    /// <summary>v6.12 (c2a967f6ab0e): the grace period only when some page of the call is really optimized or restored.</summary>
     public bool RcuOnlyWhenOptimizing { get; init; }
+
+    /// <summary>
+    /// v6.7 (fde1c4ecf916): memblock leaves a boot-time gigantic page's tail struct pages
+    /// uninitialized (MEMBLOCK_RSRV_NOINIT); hugetlb initializes the head vmemmap page's worth, and
+    /// the rest only if HVO does not optimize the page.
+    /// </summary>
+    public bool SkipsBootTailInit { get; init; }
 
     /// <summary>v6.11 (15995a352474): /proc/vmstat's nr_memmap_pages and nr_memmap_boot_pages.</summary>
     public bool MemmapVmstat { get; init; }
@@ -83,9 +94,10 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
             RequiresPowerOfTwoStructPage = Has(KernelChange.Sysctl),
             MemmapOnMemoryWithHvo = Has(KernelChange.MemmapOnMemory),
             BootMessage = Has(KernelChange.MemmapOnMemory) ? HvoBootMessage.KiBFreed : Has(KernelChange.Sysctl) ? HvoBootMessage.CanOptimize : HvoBootMessage.CanFree,
-            RcuBeforeRemap = Has(KernelChange.RcuBeforeRemap),
+            RcuBeforeRemap = Has(KernelChange.RcuBeforeRemap) && !Has(KernelChange.SharedTail),
             RcuOnlyWhenOptimizing = Has(KernelChange.RcuOnlyWhenOptimizing),
-            MemmapVmstat = Has(KernelChange.RcuOnlyWhenOptimizing),
+            MemmapVmstat = Has(KernelChange.MemmapVmstat),
+            SkipsBootTailInit = Has(KernelChange.Batched),
             PreHvo = Has(KernelChange.PreHvo),
             SharedTail = Has(KernelChange.SharedTail),
         };
