@@ -68,6 +68,12 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     public bool SharedTail { get; init; }
 
     /// <summary>
+    /// v5.18 to v7.0: the tail vmemmap pages map the head vmemmap page, so the struct page at the
+    /// start of each reads as a head (a fake head, resolved by page_fixed_fake_head).
+    /// </summary>
+    public bool FakeHeads => ReservePages == 1 && !SharedTail;
+
+    /// <summary>
     /// The policy of kernel <paramref name="version"/>: each choice on from its milestone
     /// (<see cref="KernelMilestone.All"/>); a release between milestones behaves as the one before it.
     /// </summary>
@@ -224,17 +230,16 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
 
     /// <summary>
     /// Representative kernel versions for the broad suites, one per layout: v5.14 (reserve 2), v5.18
-    /// (fake heads), v6.2 (head copy), v6.7 (batched); v7.1's shared tail has suites of its own, and
-    /// <see cref="Compared"/> adds it. Their own policies change live entries
+    /// (fake heads), v6.2 (head copy), v6.7 (batched), v7.1 (shared tail, no RCU step). Their own policies change live entries
     /// directly: not safe under arm64's BBM rule, which is why commit 060a2c92d1b6 ("arm64: mm:
     /// hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP") turned arm64 HVO off again — the Arm
     /// architecture deems such a change UNPREDICTABLE, and a plain break is impossible while the
     /// vmemmap may be read concurrently.
     /// </summary>
-    public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7];
+    public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7, V7_1];
 
-    /// <summary>What <c>hvo compare</c> runs by default: the representative versions, v7.1, and the strategies the machine can run.</summary>
-    public static IReadOnlyList<HvoPolicy> Compared { get; } = [.. Kernel, V7_1, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
+    /// <summary>What <c>hvo compare</c> runs by default: the representative versions and the strategies the machine can run.</summary>
+    public static IReadOnlyList<HvoPolicy> Compared { get; } = [.. Kernel, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
 
     /// <summary>
     /// The policies broad suites and <c>hvo compare</c> run by default: representative kernel
