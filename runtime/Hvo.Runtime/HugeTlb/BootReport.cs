@@ -12,8 +12,11 @@ namespace Hvo.HugeTlb;
 /// <c>HugeTLB: registered 2.00 MiB page size, pre-allocated 0 pages</c> and <c>HugeTLB: 28 KiB vmemmap
 /// can be freed for a 2.00 MiB page</c>; before, hugetlb_vmemmap_init printed <c>can free</c> (v5.14,
 /// only with HVO on) or <c>can optimize</c> (v5.19) <c>N vmemmap pages for hugepages-2048kB</c> as each
-/// hstate was added, and hugetlb_init <c>HugeTLB registered ...</c>. Sizes come in the order their
-/// hstates were added: the command line's, the default, then the architecture's others, largest first.
+/// hstate was added, and hugetlb_init <c>HugeTLB registered ...</c> (no colon before v6.0). Sizes come in
+/// the order their hstates were added: the command line's (hugepagesz=), then the architecture's
+/// at arch_initcall, largest first (x86-64's gigantic_pages_init adds 1 GiB; arm64's
+/// hugetlbpage_init every size), then the default one hugetlb_init adds if it is still missing, so
+/// x86-64 reports 1 GiB before 2 MiB unless the command line names 2 MiB first.
 /// </summary>
 public static class BootReport
 {
@@ -37,8 +40,7 @@ public static class BootReport
             AddSize(r.Size);
         }
 
-        AddSize(pool.Default.Size);
-        foreach (Hstate<TArch> h in pool.Hstates.Reverse())
+        foreach (Hstate<TArch> h in pool.Hstates.OrderByDescending(h => h.Size))
         {
             AddSize(h.Size);
         }

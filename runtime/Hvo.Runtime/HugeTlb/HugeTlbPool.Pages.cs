@@ -57,7 +57,7 @@ public sealed partial class HugeTlbPool<TArch>
             if (h.SurplusHugePagesNode(page.Node) > 0)
             {
                 RemoveHugetlbFolio(h, page, adjustSurplus: true);
-                UpdateAndFreeHugetlbFolio(h, page);
+                UpdateAndFreeHugetlbFolio(h, page, inBatch: false); // hugetlb_vmemmap_restore_folio
                 return;
             }
 
@@ -187,9 +187,14 @@ public sealed partial class HugeTlbPool<TArch>
     private (ulong Freed, ulong RestoreFailures) UpdateAndFreeHugetlbFolios(Hstate<TArch> h, List<HugePage> pages)
     {
         ulong freed = 0;
+        if (pages.Count > 0)
+        {
+            Optimizer.SynchronizeBeforeRestoring(pages); // hugetlb_vmemmap_restore_folios, from the shrink loop
+        }
+
         foreach (HugePage page in pages)
         {
-            if (UpdateAndFreeHugetlbFolio(h, page))
+            if (UpdateAndFreeHugetlbFolio(h, page, inBatch: true))
             {
                 freed++;
             }
@@ -205,9 +210,9 @@ public sealed partial class HugeTlbPool<TArch>
     /// the page allocator: a buddy block with __free_pages, a range (gigantic, from memblock at
     /// boot, or cut by demote) with free_contig_range.
     /// </summary>
-    private bool UpdateAndFreeHugetlbFolio(Hstate<TArch> h, HugePage page)
+    private bool UpdateAndFreeHugetlbFolio(Hstate<TArch> h, HugePage page, bool inBatch)
     {
-        if (Optimizer.Restore(page) == RestoreResult.NoMemory)
+        if (Optimizer.Restore(page, inBatch) == RestoreResult.NoMemory)
         {
             AddHugetlbFolio(h, page, adjustSurplus: true);
             return false;

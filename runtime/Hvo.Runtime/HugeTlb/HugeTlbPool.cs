@@ -288,16 +288,22 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
                 var page = new HugePage(bp.Pfn, h.Order, bp.Node, fromBoot: true);
                 Machine.Compounds.Prep(page);
                 Machine.Pages.AdjustManagedPageCount(bp.Pfn, h.Frames, FrameOwner.HugePage);
-                if (Optimizer.PreOptimizesBootPages(h.Order))
-                {
-                    // HUGE_BOOTMEM_HVO: only the struct pages of the head vmemmap page were ever initialized.
-                    Machine.MemmapNeverInitialized(h.Frames - (TArch.PageSize / (ulong)TArch.StructPageBytes));
-                }
-
                 pages.Add(page);
             }
 
             PrepAndAddAllocatedFolios(h, pages);
+
+            // fde1c4ecf916 (prep_and_add_bootmem_folios): hugetlb_folio_init_vmemmap initialized the
+            // struct pages of the head vmemmap page (HUGETLB_VMEMMAP_RESERVE_PAGES); the other tails
+            // only if HVO did not optimize the page (hugetlb_folio_init_tail_vmemmap).
+            if (Optimizer.SkipsBootTailInit)
+            {
+                ulong inHeadPage = TArch.PageSize / (ulong)TArch.StructPageBytes;
+                foreach (HugePage page in pages.Where(p => p.VmemmapOptimized))
+                {
+                    Machine.MemmapNeverInitialized(h.Frames - inHeadPage);
+                }
+            }
         }
 
         foreach ((ulong size, int next) in boot.NextNidToAlloc)

@@ -83,9 +83,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 
     public bool OptimizesInBatches => Policy.Batched;
 
-    /// <summary>v6.15 on x86-64 (the only architecture selecting ARCH_WANT_HUGETLB_VMEMMAP_PREINIT), with HVO on at boot.</summary>
-    public bool PreOptimizesBootPages(int order) =>
-        Policy.PreHvo && TArch.Info.Ptdump == PtdumpFormat.X86 && Switches.BootEnabled && IsOptimizable(order);
+    public bool SkipsBootTailInit => Policy.SkipsBootTailInit;
 
     /// <summary>Every hstate and node together.</summary>
     public HvoCounters Total => _counters.Total;
@@ -106,14 +104,16 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 
     public void Optimize(HugePage page)
     {
+        // hugetlb_vmemmap_optimize_folio: bd225530a4c7 (v6.10) waits a grace period on every call,
+        // c2a967f6ab0e (v6.12) only for a page it will optimize; v7.1 not at all.
+        if (Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || ShouldOptimize(page)))
+        {
+            SynchronizeRcu();
+        }
+
         if (!ShouldOptimize(page))
         {
             return;
-        }
-
-        if (Policy.RcuBeforeRemap)
-        {
-            SynchronizeRcu(); // hugetlb_vmemmap_optimize_folio: only for a page it will optimize
         }
 
         using VmemmapPageLists s = VmemmapPageLists.Rent();
@@ -139,7 +139,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
 
         // bd225530a4c7 (v6.10): a grace period before the batch is remapped, even with HVO off;
-        // c2a967f6ab0e (v6.11): only when some page of it will be optimized.
+        // c2a967f6ab0e (v6.12): only when some page of it will be optimized; v7.1 (01b1d0ffb6f7): none.
         if (Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || pages.Any(ShouldOptimize)))
         {
             SynchronizeRcu();
@@ -169,8 +169,15 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// (GFP_KERNEL | __GFP_NORETRY | __GFP_THISNODE, all or nothing), copy the kept page into each,
     /// map them PAGE_KERNEL, flush, clear HPageVmemmapOptimized. The split tables stay.
     /// </summary>
-    public RestoreResult Restore(HugePage page)
+    public RestoreResult Restore(HugePage page, bool inBatch = false)
     {
+        // hugetlb_vmemmap_restore_folio: bd225530a4c7 (v6.10) waits a grace period on every call,
+        // c2a967f6ab0e (v6.12) only for an optimized page; a batch waited once already.
+        if (!inBatch && Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || page.VmemmapOptimized))
+        {
+            SynchronizeRcu();
+        }
+
         if (!page.VmemmapOptimized)
         {
             return RestoreResult.Ok;
@@ -192,6 +199,20 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         Counters(page).Restored(needed);
         Counters(page).Optimized(-1);
         return RestoreResult.Ok;
+    }
+
+    /// <summary>
+    /// hugetlb_vmemmap_restore_folios' grace period, once for a batch about to be restored:
+    /// bd225530a4c7 (v6.10) whatever the batch holds, c2a967f6ab0e (v6.12) only when a page of it
+    /// is optimized, v7.1 never.
+    /// </summary>
+    public void SynchronizeBeforeRestoring(IReadOnlyList<HugePage> pages)
+    {
+        ArgumentNullException.ThrowIfNull(pages);
+        if (Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || pages.Any(p => p.VmemmapOptimized)))
+        {
+            SynchronizeRcu();
+        }
     }
 
     /// <summary>

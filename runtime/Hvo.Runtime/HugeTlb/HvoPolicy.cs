@@ -59,11 +59,22 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     /// <summary>How the boot log reports what HVO frees per size.</summary>
     public HvoBootMessage BootMessage { get; init; }
 
-    /// <summary>v6.10 (bd225530a4c7): synchronize_rcu before remapping, against speculative PFN walkers.</summary>
+    /// <summary>
+    /// v6.10 (bd225530a4c7) to v7.0: synchronize_rcu before remapping or restoring, and
+    /// page_ref_add_unless under rcu_read_lock with page_count_writable, against speculative PFN
+    /// walkers. v7.1 drops both (01b1d0ffb6f7, 32c440d67e6c): with no fake heads a tail reads refcount 0.
+    /// </summary>
     public bool RcuBeforeRemap { get; init; }
 
-    /// <summary>v6.11 (c2a967f6ab0e): the grace period only when some page of the call is really optimized.</summary>
+    /// <summary>v6.12 (c2a967f6ab0e): the grace period only when some page of the call is really optimized or restored.</summary>
     public bool RcuOnlyWhenOptimizing { get; init; }
+
+    /// <summary>
+    /// v6.7 (fde1c4ecf916): memblock leaves a boot-time gigantic page's tail struct pages
+    /// uninitialized (MEMBLOCK_RSRV_NOINIT); hugetlb initializes the head vmemmap page's worth, and
+    /// the rest only if HVO does not optimize the page.
+    /// </summary>
+    public bool SkipsBootTailInit { get; init; }
 
     /// <summary>v6.11 (15995a352474): /proc/vmstat's nr_memmap_pages and nr_memmap_boot_pages.</summary>
     public bool MemmapVmstat { get; init; }
@@ -73,6 +84,12 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
 
     /// <summary>v7.1: tails map one shared read-only page of tail struct pages per zone and order (vmemmap_tails[]); no fake heads.</summary>
     public bool SharedTail { get; init; }
+
+    /// <summary>
+    /// v5.18 to v7.0: the tail vmemmap pages map the head vmemmap page, so the struct page at the
+    /// start of each reads as a head (a fake head, resolved by page_fixed_fake_head).
+    /// </summary>
+    public bool FakeHeads => ReservePages == 1 && !SharedTail;
 
     /// <summary>
     /// The policy of kernel <paramref name="version"/>: each choice on from its milestone
@@ -101,9 +118,10 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
             RequiresPowerOfTwoStructPage = Has(KernelChange.Sysctl),
             MemmapOnMemoryWithHvo = Has(KernelChange.MemmapOnMemory),
             BootMessage = Has(KernelChange.MemmapOnMemory) ? HvoBootMessage.KiBFreed : Has(KernelChange.Sysctl) ? HvoBootMessage.CanOptimize : HvoBootMessage.CanFree,
-            RcuBeforeRemap = Has(KernelChange.RcuBeforeRemap),
+            RcuBeforeRemap = Has(KernelChange.RcuBeforeRemap) && !Has(KernelChange.SharedTail),
             RcuOnlyWhenOptimizing = Has(KernelChange.RcuOnlyWhenOptimizing),
-            MemmapVmstat = Has(KernelChange.RcuOnlyWhenOptimizing),
+            MemmapVmstat = Has(KernelChange.MemmapVmstat),
+            SkipsBootTailInit = Has(KernelChange.Batched),
             PreHvo = Has(KernelChange.PreHvo),
             SharedTail = Has(KernelChange.SharedTail),
         };
@@ -230,17 +248,16 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
 
     /// <summary>
     /// Representative kernel versions for the broad suites, one per layout: v5.14 (reserve 2), v5.18
-    /// (fake heads), v6.2 (head copy), v6.7 (batched); v7.1's shared tail has suites of its own, and
-    /// <see cref="Compared"/> adds it. Their own policies change live entries
+    /// (fake heads), v6.2 (head copy), v6.7 (batched), v7.1 (shared tail, no RCU step). Their own policies change live entries
     /// directly: not safe under arm64's BBM rule, which is why commit 060a2c92d1b6 ("arm64: mm:
     /// hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP") turned arm64 HVO off again — the Arm
     /// architecture deems such a change UNPREDICTABLE, and a plain break is impossible while the
     /// vmemmap may be read concurrently.
     /// </summary>
-    public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7];
+    public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7, V7_1];
 
-    /// <summary>What <c>hvo compare</c> runs by default: the representative versions, v7.1, and the strategies the machine can run.</summary>
-    public static IReadOnlyList<HvoPolicy> Compared { get; } = [.. Kernel, V7_1, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
+    /// <summary>What <c>hvo compare</c> runs by default: the representative versions and the strategies the machine can run.</summary>
+    public static IReadOnlyList<HvoPolicy> Compared { get; } = [.. Kernel, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
 
     /// <summary>
     /// The policies broad suites and <c>hvo compare</c> run by default: representative kernel

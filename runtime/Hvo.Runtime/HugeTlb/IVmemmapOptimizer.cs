@@ -37,15 +37,23 @@ public interface IVmemmapOptimizer
     bool OptimizesInBatches { get; }
 
     /// <summary>
-    /// v6.15's pre-HVO (HUGE_BOOTMEM_HVO, ARCH_WANT_HUGETLB_VMEMMAP_PREINIT, x86-64 only): a boot-time
-    /// gigantic page of <paramref name="order"/> has its vmemmap optimized as it is populated, so
-    /// the struct pages behind its freed vmemmap are never initialized.
+    /// fde1c4ecf916 (v6.7): memblock leaves a boot-time gigantic page's tail struct pages
+    /// uninitialized; hugetlb initializes only those of the head vmemmap page when HVO then
+    /// optimizes the page, all of them when it does not.
     /// </summary>
-    bool PreOptimizesBootPages(int order) => false;
+    bool SkipsBootTailInit => false;
 
     /// <summary>hugetlb_vmemmap_optimize_folios: a batch of fresh pages (one by one where the policy does not batch).</summary>
     void OptimizeBatch(IReadOnlyList<HugePage> pages);
 
-    /// <summary>hugetlb_vmemmap_restore: back the page's vmemmap with real pages again before it leaves the pool.</summary>
-    RestoreResult Restore(HugePage page);
+    /// <summary>
+    /// hugetlb_vmemmap_restore: back the page's vmemmap with real pages again before it leaves the
+    /// pool. <paramref name="inBatch"/>: one of a batch that <see cref="SynchronizeBeforeRestoring"/> began.
+    /// </summary>
+    RestoreResult Restore(HugePage page, bool inBatch = false);
+
+    /// <summary>What hugetlb_vmemmap_restore_folios does once before restoring a batch (a grace period, v6.10 to v7.0).</summary>
+    void SynchronizeBeforeRestoring(IReadOnlyList<HugePage> pages)
+    {
+    }
 }

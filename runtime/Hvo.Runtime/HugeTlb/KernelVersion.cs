@@ -125,19 +125,25 @@ public enum KernelChange
     /// <summary>v6.2: the head vmemmap page is replaced by a fresh copy.</summary>
     CopyHead,
 
-    /// <summary>v6.7: the pages of a write are allocated first, then optimized as one batch.</summary>
+    /// <summary>
+    /// v6.7: the pages of a write are allocated first, then optimized as one batch; the tail struct
+    /// pages of a boot-time gigantic page are initialized only when HVO does not optimize it.
+    /// </summary>
     Batched,
 
-    /// <summary>v6.10: an RCU grace period before remapping, against speculative PFN walkers.</summary>
+    /// <summary>v6.10: an RCU grace period before remapping and restoring, against speculative PFN walkers.</summary>
     RcuBeforeRemap,
 
-    /// <summary>v6.11: the grace period only when a page is really optimized; /proc/vmstat's nr_memmap counters.</summary>
+    /// <summary>v6.11: /proc/vmstat's nr_memmap_pages and nr_memmap_boot_pages.</summary>
+    MemmapVmstat,
+
+    /// <summary>v6.12: the grace period only when a page is really optimized or restored.</summary>
     RcuOnlyWhenOptimizing,
 
     /// <summary>v6.15: boot-time gigantic pages optimized while their vmemmap is populated (x86-64).</summary>
     PreHvo,
 
-    /// <summary>v7.1: one shared read-only page of tail struct pages per zone and order; no fake heads.</summary>
+    /// <summary>v7.1: one shared read-only page of tail struct pages per zone and order; no fake heads, no RCU step.</summary>
     SharedTail,
 }
 
@@ -161,29 +167,32 @@ public sealed record KernelMilestone(KernelVersion Version, KernelChange Change,
             "e7d324850bfc (mm: hugetlb: free the 2nd vmemmap page associated with each HugeTLB page)",
             "reserve 1: tails map the head vmemmap page (fake heads); restore resets the copied struct pages"),
         new(new(5, 19), KernelChange.Sysctl,
-            "78f39084b41d (mm: hugetlb_vmemmap: add hugetlb_optimize_vmemmap sysctl); \"struct page crosses page boundaries\" check in hugetlb_vmemmap_init",
-            "/proc/sys/vm/hugetlb_optimize_vmemmap; HVO refused where sizeof(struct page) is not a power of two"),
+            "78f39084b41d (mm: hugetlb_vmemmap: add hugetlb_optimize_vmemmap sysctl), 0effdf461c57 (mm: hugetlb_vmemmap: disable hugetlb_optimize_vmemmap when struct page crosses page boundaries)",
+            "/proc/sys/vm/hugetlb_optimize_vmemmap; HVO refused where sizeof(struct page) is not a power of two; the boot line says \"can optimize\""),
         new(new(6, 0), KernelChange.MemmapOnMemory,
             "66361095129b (mm: memory_hotplug: make hugetlb_optimize_vmemmap compatible with memmap_on_memory)",
             "boot lines in KiB (report_hugepages); memory_hotplug.memmap_on_memory=1 with HVO: a hot-added block's self-hosted struct pages are left unoptimized (vmemmap_should_optimize), where before HVO on at boot turned memmap_on_memory off"),
         new(new(6, 2), KernelChange.CopyHead,
-            "11aad2631bf7 (mm: hugetlb_vmemmap: remap head page to newly allocated page)",
+            "11aad2631bf7 (mm/hugetlb_vmemmap: remap head page to newly allocated page)",
             "the head vmemmap page is replaced by a fresh copy, so the whole original block is freed"),
         new(new(6, 7), KernelChange.Batched,
-            "d67e32f26713 (hugetlb: restructure pool allocations), 79359d6d24df (hugetlb: perform vmemmap optimization on a list of pages), f4b7e3efaddb (hugetlb: batch TLB flushes when freeing vmemmap)",
-            "a write's pages are allocated first, then optimized as a batch: split pass, one flush, remap pass, one flush, free"),
+            "d67e32f26713 (hugetlb: restructure pool allocations), 79359d6d24df (hugetlb: perform vmemmap optimization on a list of pages), f4b7e3efaddb (hugetlb: batch PMD split for bulk vmemmap dedup), f13b83fdd996 (hugetlb: batch TLB flushes when freeing vmemmap); fde1c4ecf916 (mm: hugetlb: skip initialization of gigantic tail struct pages if freed by HVO)",
+            "a write's pages are allocated first, then optimized as a batch: split pass, one flush, remap pass, one flush, free; a boot-time gigantic page's tail struct pages are initialized only if HVO does not optimize it"),
         new(new(6, 10), KernelChange.RcuBeforeRemap,
             "bd225530a4c7 (mm/hugetlb_vmemmap: fix race with speculative PFN walkers)",
-            "synchronize_rcu before remapping, and page_ref_add_unless under rcu_read_lock: a speculative get_page_unless_zero can no longer write a read-only tail"),
-        new(new(6, 11), KernelChange.RcuOnlyWhenOptimizing,
-            "c2a967f6ab0e (mm/hugetlb_vmemmap: don't synchronize_rcu() without HVO enabled); 15995a352474 (mm: report per-page metadata information)",
-            "the grace period only when a page is really optimized; /proc/vmstat nr_memmap_pages and nr_memmap_boot_pages"),
+            "synchronize_rcu before remapping or restoring (once per batch, HVO off too), and page_ref_add_unless under rcu_read_lock with page_count_writable: a speculative get_page_unless_zero no longer writes a read-only tail"),
+        new(new(6, 11), KernelChange.MemmapVmstat,
+            "15995a352474 (mm: report per-page metadata information)",
+            "/proc/vmstat nr_memmap_pages and nr_memmap_boot_pages"),
+        new(new(6, 12), KernelChange.RcuOnlyWhenOptimizing,
+            "c2a967f6ab0e (mm/hugetlb_vmemmap: don't synchronize_rcu() without HVO)",
+            "the grace period only when a page of the call is really optimized or restored"),
         new(new(6, 15), KernelChange.PreHvo,
-            "Frank van der Linden's \"hugetlb/CMA improvements for large systems\" (HUGE_BOOTMEM_HVO, ARCH_WANT_HUGETLB_VMEMMAP_PREINIT on x86-64)",
-            "pre-HVO: the vmemmap of hugepagesz=1G boot pages is optimized as it is populated, so its freed struct pages are never initialized (x86-64)"),
+            "Frank van der Linden's \"hugetlb/CMA improvements for large systems\": b1222550fbf7 (mm/hugetlb: do pre-HVO for bootmem allocated pages), with HUGE_BOOTMEM_HVO and ARCH_WANT_HUGETLB_VMEMMAP_PREINIT on x86-64",
+            "pre-HVO: the vmemmap of hugepagesz=1G boot pages is populated already optimized, never allocated in full (x86-64; not modelled: the model populates the vmemmap before it allocates boot pages). The struct pages they leave uninitialized date from v6.7"),
         new(new(7, 1), KernelChange.SharedTail,
-            "Kiryl Shutsemau's \"mm: Eliminate fake head pages from vmemmap optimization\" (compound_info as a mask, vmemmap_tails[] in struct zone)",
-            "tails map one shared read-only page of tail struct pages per zone and order; the head vmemmap page stays unique; no fake heads. Needs a power-of-two struct page and a vmemmap aligned for the mask"),
+            "Kiryl Shutsemau's \"mm: Eliminate fake head pages from vmemmap optimization\": 8c846c879e22 (mm: rework compound_head() for power-of-2 sizeof(struct page)), 622026e87c40 (mm/hugetlb: remove fake head pages), 32c440d67e6c (mm: drop fake head checks), 01b1d0ffb6f7 (hugetlb: remove VMEMMAP_SYNCHRONIZE_RCU)",
+            "tails map one shared read-only page of tail struct pages per zone and order; the head vmemmap page stays unique; no fake heads, no synchronize_rcu and no rcu_read_lock in page_ref_add_unless. Needs a power-of-two struct page and a vmemmap aligned for the mask"),
     ];
 
     /// <summary>The milestone that turns <paramref name="change"/> on.</summary>

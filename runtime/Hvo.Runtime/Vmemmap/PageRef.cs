@@ -10,11 +10,17 @@ namespace Hvo.Vmemmap;
 /// page turns into a tail of a huge page whose vmemmap HVO remaps read-only. page_ref_add_unless
 /// reads _refcount and, unless it is 0, tries a compare-and-exchange — which, like x86's LOCK
 /// CMPXCHG, writes the location even when the compare fails. Split in two so that a test can put
-/// another CPU's work between the read and the write, the window of bd225530a4c7.
+/// another CPU's work between the read and the write, the window of bd225530a4c7. From v6.10 to
+/// v7.0 the whole is under rcu_read_lock, and page_count_writable declines a fake head (the head
+/// struct page seen through a tail's read-only alias); v7.1 drops both (32c440d67e6c), since a
+/// tail's shared struct page always reads refcount 0.
 /// </summary>
 public static class PageRef<TArch> where TArch : struct, IPagingArch
 {
-    /// <summary>The first half: from v6.10 under rcu_read_lock (<paramref name="rcu"/>), read the refcount.</summary>
+    /// <summary>
+    /// The first half: read the refcount. With <paramref name="rcu"/> (bd225530a4c7, v6.10 to v7.0)
+    /// under rcu_read_lock, and a fake head counts as 0 (page_count_writable), so nothing is written.
+    /// </summary>
     public static SpeculativeRef Begin(Machine<TArch> machine, int cpu, ulong pfn, bool rcu)
     {
         ArgumentNullException.ThrowIfNull(machine);
@@ -24,9 +30,39 @@ public static class PageRef<TArch> where TArch : struct, IPagingArch
         }
 
         Span<byte> count = stackalloc byte[4];
-        ulong va = Machine<TArch>.StructPageAddress(pfn) + StructPage.RefcountOffset;
+        ulong page = Machine<TArch>.StructPageAddress(pfn);
+        ulong va = page + StructPage.RefcountOffset;
         AccessFault fault = machine.Mmu.Read(cpu, va, count);
-        return new SpeculativeRef(cpu, pfn, va, fault == AccessFault.None ? BinaryPrimitives.ReadInt32LittleEndian(count) : 0, rcu);
+        int seen = fault == AccessFault.None ? BinaryPrimitives.ReadInt32LittleEndian(count) : 0;
+        if (rcu && seen != 0 && IsFakeHead(machine, cpu, page))
+        {
+            seen = 0;
+        }
+
+        return new SpeculativeRef(cpu, pfn, va, seen, rcu);
+    }
+
+    /// <summary>
+    /// page_fixed_fake_head: a struct page at the start of a vmemmap page that says PG_head, whose
+    /// next struct page's compound_head names another head, is a tail seen through the head's page.
+    /// </summary>
+    private static bool IsFakeHead(Machine<TArch> machine, int cpu, ulong page)
+    {
+        if (page % TArch.PageSize != 0)
+        {
+            return false;
+        }
+
+        Span<byte> word = stackalloc byte[8];
+        if (machine.Mmu.Read(cpu, page + StructPage.FlagsOffset, word) != AccessFault.None
+            || (BinaryPrimitives.ReadUInt64LittleEndian(word) & StructPage.PgHead) == 0
+            || machine.Mmu.Read(cpu, page + (ulong)TArch.StructPageBytes + StructPage.CompoundHeadOffset, word) != AccessFault.None)
+        {
+            return false;
+        }
+
+        ulong head = BinaryPrimitives.ReadUInt64LittleEndian(word);
+        return (head & 1) != 0 && head - 1 != page;
     }
 
     /// <summary>

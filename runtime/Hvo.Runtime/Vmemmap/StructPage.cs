@@ -74,13 +74,19 @@ public static class StructPage
             return;
         }
 
-        ulong info = mask ? CompoundInfoMask(order, page.Length) : headAddress;
-        BinaryPrimitives.WriteUInt64LittleEndian(page[CompoundHeadOffset..], info | 1);
+        BinaryPrimitives.WriteUInt64LittleEndian(page[CompoundHeadOffset..], TailCompoundInfo(headAddress, order, page.Length, mask));
         if (index == 1)
         {
             page[CompoundOrderOffset] = (byte)order;
         }
     }
+
+    /// <summary>
+    /// What a tail's compound_head (compound_info) holds, bit 0 set: the head struct page's address,
+    /// or with <paramref name="mask"/> (v7.1) <see cref="CompoundInfoMask"/>.
+    /// </summary>
+    public static ulong TailCompoundInfo(ulong headAddress, int order, int structPageBytes, bool mask) =>
+        (mask ? CompoundInfoMask(order, structPageBytes) : headAddress) | 1;
 
     /// <summary>v7.1's compound_info of a tail of <paramref name="order"/>: the address bits above the head struct page's natural alignment.</summary>
     public static ulong CompoundInfoMask(int order, int structPageBytes) => ~((1UL << (order + System.Numerics.BitOperations.Log2((uint)structPageBytes))) - 1);

@@ -46,7 +46,7 @@ internal sealed class RecordingOptimizer : IVmemmapOptimizer
         }
     }
 
-    public RestoreResult Restore(HugePage page)
+    public RestoreResult Restore(HugePage page, bool inBatch = false)
     {
         Restored.Add(page);
         if (FailRestore && page.VmemmapOptimized)

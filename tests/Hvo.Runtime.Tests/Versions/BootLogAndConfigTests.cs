@@ -49,6 +49,30 @@ public sealed class BootLogAndConfigTests
         StringAssert.Contains(Dmesg("v6.0"), "HugeTLB: 28 KiB vmemmap can be freed for a 2.00 MiB page");
     }
 
+    /// <summary>
+    /// Without hugepagesz= the sizes come as their hstates were added: the architecture's at
+    /// arch_initcall, largest first, before hugetlb_init adds the default (x86-64: 1 GiB, then
+    /// 2 MiB, as real machines print); a size the command line names comes first.
+    /// </summary>
+    [TestMethod]
+    [DataRow("x86_64")]
+    [DataRow("arm64-4k")]
+    public void SizesAreReportedLargestFirstUnlessTheCommandLineNamesOne(string arch)
+    {
+        string[] Registered(string boot) =>
+            [.. ScenarioHarness.Run(arch, boot + "dmesg\n", HvoPolicy.Find("v6.1")).Lines()
+                .Where(l => l.StartsWith("HugeTLB: registered ", System.StringComparison.Ordinal))];
+
+        var info = Archs.Get(arch).Info;
+        string[] largestFirst = [.. info.HugePageSizes.Select(h => h.Size).OrderDescending()
+            .Select(s => $"HugeTLB: registered {HugeBootPages.SizeString(s)} page size, pre-allocated 0 pages")];
+        CollectionAssert.AreEqual(largestFirst, Registered("boot mem=4G\n"));
+        ulong smallest = info.HugePageSizes.Min(h => h.Size);
+        string size = smallest % (1UL << 20) == 0 ? $"{smallest >> 20}M" : $"{smallest >> 10}K";
+        string first = Registered($"boot mem=4G hugepagesz={size} hugepages=1\n")[0];
+        StringAssert.StartsWith(first, $"HugeTLB: registered {HugeBootPages.SizeString(smallest)} page size, pre-allocated 1 pages");
+    }
+
     [TestMethod]
     public void ABuildWithTheDefaultOffLeavesHvoOffUnlessTheBootLineTurnsItOn()
     {
