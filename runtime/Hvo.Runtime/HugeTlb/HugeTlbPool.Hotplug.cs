@@ -41,7 +41,7 @@ public sealed partial class HugeTlbPool<TArch> : IHotplugHugePages
                     return HotplugResult.NoMemory;
                 }
 
-                UpdateAndFreeHugetlbFolio(h, page);
+                UpdateAndFreeHugetlbFolio(h, page, inBatch: false); // restored above: frees the frames
             }
 
             return HotplugResult.Ok;
