@@ -30,7 +30,7 @@ internal static class CompareCommand
     public static Command Build(TextReader input, TextWriter output, TextWriter error, Func<TextWriter, bool> isTerminal)
     {
         var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's scenario of the machine options (--memory, --hugepages, --nodes, --hvo).", Arity = ArgumentArity.ZeroOrOne };
-        var policies = new Option<string>("--policies") { Description = "Comma-separated policies (default: those that apply to the architecture and the machine can run: the kernel versions', and on an architecture that requires break-before-make an arm64-* one where --entry-writer and --cpu give it its writer)." };
+        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies, any release {KernelVersion.First}..{KernelVersion.Last} or a strategy (default: those of {string.Join(",", HvoPolicy.Compared.Select(p => p.Name))} that apply to the architecture and the machine can run: the kernel versions', and on an architecture that requires break-before-make an arm64-* one where --entry-writer and --cpu give it its writer)." };
         var shape = new ShapeOptions();
         var machine = new MachineOptions();
         var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
@@ -79,7 +79,7 @@ internal static class CompareCommand
             foreach (ArchEntry arch in chosenArchs)
             {
                 Script parsed = given is null ? shape.Script(p, arch.Info).Build() : faults is null ? given : faults.Prepend(given);
-                MachineOptions.CheckMachine(machineOptions with { Policy = HvoPolicy.Newest }, arch.Info);
+                MachineOptions.CheckMachine(machineOptions with { Policy = HvoPolicy.V6_7 }, arch.Info); // a policy that needs nothing of the machine
                 foreach (HvoPolicy policy in chosenPolicies ?? [.. ApplyingPolicies(arch.Info, machineOptions)])
                 {
                     ScenarioOptions options = machineOptions with { Policy = policy, FaultSites = faults?.Sites };
@@ -144,14 +144,14 @@ internal static class CompareCommand
 
     /// <summary>
     /// The policies <c>compare</c> runs by default on <paramref name="arch"/>: every policy of
-    /// <see cref="HvoPolicy.All"/> the machine can run, less the strategies written for an
+    /// <see cref="HvoPolicy.Compared"/> the machine can run, less the strategies written for an
     /// architecture that requires break-before-make when this one does not.
     /// </summary>
     public static IEnumerable<HvoPolicy> ApplyingPolicies(ArchInfo arch, ScenarioOptions machine)
     {
         ArgumentNullException.ThrowIfNull(arch);
         ArgumentNullException.ThrowIfNull(machine);
-        return HvoPolicy.All.Where(x => (machine with { Policy = x }).Refusal(arch) is null && (x.RequiredWriter is null || arch.BreakBeforeMake));
+        return HvoPolicy.Compared.Where(x => (machine with { Policy = x }).Refusal(arch) is null && (x.RequiredWriter is null || arch.BreakBeforeMake));
     }
 
     /// <summary>
@@ -199,12 +199,16 @@ internal static class CompareCommand
 
     private static readonly (string Label, Func<SimulationReport, string> Value)[] Rows =
     [
+        ("behaves as (milestone)", r => HvoPolicy.Find(r.Policy)?.Version is { } v ? KernelMilestone.Latest(v).Version.ToString() : "proposal"),
         ("memory saved (net)", r => Units.Size(r.Hvo.NetBytesSaved)),
         ("vmemmap pages freed", r => Units.Count(r.Hvo.VmemmapPagesFreed)),
         ("vmemmap pages restored", r => Units.Count(r.Hvo.VmemmapPagesRestored)),
         ("PTE tables (page-table cost)", r => $"{Units.Count(r.Hvo.PteTablesAllocated)} ({Units.Kb((ulong)r.Hvo.PteTablesAllocated * r.PageSize / 1024)})"),
         ("PMDs split", r => Units.Count(r.Hvo.PmdsSplit)),
         ("TLB flushes", r => Units.Count(r.Hvo.TlbFlushes)),
+        ("shared tail pages (v7.1)", r => Units.Count(r.Hvo.SharedTailPages)),
+        ("RCU grace periods (v6.10+)", r => Units.Count(r.Hvo.GracePeriods)),
+        ("struct pages initialized at boot", r => Units.Count((long)r.StructPagesInitializedAtBoot)),
         ("optimize failures", r => Units.Count(r.Hvo.OptimizeFailures)),
         ("restore failures", r => Units.Count(r.Hvo.RestoreFailures)),
         ("BBM violations (arm64 rule)", r => r.Hvo.BbmChecked ? Units.Count(r.Hvo.BbmViolations) : "not required"),

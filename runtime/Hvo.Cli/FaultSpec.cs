@@ -27,6 +27,7 @@ public sealed record FaultSpec(IReadOnlyList<(string Path, string Value)> Writes
         ("pte-table", AllocSite.PteTable, 0),
         ("head-page-copy", AllocSite.HeadPageCopy, 0),
         ("vmemmap-restore", AllocSite.VmemmapRestore, 0),
+        ("vmemmap-tail", AllocSite.VmemmapTail, 0),
         ("other", AllocSite.Other, -1),
     ];
 

@@ -179,8 +179,9 @@ internal static class HostCommand
     }
 
     /// <summary>
-    /// The policy of a kernel MAJOR.MINOR: its own where hvo has it, else the newest kernel version
-    /// hvo has at or before it; null before the first (no HVO).
+    /// The policy of a kernel MAJOR.MINOR: its own release's (<see cref="HvoPolicy.Find"/>, every
+    /// release from <see cref="KernelVersion.First"/> to <see cref="KernelVersion.Last"/>); a newer
+    /// kernel behaves as the newest modelled; null before the first (no HVO).
     /// </summary>
     internal static HvoPolicy? Policy((int Major, int Minor)? version, out string why)
     {
@@ -190,27 +191,19 @@ internal static class HostCommand
             return null;
         }
 
-        string exact = $"v{v.Major}.{v.Minor}";
-        if (HvoPolicy.Find(exact) is { RequiredWriter: null } own)
+        if (HvoPolicy.Find($"v{v.Major}.{v.Minor}") is { Version: not null } own)
         {
             why = $"Linux {v.Major}.{v.Minor} is {own.Name}";
             return own;
         }
 
-        HvoPolicy? before = HvoPolicy.All
-            .Where(p => p.RequiredWriter is null && VersionOf(p) is { } pv && pv.CompareTo(v) <= 0)
-            .MaxBy(p => VersionOf(p));
+        var release = new KernelVersion(v.Major, v.Minor);
+        HvoPolicy? before = HvoPolicy.Versions.LastOrDefault(p => p.Version <= release);
         why = before is null
             ? $"Linux {v.Major}.{v.Minor} predates HVO"
-            : $"Linux {v.Major}.{v.Minor} behaves as {before.Name}, the newest kernel version modelled at or before it";
+            : $"Linux {v.Major}.{v.Minor} behaves as {before.Name}, the newest kernel version modelled";
         return before;
     }
-
-    private static (int, int)? VersionOf(HvoPolicy p) =>
-        p.Name.StartsWith('v') && p.Name[1..].Split('.') is [var a, var b]
-        && int.TryParse(a, CultureInfo.InvariantCulture, out int major) && int.TryParse(b, CultureInfo.InvariantCulture, out int minor)
-            ? (major, minor)
-            : null;
 
     /// <summary>The host's pools on a simulated machine of its memory and nodes, with its boot-time HugeTLB parameters.</summary>
     private static SimulationReport Simulate(ArchEntry arch, HvoPolicy policy, HostFacts f, ulong memory, IReadOnlyList<HostPool> pools, bool hvo)

@@ -101,7 +101,7 @@ public static class HvoCommand
             "  hvo host                       what HVO saves on this machine now, and would if it were on");
 
         var json = new Option<bool>("--json") { Description = "Print one JSON document instead of text." };
-        var specs = new Command("specs", "List every architecture generated from specs/*.json: its geometry and, per huge page size, the vmemmap pages HVO frees with reserve 2 (v5.14) and 1 (v5.18+).\n\nExample: hvo specs --json")
+        var specs = new Command("specs", "List every architecture generated from specs/*.json: its geometry, per huge page size the vmemmap pages HVO frees with reserve 2 (v5.14) and 1 (v5.18+), whether v7.1's shared tail page is allowed; then the kernel version milestones and the policies.\n\nExample: hvo specs --json")
         {
             json,
         };

@@ -16,7 +16,7 @@ internal static class Options
 
     public static Option<string> Policy() => new("--policy")
     {
-        Description = $"Kernel behaviour to follow: {string.Join(", ", HvoPolicy.All.Select(p => p.Name))} (default {HvoPolicy.Newest.Name}; the arm64-* ones need the entry writer they were written for, see 'hvo specs').",
+        Description = $"Kernel behaviour to follow: any release {KernelVersion.First} to {KernelVersion.Last} (v5.14 ... v5.19, v6.0 ... v6.19, v7.0, v7.1; behaviour changes at the milestones {string.Join(", ", KernelMilestone.All.Select(m => m.Version))}), or a proposal: {string.Join(", ", HvoPolicy.Strategies.Select(p => p.Name))} (these need the entry writer they were written for). Default {HvoPolicy.Newest.Name}; 'hvo specs' lists the milestones.",
         DefaultValueFactory = _ => HvoPolicy.Newest.Name,
     };
 
@@ -68,7 +68,7 @@ internal static class Options
         ArchRegistry.Find(name) ?? throw new UsageException($"{option}: unknown architecture '{name}'; known: {string.Join(", ", ArchRegistry.Names)}");
 
     public static HvoPolicy FindPolicy(string name, string option = "--policy") =>
-        HvoPolicy.Find(name) ?? throw new UsageException($"{option}: unknown policy '{name}'; known: {string.Join(", ", HvoPolicy.All.Select(x => x.Name))}");
+        HvoPolicy.Find(name) ?? throw new UsageException($"{option}: unknown policy '{name}'; use {HvoPolicy.Accepted}");
 }
 
 /// <summary>
@@ -95,10 +95,17 @@ internal sealed class MachineOptions
         HelpName = "FEATURES",
     };
 
+    public Option<string?> HvoDefaultOn { get; } = new("--hvo-default-on")
+    {
+        Description = "The kernel's build option CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON: HVO's state when the boot line has no hugetlb_free_vmemmap= (mainline's default: on; Debian builds it off). A script's 'config CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=y|n' line overrides it.",
+        HelpName = "on|off",
+    };
+
     public void AddTo(Command command)
     {
         command.Options.Add(EntryWriter);
         command.Options.Add(Cpu);
+        command.Options.Add(HvoDefaultOn);
     }
 
     /// <summary><paramref name="options"/> with the machine the command line describes.</summary>
@@ -122,7 +129,13 @@ internal sealed class MachineOptions
             }
         }
 
-        return options with { EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs };
+        bool defaultOn = p.GetValue(HvoDefaultOn)?.Trim().ToLowerInvariant() switch
+        {
+            null or "on" or "y" => true,
+            "off" or "n" => false,
+            { } other => throw new UsageException($"--hvo-default-on: '{other}' is not on or off"),
+        };
+        return options with { EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs, HvoDefaultOn = defaultOn };
     }
 
     /// <summary>Refuse a machine whose entry writer needs what its CPUs or its spec lack, whatever the policy.</summary>
@@ -134,8 +147,13 @@ internal sealed class MachineOptions
         }
     }
 
-    private static void CheckMachine(MachineRefusal refusal)
+    private static void CheckMachine(MachineRefusal refusal, string policyOption = "--policy")
     {
+        if (refusal.ArchRefusesPolicy)
+        {
+            throw new UsageException($"{policyOption}: {refusal.Reason}");
+        }
+
         if (refusal.NeedsWriter is null)
         {
             string fix = refusal.NeedsBbmLevel2 ? ": add --cpu bbml2" : string.Empty;
@@ -164,7 +182,7 @@ internal sealed class MachineOptions
             return;
         }
 
-        CheckMachine(refusal);
+        CheckMachine(refusal, policyOption);
         throw new UsageException($"{policyOption}: {refusal.Reason}; run it with {Hint(options, arch, refusal)}");
     }
 

@@ -35,10 +35,12 @@ internal static class RunCommand
         Option<int?> violations = Options.Violations();
         var machine = new MachineOptions();
         var command = new Command("run",
-            "Run a scenario written as a user types it at a root shell: 'boot' with a kernel command line (mem=, numa=fake=N, " +
-            "hugepagesz=, hugepages=, default_hugepagesz=, hugetlb_free_vmemmap=), then commands on /proc/meminfo, /proc/sys/vm/*, " +
-            "/sys/kernel/mm/hugepages/..., /sys/devices/system/node/nodeK/..., /sys/kernel/debug/kernel_page_tables, " +
+            "Run a scenario written as a user types it at a root shell: 'config CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=y|n' lines (how the kernel was built), " +
+            "'boot' with a kernel command line (mem=, numa=fake=N, hugepagesz=, hugepages=, default_hugepagesz=, hugetlb_free_vmemmap=, " +
+            "memory_hotplug.memmap_on_memory=, memhp_default_state=), then commands on /proc/meminfo, /proc/sys/vm/*, " +
+            "/sys/kernel/mm/hugepages/..., /sys/devices/system/node/nodeK/..., /sys/devices/system/memory/..., /sys/kernel/debug/kernel_page_tables, " +
             "/sys/kernel/debug/fail_page_alloc/* and /proc/self/fail-nth: echo, cat, sysctl, tee, grep, sleep, sync, true, false, set -e/-u/-x, " +
+            "dmesg (the kernel log), plug ADDRESS [node=N] (the firmware adds a memory device), " +
             "sudo before any of them; joined with ;, &&, || and |; for loops, variables and globs; '#' comments. " +
             "A refused write prints the shell's error and the script goes on (set -e stops it); the exit status is the last command's. " +
             "Every syntax error prints file:line:column and nothing runs.\n\n" + Example)

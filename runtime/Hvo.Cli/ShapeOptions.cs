@@ -27,7 +27,7 @@ internal sealed class ShapeOptions
 
     public Option<string?> Hugepages { get; } = new("--hugepages") { Description = $"{HugepagesForms}; default: half of memory as pages of the default huge page size (the default hstate's, as /proc/sys/vm/nr_hugepages)." };
 
-    public Option<string> Hvo { get; } = new("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
+    public Option<string?> Hvo { get; } = new("--hvo") { Description = "on|off: hugetlb_free_vmemmap= on the boot line; without it the build default decides (--hvo-default-on, on unless said otherwise)." };
 
     public Option<string?> FailAlloc { get; } = new("--fail-alloc") { Description = $"fail_page_alloc knobs, key=value[,...]: {FaultSpec.Keys}; sites: {FaultSpec.SiteList}. ignore-gfp-wait and ignore-gfp-highmem start at N; the other knobs keep the kernel's defaults (times=1, min-order=1).", HelpName = "SPEC" };
 
@@ -54,7 +54,7 @@ internal sealed class ShapeOptions
         ArgumentNullException.ThrowIfNull(p);
         int nodes = p.GetValue(Nodes);
         ulong memory = ParseMemory(p.GetValue(Memory)!, arch, nodes);
-        return new SimulateScript(memory, nodes, ParseHvo(p.GetValue(Hvo)!), ParseHugepages(p.GetValue(Hugepages), arch, memory), Faults(p), writes);
+        return new SimulateScript(memory, nodes, ParseHvo(p.GetValue(Hvo)), ParseHugepages(p.GetValue(Hugepages), arch, memory), Faults(p), writes);
     }
 
     public FaultSpec? Faults(ParseResult p) => p.GetValue(FailAlloc) is { } spec ? FaultSpec.Parse(spec) : null;
@@ -82,8 +82,10 @@ internal sealed class ShapeOptions
         return bytes;
     }
 
-    public static bool ParseHvo(string text) => text switch
+    /// <summary>--hvo: hugetlb_free_vmemmap= on or off, or null when not given (the build default decides).</summary>
+    public static bool? ParseHvo(string? text) => text switch
     {
+        null => null,
         "on" => true,
         "off" => false,
         _ => throw new UsageException($"--hvo: '{text}' is not on or off"),

@@ -84,7 +84,7 @@ public static class SimulateCommand
                 result = LiveProgress.Run(
                     probe => simulation.Run(entry, options with { Progress = probe.Allocated, Booted = probe.Watch }, map: plotPath is not null),
                     total,
-                    simulation.OptimizablePages(entry.Info, chosen),
+                    simulation.OptimizablePages(entry.Info, chosen, options.HvoDefaultOn),
                     LiveProgress.IsInteractive(output) ? LiveProgress.ErrorConsole() : null,
                     LiveProgress.Delay);
             }

@@ -19,7 +19,7 @@ namespace Hvo.Cli;
 /// would. <c>hvo compare</c> without a script runs <see cref="Default"/>.
 /// </summary>
 /// <param name="Pages">Each size asked for and its count, in order: the last count of a size wins, as the last echo does.</param>
-internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IReadOnlyList<(ulong Size, ulong Count)> Pages, FaultSpec? Faults, int Writes = 1)
+internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool? Hvo, IReadOnlyList<(ulong Size, ulong Count)> Pages, FaultSpec? Faults, int Writes = 1)
 {
     /// <summary>The file name the script's locations carry.</summary>
     public const string File = "simulate";
@@ -29,7 +29,7 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
     /// it as pages of <paramref name="arch"/>'s default huge page size.
     /// </summary>
     public static SimulateScript Default(ArchInfo arch) =>
-        new(MachineConfig.DefaultMemoryBytes, 1, true, DefaultPages(arch, MachineConfig.DefaultMemoryBytes), null);
+        new(MachineConfig.DefaultMemoryBytes, 1, null, DefaultPages(arch, MachineConfig.DefaultMemoryBytes), null);
 
     /// <summary>Half of <paramref name="memory"/> as pages of the default hstate's size (HugeTlbCommandLine.ArchDefaultSize, HPAGE_SIZE).</summary>
     public static (ulong Size, ulong Count)[] DefaultPages(ArchInfo arch, ulong memory)
@@ -44,12 +44,15 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
     /// <summary>Pages all sizes ask for together (the progress bar's end), at most 2^64 - 1.</summary>
     public ulong TotalPages => Pages.Aggregate(0UL, (sum, r) => sum > ulong.MaxValue - r.Count ? ulong.MaxValue : sum + r.Count);
 
-    /// <summary>The pages HVO will optimize if all are had: those of sizes the policy can optimize, when HVO is on (the progress bar's second end).</summary>
-    public ulong OptimizablePages(ArchInfo arch, HvoPolicy policy)
+    /// <summary>
+    /// The pages HVO will optimize if all are had: those of sizes the policy can optimize, when HVO is
+    /// on (the progress bar's second end); without --hvo, the build default (<paramref name="hvoDefaultOn"/>) decides.
+    /// </summary>
+    public ulong OptimizablePages(ArchInfo arch, HvoPolicy policy, bool hvoDefaultOn = true)
     {
         ArgumentNullException.ThrowIfNull(arch);
         ArgumentNullException.ThrowIfNull(policy);
-        return !Hvo ? 0 : Requested.Where(r => global::Hvo.Vmemmap.HugePageVmemmap.For(arch, r.Key).IsOptimizable(policy.ReservePages))
+        return !(Hvo ?? hvoDefaultOn) ? 0 : Requested.Where(r => global::Hvo.Vmemmap.HugePageVmemmap.For(arch, r.Key).IsOptimizable(policy.ReservePages))
             .Aggregate(0UL, (sum, r) => sum > ulong.MaxValue - r.Value ? ulong.MaxValue : sum + r.Value);
     }
 
@@ -65,7 +68,11 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool Hvo, IR
             boot.Add($"numa=fake={Nodes}");
         }
 
-        boot.Add("hugetlb_free_vmemmap=" + (Hvo ? "on" : "off"));
+        if (Hvo is { } on)
+        {
+            boot.Add("hugetlb_free_vmemmap=" + (on ? "on" : "off"));
+        }
+
         script.Boot(boot);
         foreach ((string path, string value) in Faults?.Writes ?? [])
         {

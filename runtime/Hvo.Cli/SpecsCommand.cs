@@ -39,6 +39,7 @@ public static class SpecsCommand
                 o.WriteLine($"  {CmdLine.FormatSize(h.Size) + " (" + how + ")",-16} {VmemmapPages(g),13} {Freed(g, VmemmapReserve.V5_14),26} {Freed(g, VmemmapReserve.V5_18),26}");
             }
 
+            o.WriteLine($"  v7.1 shared tail page: {(Hvo.HugeTlb.HvoPolicy.SharedTailProblem(a) is { } why ? "refused: " + why : "allowed (power-of-two struct page, VMEMMAP_START aligned for the mask)")}");
             if (a.AccessFlag != 0)
             {
                 o.WriteLine($"  access flag: 0x{a.AccessFlag:x} (bit {System.Numerics.BitOperations.TrailingZeroCount(a.AccessFlag)})");
@@ -46,8 +47,15 @@ public static class SpecsCommand
         }
 
         o.WriteLine();
-        o.WriteLine("policies (--policy):");
-        foreach (Hvo.HugeTlb.HvoPolicy p in Hvo.HugeTlb.HvoPolicy.All)
+        o.WriteLine($"kernel versions (--policy): every release {Hvo.HugeTlb.KernelVersion.First} to {Hvo.HugeTlb.KernelVersion.Last}; each behaves as the newest milestone at or before it:");
+        foreach (Hvo.HugeTlb.KernelMilestone m in Hvo.HugeTlb.KernelMilestone.All)
+        {
+            o.WriteLine($"  {m.Version,-16} {m.Summary}  [{m.Commits}]");
+        }
+
+        o.WriteLine();
+        o.WriteLine("policies (--policy), the representative versions and the proposals:");
+        foreach (Hvo.HugeTlb.HvoPolicy p in Hvo.HugeTlb.HvoPolicy.Compared)
         {
             string needs = p.RequiredWriter is { } w
                 ? $", needs the {Hvo.HugeTlb.HvoPolicy.WriterName(w)} entry writer (--entry-writer {Hvo.HugeTlb.HvoPolicy.WriterName(w)}{(w == EntryWriterKind.Bbml2 ? " --cpu bbml2" : string.Empty)})"
@@ -75,6 +83,7 @@ public static class SpecsCommand
                 sectionShift = a.SectionShift,
             },
             breakBeforeMake = a.BreakBeforeMake,
+            sharedTail = Hvo.HugeTlb.HvoPolicy.SharedTailProblem(a) is { } why ? why : "allowed",
             hugePageSizes = a.HugePageSizes.Select(h =>
             {
                 HugePageVmemmap g = HugePageVmemmap.For(a, h.Size);

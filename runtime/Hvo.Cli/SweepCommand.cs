@@ -44,7 +44,7 @@ internal static class SweepCommand
         var memory = new Option<string>("--memory") { Description = "Memory sizes: a list (64G,256G,1.5T) or a range doubling from the first to the last (64G..64T). Default: 64G.", DefaultValueFactory = _ => CmdLine.FormatSize(MachineConfig.DefaultMemoryBytes) };
         var hugepages = new Option<string[]>("--hugepages") { Description = $"A pool form, repeatable: {ShapeOptions.HugepagesForms}; a percentage scales with each memory size. Default: half of memory as pages of the default size.", AllowMultipleArgumentsPerToken = false };
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes of every machine.", DefaultValueFactory = _ => 1 };
-        var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
+        var hvo = new Option<string?>("--hvo") { Description = "on|off: hugetlb_free_vmemmap= on the boot line; without it the build default decides (--hvo-default-on, on unless said otherwise)." };
         var csv = new Option<string?>("--csv") { Description = "Write the points as CSV, one line each, to FILE (or standard output with no FILE or -).", Arity = ArgumentArity.ZeroOrOne, HelpName = "FILE" };
         var json = new Option<string?>("--json") { Description = "Write the points as one JSON array of {point, report} to FILE (or standard output with no FILE or -).", Arity = ArgumentArity.ZeroOrOne, HelpName = "FILE" };
         var plot = new Option<string?>("--plot") { Description = "Write a picture (FILE.svg or FILE.png): memory saved and PTE-table cost against memory size, a curve per architecture, policy and pool form.", HelpName = "FILE" };
@@ -62,7 +62,7 @@ internal static class SweepCommand
             HvoPolicy[] chosenPolicies = p.GetValue(policies) is { } pl ? [.. List(pl, "--policies").Select(n => Options.FindPolicy(n, "--policies"))] : [HvoPolicy.Newest];
             string[] forms = p.GetValue(hugepages) is { Length: > 0 } given ? [.. given.SelectMany(g => g.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))] : [string.Empty];
             int nodeCount = p.GetValue(nodes);
-            bool hvoOn = ShapeOptions.ParseHvo(p.GetValue(hvo)!);
+            bool? hvoOn = ShapeOptions.ParseHvo(p.GetValue(hvo));
             string memoryText = p.GetValue(memory)!;
             ulong[] sizes = MemorySizes(memoryText);
             bool toCsv = p.GetResult(csv) is not null, toJson = p.GetResult(json) is not null;

@@ -15,21 +15,24 @@ namespace Hvo;
 public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingArch
 {
     private (ulong Start, ulong End)[] _reservedAtBoot = [];
+    private readonly List<string> _log = [];
+    private readonly System.Threading.Lock _logLock = new();
     private readonly TableFrames _tableFrames;
     private int _defaultCpu;
 
     private Machine(MachineConfig config)
     {
         ulong frames = config.MemoryBytes >> TArch.PageShift;
-        if (config.MemoryBytes % TArch.PageSize != 0 || frames == 0)
+        if (config.MemoryBytes % TArch.PageSize != 0 || frames == 0 || config.HotplugBytes % TArch.PageSize != 0)
         {
             throw new ArgumentException($"memory must be a positive multiple of the {TArch.PageSize}-byte page", nameof(config));
         }
 
+        ulong physical = frames + (config.HotplugBytes >> TArch.PageShift);
         ulong describable = TArch.VmemmapSize / (ulong)TArch.StructPageBytes;
-        if (frames > describable)
+        if (physical > describable || physical < frames)
         {
-            throw new ArgumentException($"{TArch.Name}'s vmemmap describes at most {describable} frames; {config.MemoryBytes} bytes need {frames}", nameof(config));
+            throw new ArgumentException($"{TArch.Name}'s vmemmap describes at most {describable} frames; {config.MemoryBytes + config.HotplugBytes} bytes need {physical}", nameof(config));
         }
 
         if (config.Nodes < 1 || config.Cpus < 1)
@@ -44,18 +47,77 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
         Config = config;
         Layout = new MachineLayout(TArch.PageShift, frames, config.Nodes, TArch.Info.Zones, MachineLayout.DefaultMaxOrder(TArch.PageShift));
-        Frames = new FrameStore(frames, TArch.PageShift);
-        Owners = new FrameOwnerTable(frames);
+        Frames = new FrameStore(physical, TArch.PageShift);
+        Owners = new FrameOwnerTable(physical);
+        if (physical > frames)
+        {
+            Owners.Set(frames, physical - frames, FrameOwner.Absent); // not present until hot-added
+        }
+
         Memblock = new BootAllocator(Layout, Owners);
         Faults = new FaultInjection();
         _tableFrames = new TableFrames(this);
         BootVmemmap = new BootVmemmap<TArch>(Owners, StructPageOriginOf);
         Compounds = new CompoundPages<TArch>(this);
+        Rcu = new Lib.Rcu(config.Cpus);
+    }
+
+    private long _memmapNotInitialized;
+
+    /// <summary>
+    /// Struct pages memmap_init initialized at boot: one per frame, less those a later boot stage
+    /// said were never to be initialized (<see cref="MemmapNeverInitialized"/>).
+    /// </summary>
+    public ulong StructPagesInitializedAtBoot => Layout.Frames - (ulong)System.Threading.Interlocked.Read(ref _memmapNotInitialized);
+
+    /// <summary>
+    /// HUGE_BOOTMEM_HVO (v6.15): the struct pages of <paramref name="count"/> frames live in vmemmap that
+    /// was optimized as it was populated, so memmap_init never initializes them (they read as the
+    /// shared tail page does).
+    /// </summary>
+    public void MemmapNeverInitialized(ulong count) => System.Threading.Interlocked.Add(ref _memmapNotInitialized, (long)count);
+
+    /// <summary>RCU over the machine's CPUs.</summary>
+    public Lib.Rcu Rcu { get; }
+
+    /// <summary>printk: a line for the kernel log (what dmesg shows), from any CPU.</summary>
+    public void Log(string line)
+    {
+        lock (_logLock)
+        {
+            _log.Add(line);
+        }
+    }
+
+    /// <summary>The kernel log's lines the machine printed, in order.</summary>
+    public IReadOnlyList<string> KernelLog
+    {
+        get
+        {
+            lock (_logLock)
+            {
+                return [.. _log];
+            }
+        }
     }
 
     public MachineConfig Config { get; }
 
+    /// <summary>The boot memory: its frames, nodes and zones.</summary>
     public MachineLayout Layout { get; }
+
+    /// <summary>Every frame of physical memory: the boot memory's, then what memory hotplug may add (<see cref="MachineConfig.HotplugBytes"/>).</summary>
+    public ulong PhysicalFrames => Owners.Frames;
+
+    /// <summary>Memory blocks, and adding, onlining and offlining them.</summary>
+    public Memory.Hotplug.MemoryHotplug<TArch> Hotplug { get; private set; } = null!;
+
+    /// <summary>pfn_to_nid: the boot layout's node, or the node its memory block was added on.</summary>
+    public int NodeOf(ulong pfn) =>
+        pfn < Layout.Frames ? Layout.NodeOf(pfn) : Hotplug?.BlockOf(pfn) is { Node: >= 0 } b ? b.Node : 0;
+
+    /// <summary>page_zonenum: the zone its memory block was last onlined into, else the boot layout's.</summary>
+    public int ZoneOf(ulong pfn) => Pages?.ZoneIndexOf(pfn) ?? Layout.ZoneOf(pfn);
 
     public FrameStore Frames { get; }
 
@@ -191,6 +253,11 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// </summary>
     public void FreeVmemmapFrame(ulong pfn)
     {
+        if (Hotplug.IsSelfHostedVmemmap(pfn))
+        {
+            throw new InvalidOperationException($"frame 0x{pfn:x} holds its own memory block's struct pages (memmap_on_memory): it is the block's, not the page allocator's");
+        }
+
         CheckFrameUnreachable(pfn, "free_vmemmap_page");
         FrameOwner owner = Owners[pfn];
         if (Config.PagePoisoning ?? Config.Strict)
@@ -314,7 +381,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     /// <summary>The owners of all frames add up to the machine.</summary>
     public bool OwnersAddUp() =>
-        Enum.GetValues<FrameOwner>().Sum(o => Owners.Count(o)) == (long)Layout.Frames;
+        Enum.GetValues<FrameOwner>().Sum(o => Owners.Count(o)) == (long)PhysicalFrames;
 
     private void BootSequence(Action<BootAllocator>? beforeMemblockFreeAll)
     {
@@ -368,6 +435,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         beforeMemblockFreeAll?.Invoke(Memblock);
         Pages = new PageAllocator(Memblock, Faults);
         _tableFrames.Booted = true;
+        Hotplug = new Memory.Hotplug.MemoryHotplug<TArch>(this);
     }
 
     /// <summary>
@@ -444,7 +512,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     /// <summary>What the struct page of <paramref name="pfn"/> holds while nobody wrote it.</summary>
     private StructPageOrigin StructPageOriginOf(ulong pfn) =>
-        Compounds.Origin(new StructPageOrigin(Layout.NodeOf(pfn), Layout.ZoneOf(pfn), IsReservedAtBoot(pfn)), pfn);
+        Compounds.Origin(new StructPageOrigin(NodeOf(pfn), ZoneOf(pfn), IsReservedAtBoot(pfn)), pfn);
 
     private bool IsReservedAtBoot(ulong pfn)
     {

@@ -12,6 +12,24 @@ public sealed record MachineConfig
     /// <summary>Physical memory (mem=).</summary>
     public ulong MemoryBytes { get; init; } = DefaultMemoryBytes;
 
+    /// <summary>
+    /// Physical memory above <see cref="MemoryBytes"/> that is not present at boot: what <c>mem=</c>
+    /// left out of a larger machine, which memory hotplug can add, a memory block at a time
+    /// (<see cref="Memory.Hotplug.MemoryHotplug{TArch}"/>). 0: none.
+    /// </summary>
+    public ulong HotplugBytes { get; init; }
+
+    /// <summary>
+    /// memory_hotplug.memmap_on_memory as the kernel ended up with it: a memory device's hot-added
+    /// blocks keep their struct pages in their own first pages (an altmap), where the architecture
+    /// and the block size allow it (mhp_supports_memmap_on_memory). Whether a kernel version honours
+    /// the boot parameter next to HVO is the caller's to decide.
+    /// </summary>
+    public bool MemmapOnMemory { get; init; }
+
+    /// <summary>What a hot-added memory block becomes (memhp_default_state=, /sys/devices/system/memory/auto_online_blocks): offline by default.</summary>
+    public Memory.Hotplug.OnlineType AutoOnlineBlocks { get; init; } = Memory.Hotplug.OnlineType.Offline;
+
     /// <summary>NUMA nodes (numa=fake=N): equal contiguous ranges.</summary>
     public int Nodes { get; init; } = 1;
 

@@ -21,6 +21,7 @@ internal static class ReportText
     {
         o.WriteLine($"hvo {r.Command}: {r.Arch} ({r.Title}), {CmdLine.FormatSize(r.MemoryBytes)}, {r.Nodes} node(s), policy {r.Policy}, HVO {(r.HvoEnabled ? "on" : "off")}");
         o.WriteLine($"booted in {r.BootMs:0} ms; {r.WorkLabel} in {r.WorkMs:0} ms; host memory holding the simulated frames: {Units.Kb((ulong)r.HostFrameBytes / 1024)}");
+        o.WriteLine($"struct pages initialized at boot (memmap_init): {Units.Count((long)r.StructPagesInitializedAtBoot)}");
         o.WriteLine();
     });
 
@@ -38,6 +39,11 @@ internal static class ReportText
             o.WriteLine(r.Interrupted
                 ? $"hugepages-{h.PageSize / 1024}kB: asked for {h.Requested}, the pool grew to {h.NrHugepages}: interrupted (Ctrl-C) before the rest was allocated"
                 : $"hugepages-{h.PageSize / 1024}kB: asked for {h.Requested}, the pool grew to {h.NrHugepages}: no memory for more (as echo N > nr_hugepages, the kernel allocates what fits)");
+        }
+
+        if (r.MemoryBlocks is { } m)
+        {
+            o.WriteLine($"memory blocks ({CmdLine.FormatSize(m.BlockSize)} each): {m.Online} online ({m.Movable} in ZONE_MOVABLE), {m.Offline} offline; {m.HotAdded} hot-added ({m.SelfHosted} holding their own struct pages)");
         }
     });
 

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Text.Json.Serialization;
 using Hvo.HugeTlb;
+using Hvo.Memory.Hotplug;
 using Hvo.Paging;
 
 namespace Hvo.Cli.Reports;
@@ -32,6 +33,8 @@ internal sealed record HvoReport(
     long TlbFullFlushes,
     long BbmRetries,
     long BbmRetriesExhausted,
+    long SharedTailPages,
+    long GracePeriods,
     [property: JsonIgnore] long BbmViolations,
     [property: JsonIgnore] bool BbmChecked);
 
@@ -55,6 +58,32 @@ internal sealed record TranscriptEntry(string Location, string Command, string O
 
 /// <summary>A command of <c>hvo run</c>'s script that failed with nothing testing it.</summary>
 internal sealed record FailedCommandReport(string Location, string Command, int Status);
+
+/// <summary>
+/// Memory hotplug's state, when a script changed it (a block added, or one offline): the block
+/// size, blocks online (of which in ZONE_MOVABLE) and offline, blocks added since boot (of which
+/// holding their own struct pages, memmap_on_memory).
+/// </summary>
+internal sealed record MemoryBlocksReport(ulong BlockSize, int Online, int Movable, int Offline, int HotAdded, int SelfHosted)
+{
+    public static MemoryBlocksReport? Of<TArch>(Machine<TArch> machine)
+        where TArch : struct, IPagingArch
+    {
+        var blocks = machine.Hotplug.Blocks;
+        if (!blocks.Any(b => b.HotAdded || b.State == MemoryBlockState.Offline))
+        {
+            return null;
+        }
+
+        return new MemoryBlocksReport(
+            machine.Hotplug.BlockBytes,
+            blocks.Count(b => b.State == MemoryBlockState.Online),
+            blocks.Count(b => b.Zone == machine.Pages.MovableZone),
+            blocks.Count(b => b.State == MemoryBlockState.Offline),
+            blocks.Count(b => b.HotAdded),
+            blocks.Count(b => b.SelfHostedFrames > 0));
+    }
+}
 
 /// <summary>
 /// The report of docs/ARCHITECTURE.md §6, as data: the machine, the policy, /proc/meminfo, every
@@ -83,7 +112,9 @@ internal sealed record SimulationReport(
     [property: JsonIgnore] int ShellErrors,
     [property: JsonIgnore] double BootMs,
     [property: JsonIgnore] double WorkMs,
-    [property: JsonIgnore] long HostFrameBytes)
+    [property: JsonIgnore] long HostFrameBytes,
+    [property: JsonIgnore] ulong StructPagesInitializedAtBoot = 0,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] MemoryBlocksReport? MemoryBlocks = null)
 {
     /// <summary>The checker's count where it ran (the JSON key <c>breakBeforeMakeViolations</c>, after the counters), else null.</summary>
     [JsonPropertyOrder(1)]
@@ -145,13 +176,15 @@ internal sealed record SimulationReport(
             [.. pool.Hstates.Select(h => new HstateReport(h.Size, h.NrHugePages, h.FreeHugePages, h.SurplusHugePages, (ulong)pool.Pages(h).Count(p => p.VmemmapOptimized)))],
             new HvoReport(
                 c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize),
-                c.TlbRangeFlushes, c.TlbFullFlushes, c.BbmRetries, c.BbmRetriesExhausted,
+                c.TlbRangeFlushes, c.TlbFullFlushes, c.BbmRetries, c.BbmRetriesExhausted, c.SharedTailPages, c.GracePeriods,
                 machine.Violations.CountOf(ViolationKind.BreakBeforeMake),
                 machine.BreakBeforeMake is not null),
             shellErrors,
             bootMs,
             workMs,
-            machine.Frames.MaterializedBytes)
+            machine.Frames.MaterializedBytes,
+            machine.StructPagesInitializedAtBoot,
+            MemoryBlocksReport.Of(machine))
         {
             AllFindings = machine.BreakBeforeMake is null
                 ? []

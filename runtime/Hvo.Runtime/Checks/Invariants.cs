@@ -101,9 +101,9 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
     public void CheckOwners(List<string> problems)
     {
         long sum = Enum.GetValues<FrameOwner>().Sum(o => Machine.Owners.Count(o));
-        if (sum != (long)Machine.Layout.Frames)
+        if (sum != (long)Machine.PhysicalFrames)
         {
-            Add(problems, $"the frame owners add up to {sum} frames, but the machine has {Machine.Layout.Frames} ("
+            Add(problems, $"the frame owners add up to {sum} frames, but the machine has {Machine.PhysicalFrames} ("
                 + string.Join(", ", Enum.GetValues<FrameOwner>().Select(o => $"{o} {Machine.Owners.Count(o)}")) + ")");
         }
 
@@ -135,7 +135,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
     /// </summary>
     public void CheckPageTableReachability(List<string> problems)
     {
-        ulong frames = Machine.Layout.Frames;
+        ulong frames = Machine.PhysicalFrames;
         if (_seen.Length == 0)
         {
             _seen = new ulong[(frames + 63) / 64];
@@ -156,7 +156,9 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         }
 
         CompareLeak(problems, "page-table frames reachable from the root", tables, Machine.Owners.Count(FrameOwner.PageTable));
-        CompareLeak(problems, "runtime vmemmap frames mapped", runtime, Machine.Owners.Count(FrameOwner.RuntimeVmemmap));
+        // v7.1's shared tail pages stay allocated while no page maps them.
+        long idleTails = Optimizer?.SharedTailFrames.Count(pfn => (_seen[pfn >> 6] & (1UL << (int)(pfn & 63))) == 0) ?? 0;
+        CompareLeak(problems, "runtime vmemmap frames mapped", runtime, Machine.Owners.Count(FrameOwner.RuntimeVmemmap) - idleTails);
         CompareLeak(problems, "boot vmemmap frames mapped", boot, Machine.Owners.Count(FrameOwner.BootVmemmap));
     }
 
@@ -189,9 +191,9 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
 
                 foreach (HugePage page in freeList.Concat(active))
                 {
-                    if (page.Node != nid || Machine.Layout.NodeOf(page.HeadPfn) != nid)
+                    if (page.Node != nid || Machine.NodeOf(page.HeadPfn) != nid)
                     {
-                        Add(problems, $"{page} is listed on node {nid} and its frames are on node {Machine.Layout.NodeOf(page.HeadPfn)}");
+                        Add(problems, $"{page} is listed on node {nid} and its frames are on node {Machine.NodeOf(page.HeadPfn)}");
                     }
 
                     if (Machine.Owners[page.HeadPfn] != FrameOwner.HugePage || Machine.Owners[page.HeadPfn + page.Frames - 1] != FrameOwner.HugePage)
@@ -271,10 +273,11 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         Expect(problems, (ulong)optimizedTotal, (ulong)t.OptimizedPages, "optimized pages in all");
         Expect(problems, (ulong)netTotal, (ulong)(t.VmemmapPagesFreed - t.VmemmapPagesRestored), "vmemmap pages freed - restored in all");
         long owned = Machine.Owners.Count(FrameOwner.BootVmemmap) + Machine.Owners.Count(FrameOwner.RuntimeVmemmap);
-        long expected = (long)Machine.BootVmemmap.Frames - (t.VmemmapPagesFreed - t.VmemmapPagesRestored);
+        long hotplug = Machine.Hotplug.VmemmapFrames;
+        long expected = (long)Machine.BootVmemmap.Frames + hotplug - (t.VmemmapPagesFreed - t.VmemmapPagesRestored) + t.SharedTailPages;
         if (owned != expected)
         {
-            Add(problems, $"{owned} vmemmap frames are owned, but boot populated {Machine.BootVmemmap.Frames} and HVO freed {t.VmemmapPagesFreed} and restored {t.VmemmapPagesRestored}: expected {expected}");
+            Add(problems, $"{owned} vmemmap frames are owned, but boot populated {Machine.BootVmemmap.Frames}, memory hotplug {hotplug}, and HVO freed {t.VmemmapPagesFreed}, restored {t.VmemmapPagesRestored} and allocated {t.SharedTailPages} shared tail pages: expected {expected}");
         }
     }
 
@@ -319,7 +322,9 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
             }
 
             ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
-            var check = new VmemmapPageVisitor { Owner = this, Page = page, Reserve = reserve, Problems = problems, ReuseFrame = ulong.MaxValue };
+            bool shared = optimizer.Policy.SharedTail && page.VmemmapOptimized;
+            ulong tail = shared && optimizer.TryGetSharedTail(page, out ulong t) ? t : ulong.MaxValue;
+            var check = new VmemmapPageVisitor { Owner = this, Page = page, Reserve = reserve, Problems = problems, ReuseFrame = ulong.MaxValue, SharedTail = tail, HasSharedTail = shared };
             _frames.Clear();
             PageWalkResult r = Machine.PageTable.WalkRange(start, start + (page.Frames * (ulong)TArch.StructPageBytes), ref check);
             if (r.Status == PageWalkStatus.Stopped && !check.Reported)
@@ -340,6 +345,8 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         public int Reserve;
         public List<string> Problems;
         public ulong ReuseFrame;
+        public ulong SharedTail;
+        public bool HasSharedTail;
         public bool Reported;
         private int _index;
 
@@ -358,9 +365,10 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
                 string? wrong = null;
                 if (Page.VmemmapOptimized && _index >= Reserve)
                 {
-                    if (e.Level != TArch.LastLevel || frame != ReuseFrame || writable)
+                    ulong expected = HasSharedTail ? SharedTail : ReuseFrame;
+                    if (e.Level != TArch.LastLevel || frame != expected || writable)
                     {
-                        wrong = $"an optimized page's tail maps frame 0x{frame:x} {(writable ? "rw" : "ro")} at level {e.Level}; expected the reuse frame 0x{ReuseFrame:x} read-only in a PTE";
+                        wrong = $"an optimized page's tail maps frame 0x{frame:x} {(writable ? "rw" : "ro")} at level {e.Level}; expected the {(HasSharedTail ? "zone's shared tail" : "reuse")} frame 0x{expected:x} read-only in a PTE";
                     }
                 }
                 else if (!writable)
@@ -470,9 +478,9 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
     /// </summary>
     private ulong AliasOf(ulong pfn)
     {
-        if (Optimizer is not { } optimizer || !Machine.Compounds.TryGetPage(pfn, out CompoundPage? page) || !page.VmemmapOptimized)
+        if (Optimizer is not { } optimizer || optimizer.Policy.SharedTail || !Machine.Compounds.TryGetPage(pfn, out CompoundPage? page) || !page.VmemmapOptimized)
         {
-            return pfn;
+            return pfn; // v7.1: a shared tail page holds the very tails any page of its order and zone has
         }
 
         ulong perPage = TArch.PageSize / (ulong)TArch.StructPageBytes;
@@ -499,7 +507,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Machine<TArch> machine = Owner.Machine;
-            ulong frames = machine.Layout.Frames;
+            ulong frames = machine.PhysicalFrames;
             ulong first = TArch.PfnOf(e.Level, e.Entry);
             ulong n = TArch.LevelSize(e.Level) >> TArch.PageShift;
             for (ulong pfn = first; pfn < first + n; pfn++)

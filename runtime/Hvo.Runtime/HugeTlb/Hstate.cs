@@ -172,6 +172,19 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
         return page;
     }
 
+    /// <summary>A free page taken off its node's free list wherever it is (list_del); false if it is not on it.</summary>
+    internal bool RemoveFree(HugePage page)
+    {
+        if (page.State != HugePageState.Free || !_freeLists[page.Node].Remove(page))
+        {
+            return false;
+        }
+
+        FreeHugePages--;
+        _freeHugePagesNode[page.Node]--;
+        return true;
+    }
+
     internal void AddActive(HugePage page)
     {
         _active[page.Node].Add(page);

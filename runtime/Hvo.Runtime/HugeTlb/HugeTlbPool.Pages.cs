@@ -57,7 +57,7 @@ public sealed partial class HugeTlbPool<TArch>
             if (h.SurplusHugePagesNode(page.Node) > 0)
             {
                 RemoveHugetlbFolio(h, page, adjustSurplus: true);
-                UpdateAndFreeHugetlbFolio(h, page);
+                UpdateAndFreeHugetlbFolio(h, page, inBatch: false); // hugetlb_vmemmap_restore_folio
                 return;
             }
 
@@ -120,18 +120,34 @@ public sealed partial class HugeTlbPool<TArch>
             return null; // alloc_contig_pages: no zone spans a range that large
         }
 
+        // htlb_alloc_mask: GFP_HIGHUSER_MOVABLE for a size that can be migrated and is not gigantic
+        // (hugepage_movable_supported), so ZONE_MOVABLE serves it first; GFP_HIGHUSER for gigantic ones.
         ulong pfn;
         bool ok = h.IsGigantic
             ? Machine.Pages.TryAllocContigPages(nid, h.Frames, gfp, AllocSite.HugePage, FrameOwner.HugePage, out pfn)
-            : Machine.Pages.TryAllocPages(nid, h.Order, gfp | Gfp.NoWarn, AllocSite.HugePage, FrameOwner.HugePage, out pfn);
+            : Machine.Pages.TryAllocPages(nid, h.Order, gfp | Gfp.NoWarn | Gfp.Movable, AllocSite.HugePage, FrameOwner.HugePage, out pfn);
         if (!ok)
         {
             return null;
         }
 
-        var page = new HugePage(pfn, h.Order, Machine.Layout.NodeOf(pfn), fromBoot: false);
+        var page = new HugePage(pfn, h.Order, Machine.NodeOf(pfn), fromBoot: false);
         Machine.Compounds.Prep(page);
         return page;
+    }
+
+    // A fresh page of a growth: into the batch (v6.7+), or prepared, optimized and enqueued at once.
+    private void AddFresh(Hstate<TArch> h, HugePage page, List<HugePage> batch)
+    {
+        if (Optimizer.OptimizesInBatches)
+        {
+            batch.Add(page);
+            return;
+        }
+
+        Optimizer.Optimize(page);
+        h.AccountAdded(page.Node, surplus: false);
+        h.Enqueue(page);
     }
 
     // prep_and_add_allocated_folios: the optimizer sees the whole list (hugetlb_vmemmap_optimize_folios),
@@ -171,9 +187,14 @@ public sealed partial class HugeTlbPool<TArch>
     private (ulong Freed, ulong RestoreFailures) UpdateAndFreeHugetlbFolios(Hstate<TArch> h, List<HugePage> pages)
     {
         ulong freed = 0;
+        if (pages.Count > 0)
+        {
+            Optimizer.SynchronizeBeforeRestoring(pages); // hugetlb_vmemmap_restore_folios, from the shrink loop
+        }
+
         foreach (HugePage page in pages)
         {
-            if (UpdateAndFreeHugetlbFolio(h, page))
+            if (UpdateAndFreeHugetlbFolio(h, page, inBatch: true))
             {
                 freed++;
             }
@@ -189,9 +210,9 @@ public sealed partial class HugeTlbPool<TArch>
     /// the page allocator: a buddy block with __free_pages, a range (gigantic, from memblock at
     /// boot, or cut by demote) with free_contig_range.
     /// </summary>
-    private bool UpdateAndFreeHugetlbFolio(Hstate<TArch> h, HugePage page)
+    private bool UpdateAndFreeHugetlbFolio(Hstate<TArch> h, HugePage page, bool inBatch)
     {
-        if (Optimizer.Restore(page) == RestoreResult.NoMemory)
+        if (Optimizer.Restore(page, inBatch) == RestoreResult.NoMemory)
         {
             AddHugetlbFolio(h, page, adjustSurplus: true);
             return false;

@@ -54,12 +54,14 @@ public sealed partial class HugeTlbPool<TArch>
 
             var fresh = new List<HugePage>();
             bool interrupted = false;
+            ulong before = h.PersistentHugePages;
             bool exhausted = count > h.PersistentHugePages && !AllocPoolPages(h, count - h.PersistentHugePages, nid, fresh, cancel, allocated, out interrupted);
             PrepAndAddAllocatedFolios(h, fresh);
+            ulong grown = h.PersistentHugePages - before;
             if (exhausted)
             {
                 h.MaxHugePages = h.PersistentHugePages;
-                return new PoolResize(requested, (ulong)fresh.Count, 0, madePersistent, 0, 0, h.MaxHugePages, interrupted);
+                return new PoolResize(requested, grown, 0, madePersistent, 0, 0, h.MaxHugePages, interrupted);
             }
 
             // Never free below the pages in use (and reserved).
@@ -79,7 +81,7 @@ public sealed partial class HugeTlbPool<TArch>
             }
 
             h.MaxHugePages = h.PersistentHugePages;
-            return new PoolResize(requested, (ulong)fresh.Count, freed, madePersistent, madeSurplus, restoreFailures, h.MaxHugePages);
+            return new PoolResize(requested, grown, freed, madePersistent, madeSurplus, restoreFailures, h.MaxHugePages);
         }
     }
 
@@ -94,11 +96,14 @@ public sealed partial class HugeTlbPool<TArch>
     private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages) =>
         AllocPoolPages(h, count, only, pages, CancellationToken.None, null, out _);
 
-    // The allocation loop of set_max_huge_pages, which stops for a pending signal (signal_pending) after each page.
+    // The allocation loop of set_max_huge_pages, which stops for a pending signal (signal_pending) after
+    // each page. From v6.7 the pages gather in the list for prep_and_add_allocated_folios; before, each
+    // is prepared, optimized and enqueued as it comes (alloc_pool_huge_page → prep_new_huge_page).
     private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages, CancellationToken cancel, Action<ulong>? allocated, out bool interrupted)
     {
         interrupted = false;
-        while ((ulong)pages.Count < count)
+        ulong done = 0;
+        while (done < count)
         {
             HugePage? page = AllocPoolHugeFolio(h, only);
             if (page is null)
@@ -106,9 +111,10 @@ public sealed partial class HugeTlbPool<TArch>
                 return false;
             }
 
-            pages.Add(page);
-            allocated?.Invoke((ulong)pages.Count);
-            if (cancel.IsCancellationRequested && (ulong)pages.Count < count)
+            done++;
+            AddFresh(h, page, pages);
+            allocated?.Invoke(done);
+            if (cancel.IsCancellationRequested && done < count)
             {
                 interrupted = true;
                 return false;

@@ -50,6 +50,7 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
         }
 
         Hstates = hstates;
+        machine.Hotplug.HugePages = this; // offline_pages dissolves this pool's free pages
         boot ??= HugeBootPages.None;
         HugeTlbCommandLine commandLine = boot.CommandLine;
         ulong defaultSize = commandLine.ResolveDefaultSize(TArch.Info);
@@ -233,10 +234,12 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
         string size = HugeBootPages.SizeString(h.Size);
         if (request.PerNode is null)
         {
+            ulong before = h.PersistentHugePages;
             AllocPoolPages(h, request.Count, null, pages);
-            if ((ulong)pages.Count < request.Count)
+            ulong had = h.PersistentHugePages - before + (ulong)pages.Count;
+            if (had < request.Count)
             {
-                _log.Add(string.Create(CultureInfo.InvariantCulture, $"HugeTLB: allocating {request.Count} of page size {size} failed.  Only allocated {pages.Count} hugepages."));
+                _log.Add(string.Create(CultureInfo.InvariantCulture, $"HugeTLB: allocating {request.Count} of page size {size} failed.  Only allocated {had} hugepages."));
             }
         }
         else
@@ -253,7 +256,7 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
                 ulong i = 0;
                 for (; i < count && AllocFreshHugetlbFolio(h, node, Gfp.ThisNode) is { } page; i++)
                 {
-                    pages.Add(page);
+                    AddFresh(h, page, pages);
                 }
 
                 if (i < count)
@@ -289,6 +292,18 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
             }
 
             PrepAndAddAllocatedFolios(h, pages);
+
+            // fde1c4ecf916 (prep_and_add_bootmem_folios): hugetlb_folio_init_vmemmap initialized the
+            // struct pages of the head vmemmap page (HUGETLB_VMEMMAP_RESERVE_PAGES); the other tails
+            // only if HVO did not optimize the page (hugetlb_folio_init_tail_vmemmap).
+            if (Optimizer.SkipsBootTailInit)
+            {
+                ulong inHeadPage = TArch.PageSize / (ulong)TArch.StructPageBytes;
+                foreach (HugePage page in pages.Where(p => p.VmemmapOptimized))
+                {
+                    Machine.MemmapNeverInitialized(h.Frames - inHeadPage);
+                }
+            }
         }
 
         foreach ((ulong size, int next) in boot.NextNidToAlloc)

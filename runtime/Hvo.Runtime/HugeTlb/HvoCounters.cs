@@ -39,6 +39,8 @@ public sealed class HvoCounters
     private long _fullFlushes;
     private long _bbmRetriesExhausted;
     private long _bbmRetries;
+    private long _sharedTails;
+    private long _gracePeriods;
 
     public HvoCounters()
     {
@@ -71,6 +73,12 @@ public sealed class HvoCounters
     /// <summary>Entries whose compare-and-exchange failed and was tried again (arm64-bbm-af).</summary>
     public long BbmRetries => Interlocked.Read(ref _bbmRetries);
 
+    /// <summary>v7.1: shared pages of tail struct pages allocated (one per zone and order used); never freed.</summary>
+    public long SharedTailPages => Interlocked.Read(ref _sharedTails);
+
+    /// <summary>v6.10+: RCU grace periods HVO waited for (synchronize_rcu) before remapping.</summary>
+    public long GracePeriods => Interlocked.Read(ref _gracePeriods);
+
     public long TlbRangeFlushes => Interlocked.Read(ref _rangeFlushes);
 
     public long TlbFullFlushes => Interlocked.Read(ref _fullFlushes);
@@ -78,7 +86,7 @@ public sealed class HvoCounters
     public long TlbFlushes => TlbRangeFlushes + TlbFullFlushes;
 
     /// <summary>Bytes given back less what the split tables cost.</summary>
-    public long NetBytesSaved(ulong pageSize) => (VmemmapPagesFreed - VmemmapPagesRestored - PteTablesAllocated) * (long)pageSize;
+    public long NetBytesSaved(ulong pageSize) => (VmemmapPagesFreed - VmemmapPagesRestored - PteTablesAllocated - SharedTailPages) * (long)pageSize;
 
     public long Failures(OptimizeFailure cause) => cause switch
     {
@@ -134,6 +142,18 @@ public sealed class HvoCounters
     {
         Interlocked.Add(ref _bbmRetries, entries);
         _sum?.Retried(entries);
+    }
+
+    internal void SharedTailAllocated()
+    {
+        Interlocked.Increment(ref _sharedTails);
+        _sum?.SharedTailAllocated();
+    }
+
+    internal void GracePeriod()
+    {
+        Interlocked.Increment(ref _gracePeriods);
+        _sum?.GracePeriod();
     }
 
     internal void RestoreFailed()

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Hvo.Memory;
 using Hvo.Paging;
 using Hvo.Vmemmap;
@@ -24,6 +25,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 {
     private readonly Machine<TArch> _machine;
     private readonly HvoCounterTable _counters;
+    private readonly Dictionary<(int Node, int Zone, int Order), ulong> _tails = new();
+    private readonly System.Threading.Lock _tailsLock = new();
 
     public HvoOptimizer(Machine<TArch> machine, HvoPolicy policy, HvoSwitches? switches = null)
     {
@@ -38,6 +41,38 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         _counters = new HvoCounterTable(machine.Layout.Nodes);
         Policy = policy;
         Switches = switches ?? new HvoSwitches();
+        if (policy.SharedTail)
+        {
+            // v7.1's kernel encodes compound_info as a mask in every compound page, not only HVO's.
+            if (machine.Compounds.Count > 0 && !machine.BootVmemmap.CompoundInfoMask)
+            {
+                throw new InvalidOperationException($"{policy.Name} needs compound_info as a mask from boot; this machine has compound pages already");
+            }
+
+            machine.BootVmemmap.CompoundInfoMask = true;
+        }
+    }
+
+    /// <summary>v7.1: the shared tail pages allocated so far (vmemmap_tails[] of every zone), one per zone and order used.</summary>
+    public IReadOnlyCollection<ulong> SharedTailFrames
+    {
+        get
+        {
+            lock (_tailsLock)
+            {
+                return [.. _tails.Values];
+            }
+        }
+    }
+
+    /// <summary>v7.1: the shared tail page the tail vmemmap of <paramref name="page"/> maps, once its zone has one for its order.</summary>
+    public bool TryGetSharedTail(HugePage page, out ulong pfn)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        lock (_tailsLock)
+        {
+            return _tails.TryGetValue((page.Node, _machine.ZoneOf(page.HeadPfn), page.Order), out pfn);
+        }
     }
 
     public HvoPolicy Policy { get; }
@@ -45,6 +80,10 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     public HvoSwitches Switches { get; }
 
     public string Name => Policy.Name;
+
+    public bool OptimizesInBatches => Policy.Batched;
+
+    public bool SkipsBootTailInit => Policy.SkipsBootTailInit;
 
     /// <summary>Every hstate and node together.</summary>
     public HvoCounters Total => _counters.Total;
@@ -60,10 +99,18 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     }
 
     /// <summary>hugetlb_vmemmap_optimizable: this size has more vmemmap pages than the policy keeps.</summary>
-    public bool IsOptimizable(int order) => Geometry(order).Freed > 0;
+    public bool IsOptimizable(int order) =>
+        Geometry(order).Freed > 0 && (!Policy.RequiresPowerOfTwoStructPage || System.Numerics.BitOperations.IsPow2(TArch.StructPageBytes));
 
     public void Optimize(HugePage page)
     {
+        // hugetlb_vmemmap_optimize_folio: bd225530a4c7 (v6.10) waits a grace period on every call,
+        // c2a967f6ab0e (v6.12) only for a page it will optimize; v7.1 not at all.
+        if (Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || ShouldOptimize(page)))
+        {
+            SynchronizeRcu();
+        }
+
         if (!ShouldOptimize(page))
         {
             return;
@@ -91,6 +138,13 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             return;
         }
 
+        // bd225530a4c7 (v6.10): a grace period before the batch is remapped, even with HVO off;
+        // c2a967f6ab0e (v6.12): only when some page of it will be optimized; v7.1 (01b1d0ffb6f7): none.
+        if (Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || pages.Any(ShouldOptimize)))
+        {
+            SynchronizeRcu();
+        }
+
         using VmemmapPageLists s = VmemmapPageLists.Rent();
         if (!SplitBatch(pages))
         {
@@ -115,8 +169,15 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// (GFP_KERNEL | __GFP_NORETRY | __GFP_THISNODE, all or nothing), copy the kept page into each,
     /// map them PAGE_KERNEL, flush, clear HPageVmemmapOptimized. The split tables stay.
     /// </summary>
-    public RestoreResult Restore(HugePage page)
+    public RestoreResult Restore(HugePage page, bool inBatch = false)
     {
+        // hugetlb_vmemmap_restore_folio: bd225530a4c7 (v6.10) waits a grace period on every call,
+        // c2a967f6ab0e (v6.12) only for an optimized page; a batch waited once already.
+        if (!inBatch && Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || page.VmemmapOptimized))
+        {
+            SynchronizeRcu();
+        }
+
         if (!page.VmemmapOptimized)
         {
             return RestoreResult.Ok;
@@ -138,6 +199,20 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         Counters(page).Restored(needed);
         Counters(page).Optimized(-1);
         return RestoreResult.Ok;
+    }
+
+    /// <summary>
+    /// hugetlb_vmemmap_restore_folios' grace period, once for a batch about to be restored:
+    /// bd225530a4c7 (v6.10) whatever the batch holds, c2a967f6ab0e (v6.12) only when a page of it
+    /// is optimized, v7.1 never.
+    /// </summary>
+    public void SynchronizeBeforeRestoring(IReadOnlyList<HugePage> pages)
+    {
+        ArgumentNullException.ThrowIfNull(pages);
+        if (Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || pages.Any(p => p.VmemmapOptimized)))
+        {
+            SynchronizeRcu();
+        }
     }
 
     /// <summary>
@@ -181,8 +256,29 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         frames.Clear();
     }
 
+    /// <summary>
+    /// synchronize_rcu: a speculative get_page_unless_zero that read a struct page's refcount before
+    /// the remap (under rcu_read_lock from v6.10) has done its compare-and-exchange before the
+    /// vmemmap becomes read-only.
+    /// </summary>
+    private void SynchronizeRcu()
+    {
+        _machine.Rcu.Synchronize(_machine.CurrentCpu);
+        Total.GracePeriod();
+    }
+
     private bool ShouldOptimize(HugePage page) =>
-        Switches.EnabledNow && !page.VmemmapOptimized && IsOptimizable(page.Order);
+        Switches.EnabledNow && !page.VmemmapOptimized && IsOptimizable(page.Order) && !(Policy.MemmapOnMemoryWithHvo && VmemmapSelfHosted(page));
+
+    /// <summary>
+    /// vmemmap_should_optimize's memory hotplug check (66361095129b, v6.0): the page backing the head
+    /// struct page is found through the page table; if its memory block hosts its own struct pages
+    /// (memmap_on_memory, PageVmemmapSelfHosted), the page is left unoptimized. Before v6.0 a kernel
+    /// with HVO on never had self-hosted struct pages (memmap_on_memory gave way to HVO).
+    /// </summary>
+    private bool VmemmapSelfHosted(HugePage page) =>
+        _machine.TryTranslateKernel(Machine<TArch>.StructPageAddress(page.HeadPfn), out ulong pa)
+        && _machine.Hotplug.IsSelfHostedVmemmap(pa >> TArch.PageShift);
 
     /// <summary>v6.7's split pass (vmemmap_remap_split, no flush): false when no page is to be optimized; a flush_tlb_all follows.</summary>
     private bool SplitBatch(IReadOnlyList<HugePage> pages)
@@ -230,6 +326,17 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         (ulong reuse, ulong end) = RemapRange(page);
         var visitor = new RemapPteVisitor<TArch> { Taken = s.Taken };
         s.Taken.Clear();
+        if (Policy.SharedTail)
+        {
+            if (!TryGetOrAllocSharedTail(page, out visitor.TailPfn))
+            {
+                Counters(page).Failed(OptimizeFailure.SplitNoMemory);
+                return false;
+            }
+
+            visitor.HasTail = true;
+        }
+
         TryCopyHead(page, reuse, ref visitor);
         PageWalkResult r = Walk(page, reuse, end, ref visitor, PageWalkFlags.MayGiveUp, "vmemmap_remap_pte");
         if (r.Status is PageWalkStatus.NoMemory or PageWalkStatus.WriterGaveUp)
@@ -289,6 +396,40 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         _machine.CopyFrame(pa >> TArch.PageShift, copy, reuse);
         visitor.NewHeadPfn = copy;
         visitor.HasNewHead = true;
+    }
+
+    /// <summary>
+    /// v7.1: the zone's vmemmap_tails[order], allocated the first time a page of that order in that
+    /// zone is optimized: one page of identical tail struct pages (compound_info as a mask, the
+    /// zone and node in the flags), mapped read-only under every such page and never freed.
+    /// </summary>
+    private bool TryGetOrAllocSharedTail(HugePage page, out ulong pfn)
+    {
+        int zone = _machine.ZoneOf(page.HeadPfn);
+        lock (_tailsLock)
+        {
+            if (_tails.TryGetValue((page.Node, zone, page.Order), out pfn))
+            {
+                return true;
+            }
+
+            if (!_machine.Pages.TryAllocPages(page.Node, 0, Gfp.Kernel | Gfp.ThisNode, AllocSite.VmemmapTail, FrameOwner.RuntimeVmemmap, out pfn))
+            {
+                return false;
+            }
+
+            Span<byte> bytes = _machine.Mmu.Materialize(pfn);
+            int size = TArch.StructPageBytes;
+            for (int offset = 0; offset + size <= bytes.Length; offset += size)
+            {
+                // A plain tail (index past the first tail, which holds the order and lives in the head page).
+                StructPage.InitializeCompound(bytes.Slice(offset, size), page.Node, zone, 2, 0, page.Order, mask: true);
+            }
+
+            _tails.Add((page.Node, zone, page.Order), pfn);
+            Counters(page).SharedTailAllocated();
+            return true;
+        }
     }
 
     /// <summary>The ENOMEM path: restore [reuse, reuse + walked) with the frames the remap took.</summary>

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Hvo.Paging;
+using Hvo.Vmemmap;
 
 namespace Hvo.HugeTlb;
 
@@ -10,28 +11,132 @@ namespace Hvo.HugeTlb;
 /// visitors, and what it needs of the machine: how live entries change is the machine's
 /// (<see cref="MachineConfig.EntryWriter"/>), and a policy written for one entry writer
 /// (<see cref="RequiredWriter"/>) is refused on a machine with another (<see cref="Refusal"/>).
-/// <see cref="Newest"/> is the default; <see cref="V5_14"/> is the seed patch's.
+/// A kernel version's policy is built from the milestones at or before it (<see cref="ForVersion"/>,
+/// <see cref="KernelMilestone"/>); <see cref="Newest"/> is the default.
 /// </summary>
 /// <param name="Name">The kernel version it follows, as the CLI's --policy takes it.</param>
 /// <param name="ReservePages">HUGETLB_VMEMMAP_RESERVE_PAGES: vmemmap pages kept per huge page (2 in v5.14, 1 from v5.18).</param>
 /// <param name="ResetStructPagesOnRestore">v5.18: the kept page holds the head, so a copied page gets its first struct pages reset (reset_struct_pages).</param>
 /// <param name="CopyHead">v6.2+: the kept head vmemmap page is replaced by a fresh copy so the whole original block can go back; the old one is kept if that allocation fails.</param>
-/// <param name="Batched">v6.7: hugetlb_vmemmap_optimize_folios splits a whole batch, flushes once, remaps without flushing, flushes once, then frees.</param>
+/// <param name="Batched">v6.7: the pages of a write are allocated first, then hugetlb_vmemmap_optimize_folios splits the batch, flushes once, remaps without flushing, flushes once, then frees. Before v6.7 each page is optimized as it is allocated.</param>
 /// <param name="Description">One line for reports.</param>
 public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPagesOnRestore, bool CopyHead, bool Batched, string Description)
 {
+    /// <summary>The kernel release this policy is, or null for a proposal (the arm64-* strategies).</summary>
+    public KernelVersion? Version { get; init; }
+
+    /// <summary>v5.19: /proc/sys/vm/hugetlb_optimize_vmemmap exists (78f39084b41d).</summary>
+    public bool HasSysctl { get; init; }
+
+    /// <summary>v5.19: hugetlb_vmemmap_init refuses HVO when sizeof(struct page) is not a power of two ("struct page crosses page boundaries").</summary>
+    public bool RequiresPowerOfTwoStructPage { get; init; }
+
+    /// <summary>
+    /// v6.0 (66361095129b): memory_hotplug.memmap_on_memory and HVO together; a huge page whose
+    /// vmemmap is self-hosted (PageVmemmapSelfHosted) is left unoptimized (vmemmap_should_optimize),
+    /// and the sysctl exists whatever memmap_on_memory says. Before, the two exclude each other:
+    /// with HVO on at boot memmap_on_memory is not used (v5.14 to v5.18: mhp_supports_memmap_on_memory
+    /// says no; v5.19: the parameter itself is ignored and reads N), and with memmap_on_memory on,
+    /// v5.19 does not register vm.hugetlb_optimize_vmemmap, so HVO cannot be turned on later.
+    /// </summary>
+    public bool MemmapOnMemoryWithHvo { get; init; }
+
+    /// <summary>
+    /// Whether memory_hotplug.memmap_on_memory=<paramref name="requested"/> is in effect on a kernel
+    /// of this policy with HVO <paramref name="hvoAtBoot"/> at boot: from v6.0 always as asked; before,
+    /// only with HVO off at boot.
+    /// </summary>
+    public bool MemmapOnMemoryInEffect(bool requested, bool hvoAtBoot) => requested && (MemmapOnMemoryWithHvo || !hvoAtBoot);
+
+    /// <summary>
+    /// /sys/module/memory_hotplug/parameters/memmap_on_memory: v5.19's setter refused the parameter
+    /// while HVO was on (it reads N); v5.14 to v5.18 stored it (Y) and declined it later; v6.0 on
+    /// take it.
+    /// </summary>
+    public bool MemmapOnMemoryParameterReads(bool requested, bool hvoAtBoot) =>
+        HasSysctl && !MemmapOnMemoryWithHvo ? MemmapOnMemoryInEffect(requested, hvoAtBoot) : requested;
+
+    /// <summary>How the boot log reports what HVO frees per size.</summary>
+    public HvoBootMessage BootMessage { get; init; }
+
+    /// <summary>
+    /// v6.10 (bd225530a4c7) to v7.0: synchronize_rcu before remapping or restoring, and
+    /// page_ref_add_unless under rcu_read_lock with page_count_writable, against speculative PFN
+    /// walkers. v7.1 drops both (01b1d0ffb6f7, 32c440d67e6c): with no fake heads a tail reads refcount 0.
+    /// </summary>
+    public bool RcuBeforeRemap { get; init; }
+
+    /// <summary>v6.12 (c2a967f6ab0e): the grace period only when some page of the call is really optimized or restored.</summary>
+    public bool RcuOnlyWhenOptimizing { get; init; }
+
+    /// <summary>
+    /// v6.7 (fde1c4ecf916): memblock leaves a boot-time gigantic page's tail struct pages
+    /// uninitialized (MEMBLOCK_RSRV_NOINIT); hugetlb initializes the head vmemmap page's worth, and
+    /// the rest only if HVO does not optimize the page.
+    /// </summary>
+    public bool SkipsBootTailInit { get; init; }
+
+    /// <summary>v6.11 (15995a352474): /proc/vmstat's nr_memmap_pages and nr_memmap_boot_pages.</summary>
+    public bool MemmapVmstat { get; init; }
+
+    /// <summary>v6.15: HUGE_BOOTMEM_HVO, boot-time gigantic pages optimized as their vmemmap is populated (x86-64 only).</summary>
+    public bool PreHvo { get; init; }
+
+    /// <summary>v7.1: tails map one shared read-only page of tail struct pages per zone and order (vmemmap_tails[]); no fake heads.</summary>
+    public bool SharedTail { get; init; }
+
+    /// <summary>
+    /// v5.18 to v7.0: the tail vmemmap pages map the head vmemmap page, so the struct page at the
+    /// start of each reads as a head (a fake head, resolved by page_fixed_fake_head).
+    /// </summary>
+    public bool FakeHeads => ReservePages == 1 && !SharedTail;
+
+    /// <summary>
+    /// The policy of kernel <paramref name="version"/>: each choice on from its milestone
+    /// (<see cref="KernelMilestone.All"/>); a release between milestones behaves as the one before it.
+    /// </summary>
+    public static HvoPolicy ForVersion(KernelVersion version)
+    {
+        if (version < KernelVersion.First || version > KernelVersion.Last)
+        {
+            throw new ArgumentOutOfRangeException(nameof(version), version, $"HVO versions are {KernelVersion.First} to {KernelVersion.Last}");
+        }
+
+        bool Has(KernelChange c) => KernelMilestone.Has(version, c);
+        KernelMilestone latest = KernelMilestone.Latest(version);
+        string description = latest.Version == version ? latest.Summary : $"as {latest.Version}: {latest.Summary}";
+        return new HvoPolicy(
+            version.ToString(),
+            Has(KernelChange.ReserveOne) ? VmemmapReserve.V5_18 : VmemmapReserve.V5_14,
+            ResetStructPagesOnRestore: Has(KernelChange.ReserveOne) && !Has(KernelChange.SharedTail),
+            CopyHead: Has(KernelChange.CopyHead),
+            Batched: Has(KernelChange.Batched),
+            description)
+        {
+            Version = version,
+            HasSysctl = Has(KernelChange.Sysctl),
+            RequiresPowerOfTwoStructPage = Has(KernelChange.Sysctl),
+            MemmapOnMemoryWithHvo = Has(KernelChange.MemmapOnMemory),
+            BootMessage = Has(KernelChange.MemmapOnMemory) ? HvoBootMessage.KiBFreed : Has(KernelChange.Sysctl) ? HvoBootMessage.CanOptimize : HvoBootMessage.CanFree,
+            RcuBeforeRemap = Has(KernelChange.RcuBeforeRemap) && !Has(KernelChange.SharedTail),
+            RcuOnlyWhenOptimizing = Has(KernelChange.RcuOnlyWhenOptimizing),
+            MemmapVmstat = Has(KernelChange.MemmapVmstat),
+            SkipsBootTailInit = Has(KernelChange.Batched),
+            PreHvo = Has(KernelChange.PreHvo),
+            SharedTail = Has(KernelChange.SharedTail),
+        };
+    }
+
     /// <summary>The seed: free_huge_page_vmemmap with two pages kept and split-on-demand.</summary>
-    public static readonly HvoPolicy V5_14 = new("v5.14", 2, false, false, false,
-        "reserve 2 (head + first tail page), split vmemmap PMDs on demand, flush per split and per page");
+    public static readonly HvoPolicy V5_14 = ForVersion(new(5, 14));
 
-    public static readonly HvoPolicy V5_18 = new("v5.18", 1, true, false, false,
-        "reserve 1: tails map the head vmemmap page (fake heads), restore resets the copied struct pages");
+    public static readonly HvoPolicy V5_18 = ForVersion(new(5, 18));
 
-    public static readonly HvoPolicy V6_2 = new("v6.2", 1, true, true, false,
-        "as v5.18, and the head vmemmap page is replaced by a fresh copy so the original block is freed whole");
+    public static readonly HvoPolicy V6_2 = ForVersion(new(6, 2));
 
-    public static readonly HvoPolicy V6_7 = new("v6.7", 1, true, true, true,
-        "as v6.2, batched: split pass, one flush, remap pass, one flush, then free");
+    public static readonly HvoPolicy V6_7 = ForVersion(new(6, 7));
+
+    public static readonly HvoPolicy V7_1 = ForVersion(new(7, 1));
 
     /// <summary>
     /// arm64, FEAT_BBM level 2: approach C of the 2024 linux-mm discussion of re-enabling arm64 HVO (Yu
@@ -46,6 +151,10 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         "arm64 FEAT_BBM level 2 (approach C, Arm ARM D8.16.1-2): direct remap onto an identical page; reserve 2, batched as v6.7")
     {
         RequiredWriter = EntryWriterKind.Bbml2,
+        HasSysctl = true,
+        RequiresPowerOfTwoStructPage = true,
+        MemmapOnMemoryWithHvo = true,
+        BootMessage = HvoBootMessage.KiBFreed,
     };
 
     /// <summary>
@@ -62,6 +171,10 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         "arm64 break-before-make per entry (Nanyong Sun, 2024): break, flush, make; readers fault and retry")
     {
         RequiredWriter = EntryWriterKind.BreakFlushMake,
+        HasSysctl = true,
+        RequiresPowerOfTwoStructPage = true,
+        MemmapOnMemoryWithHvo = true,
+        BootMessage = HvoBootMessage.KiBFreed,
     };
 
     /// <summary>
@@ -76,6 +189,10 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         "arm64 clear-AF + flush + cmpxchg with bounded retries (rolled back when exhausted); split by break-before-make")
     {
         RequiredWriter = EntryWriterKind.ClearAccessFlag,
+        HasSysctl = true,
+        RequiresPowerOfTwoStructPage = true,
+        MemmapOnMemoryWithHvo = true,
+        BootMessage = HvoBootMessage.KiBFreed,
     };
 
     /// <summary>
@@ -90,8 +207,33 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(arch);
         EntryWriterKind machine = config.DefaultEntryWriter(arch);
+        if (SharedTail && SharedTailProblem(arch) is { } problem)
+        {
+            return $"{Name}'s shared tail page {problem}";
+        }
+
         return RequiredWriter is { } needed && needed != machine
             ? $"{Name} needs the {WriterName(needed)} entry writer; this machine's is {WriterName(machine)}"
+            : null;
+    }
+
+    /// <summary>
+    /// Why v7.1's shared tail page cannot work on <paramref name="arch"/>, or null: compound_info as a
+    /// mask needs a power-of-two struct page, and every head struct page naturally aligned, so
+    /// VMEMMAP_START aligned to the struct pages of the largest huge page.
+    /// </summary>
+    public static string? SharedTailProblem(ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        if (!System.Numerics.BitOperations.IsPow2(arch.StructPageBytes))
+        {
+            return $"needs a power-of-two struct page; {arch.Name}'s is {arch.StructPageBytes} bytes";
+        }
+
+        ulong largest = arch.HugePageSizes.Max(h => h.Size);
+        ulong align = largest / arch.PageSize * (ulong)arch.StructPageBytes;
+        return arch.VmemmapStart % align != 0
+            ? $"needs VMEMMAP_START aligned to {align} bytes (the struct pages of a {largest >> 20} MiB page) so that a tail's mask finds its head; {arch.Name}'s 0x{arch.VmemmapStart:x} is not"
             : null;
     }
 
@@ -104,23 +246,66 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         _ => "clear-af",
     };
 
-    public static IReadOnlyList<HvoPolicy> All { get; } = [V5_14, V5_18, V6_2, V6_7, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
+    /// <summary>
+    /// Representative kernel versions for the broad suites, one per layout: v5.14 (reserve 2), v5.18
+    /// (fake heads), v6.2 (head copy), v6.7 (batched), v7.1 (shared tail, no RCU step). Their own policies change live entries
+    /// directly: not safe under arm64's BBM rule, which is why commit 060a2c92d1b6 ("arm64: mm:
+    /// hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP") turned arm64 HVO off again — the Arm
+    /// architecture deems such a change UNPREDICTABLE, and a plain break is impossible while the
+    /// vmemmap may be read concurrently.
+    /// </summary>
+    public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7, V7_1];
+
+    /// <summary>What <c>hvo compare</c> runs by default: the representative versions and the strategies the machine can run.</summary>
+    public static IReadOnlyList<HvoPolicy> Compared { get; } = [.. Kernel, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
 
     /// <summary>
-    /// The kernel versions' own policies, which change live entries directly: not safe under arm64's
-    /// BBM rule, which is why commit 060a2c92d1b6 ("arm64: mm: hugetlb: Disable
-    /// HUGETLB_PAGE_OPTIMIZE_VMEMMAP") turned arm64 HVO off again — the Arm architecture deems such
-    /// a change UNPREDICTABLE, and a plain break is impossible while the vmemmap may be read concurrently.
+    /// The policies broad suites and <c>hvo compare</c> run by default: representative kernel
+    /// versions (<see cref="Kernel"/>) and the arm64 strategies. Every other release is
+    /// <see cref="Find"/>'s, and <see cref="Milestones"/> lists where behaviour changes.
     /// </summary>
-    public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7];
+    public static IReadOnlyList<HvoPolicy> All { get; } = [.. Kernel, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
+
+    /// <summary>The arm64 strategies: proposals, not releases; each needs its entry writer.</summary>
+    public static IReadOnlyList<HvoPolicy> Strategies { get; } = [Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
+
+    /// <summary>Every release from v5.14 to v7.1 (<see cref="KernelVersion.Released"/>).</summary>
+    public static IReadOnlyList<HvoPolicy> Versions { get; } = [.. KernelVersion.Released.Select(ForVersion)];
+
+    /// <summary>The release of each milestone (<see cref="KernelMilestone.All"/>): where behaviour changes.</summary>
+    public static IReadOnlyList<HvoPolicy> Milestones { get; } = [.. KernelMilestone.All.Select(m => ForVersion(m.Version))];
 
     /// <summary>The newest kernel behaviour modelled: the default.</summary>
-    public static HvoPolicy Newest => V6_7;
+    public static HvoPolicy Newest => V7_1;
 
-    public static HvoPolicy? Find(string name) =>
-        All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
+    /// <summary>A release (<c>v6.1</c>, <c>6.12</c>) or a strategy's name; null for anything else.</summary>
+    public static HvoPolicy? Find(string name)
+    {
+        if (KernelVersion.TryParse(name, out KernelVersion v))
+        {
+            return Versions.First(p => p.Version == v);
+        }
+
+        return Strategies.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>What --policy accepts, for messages: the version range and the strategies.</summary>
+    public static string Accepted => $"a kernel version {KernelVersion.First} to {KernelVersion.Last} ({string.Join(", ", KernelVersion.Released)}) or {string.Join(", ", Strategies.Select(p => p.Name))}";
 
     public override string ToString() => Name;
+}
+
+/// <summary>How hugetlb reports at boot what HVO frees for each huge page size.</summary>
+public enum HvoBootMessage
+{
+    /// <summary>v5.14 to v5.18, hugetlb_vmemmap_init: <c>HugeTLB: can free N vmemmap pages for hugepages-2048kB</c>, only when HVO is on at boot.</summary>
+    CanFree,
+
+    /// <summary>v5.19: <c>HugeTLB: can optimize N vmemmap pages for hugepages-2048kB</c>.</summary>
+    CanOptimize,
+
+    /// <summary>v6.0 on, report_hugepages: <c>HugeTLB: 28 KiB vmemmap can be freed for a 2.00 MiB page</c>, after the size's <c>registered</c> line.</summary>
+    KiBFreed,
 }
 
 /// <summary>

@@ -28,9 +28,32 @@ public interface IVmemmapOptimizer
     /// </summary>
     void Optimize(HugePage page);
 
+    /// <summary>
+    /// v6.7's prep_and_add_allocated_folios: the pool allocates all the pages of a write (or of a
+    /// boot-time request) first and hands them over as one batch. When false, as before v6.7, each
+    /// page is optimized and added to the pool as soon as it is allocated, so the vmemmap it frees
+    /// counts toward the watermark of the same write's next allocation.
+    /// </summary>
+    bool OptimizesInBatches { get; }
+
+    /// <summary>
+    /// fde1c4ecf916 (v6.7): memblock leaves a boot-time gigantic page's tail struct pages
+    /// uninitialized; hugetlb initializes only those of the head vmemmap page when HVO then
+    /// optimizes the page, all of them when it does not.
+    /// </summary>
+    bool SkipsBootTailInit => false;
+
     /// <summary>hugetlb_vmemmap_optimize_folios: a batch of fresh pages (one by one where the policy does not batch).</summary>
     void OptimizeBatch(IReadOnlyList<HugePage> pages);
 
-    /// <summary>hugetlb_vmemmap_restore: back the page's vmemmap with real pages again before it leaves the pool.</summary>
-    RestoreResult Restore(HugePage page);
+    /// <summary>
+    /// hugetlb_vmemmap_restore: back the page's vmemmap with real pages again before it leaves the
+    /// pool. <paramref name="inBatch"/>: one of a batch that <see cref="SynchronizeBeforeRestoring"/> began.
+    /// </summary>
+    RestoreResult Restore(HugePage page, bool inBatch = false);
+
+    /// <summary>What hugetlb_vmemmap_restore_folios does once before restoring a batch (a grace period, v6.10 to v7.0).</summary>
+    void SynchronizeBeforeRestoring(IReadOnlyList<HugePage> pages)
+    {
+    }
 }

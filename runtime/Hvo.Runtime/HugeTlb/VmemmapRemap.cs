@@ -20,6 +20,10 @@ internal struct RemapPteVisitor<TArch> : IPageWalkVisitor where TArch : struct, 
     public ulong NewHeadPfn;
     public bool HasNewHead;
 
+    /// <summary>v7.1: the zone's shared page of tail struct pages, which the tail PTEs map instead of the reuse page.</summary>
+    public ulong TailPfn;
+    public bool HasTail;
+
     /// <summary>PTEs visited (walk->nr_walked): what a rollback puts back.</summary>
     public int Walked;
 
@@ -55,7 +59,7 @@ internal struct RemapPteVisitor<TArch> : IPageWalkVisitor where TArch : struct, 
         else
         {
             Taken.Add(TArch.PfnOf(TArch.LastLevel, pte));
-            updated = TArch.ToReadOnly(TArch.MakeLeaf(TArch.LastLevel, ReusePfn));
+            updated = TArch.ToReadOnly(TArch.MakeLeaf(TArch.LastLevel, HasTail ? TailPfn : ReusePfn));
         }
 
         ctx.SetEntry(e.Level, e.TablePfn, e.Index, pte, updated, e.Addr);
@@ -65,8 +69,8 @@ internal struct RemapPteVisitor<TArch> : IPageWalkVisitor where TArch : struct, 
 
 /// <summary>
 /// vmemmap_restore_pte: the first PTE is the reuse page and stays; every later one gets the next
-/// frame of the list, filled with a copy of the reuse page (copy_page, and reset_struct_pages
-/// where the reuse page holds the head), mapped PAGE_KERNEL. Used both to restore an optimized
+/// frame of the list, filled with a copy of the page it maps now (the reuse page, or v7.1's shared
+/// tail page; copy_page, and reset_struct_pages where that page holds the head), mapped PAGE_KERNEL. Used both to restore an optimized
 /// page and to roll back a remap that ran out of memory, with the frames it took.
 /// </summary>
 internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagingArch
@@ -99,7 +103,7 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
         }
 
         ulong frame = Frames[Next++];
-        Machine.CopyFrame(ReusePfn, frame, e.Addr);
+        Machine.CopyFrame(TArch.PfnOf(TArch.LastLevel, e.Entry), frame, e.Addr);
         if (ResetStructPages)
         {
             ResetCopiedHead(Machine.Mmu.Materialize(frame));

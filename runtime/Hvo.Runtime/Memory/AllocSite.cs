@@ -19,6 +19,9 @@ public enum AllocSite
     /// <summary>The fresh copy of the head vmemmap page (v6.2+).</summary>
     HeadPageCopy,
 
+    /// <summary>v7.1: a zone's shared page of tail struct pages for one order (vmemmap_tails[]).</summary>
+    VmemmapTail,
+
     /// <summary>A HugeTLB page itself (alloc_buddy_hugetlb_folio, alloc_contig_pages for gigantic pages).</summary>
     HugePage,
 }

@@ -24,9 +24,9 @@ public sealed class BootAllocator
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(owners);
-        if (owners.Frames != layout.Frames)
+        if (owners.Frames < layout.Frames)
         {
-            throw new ArgumentException($"the owner table has {owners.Frames} frames, the layout {layout.Frames}", nameof(owners));
+            throw new ArgumentException($"the owner table has {owners.Frames} frames, fewer than the layout's {layout.Frames}", nameof(owners));
         }
 
         Layout = layout;

@@ -23,4 +23,13 @@ public enum FrameOwner : byte
 
     /// <summary>A kernel page-table frame.</summary>
     PageTable,
+
+    /// <summary>
+    /// Physical memory the kernel was not given: above <c>mem=</c> at boot, and not hot-added since
+    /// (no memory section, no struct pages).
+    /// </summary>
+    Absent,
+
+    /// <summary>Present memory of an offline memory block: its struct pages exist, the page allocator does not manage it.</summary>
+    Offline,
 }

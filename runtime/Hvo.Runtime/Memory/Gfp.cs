@@ -35,4 +35,10 @@ public enum Gfp
 
     /// <summary>__GFP_DMA: zones up to ZONE_DMA (ZONE_NORMAL where the architecture has none).</summary>
     Dma = 1 << 5,
+
+    /// <summary>
+    /// __GFP_MOVABLE: the page can be migrated, so ZONE_MOVABLE may serve it (first, as the highest
+    /// zone): GFP_HIGHUSER_MOVABLE, what HugeTLB asks for a size it can migrate (htlb_alloc_mask).
+    /// </summary>
+    Movable = 1 << 6,
 }

@@ -82,7 +82,7 @@ public sealed partial class PageAllocator
             for (ulong p = pfn; p < end;)
             {
                 Zone zone = ZoneOf(p);
-                ulong runEnd = Math.Min(end, zone.EndPfn);
+                ulong runEnd = RunEnd(zone, p, end);
                 FreeRange(zone, p, runEnd);
                 p = runEnd;
             }

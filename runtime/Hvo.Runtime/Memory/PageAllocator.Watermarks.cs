@@ -16,9 +16,9 @@ public sealed partial class PageAllocator
     /// <summary>
     /// vm.min_free_kbytes. At creation, init_per_zone_wmark_min sets it to
     /// int_sqrt(lowmem_kbytes * 16) clamped to [128, 262144], lowmem being every zone's managed
-    /// pages; setting it recomputes every zone's watermarks (setup_per_zone_wmarks), as a write to
-    /// the sysctl does. Later changes of managed pages (free_reserved_page) move no watermark, as
-    /// in the kernel.
+    /// pages but ZONE_MOVABLE's; setting it recomputes every zone's watermarks (setup_per_zone_wmarks), as a write to
+    /// the sysctl does, and the value stays the user's (user_min_free_kbytes). Later changes of managed pages (free_reserved_page) move no watermark, as
+    /// in the kernel; onlining or offlining a memory block runs init_per_zone_wmark_min again.
     /// </summary>
     public int MinFreeKbytes
     {
@@ -36,6 +36,7 @@ public sealed partial class PageAllocator
             lock (_lock)
             {
                 _minFreeKbytes = value;
+                _userMinFreeKbytes = value;
                 SetupPerZoneWmarks();
             }
         }
@@ -51,28 +52,25 @@ public sealed partial class PageAllocator
 
     private void InitPerZoneWmarkMin()
     {
-        ulong lowmemKbytes = (ulong)ManagedPages << (Layout.PageShift - 10);
+        ulong lowmemKbytes = (ulong)LowmemPages() << (Layout.PageShift - 10);
         _minFreeKbytes = (int)Math.Clamp(IntSqrt(lowmemKbytes * 16), 128UL, 262144UL);
         SetupPerZoneWmarks();
     }
 
-    // __setup_per_zone_wmarks: min_free_kbytes split across zones by managed share; low and
-    // high a quarter of min, or watermark_scale_factor of the zone, above it.
+    // __setup_per_zone_wmarks: min_free_kbytes split across the zones but ZONE_MOVABLE by managed
+    // share (ZONE_MOVABLE's min is its managed pages / 1024, clamped to [SWAP_CLUSTER_MAX, 128]);
+    // low and high a quarter of the share, or watermark_scale_factor of the zone, above min.
     private void SetupPerZoneWmarks()
     {
         long pagesMin = _minFreeKbytes >> (Layout.PageShift - 10);
-        long lowmemPages = 0;
-        foreach (Zone zone in Zones)
-        {
-            lowmemPages += zone.ManagedPages;
-        }
-
+        long lowmemPages = LowmemPages();
         foreach (Zone zone in Zones)
         {
             long min = lowmemPages == 0 ? 0 : (long)((UInt128)(ulong)pagesMin * (ulong)zone.ManagedPages / (ulong)lowmemPages);
             long managed = zone.ManagedPages;
             long step = Math.Max(min >> 2, (managed / 10000 * WatermarkScaleFactor) + (managed % 10000 * WatermarkScaleFactor / 10000));
-            zone.MinWatermark = min;
+            zone.MinWatermark = zone.Index == MovableZone ? Math.Clamp(managed / 1024, 32, 128) : min;
+            min = zone.MinWatermark;
             zone.LowWatermark = min + step;
             zone.HighWatermark = min + (2 * step);
         }
@@ -96,6 +94,21 @@ public sealed partial class PageAllocator
                 }
             }
         }
+    }
+
+    // Managed pages of the zones but ZONE_MOVABLE (and highmem, which no spec has).
+    private long LowmemPages()
+    {
+        long pages = 0;
+        foreach (Zone zone in Zones)
+        {
+            if (zone.Index != MovableZone)
+            {
+                pages += zone.ManagedPages;
+            }
+        }
+
+        return pages;
     }
 
     // int_sqrt: the floor of the square root.

@@ -46,7 +46,8 @@ public sealed partial class PageAllocator
         MaxOrder = Layout.MaxOrder;
 
         IReadOnlyList<(ulong Start, ulong End)> reserved = boot.Release();
-        _unmanaged = new SparseBitmap(Layout.Frames);
+        ulong physical = Owners.Frames;
+        _unmanaged = new SparseBitmap(physical);
         foreach ((ulong start, ulong end) in reserved)
         {
             _unmanaged.SetRange(start, end);
@@ -56,20 +57,29 @@ public sealed partial class PageAllocator
         _compound = new SparseBitmap[MaxOrder + 1];
         for (int order = 1; order <= MaxOrder; order++)
         {
-            _allocated[order] = new SparseBitmap((Layout.Frames >> order) + 1);
-            _compound[order] = new SparseBitmap((Layout.Frames >> order) + 1);
+            _allocated[order] = new SparseBitmap((physical >> order) + 1);
+            _compound[order] = new SparseBitmap((physical >> order) + 1);
         }
 
+        // Every node has the spec's zones and ZONE_MOVABLE, which only memory hotplug populates
+        // (online_movable). ZONE_NORMAL and ZONE_MOVABLE may receive any memory block from the
+        // node's start up (hot-added memory lies above the boot memory).
+        MovableZone = Layout.Zones.Count;
         _zones = new Zone[Layout.Nodes][];
         var populated = new List<Zone>();
         var all = new List<Zone>();
         for (int nid = 0; nid < Layout.Nodes; nid++)
         {
-            _zones[nid] = new Zone[Layout.Zones.Count];
-            for (int z = 0; z < Layout.Zones.Count; z++)
+            _zones[nid] = new Zone[Layout.Zones.Count + 1];
+            ulong nodeStart = Layout.NodeStart(nid);
+            ulong reach = physical > Layout.Frames ? physical : Layout.NodeEnd(nid);
+            for (int z = 0; z <= Layout.Zones.Count; z++)
             {
-                (ulong start, ulong end) = Layout.ZoneRange(nid, z);
-                var zone = new Zone(nid, z, Layout.Zones[z].Name, start, end, MaxOrder, Layout.Zones.Count);
+                bool movable = z == MovableZone;
+                (ulong start, ulong end) = movable ? (0UL, 0UL) : Layout.ZoneRange(nid, z);
+                bool hotpluggable = z >= Layout.Zones.Count - 1;
+                var zone = new Zone(nid, z, movable ? MovableZoneName : Layout.Zones[z].Name, start, end, MaxOrder, Layout.Zones.Count + 1,
+                    hotpluggable ? Math.Min(nodeStart, start) : start, hotpluggable ? Math.Max(reach, end) : end);
                 zone.ManagedPages = zone.PresentPages - (long)_unmanaged.Count(start, end);
                 _zones[nid][z] = zone;
                 all.Add(zone);
@@ -119,9 +129,16 @@ public sealed partial class PageAllocator
         SetupPerZoneLowmemReserve();
     }
 
+    /// <summary>The zone's name in /proc/zoneinfo and valid_zones.</summary>
+    public const string MovableZoneName = "Movable";
+
+    /// <summary>The boot memory's layout (memory hot-added later lies above it, in <see cref="Owners"/>' frames).</summary>
     public MachineLayout Layout { get; }
 
     public FrameOwnerTable Owners { get; }
+
+    /// <summary>ZONE_MOVABLE's index among a node's zones: after the spec's zones.</summary>
+    public int MovableZone { get; }
 
     /// <summary>fail_page_alloc: consulted first by every allocation; null for none.</summary>
     public FaultInjection? Faults { get; set; }
@@ -153,9 +170,9 @@ public sealed partial class PageAllocator
     public Zone GetZone(int nid, int zone)
     {
         CheckNode(nid);
-        if ((uint)zone >= (uint)Layout.Zones.Count)
+        if ((uint)zone > (uint)MovableZone)
         {
-            throw new ArgumentOutOfRangeException(nameof(zone), zone, $"nodes have {Layout.Zones.Count} zones");
+            throw new ArgumentOutOfRangeException(nameof(zone), zone, $"nodes have {MovableZone + 1} zones");
         }
 
         return _zones[nid][zone];
@@ -380,7 +397,7 @@ public sealed partial class PageAllocator
             for (ulong p = pfn, end = pfn + frames; p < end;)
             {
                 Zone zone = ZoneOf(p);
-                ulong runEnd = Math.Min(end, zone.EndPfn);
+                ulong runEnd = RunEnd(zone, p, end);
                 zone.ManagedPages += (long)(runEnd - p);
                 p = runEnd;
             }
@@ -485,6 +502,12 @@ public sealed partial class PageAllocator
     // (buddy_merge_likely), so it stays free long enough to merge.
     private void FreeOneBlock(Zone zone, ulong pfn, int order)
     {
+        if (IsIsolated(pfn))
+        {
+            _isolatedFree += 1L << order; // MIGRATE_ISOLATE: free, but kept off the lists and out of NR_FREE_PAGES
+            return;
+        }
+
         zone.FreePages += 1L << order;
         while (order < MaxOrder)
         {
@@ -571,6 +594,7 @@ public sealed partial class PageAllocator
             : $"__free_pages(0x{pfn:x}, order {order}): no order-{order} allocation starts there";
     }
 
+    // gfp_zone: DMA or DMA32 where asked and the spec has it, ZONE_MOVABLE for __GFP_MOVABLE, else ZONE_NORMAL.
     private int HighestZone(Gfp gfp)
     {
         string? name = (gfp & Gfp.Dma) != 0 ? "DMA" : (gfp & Gfp.Dma32) != 0 ? "DMA32" : null;
@@ -582,11 +606,17 @@ public sealed partial class PageAllocator
             }
         }
 
-        return Layout.Zones.Count - 1;
+        return name is null && (gfp & Gfp.Movable) != 0 ? MovableZone : Layout.Zones.Count - 1;
     }
 
+    // page_zone: the zone a memory block was onlined into, else the boot layout's.
     private Zone ZoneOf(ulong pfn)
     {
+        if (_blockZones is { } onlined && onlined[pfn >> MaxOrder] is { } zone)
+        {
+            return zone;
+        }
+
         int lo = 0;
         int hi = _populated.Length - 1;
         while (lo < hi)
@@ -649,9 +679,9 @@ public sealed partial class PageAllocator
 
     private void CheckRange(ulong pfn, ulong frames)
     {
-        if (frames == 0 || pfn >= Layout.Frames || frames > Layout.Frames - pfn)
+        if (frames == 0 || pfn >= Owners.Frames || frames > Owners.Frames - pfn)
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Layout.Frames} frames");
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Owners.Frames} frames");
         }
     }
 

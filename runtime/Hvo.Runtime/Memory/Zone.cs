@@ -7,23 +7,32 @@ namespace Hvo.Memory;
 /// watermarks /proc/zoneinfo shows. The page allocator changes it under its lock; readers see
 /// each counter atomically, and <see cref="PageAllocator.ZoneInfo"/> reads them all at one time.
 /// </summary>
+/// <remarks>
+/// Memory hotplug moves a zone's span (resize_zone_range when a block is onlined into it,
+/// shrink_zone_span when one at either end goes offline) and its present pages; its free lists
+/// cover the frames it may ever hold (<c>capacityStart</c> to <c>capacityEnd</c>: its boot span,
+/// or for ZONE_NORMAL and ZONE_MOVABLE everything from the node's start up that hotplug can give it).
+/// </remarks>
 public sealed class Zone
 {
     private readonly FreeArea[] _areas;
     private readonly long[] _lowmemReserve;
 
-    internal Zone(int node, int index, string name, ulong startPfn, ulong endPfn, int maxOrder, int zones)
+    internal Zone(int node, int index, string name, ulong startPfn, ulong endPfn, int maxOrder, int zones, ulong capacityStart, ulong capacityEnd)
     {
         Node = node;
         Index = index;
         Name = name;
         StartPfn = startPfn;
         EndPfn = endPfn;
+        PresentPages = (long)(endPfn - startPfn);
+        CapacityStart = capacityStart;
+        CapacityEnd = capacityEnd;
         _lowmemReserve = new long[zones];
         _areas = new FreeArea[maxOrder + 1];
         for (int order = 0; order <= maxOrder; order++)
         {
-            _areas[order] = new FreeArea(startPfn, endPfn, order);
+            _areas[order] = new FreeArea(capacityStart, capacityEnd, order);
         }
     }
 
@@ -35,17 +44,25 @@ public sealed class Zone
 
     public string Name { get; }
 
-    /// <summary>First frame (zone_start_pfn).</summary>
-    public ulong StartPfn { get; }
+    /// <summary>First frame (zone_start_pfn); 0 while the zone spans nothing.</summary>
+    public ulong StartPfn { get; internal set; }
 
     /// <summary>One past the last frame (zone_end_pfn).</summary>
-    public ulong EndPfn { get; }
+    public ulong EndPfn { get; internal set; }
 
     /// <summary>Frames from start to end (spanned_pages).</summary>
     public long SpannedPages => (long)(EndPfn - StartPfn);
 
-    /// <summary>Frames that exist (present_pages): the spanned ones, as the simulated memory has no holes.</summary>
-    public long PresentPages => SpannedPages;
+    /// <summary>
+    /// Frames that exist in the zone (present_pages): at boot the spanned ones (the simulated memory
+    /// has no holes), then what memory blocks onlined into it and offlined from it add and take.
+    /// </summary>
+    public long PresentPages { get; internal set; }
+
+    /// <summary>The frames the zone's free lists can hold: [<see cref="CapacityStart"/>, <see cref="CapacityEnd"/>).</summary>
+    internal ulong CapacityStart { get; }
+
+    internal ulong CapacityEnd { get; }
 
     /// <summary>Frames the page allocator manages (managed_pages): present less what memblock kept, plus what free_reserved_page gave since.</summary>
     public long ManagedPages { get; internal set; }
@@ -81,6 +98,4 @@ public sealed class Zone
     internal FreeArea Area(int order) => _areas[order];
 
     internal void SetLowmemReserve(int highestZone, long pages) => _lowmemReserve[highestZone] = pages;
-
-    internal bool Contains(ulong pfn, ulong frames) => pfn >= StartPfn && pfn < EndPfn && EndPfn - pfn >= frames;
 }

@@ -10,13 +10,16 @@ namespace Hvo.Scenario;
 
 /// <summary>
 /// A script's <c>boot</c> line as the simulated kernel reads its command line: <c>mem=</c> (the
-/// machine's memory), <c>numa=fake=N</c> (N equal nodes), <c>hugetlb_free_vmemmap=</c>, and
-/// the HugeTLB parameters (<c>hugepagesz=</c>, <c>hugepages=</c>, <c>default_hugepagesz=</c>,
-/// parsed by <see cref="HugeTlbCommandLine.Parse"/> with the kernel's warnings). Parameters the
-/// kernel does not know are reported as the kernel does (print_unknown_bootoptions) and ignored;
-/// module parameters (with a dot) are ignored silently. A value this model cannot take for
-/// <c>mem=</c>, <c>numa=</c> or <c>hugetlb_free_vmemmap=</c> is a <see cref="ScriptError"/> at
-/// its column: booting a different machine than the one written would mislead.
+/// memory it boots with; the machine's memory above it can be hot-added later), <c>numa=fake=N</c>
+/// (N equal nodes), <c>hugetlb_free_vmemmap=</c>, <c>memory_hotplug.memmap_on_memory=</c>,
+/// <c>memhp_default_state=</c>, and the HugeTLB parameters (<c>hugepagesz=</c>, <c>hugepages=</c>,
+/// <c>default_hugepagesz=</c>, parsed by <see cref="HugeTlbCommandLine.Parse"/> with the kernel's
+/// warnings). Parameters the kernel does not know are reported as the kernel does
+/// (print_unknown_bootoptions) and ignored; other module parameters (with a dot) are ignored
+/// silently. A value this model cannot take for <c>mem=</c>, <c>numa=</c>,
+/// <c>hugetlb_free_vmemmap=</c> or <c>memory_hotplug.memmap_on_memory=</c> is a
+/// <see cref="ScriptError"/> at its column: booting a different machine than the one written would
+/// mislead. <c>memhp_default_state=</c> with a value it does not know is ignored, as the kernel does.
 /// </summary>
 public sealed record BootLine
 {
@@ -38,17 +41,61 @@ public sealed record BootLine
     /// <summary>hugetlb_free_vmemmap=: null when not given (the build default).</summary>
     public bool? FreeVmemmap { get; init; }
 
+    /// <summary>
+    /// The machine's physical memory above <see cref="MemoryBytes"/>: with <c>mem=</c> below the
+    /// run's machine size, the rest, which <c>mem=</c> only hides at boot (register_memory_resource
+    /// lets memory hotplug add it); none otherwise.
+    /// </summary>
+    public ulong HotplugBytes { get; init; }
+
+    /// <summary>memory_hotplug.memmap_on_memory= as written (kstrtobool); false when not given.</summary>
+    public bool MemmapOnMemory { get; init; }
+
+    /// <summary>memhp_default_state=: what hot-added memory blocks become (auto_online_blocks); offline when not given.</summary>
+    public Memory.Hotplug.OnlineType AutoOnlineBlocks { get; init; }
+
     public HugeTlbCommandLine HugeTlb { get; init; } = HugeTlbCommandLine.Empty;
 
     /// <summary>What the kernel logs about the line before the HugeTLB pool's own messages.</summary>
     public IReadOnlyList<string> Notices { get; init; } = [];
 
-    /// <summary>The machine to boot.</summary>
-    public MachineConfig Config(bool strict) => new()
+    /// <summary>
+    /// The machine to boot. <paramref name="memmapOnMemory"/> is memory_hotplug.memmap_on_memory as
+    /// the kernel version ends up with it next to HVO (<see cref="HvoPolicy.MemmapOnMemoryInEffect"/>).
+    /// </summary>
+    public MachineConfig Config(bool strict, bool memmapOnMemory = false) => new()
     {
         MemoryBytes = MemoryBytes,
+        HotplugBytes = HotplugBytes,
         Nodes = Nodes,
         Strict = strict,
+        MemmapOnMemory = memmapOnMemory,
+        AutoOnlineBlocks = AutoOnlineBlocks,
+    };
+
+    /// <summary>mhp_online_type_from_str: the four words of a memory block's <c>state</c> (sysfs_streq: a trailing newline allowed).</summary>
+    public static bool TryParseOnlineType(string text, out Memory.Hotplug.OnlineType type)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        string word = text.EndsWith('\n') ? text[..^1] : text;
+        (bool ok, type) = word switch
+        {
+            "offline" => (true, Memory.Hotplug.OnlineType.Offline),
+            "online" => (true, Memory.Hotplug.OnlineType.Online),
+            "online_kernel" => (true, Memory.Hotplug.OnlineType.OnlineKernel),
+            "online_movable" => (true, Memory.Hotplug.OnlineType.OnlineMovable),
+            _ => (false, Memory.Hotplug.OnlineType.Offline),
+        };
+        return ok;
+    }
+
+    /// <summary>online_type_to_str: the word for <paramref name="type"/>.</summary>
+    public static string OnlineTypeName(Memory.Hotplug.OnlineType type) => type switch
+    {
+        Memory.Hotplug.OnlineType.Online => "online",
+        Memory.Hotplug.OnlineType.OnlineKernel => "online_kernel",
+        Memory.Hotplug.OnlineType.OnlineMovable => "online_movable",
+        _ => "offline",
     };
 
     /// <summary>
@@ -72,6 +119,8 @@ public sealed record BootLine
         ulong memory = defaultMemory;
         int nodes = 1;
         bool? free = null;
+        bool memmapOnMemory = false;
+        var autoOnline = Memory.Hotplug.OnlineType.Offline;
         ScriptWord? memWord = null, numaWord = null;
         var hugetlb = new List<string>();
         var unknown = new List<string>();
@@ -90,6 +139,13 @@ public sealed record BootLine
                     break;
                 case "hugetlb_free_vmemmap":
                     free = ParseOnOff(value!, p, boot.Location);
+                    break;
+                case MemmapOnMemoryParameter:
+                    memmapOnMemory = ParseMemmapOnMemory(value, p, boot.Location);
+                    break;
+                case "memhp_default_state":
+                    // setup_memhp_default_state: a word it does not know leaves the default.
+                    autoOnline = value is not null && TryParseOnlineType(value, out Memory.Hotplug.OnlineType t) ? t : autoOnline;
                     break;
                 case "hugepagesz" or "hugepages" or "default_hugepagesz":
                     hugetlb.Add(p.Value);
@@ -111,10 +167,15 @@ public sealed record BootLine
             notices.Add($"Unknown kernel command line parameters \"{string.Join(' ', unknown)}\", will be passed to user space.");
         }
 
+        ulong machine = Math.Min(defaultMemory, maxMemory) / arch.PageSize * arch.PageSize;
+        bool hotpluggable = machine > memory && MachineSize.Check(arch, machine, nodes, maxMemory) is null;
         return new BootLine
         {
             CommandLine = string.Join(' ', boot.Parameters.Select(p => p.Value)),
             MemoryBytes = memory,
+            HotplugBytes = hotpluggable ? machine - memory : 0,
+            MemmapOnMemory = memmapOnMemory,
+            AutoOnlineBlocks = autoOnline,
             Nodes = nodes,
             FreeVmemmap = free,
             HugeTlb = HugeTlbCommandLine.Parse(string.Join(' ', hugetlb), arch),
@@ -137,7 +198,30 @@ public sealed record BootLine
             case "hugetlb_free_vmemmap":
                 ParseOnOff(value, word, line);
                 break;
+            case MemmapOnMemoryParameter:
+                ParseMemmapOnMemory(value, word, line);
+                break;
         }
+    }
+
+    /// <summary>The module parameter on the command line: memory_hotplug.memmap_on_memory.</summary>
+    public const string MemmapOnMemoryParameter = "memory_hotplug.memmap_on_memory";
+
+    // The parameter's kstrtobool (a bare name is true, KERNEL_PARAM_OPS_FL_NOARG); "force" (v6.6) is not modelled.
+    private static bool ParseMemmapOnMemory(string? value, ScriptWord word, SourceLocation line)
+    {
+        if (value is null)
+        {
+            return true;
+        }
+
+        // From v6.6 set_memmap_mode takes "force" before kstrtobool (which would read it as 'f', false).
+        if (value is not ("force" or "FORCE") && KernelValues.TryParseBool(value, out bool on))
+        {
+            return on;
+        }
+
+        throw ScriptParser.Error(line, word.Column, $"{MemmapOnMemoryParameter}={value}: use 1 or 0 (y/n, on/off); 'force' is not modelled");
     }
 
     private static void CheckSize(ArchInfo arch, ulong memory, int nodes, ulong maxMemory, SourceLocation line, ScriptWord? at)

@@ -5,9 +5,11 @@ public enum Errno
 {
     None = 0,
     ENOENT = 2,
+    E2BIG = 7,
     ENOMEM = 12,
     EACCES = 13,
     EBUSY = 16,
+    EEXIST = 17,
     ENOTDIR = 20,
     EISDIR = 21,
     EINVAL = 22,
@@ -21,9 +23,11 @@ public static class ErrnoText
     {
         Errno.None => "Success",
         Errno.ENOENT => "No such file or directory",
+        Errno.E2BIG => "Argument list too long",
         Errno.ENOMEM => "Cannot allocate memory",
         Errno.EACCES => "Permission denied",
         Errno.EBUSY => "Device or resource busy",
+        Errno.EEXIST => "File exists",
         Errno.ENOTDIR => "Not a directory",
         Errno.EISDIR => "Is a directory",
         Errno.EINVAL => "Invalid argument",

@@ -38,9 +38,10 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
     /// <summary>
     /// The files of <paramref name="machine"/>, booted with <paramref name="commandLine"/>.
     /// <paramref name="options"/> gives the writer's pending signal and the progress of nr_hugepages
-    /// writes, and fail_page_alloc's seed and site filter.
+    /// writes, and fail_page_alloc's seed and site filter; <paramref name="memmapOnMemoryRequested"/>
+    /// is memory_hotplug.memmap_on_memory as the command line asked for it.
     /// </summary>
-    public KernelFiles(Machine<TArch> machine, HugeTlbPool<TArch> pool, HvoOptimizer<TArch> optimizer, string commandLine, ScenarioOptions? options = null)
+    public KernelFiles(Machine<TArch> machine, HugeTlbPool<TArch> pool, HvoOptimizer<TArch> optimizer, string commandLine, ScenarioOptions? options = null, bool memmapOnMemoryRequested = false)
     {
         ArgumentNullException.ThrowIfNull(machine);
         ArgumentNullException.ThrowIfNull(pool);
@@ -56,6 +57,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         Add("/proc/meminfo", () => pool.MemInfo().Format());
         Add("/proc/cmdline", () => commandLine + "\n");
         Add("/proc/buddyinfo", machine.Pages.BuddyInfo);
+        Add("/proc/vmstat", VmStat);
         Add("/proc/zoneinfo", machine.Pages.ZoneInfo);
         Add("/sys/kernel/debug/kernel_page_tables", () => PageTableDump.DumpVmemmap(machine.PageTable));
         if (TArch.Info.Ptdump == PtdumpFormat.X86)
@@ -75,6 +77,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         }
 
         AddFaultInjection(options.FaultSites, options.FaultSeed);
+        AddMemoryHotplug(memmapOnMemoryRequested);
     }
 
     /// <summary>Fresh huge pages the writes of nr_hugepages allocated, all of them together.</summary>
@@ -195,6 +198,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
             return Errno.ENOENT; // the script's working directory holds nothing
         }
 
+        AddMemoryBlockFiles(p);
         if (_directories.Contains(p))
         {
             return Errno.EISDIR;
@@ -274,9 +278,11 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         });
 
         // The sysctl came with v5.19 (proc_dobool: any int, non-zero is on); v5.14 and v5.18 had only
-        // the boot parameter. It is registered only when some hstate is optimizable (hugetlb_vmemmap_init).
+        // the boot parameter. It is registered only when some hstate is optimizable (hugetlb_vmemmap_init),
+        // and before v6.0 only without memory_hotplug.memmap_on_memory (hugetlb_vmemmap_sysctls_init).
         HvoPolicy policy = _optimizer.Policy;
-        if (policy == HvoPolicy.V5_14 || policy == HvoPolicy.V5_18 || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order)))
+        if (!policy.HasSysctl || !_pool.Hstates.Any(h => _optimizer.IsOptimizable(h.Order))
+            || (!policy.MemmapOnMemoryWithHvo && _machine.Config.MemmapOnMemory))
         {
             return;
         }
@@ -369,6 +375,24 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         // demote_size_store: memparse(buf, NULL), whatever follows the size ignored.
         Add(dir + "demote_size", () => string.Create(CultureInfo.InvariantCulture, $"{h.DemoteTarget!.SizeKb}kB\n"), data =>
             Status(_pool.SetDemoteSize(h, CmdLine.Memparse(data).Bytes)));
+    }
+
+    /// <summary>
+    /// /proc/vmstat, the lines modelled: nr_free_pages, and from v6.11 (15995a352474) nr_memmap_pages
+    /// and nr_memmap_boot_pages, the struct page memory allocated at run time and at boot. Every path
+    /// that allocates or frees vmemmap (HVO's free, restore, head copy and shared tail, hot-added
+    /// memory) changes a frame's owner, so the counts are the vmemmap frames owned as each.
+    /// </summary>
+    private string VmStat()
+    {
+        string text = string.Create(CultureInfo.InvariantCulture, $"nr_free_pages {_machine.Pages.NrFreePages}\n");
+        if (_optimizer.Policy.MemmapVmstat)
+        {
+            text += string.Create(CultureInfo.InvariantCulture, $"nr_memmap_pages {_machine.Owners.Count(Memory.FrameOwner.RuntimeVmemmap)}\n")
+                + string.Create(CultureInfo.InvariantCulture, $"nr_memmap_boot_pages {_machine.Owners.Count(Memory.FrameOwner.BootVmemmap)}\n");
+        }
+
+        return text;
     }
 
     private string NodeMemInfo(int nid)

@@ -20,6 +20,13 @@ public sealed record ScenarioOptions
 {
     public HvoPolicy Policy { get; init; } = HvoPolicy.Newest;
 
+    /// <summary>
+    /// CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON: whether HVO is on when the boot line has no
+    /// hugetlb_free_vmemmap= (the mainline default is on; Debian builds it off). A script's
+    /// <c>config</c> line overrides it.
+    /// </summary>
+    public bool HvoDefaultOn { get; init; } = true;
+
     /// <summary>The machine's memory when the boot line has no <c>mem=</c>.</summary>
     public ulong DefaultMemoryBytes { get; init; } = MachineConfig.DefaultMemoryBytes;
 
@@ -92,6 +99,11 @@ public sealed record ScenarioOptions
             return new MachineRefusal(problem, null, NeedsBbmLevel2: config.DefaultEntryWriter(arch) == EntryWriterKind.Bbml2);
         }
 
+        if (Policy.SharedTail && HvoPolicy.SharedTailProblem(arch) is not null)
+        {
+            return new MachineRefusal(Policy.Refusal(config, arch)!, null, NeedsBbmLevel2: false, ArchRefusesPolicy: true);
+        }
+
         return Policy.Refusal(config, arch) is { } refusal
             ? new MachineRefusal(refusal, Policy.RequiredWriter, NeedsBbmLevel2: Policy.RequiredWriter == EntryWriterKind.Bbml2 && BbmLevel < 2)
             : null;
@@ -102,7 +114,8 @@ public sealed record ScenarioOptions
 /// <param name="Reason">What is missing, in words.</param>
 /// <param name="NeedsWriter">The entry writer the policy needs, if that is what is missing.</param>
 /// <param name="NeedsBbmLevel2">CPUs with FEAT_BBM level 2 are needed too.</param>
-public sealed record MachineRefusal(string Reason, EntryWriterKind? NeedsWriter, bool NeedsBbmLevel2);
+/// <param name="ArchRefusesPolicy">The architecture cannot have the policy at all (v7.1's shared tail on a spec that does not allow it): no option helps.</param>
+public sealed record MachineRefusal(string Reason, EntryWriterKind? NeedsWriter, bool NeedsBbmLevel2, bool ArchRefusesPolicy = false);
 
 /// <summary>One point of <see cref="ScenarioSession{TArch}.Trace"/>: the pool and HVO's balance after a write to <paramref name="Written"/>, or before the first command (null).</summary>
 public readonly record struct TracePoint(string? Written, PoolSample Sample);
@@ -133,12 +146,22 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         _vmemmapFramesAtBoot = VmemmapFrames(machine);
         _tableFramesAtBoot = machine.Owners.Count(FrameOwner.PageTable);
         _buddyFramesAtBoot = machine.Owners.Count(FrameOwner.Buddy);
-        Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(bootParameter: boot.FreeVmemmap));
+        Optimizer = new HvoOptimizer<TArch>(machine, options.Policy, new HvoSwitches(script.HvoDefaultOn ?? options.HvoDefaultOn, boot.FreeVmemmap));
         Pool = new HugeTlbPool<TArch>(machine, Optimizer, bootPages);
-        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine, options);
-        Shell = new Shell(new ShellContext(Files, options.Diagnostics, () => [.. boot.Notices, .. Pool.Log], path => Sample(path)));
+        Files = new KernelFiles<TArch>(machine, Pool, Optimizer, boot.CommandLine, options, boot.MemmapOnMemory);
+        _bootReport = BootReport.Lines(Pool, Optimizer, boot.HugeTlb);
+        Shell = new Shell(new ShellContext(Files, Files, options.Diagnostics, () => KernelLog, path => Sample(path)));
         options.Booted?.Invoke(Optimizer.Total);
     }
+
+    private readonly IReadOnlyList<string> _bootReport;
+
+    /// <summary>
+    /// The kernel log so far (what <c>dmesg</c> prints, without timestamps): the boot line's notices,
+    /// the HugeTLB command line's warnings and boot-time allocation failures, hugetlb's boot report
+    /// in the kernel version's format, then what the machine printed since (an oops, say).
+    /// </summary>
+    public IReadOnlyList<string> KernelLog => [.. BootLine.Notices, .. Pool.Log, .. _bootReport, .. Machine.KernelLog];
 
     public Script Script { get; }
 
@@ -199,9 +222,13 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
             throw new ScriptError(script.Boot?.Location ?? new SourceLocation(script.File, 1, 1), refusal.Reason);
         }
 
+        // memory_hotplug.memmap_on_memory exists where CONFIG_MHP_MEMMAP_ON_MEMORY does (x86-64 here);
+        // before v6.0 it gives way to HVO on at boot.
+        bool hvoAtBoot = boot.FreeVmemmap ?? script.HvoDefaultOn ?? options.HvoDefaultOn;
+        bool memmapOnMemory = TArch.Info.Ptdump == PtdumpFormat.X86 && options.Policy.MemmapOnMemoryInEffect(boot.MemmapOnMemory, hvoAtBoot);
         try
         {
-            machine = HugeBootPages.Boot<TArch>(options.Apply(boot.Config(options.Strict)), boot.HugeTlb, out bootPages);
+            machine = HugeBootPages.Boot<TArch>(options.Apply(boot.Config(options.Strict, memmapOnMemory)), boot.HugeTlb, out bootPages);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or OutOfMemoryException)
         {
@@ -275,7 +302,12 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
                     }
 
                     var printed = new StringWriter(System.Globalization.CultureInfo.InvariantCulture) { NewLine = "\n" };
-                    int status = s is BootStatement ? WriteKernelLog(printed) : Shell.Run(s, printed);
+                    int status = s switch
+                    {
+                        BootStatement => WriteKernelLog(printed),
+                        ConfigStatement => 0, // how the kernel was built: read before boot
+                        _ => Shell.Run(s, printed),
+                    };
                     output.Write(printed.ToString());
                     _ran.Add(new StatementRun(s.Location, s.Text, printed.ToString(), status));
                     break;
@@ -327,8 +359,10 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
 
         Check(owners.Count(FrameOwner.HugePage) == (long)hugeFrames, "huge page frames are the pool's pages'");
         Check(optimized == c.OptimizedPages, "optimized pages are what the counters say");
-        Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored, "vmemmap frames: boot's - freed + restored (none leaked)");
-        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated, "page-table frames: boot's + split tables (none leaked)");
+        long hotplugVmemmap = Machine.Hotplug.VmemmapFrames, hotplugTables = Machine.Hotplug.TableFrames;
+        Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored + c.SharedTailPages + hotplugVmemmap,
+            "vmemmap frames: boot's - freed + restored + shared tails + hot-added memory's (none leaked)");
+        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated + hotplugTables, "page-table frames: boot's + split tables + hot-added memory's (none leaked)");
         Check(owners.Count(FrameOwner.Buddy) == _buddyFramesAtBoot, "no other allocation kept");
         return broken;
     }

@@ -3,8 +3,8 @@ using System.Collections.Generic;
 namespace Hvo.Scenario;
 
 /// <summary>
-/// A scenario as a root shell takes it, parsed (<see cref="ScriptParser"/>): an optional
-/// <c>boot</c> line first, then statements (a plain <c>echo</c> or <c>cat</c>, or a
+/// A scenario as a root shell takes it, parsed (<see cref="ScriptParser"/>): optional
+/// <c>config</c> lines and an optional <c>boot</c> line first, then statements (a plain <c>echo</c> or <c>cat</c>, or a
 /// <see cref="ShellStatement"/>: lists, pipelines, loops, the other commands), comments and blank
 /// lines, each kept with its location so the transcript can show it and errors can point at it.
 /// </summary>
@@ -12,7 +12,7 @@ namespace Hvo.Scenario;
 /// <param name="Lines">Every line in order, statements and the comments and blank lines between them.</param>
 public sealed record Script(string File, IReadOnlyList<ScriptLine> Lines)
 {
-    /// <summary>The boot line, if the script has one (always the first statement).</summary>
+    /// <summary>The boot line, if the script has one (the first statement after the config lines).</summary>
     public BootStatement? Boot
     {
         get
@@ -26,6 +26,24 @@ public sealed record Script(string File, IReadOnlyList<ScriptLine> Lines)
             }
 
             return null;
+        }
+    }
+
+    /// <summary>CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON as the script's config lines set it, or null when they do not.</summary>
+    public bool? HvoDefaultOn
+    {
+        get
+        {
+            bool? value = null;
+            foreach (ScriptLine line in Lines)
+            {
+                if (line is ConfigStatement { Name: ConfigStatement.HvoDefaultOnOption } c)
+                {
+                    value = c.Value;
+                }
+            }
+
+            return value;
         }
     }
 
@@ -74,6 +92,16 @@ public sealed record EchoStatement(SourceLocation Location, string Text, string 
 {
     /// <summary>What write(2) gets: the value and its newline.</summary>
     public string Data => Newline ? Value + "\n" : Value;
+}
+
+/// <summary>
+/// <c>config CONFIG_NAME=y|n</c>, before the boot line: how the simulated kernel was built. The one
+/// option modelled is CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON (<see cref="HvoDefaultOnOption"/>),
+/// HVO's state when the boot line does not say (distributions such as Debian build it off).
+/// </summary>
+public sealed record ConfigStatement(SourceLocation Location, string Text, string Name, bool Value) : Statement(Location, Text)
+{
+    public const string HvoDefaultOnOption = "CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON";
 }
 
 /// <summary><c>cat PATH...</c>: print each file.</summary>

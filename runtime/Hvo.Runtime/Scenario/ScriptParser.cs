@@ -6,7 +6,8 @@ namespace Hvo.Scenario;
 
 /// <summary>
 /// Parses a script written as a user types it at a root shell (<see cref="ShellLexer"/> has the
-/// words and quotes): a <c>boot</c> line first, then commands of <see cref="ShellCommands"/> joined
+/// words and quotes): <c>config</c> lines (how the kernel was built) and a <c>boot</c> line first,
+/// then commands of <see cref="ShellCommands"/> joined
 /// by <c>;</c>, <c>&amp;&amp;</c>, <c>||</c> and <c>|</c>, redirected with <c>&gt;</c> or
 /// <c>&gt;&gt;</c>, <c>for NAME in ...; do ...; done</c> loops, <c>NAME=VALUE</c>, <c>$NAME</c> and
 /// <c>${NAME}</c>, globs, and <c>sudo</c> before a command (the script runs as root). A line that is
@@ -24,7 +25,7 @@ public static class ScriptParser
 
     /// <summary>What a script may say, for messages.</summary>
     public static string Vocabulary =>
-        $"commands are boot (the first line), {string.Join(", ", ShellCommands.All.Select(c => c.Name))} and sudo before any of them; " +
+        $"commands are config {ConfigStatement.HvoDefaultOnOption}=y|n (before boot), boot (the first line), {string.Join(", ", ShellCommands.All.Select(c => c.Name))} and sudo before any of them; " +
         "joined with ;, &&, || and |, redirected with > or >>, for NAME in ...; do ...; done, NAME=VALUE, $NAME and globs";
 
     public static Script Parse(string text, string file)
@@ -155,16 +156,24 @@ public static class ScriptParser
                     return Boot(simple, source, isFirst);
                 }
 
+                if (simple.Words.Count > 0 && simple.Words[0].Text == "config" && simple.Words[0].IsLiteral)
+                {
+                    _anyStatement = !isFirst; // the boot line may still follow
+                    return Config(simple, source, isFirst);
+                }
+
                 if (Plain(simple, source) is { } plain)
                 {
                     return plain;
                 }
             }
 
-            if (Commands(list).OfType<SimpleCommand>().FirstOrDefault(c => c.Words.Count > 0 && c.Words[0].Text == "boot") is { } misplaced)
+            if (Commands(list).OfType<SimpleCommand>().FirstOrDefault(c => c.Words.Count > 0 && c.Words[0].Text is "boot" or "config") is { } misplaced)
             {
                 SourceLocation where = misplaced.Words[0].Location;
-                throw Error(where, where.Column, "'boot' stands alone on the first line: it is the kernel command line the machine boots with, before any command runs");
+                throw Error(where, where.Column, misplaced.Words[0].Text == "boot"
+                    ? "'boot' stands alone on the first line: it is the kernel command line the machine boots with, before any command runs"
+                    : "'config' stands alone on a line before the boot line: it says how the kernel was built");
             }
 
             return new ShellStatement(at, source, list);
@@ -202,6 +211,29 @@ public static class ScriptParser
             }
 
             return new BootStatement(at, source, parameters);
+        }
+
+        // config CONFIG_NAME=y|n, before the boot line: the one build option modelled.
+        private static ConfigStatement Config(SimpleCommand config, string source, bool first)
+        {
+            SourceLocation at = config.Location;
+            if (!first)
+            {
+                throw Error(at, at.Column, "'config' comes before the boot line: it says how the kernel was built");
+            }
+
+            string usage = $"config takes {ConfigStatement.HvoDefaultOnOption}=y or =n (the one build option modelled)";
+            if (config.Redirect is { } r)
+            {
+                throw Error(at, r.Location.Column, usage);
+            }
+
+            if (config.Words is not [_, { IsLiteral: true } option] || option.Text.Split('=') is not [ConfigStatement.HvoDefaultOnOption, "y" or "n"])
+            {
+                throw Error(at, config.Words.Count > 1 ? config.Words[1].Location.Column : at.Column, usage);
+            }
+
+            return new ConfigStatement(at, source, ConfigStatement.HvoDefaultOnOption, option.Text.EndsWith("=y", StringComparison.Ordinal));
         }
 
         // A lone echo or cat whose words are all written out: the statements the simplest scripts hold.
@@ -532,7 +564,7 @@ public static class ScriptParser
                 throw Error(at, at.Column, "a command's name is written out, not taken from a variable or a glob");
             }
 
-            if (name.Text == "boot")
+            if (name.Text is "boot" or "config")
             {
                 return c; // the statement decides whether it may be here
             }
@@ -546,6 +578,10 @@ public static class ScriptParser
 
             IShellCommand command = ShellCommands.Find(name.Text)
                 ?? throw Error(at, at.Column, $"unknown command '{name.Text}': {Vocabulary}");
+            if (command is PlugCommand && c.Redirect is { } redirect)
+            {
+                throw Error(at, redirect.Location.Column, "plug is the firmware's event, not a program: it has no output to redirect");
+            }
             if (c.Words.Skip(1).All(w => w.IsLiteral))
             {
                 string[] args = [.. c.Words.Skip(1).Select(w => w.Text)];

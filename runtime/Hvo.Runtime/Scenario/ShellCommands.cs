@@ -39,6 +39,7 @@ public static class ShellCommands
     [
         new EchoCommand(), new CatCommand(), new SysctlCommand(), new TeeCommand(), new GrepCommand(),
         new SleepCommand(), new SyncCommand(), new ConstantCommand("true", 0), new ConstantCommand("false", 1), new SetCommand(),
+        new DmesgCommand(), new PlugCommand(),
     ];
 
     public static IShellCommand? Find(string name) => All.FirstOrDefault(c => c.Name == name);

@@ -31,6 +31,17 @@ public interface IShellFiles
     IReadOnlyList<string> Children(string directory);
 }
 
+/// <summary>What happens to the machine from outside the kernel that a script may cause (<c>plug</c>).</summary>
+public interface IShellFirmware
+{
+    /// <summary>
+    /// The firmware announces a memory device of one memory block at physical <paramref name="physAddr"/>,
+    /// on NUMA node <paramref name="node"/> when given; the kernel adds it (acpi_memory_enable_device).
+    /// The result is what the kernel logged about it (nothing when all went well).
+    /// </summary>
+    IReadOnlyList<string> PlugMemoryDevice(ulong physAddr, int? node);
+}
+
 /// <summary>Paths as the VFS resolves them.</summary>
 public static class KernelFilesPath
 {
@@ -77,8 +88,8 @@ public static class KernelFilesPath
 
 /// <summary>
 /// What a running command can reach of the shell: the files (each failed open counted as a shell
-/// error, with a suggestion for a missing path on the diagnostics writer), the kernel's log, the
-/// shell's options (<c>set</c>), and where the command is in the script.
+/// error, with a suggestion for a missing path on the diagnostics writer), the machine's firmware,
+/// the kernel's log, the shell's options (<c>set</c>), and where the command is in the script.
 /// </summary>
 public sealed class ShellContext
 {
@@ -86,13 +97,15 @@ public sealed class ShellContext
     private readonly Func<IReadOnlyList<string>> _kernelLog;
     private readonly Action<string> _written;
 
-    public ShellContext(IShellFiles files, TextWriter diagnostics, Func<IReadOnlyList<string>> kernelLog, Action<string> written)
+    public ShellContext(IShellFiles files, IShellFirmware firmware, TextWriter diagnostics, Func<IReadOnlyList<string>> kernelLog, Action<string> written)
     {
         ArgumentNullException.ThrowIfNull(files);
+        ArgumentNullException.ThrowIfNull(firmware);
         ArgumentNullException.ThrowIfNull(diagnostics);
         ArgumentNullException.ThrowIfNull(kernelLog);
         ArgumentNullException.ThrowIfNull(written);
         Files = files;
+        Firmware = firmware;
         _diagnostics = diagnostics;
         _kernelLog = kernelLog;
         _written = written;
@@ -100,7 +113,12 @@ public sealed class ShellContext
 
     public IShellFiles Files { get; }
 
-    /// <summary>What the kernel logged: the boot line's notices and the HugeTLB pool's messages, oldest first.</summary>
+    public IShellFirmware Firmware { get; }
+
+    /// <summary>
+    /// The kernel log so far, oldest first, as <c>dmesg</c> prints it: the session's one log
+    /// (<see cref="ScenarioSession{TArch}.KernelLog"/>).
+    /// </summary>
     public IReadOnlyList<string> KernelLog => _kernelLog();
 
     /// <summary>Opens and writes the kernel refused, and files that could not be read: each printed a shell error.</summary>

@@ -36,6 +36,9 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
     public int Blocks => _blocks.Count;
 
+    /// <summary>Tails hold compound_info as a mask (v7.1, <see cref="StructPage.InitializeCompound"/>); set before any compound page is prepared.</summary>
+    public bool CompoundInfoMask { get; set; }
+
     /// <summary>Record that frames [<paramref name="firstFrame"/>, +<paramref name="count"/>) back the vmemmap from <paramref name="va"/>.</summary>
     public void Add(ulong firstFrame, ulong count, ulong va)
     {
@@ -94,12 +97,12 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             return false;
         }
 
-        FillStructPages(va, frame, _origin);
+        FillStructPages(va, frame, _origin, CompoundInfoMask);
         return true;
     }
 
     /// <summary>The struct pages of the vmemmap at <paramref name="va"/> as they stand now, into <paramref name="bytes"/>.</summary>
-    public void FillStructPages(ulong va, Span<byte> bytes) => FillStructPages(va, bytes, _origin);
+    public void FillStructPages(ulong va, Span<byte> bytes) => FillStructPages(va, bytes, _origin, CompoundInfoMask);
 
     private static bool NotVmemmap(out ulong va)
     {
@@ -160,7 +163,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     /// writes that the simulation defers left them: memmap_init's contents, or a compound page's
     /// head and tails once the page was prepared as one.
     /// </summary>
-    public static void FillStructPages(ulong va, Span<byte> frame, Func<ulong, StructPageOrigin> origin)
+    public static void FillStructPages(ulong va, Span<byte> frame, Func<ulong, StructPageOrigin> origin, bool mask = false)
     {
         int size = TArch.StructPageBytes;
         ulong firstPfn = (va - TArch.VmemmapStart) / (ulong)size;
@@ -173,7 +176,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         {
             // Plain tails only: identical records, so write one and copy it.
             Span<byte> tail = frame[..size];
-            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, TArch.VmemmapStart + (first.CompoundHead * (ulong)size), first.CompoundOrder);
+            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, TArch.VmemmapStart + (first.CompoundHead * (ulong)size), first.CompoundOrder, mask);
             for (int offset = size; offset + size <= frame.Length; offset += size)
             {
                 tail.CopyTo(frame[offset..]);
@@ -189,7 +192,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             Span<byte> page = frame.Slice(offset, size);
             if (o.CompoundOrder > 0)
             {
-                StructPage.InitializeCompound(page, o.Node, o.Zone, pfn - o.CompoundHead, TArch.VmemmapStart + (o.CompoundHead * (ulong)size), o.CompoundOrder);
+                StructPage.InitializeCompound(page, o.Node, o.Zone, pfn - o.CompoundHead, TArch.VmemmapStart + (o.CompoundHead * (ulong)size), o.CompoundOrder, mask);
                 if (pfn == o.CompoundHead && o.VmemmapOptimized)
                 {
                     StructPage.SetFlags(page, StructPage.Flags(page) | StructPage.PgHugeVmemmapOptimized);

@@ -116,11 +116,19 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
             ? boot with { Reserved = false, CompoundHead = page.HeadPfn, CompoundOrder = page.Order, VmemmapOptimized = page.VmemmapOptimized }
             : boot;
 
+    /// <summary>
+    /// The struct pages of [<paramref name="pfn"/>, +<paramref name="frames"/>) become what they
+    /// hold now (node, zone, compound page): memmap_init_range when memory is onlined into a zone.
+    /// </summary>
+    public void Rewrite(ulong pfn, ulong frames) => RewriteWrittenFrames(pfn, frames);
+
     // Frames holding bytes are rewritten with what the struct pages are now; deferred ones follow Origin by themselves.
-    private void RewriteWrittenFrames(CompoundPage page)
+    private void RewriteWrittenFrames(CompoundPage page) => RewriteWrittenFrames(page.HeadPfn, page.Frames);
+
+    private void RewriteWrittenFrames(ulong pfn, ulong frames)
     {
-        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
-        ulong end = Machine<TArch>.StructPageAddress(page.HeadPfn + page.Frames);
+        ulong start = Machine<TArch>.StructPageAddress(pfn);
+        ulong end = Machine<TArch>.StructPageAddress(pfn + frames);
         var rewrite = new RewriteVisitor(_machine, start, end);
         PageWalkResult r = _machine.PageTable.WalkRange(start & ~(TArch.PageSize - 1), end, ref rewrite);
         if (!r.Done)

@@ -60,7 +60,12 @@ public static class StructPage
     /// the head gets PG_head, every tail points at the head with bit 0 set, and the first tail
     /// records the order. Refcounts are 0 (a free huge page's refcount is frozen at 0).
     /// </summary>
-    public static void InitializeCompound(Span<byte> page, int node, int zone, ulong index, ulong headAddress, int order)
+    /// <param name="mask">
+    /// v7.1's encoding (compound_info as a mask, for a power-of-two struct page): a tail holds
+    /// the mask that, applied to its own address, gives the head's, so every tail of an order is
+    /// identical whatever page it belongs to. False: the head's address (compound_head).
+    /// </param>
+    public static void InitializeCompound(Span<byte> page, int node, int zone, ulong index, ulong headAddress, int order, bool mask = false)
     {
         Initialize(page, node, zone, reserved: false);
         if (index == 0)
@@ -69,12 +74,22 @@ public static class StructPage
             return;
         }
 
-        BinaryPrimitives.WriteUInt64LittleEndian(page[CompoundHeadOffset..], headAddress | 1);
+        BinaryPrimitives.WriteUInt64LittleEndian(page[CompoundHeadOffset..], TailCompoundInfo(headAddress, order, page.Length, mask));
         if (index == 1)
         {
             page[CompoundOrderOffset] = (byte)order;
         }
     }
+
+    /// <summary>
+    /// What a tail's compound_head (compound_info) holds, bit 0 set: the head struct page's address,
+    /// or with <paramref name="mask"/> (v7.1) <see cref="CompoundInfoMask"/>.
+    /// </summary>
+    public static ulong TailCompoundInfo(ulong headAddress, int order, int structPageBytes, bool mask) =>
+        (mask ? CompoundInfoMask(order, structPageBytes) : headAddress) | 1;
+
+    /// <summary>v7.1's compound_info of a tail of <paramref name="order"/>: the address bits above the head struct page's natural alignment.</summary>
+    public static ulong CompoundInfoMask(int order, int structPageBytes) => ~((1UL << (order + System.Numerics.BitOperations.Log2((uint)structPageBytes))) - 1);
 
     public static int Node(ReadOnlySpan<byte> page) => (int)((Flags(page) >> NodeShift) & NodeMask);
 

@@ -4,6 +4,7 @@ using System.IO;
 using System.IO.Compression;
 using System.Linq;
 using System.Text.Json;
+using Hvo.Cli;
 using Hvo.HugeTlb;
 using Hvo.Vmemmap;
 
@@ -141,11 +142,10 @@ public sealed class HostTests
         Assert.AreEqual(64UL << 30, r.GetProperty("memoryBytes").GetUInt64(), "64 online blocks of 1 GiB");
         Assert.AreEqual(2, r.GetProperty("nodes").GetInt32());
 
-        // The policy is 6.1's own, or the newest kernel version modelled before it.
+        // The policy is 6.1's own: every release from v5.14 is modelled.
         HvoPolicy policy = HvoPolicy.Find(r.GetProperty("policy").GetString()!)!;
-        Assert.IsNull(policy.RequiredWriter);
-        Assert.IsLessThanOrEqualTo(0, Version(policy).CompareTo((6, 1)), policy.Name);
-        Assert.IsFalse(HvoPolicy.All.Any(p => p.RequiredWriter is null && Version(p).CompareTo(Version(policy)) > 0 && Version(p).CompareTo((6, 1)) <= 0), "no modelled version lies between");
+        Assert.AreEqual(new KernelVersion(6, 1), policy.Version);
+        Assert.AreEqual("Linux 6.1 is v6.1", r.GetProperty("policyReason").GetString());
 
         JsonElement now = r.GetProperty("now");
         Assert.AreEqual(JsonValueKind.Object, now.ValueKind, "HVO is on here: it saves now");
@@ -234,9 +234,22 @@ public sealed class HostTests
         Assert.IsFalse(string.IsNullOrEmpty(r.GetProperty("verdict").GetString()));
     }
 
-    private static (int, int) Version(HvoPolicy p)
+    [TestMethod]
+    [DataRow(5, 14, "v5.14", "Linux 5.14 is v5.14")]
+    [DataRow(6, 6, "v6.6", "Linux 6.6 is v6.6")]
+    [DataRow(7, 1, "v7.1", "Linux 7.1 is v7.1")]
+    [DataRow(7, 4, "v7.1", "Linux 7.4 behaves as v7.1, the newest kernel version modelled")]
+    [DataRow(8, 0, "v7.1", "Linux 8.0 behaves as v7.1, the newest kernel version modelled")]
+    public void AKernelReleaseMapsToItsOwnVersionOrTheNewestBeforeIt(int major, int minor, string policy, string why)
     {
-        string[] parts = p.Name.TrimStart('v').Split('.');
-        return (int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.AreEqual(policy, HostCommand.Policy((major, minor), out string reason)?.Name);
+        Assert.AreEqual(why, reason);
+    }
+
+    [TestMethod]
+    public void AKernelBeforeTheFirstHvoReleaseHasNoPolicy()
+    {
+        Assert.IsNull(HostCommand.Policy((5, 13), out string why));
+        Assert.AreEqual("Linux 5.13 predates HVO", why);
     }
 }

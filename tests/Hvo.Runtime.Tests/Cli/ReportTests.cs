@@ -27,11 +27,12 @@ public sealed class ReportTests
         HvoEnabled: false,
         new MemInfo(1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008),
         [new HstateReport(2UL << 20, 11, 12, 13, 14, requested), new HstateReport(32UL << 20, 0, 0, 0, 0)],
-        new HvoReport(21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, BbmViolations: 33, bbmChecked),
+        new HvoReport(21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 38, 39, BbmViolations: 33, bbmChecked),
         ShellErrors: 34,
         BootMs: 35,
         WorkMs: 36,
-        HostFrameBytes: 37 * 1024);
+        HostFrameBytes: 37 * 1024,
+        StructPagesInitializedAtBoot: 40);
 
     [TestMethod]
     public void TheTextIsTheHeadingThePoolTheCountersAndTheBbmCount()
@@ -39,7 +40,7 @@ public sealed class ReportTests
         SimulationReport r = Made(bbmChecked: true, requested: 50);
         string text = ReportText.Render(r);
         Assert.AreEqual(ReportText.Heading(r) + ReportText.Pool(r) + ReportText.Counters(r) + ReportText.BreakBeforeMake(r), text);
-        StringAssert.StartsWith(text, "hvo simulate: toy-arch (a toy, 16 KiB pages), 3G, 2 node(s), policy v9.9, HVO off\nbooted in 35 ms; pool grown in 36 ms; host memory holding the simulated frames: 37 kB\n\n" + r.MemInfo.Format());
+        StringAssert.StartsWith(text, "hvo simulate: toy-arch (a toy, 16 KiB pages), 3G, 2 node(s), policy v9.9, HVO off\nbooted in 35 ms; pool grown in 36 ms; host memory holding the simulated frames: 37 kB\nstruct pages initialized at boot (memmap_init): 40\n\n" + r.MemInfo.Format());
         StringAssert.Contains(text, "hugepages-2048kB: nr_hugepages 11, free 12, surplus 13, vmemmap optimized 14\n");
         StringAssert.Contains(text, "hugepages-2048kB: asked for 50, the pool grew to 11: no memory for more");
         Assert.IsFalse(text.Contains("hugepages-32768kB", StringComparison.Ordinal), "an empty hstate has no line");
@@ -94,9 +95,9 @@ public sealed class ReportTests
         CollectionAssert.AreEqual(new[] { "pageSize", "nrHugepages", "free", "surplus", "optimized", "requested" }, hstates[0].EnumerateObject().Select(p => p.Name).ToArray());
         Assert.AreEqual(50UL, hstates[0].GetProperty("requested").GetUInt64());
         Assert.IsFalse(hstates[1].TryGetProperty("requested", out _), "requested only where it was asked");
-        string[] counters = ["vmemmapPagesFreed", "vmemmapPagesRestored", "pteTablesAllocated", "pmdsSplit", "optimizeFailures", "restoreFailures", "tlbFlushes", "netBytesSaved", "tlbRangeFlushes", "tlbFullFlushes", "bbmRetries", "bbmRetriesExhausted"];
+        string[] counters = ["vmemmapPagesFreed", "vmemmapPagesRestored", "pteTablesAllocated", "pmdsSplit", "optimizeFailures", "restoreFailures", "tlbFlushes", "netBytesSaved", "tlbRangeFlushes", "tlbFullFlushes", "bbmRetries", "bbmRetriesExhausted", "sharedTailPages", "gracePeriods"];
         CollectionAssert.AreEqual(counters, root.GetProperty("hvo").EnumerateObject().Select(p => p.Name).ToArray());
-        CollectionAssert.AreEqual(Enumerable.Range(21, 12).Select(n => (long)n).ToArray(), root.GetProperty("hvo").EnumerateObject().Select(p => p.Value.GetInt64()).ToArray());
+        CollectionAssert.AreEqual(Enumerable.Range(21, 12).Append(38).Append(39).Select(n => (long)n).ToArray(), root.GetProperty("hvo").EnumerateObject().Select(p => p.Value.GetInt64()).ToArray());
         Assert.AreEqual(33, root.GetProperty("breakBeforeMakeViolations").GetInt64());
 
         using JsonDocument unchecked_ = JsonDocument.Parse(ReportJson.Render(Made(bbmChecked: false, requested: null)));

@@ -45,7 +45,7 @@ public sealed class SpecsCommandTests
         }
 
         StringAssert.Contains(output, "not optimizable");
-        foreach (global::Hvo.HugeTlb.HvoPolicy p in global::Hvo.HugeTlb.HvoPolicy.All)
+        foreach (global::Hvo.HugeTlb.HvoPolicy p in global::Hvo.HugeTlb.HvoPolicy.Compared)
         {
             StringAssert.Contains(output, "  " + p.Name + " ", "every --policy value is listed");
             if (p.RequiredWriter is { } w)

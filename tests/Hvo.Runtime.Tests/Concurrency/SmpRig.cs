@@ -114,10 +114,11 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
         int node = Machine.Layout.NodeOf(page.HeadPfn);
         int zone = Machine.Layout.ZoneOf(page.HeadPfn);
         ulong head = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        bool mask = Machine.BootVmemmap.CompoundInfoMask;
         var c = new Canonical(new byte[TArch.StructPageBytes], new byte[TArch.StructPageBytes], new byte[TArch.StructPageBytes]);
-        StructPage.InitializeCompound(c.Head, node, zone, 0, head, Order);
-        StructPage.InitializeCompound(c.FirstTail, node, zone, 1, head, Order);
-        StructPage.InitializeCompound(c.Tail, node, zone, 2, head, Order);
+        StructPage.InitializeCompound(c.Head, node, zone, 0, head, Order, mask);
+        StructPage.InitializeCompound(c.FirstTail, node, zone, 1, head, Order, mask);
+        StructPage.InitializeCompound(c.Tail, node, zone, 2, head, Order, mask);
         _canonical[page.HeadPfn] = c;
         string? wrong = FirstWrongStructPage(page, cpu: 0);
         if (wrong is not null)
@@ -157,7 +158,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
     /// Is the struct page at <paramref name="index"/> of <paramref name="page"/>, read as slot
     /// <paramref name="k"/> of <paramref name="read"/> (one access), what it must be? Null if so,
     /// else what is wrong. The head's HPageVmemmapOptimized bit may be either way (it flips while
-    /// the readers run). With reserve 1 (v5.18+) an optimized page's tail vmemmap pages show the
+    /// the readers run). With fake heads (v5.18 to v7.0) an optimized page's tail vmemmap pages show the
     /// head vmemmap page: slot 1 is then the first tail, and slot 0 a fake head, which must resolve
     /// to the real head the way page_fixed_fake_head does (through page[1].compound_head, read in
     /// the same access).
@@ -173,15 +174,15 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
             return SameHead(got, c.Head) ? null : Describe(page, index, got, "the head");
         }
 
-        if (SameTail(got, index == 1 ? c.FirstTail : c.Tail, headAddress))
+        if (SameTail(got, index == 1 ? c.FirstTail : c.Tail))
         {
             return null;
         }
 
         int slot = (int)(index % (ulong)StructPagesPerPage);
-        if (Policy.ReservePages == 1 && index >= (ulong)StructPagesPerPage)
+        if (Policy.FakeHeads && index >= (ulong)StructPagesPerPage)
         {
-            if (slot == 1 && SameTail(got, c.FirstTail, headAddress))
+            if (slot == 1 && SameTail(got, c.FirstTail))
             {
                 return null;
             }
@@ -214,13 +215,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
         return (StructPage.Flags(got) & mask) == (StructPage.Flags(head) & mask) && got[8..].SequenceEqual(head.AsSpan(8));
     }
 
-    private static bool SameTail(ReadOnlySpan<byte> got, byte[] canonical, ulong headAddress)
-    {
-        const int ch = StructPage.CompoundHeadOffset;
-        return got[..ch].SequenceEqual(canonical.AsSpan(0, ch))
-            && got[(ch + 8)..].SequenceEqual(canonical.AsSpan(ch + 8))
-            && StructPage.CompoundHead(got) == (headAddress | 1);
-    }
+    private static bool SameTail(ReadOnlySpan<byte> got, byte[] canonical) => got.SequenceEqual(canonical);
 
     private sealed record Canonical(byte[] Head, byte[] FirstTail, byte[] Tail);
 

@@ -104,7 +104,8 @@ public sealed class HvoOptimizerTests
             long bootFreed = bootVmemmap - r.Machine.Owners.Count(FrameOwner.BootVmemmap);
             Assert.AreEqual((long)freed + (policy.CopyHead ? 1 : 0), bootFreed, "with a head copy the old head goes too");
             Assert.AreEqual(memTotal + ((ulong)bootFreed << TArch.PageShift), r.Machine.MemTotalBytes);
-            Assert.AreEqual((long)(freed * TArch.PageSize) - (c.PteTablesAllocated * (long)TArch.PageSize), c.NetBytesSaved(TArch.PageSize));
+            Assert.AreEqual(policy.SharedTail ? 1 : 0, c.SharedTailPages, "v7.1: the zone's first page of this order allocates its shared tail");
+            Assert.AreEqual((long)(freed * TArch.PageSize) - ((c.PteTablesAllocated + c.SharedTailPages) * (long)TArch.PageSize), c.NetBytesSaved(TArch.PageSize));
 
             var head = new byte[TArch.StructPageBytes];
             Assert.AreEqual(AccessFault.None, r.Machine.ReadStructPage(0, page.HeadPfn, head));
@@ -123,7 +124,8 @@ public sealed class HvoOptimizerTests
             using var r = new HvoRig<TArch>(policy, size);
             HugePage page = r.Allocate();
             byte[] before = r.ReadStructPages(page);
-            AssertCompound<TArch>(page, before);
+            AssertCompound<TArch>(page, before, r.Machine.BootVmemmap.CompoundInfoMask);
+            Assert.AreEqual(policy.SharedTail, r.Machine.BootVmemmap.CompoundInfoMask, "v7.1's tails hold a mask");
 
             r.Optimizer.Optimize(page);
             byte[] during = r.ReadStructPages(page);
@@ -145,7 +147,7 @@ public sealed class HvoOptimizerTests
                 }
 
                 int slot = i % perPage;
-                bool headPageCopy = policy.ReservePages == 1 && i >= perPage && slot < 3;
+                bool headPageCopy = policy.FakeHeads && i >= perPage && slot < 3;
                 if (!headPageCopy)
                 {
                     Assert.IsTrue(was.SequenceEqual(now), $"struct page {i} changed while optimized");
@@ -167,15 +169,15 @@ public sealed class HvoOptimizerTests
         }
     }
 
-    /// <summary>The struct pages of a prepared page: a head, and tails pointing at it (prep_compound_page).</summary>
-    internal static void AssertCompound<TArch>(HugePage page, byte[] structPages) where TArch : struct, IPagingArch
+    /// <summary>The struct pages of a prepared page: a head, and tails pointing at it, or holding the mask (prep_compound_page).</summary>
+    internal static void AssertCompound<TArch>(HugePage page, byte[] structPages, bool mask) where TArch : struct, IPagingArch
     {
         int size = TArch.StructPageBytes;
         Assert.AreNotEqual(0UL, StructPage.Flags(structPages.AsSpan(0, size)) & StructPage.PgHead);
         ulong head = Machine<TArch>.StructPageAddress(page.HeadPfn);
         for (int i = 1; i < (int)page.Frames; i += Math.Max(1, (int)page.Frames / 97))
         {
-            Assert.AreEqual(head | 1, StructPage.CompoundHead(structPages.AsSpan(i * size, size)), $"tail {i}");
+            Assert.AreEqual(StructPage.TailCompoundInfo(head, page.Order, size, mask), StructPage.CompoundHead(structPages.AsSpan(i * size, size)), $"tail {i}");
         }
 
         Assert.AreEqual(page.Order, structPages[size + StructPage.CompoundOrderOffset]);
@@ -191,7 +193,12 @@ public sealed class HvoOptimizerTests
 
             var ptes = r.VmemmapPtes(page).ToArray();
             int kept = policy.ReservePages;
+            // The frame the tails map: the last kept page (v5.14..v7.0), or the zone's shared tail page (v7.1).
             ulong reuse = TArch.PfnOf(TArch.LastLevel, ptes[kept - 1].Pte.Entry);
+            if (policy.SharedTail)
+            {
+                Assert.IsTrue(r.Optimizer.TryGetSharedTail(page, out reuse), "v7.1: the zone has a shared tail page for this order");
+            }
             for (int i = 0; i < ptes.Length; i++)
             {
                 WalkResult pte = ptes[i].Pte;
@@ -330,8 +337,9 @@ public sealed class HvoOptimizerTests
                 }
 
                 Assert.AreEqual(tables + c.PteTablesAllocated, r.Machine.Owners.Count(FrameOwner.PageTable), $"k={k}: splits so far stay");
-                Assert.AreEqual(r.Machine.Owners.Count(FrameOwner.RuntimeVmemmap), now.Where(m => r.Machine.Owners[m.Pfn] == FrameOwner.RuntimeVmemmap).Select(m => m.Pfn).Distinct().Count(),
-                    $"k={k}: every runtime vmemmap frame is mapped");
+                // v7.1's shared tail page stays in its zone once allocated (vmemmap_get_tail), mapped or not.
+                Assert.AreEqual(r.Machine.Owners.Count(FrameOwner.RuntimeVmemmap), now.Where(m => r.Machine.Owners[m.Pfn] == FrameOwner.RuntimeVmemmap).Select(m => m.Pfn).Union(r.Optimizer.SharedTailFrames).Count(),
+                    $"k={k}: every runtime vmemmap frame is mapped, or is a zone's shared tail page");
                 Assert.IsTrue(r.Machine.OwnersAddUp());
                 Assert.AreEqual(0, r.Machine.Violations.Count, string.Join("\n", r.Machine.Violations.Snapshot()));
             }

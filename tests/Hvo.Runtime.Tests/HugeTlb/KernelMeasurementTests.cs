@@ -8,21 +8,22 @@ namespace Hvo.Runtime.Tests.HugeTlb;
 
 /// <summary>
 /// What a real Linux 6.1 x86-64 kernel shows (docs/ARCHITECTURE.md §7.3), on the simulated one: the pool and
-/// the real policy together, with the kernel's behaviour of the time (reserve 1, no head copy:
-/// the v5.18 policy). Every number comes from the spec's arithmetic, none is typed in.
+/// the v6.1 policy together (reserve 1, no head copy, each page optimized as it is allocated). Every number comes from the spec's arithmetic, none is typed in.
 /// </summary>
 [TestClass]
 public sealed class KernelMeasurementTests
 {
     private const ulong TwoMiB = 2UL << 20;
 
+    private static readonly HvoPolicy Linux61 = HvoPolicy.Find("v6.1")!;
+
     [TestMethod]
     public void GrowingChangesFreeMemoryByThePagesLessWhatHvoFreesPlusTheNewTables()
     {
         using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 16UL << 30, Strict = true });
-        var hvo = new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.V5_18);
+        var hvo = new HvoOptimizer<Arch.X86_64>(m, Linux61);
         var pool = new HugeTlbPool<Arch.X86_64>(m, hvo);
-        ulong freedKb = HugePageVmemmap.For(Arch.X86_64.Info, TwoMiB).FreedPages(HvoPolicy.V5_18.ReservePages) * Arch.X86_64.PageSize / 1024;
+        ulong freedKb = HugePageVmemmap.For(Arch.X86_64.Info, TwoMiB).FreedPages(Linux61.ReservePages) * Arch.X86_64.PageSize / 1024;
         ulong tableKb = Arch.X86_64.PageSize / 1024;
         const ulong N = 1000;
         long free0 = (long)(m.MemFreeBytes / 1024);
@@ -56,12 +57,12 @@ public sealed class KernelMeasurementTests
         {
             var line = HugeTlbCommandLine.Parse("hugepagesz=1G hugepages=3", Arch.X86_64.Info);
             using var m = HugeBootPages.Boot<Arch.X86_64>(new MachineConfig { MemoryBytes = 16UL << 30 }, line, out HugeBootPages bootPages);
-            var pool = new HugeTlbPool<Arch.X86_64>(m, new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.V5_18, new HvoSwitches(bootParameter: hvoOn)), bootPages);
+            var pool = new HugeTlbPool<Arch.X86_64>(m, new HvoOptimizer<Arch.X86_64>(m, Linux61, new HvoSwitches(bootParameter: hvoOn)), bootPages);
             Assert.AreEqual(3UL, pool.NrHugepages(pool.Hstate(oneGiB)));
             return (long)(m.MemTotalBytes / 1024);
         }
 
-        ulong freedKb = HugePageVmemmap.For(Arch.X86_64.Info, oneGiB).FreedPages(HvoPolicy.V5_18.ReservePages) * Arch.X86_64.PageSize / 1024;
+        ulong freedKb = HugePageVmemmap.For(Arch.X86_64.Info, oneGiB).FreedPages(Linux61.ReservePages) * Arch.X86_64.PageSize / 1024;
         Assert.AreEqual((long)(3 * freedKb), Boot(hvoOn: true) - Boot(hvoOn: false), "16380 kB per 1 GiB page");
     }
 
@@ -69,7 +70,7 @@ public sealed class KernelMeasurementTests
     public void DemotingAnOptimizedGiganticPageCostsTheDifferenceAndNoNewTable()
     {
         using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 8UL << 30, Strict = true });
-        var hvo = new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.V5_18);
+        var hvo = new HvoOptimizer<Arch.X86_64>(m, Linux61);
         var pool = new HugeTlbPool<Arch.X86_64>(m, hvo);
         Hstate<Arch.X86_64> giant = pool.Hstate(1UL << 30);
         pool.SetNrHugepages(giant, 1);

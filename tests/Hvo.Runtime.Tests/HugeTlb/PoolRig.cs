@@ -16,6 +16,9 @@ internal sealed class RecordingOptimizer : IVmemmapOptimizer
 {
     public string Name => "recording";
 
+    /// <summary>Allocate a write's pages first and hand them over together (v6.7); false: one by one as allocated.</summary>
+    public bool OptimizesInBatches { get; set; } = true;
+
     /// <summary>Every page handed to Optimize, directly or in a batch, in order.</summary>
     public List<HugePage> Optimized { get; } = [];
 
@@ -43,7 +46,7 @@ internal sealed class RecordingOptimizer : IVmemmapOptimizer
         }
     }
 
-    public RestoreResult Restore(HugePage page)
+    public RestoreResult Restore(HugePage page, bool inBatch = false)
     {
         Restored.Add(page);
         if (FailRestore && page.VmemmapOptimized)

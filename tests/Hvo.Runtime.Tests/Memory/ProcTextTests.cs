@@ -52,10 +52,11 @@ public sealed partial class ProcTextTests
             "        present  4096\n" +
             "        managed  4096\n" +
             "        cma      0\n" +
-            $"        protection: (0, {dma.LowmemReserve[1]}, {dma.LowmemReserve[2]})\n" +
+            $"        protection: (0, {dma.LowmemReserve[1]}, {dma.LowmemReserve[2]}, {dma.LowmemReserve[3]})\n" +
             "      nr_free_pages 4096\n" +
             "  node_unreclaimable:  0\n" +
             "  start_pfn:           0\n");
+        // ZONE_MOVABLE last, empty: its min is SWAP_CLUSTER_MAX whatever it holds (__setup_per_zone_wmarks).
         StringAssert.EndsWith(text,
             "Node 0, zone   Normal\n" +
             "  pages free     0\n" +
@@ -67,7 +68,18 @@ public sealed partial class ProcTextTests
             "        present  0\n" +
             "        managed  0\n" +
             "        cma      0\n" +
-            "        protection: (0, 0, 0)\n");
+            "        protection: (0, 0, 0, 0)\n" +
+            "Node 0, zone  Movable\n" +
+            "  pages free     0\n" +
+            "        boost    0\n" +
+            "        min      32\n" +
+            "        low      32\n" +
+            "        high     32\n" +
+            "        spanned  0\n" +
+            "        present  0\n" +
+            "        managed  0\n" +
+            "        cma      0\n" +
+            "        protection: (0, 0, 0, 0)\n");
     }
 
     [GeneratedRegex(@"^Node \d+, zone [ A-Za-z0-9]{8} ( {0,5}\d+ ){11}$")]

@@ -13,7 +13,7 @@ internal sealed record CounterValues(long Freed, long Restored, long Tables, lon
 /// <summary>What a script left: its transcript, the shell errors it printed, broken invariants, counters and the files read at the end.</summary>
 internal sealed record ScenarioOutcome(
     string Transcript, int ShellErrors, IReadOnlyList<string> Invariants, CounterValues Counters, MemInfo MemInfo,
-    ArchInfo Arch, HvoPolicy Policy, IReadOnlyDictionary<string, string> Files)
+    ArchInfo Arch, HvoPolicy Policy, IReadOnlyDictionary<string, string> Files, long SharedTails = 0, long GracePeriods = 0, ulong StructPagesInitialized = 0)
 {
     /// <summary>The script's exit status, as a shell's.</summary>
     public int ExitStatus { get; init; }
@@ -72,7 +72,10 @@ internal static class ScenarioHarness
                 session.Pool.MemInfo(),
                 TArch.Info,
                 session.Optimizer.Policy,
-                files)
+                files,
+                c.SharedTailPages,
+                c.GracePeriods,
+                session.Machine.StructPagesInitializedAtBoot)
             {
                 ExitStatus = session.ExitStatus,
                 Failed = session.Shell.Failed,
