@@ -22,6 +22,18 @@ public static class Archs
     public static IEnumerable<object[]> HugePageSizes =>
         ArchRegistry.All.SelectMany(e => e.Info.HugePageSizes.Select(h => new object[] { e.Name, h.Size }));
 
+    /// <summary>
+    /// Every architecture whose largest huge page is gigantic: larger than a max-order block, so
+    /// alloc_contig_pages allocates it (LoongArch's only size, a PMD, is one max-order block).
+    /// </summary>
+    public static IEnumerable<object[]> WithGiganticPages =>
+        ArchRegistry.All.Where(e => e.Info.HugePageSizes.Max(h => h.Size) > e.Info.PageSize << MachineLayout.DefaultMaxOrder(e.Info.PageShift))
+            .Select(e => new object[] { e.Name });
+
+    /// <summary>The memory whose struct pages one boot leaf of the vmemmap holds (128 MiB for a 2 MiB PMD of 4 KiB pages, 8 GiB for LoongArch's 32 MiB one).</summary>
+    public static ulong MemoryPerBootLeaf(ArchInfo a) =>
+        a.Levels[a.VmemmapBootLevel].Size / (ulong)a.StructPageBytes * a.PageSize;
+
     public static ArchEntry Get(string name) =>
         ArchRegistry.Find(name) ?? throw new ArgumentException($"no architecture {name}");
 

@@ -196,7 +196,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             }
 
             any = true;
-            ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            ulong start = _machine.StructPageAddress(page.HeadPfn);
             var split = default(SplitPmdVisitor<TArch>);
             PageWalkResult r = Walk(page, start, start + (page.Frames * (ulong)TArch.StructPageBytes), ref split, PageWalkFlags.NoTlbFlushOnSplit, "split_vmemmap_huge_pmd");
             if (r.Status == PageWalkStatus.NoMemory)
@@ -216,7 +216,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// <summary>[reuse, end): the vmemmap pages the walks of a page cover, from the last page kept.</summary>
     private (ulong Reuse, ulong End) RemapRange(HugePage page)
     {
-        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong start = _machine.StructPageAddress(page.HeadPfn);
         return (start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize), start + (page.Frames * (ulong)TArch.StructPageBytes));
     }
 

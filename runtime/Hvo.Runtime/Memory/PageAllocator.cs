@@ -46,7 +46,8 @@ public sealed partial class PageAllocator
         MaxOrder = Layout.MaxOrder;
 
         IReadOnlyList<(ulong Start, ulong End)> reserved = boot.Release();
-        _unmanaged = new SparseBitmap(Layout.Frames);
+        // Indexed by pfn: the frames below the RAM (FirstPfn) cost a null chunk reference per 2^15.
+        _unmanaged = new SparseBitmap(Layout.EndPfn);
         foreach ((ulong start, ulong end) in reserved)
         {
             _unmanaged.SetRange(start, end);
@@ -56,8 +57,8 @@ public sealed partial class PageAllocator
         _compound = new SparseBitmap[MaxOrder + 1];
         for (int order = 1; order <= MaxOrder; order++)
         {
-            _allocated[order] = new SparseBitmap((Layout.Frames >> order) + 1);
-            _compound[order] = new SparseBitmap((Layout.Frames >> order) + 1);
+            _allocated[order] = new SparseBitmap((Layout.EndPfn >> order) + 1);
+            _compound[order] = new SparseBitmap((Layout.EndPfn >> order) + 1);
         }
 
         _zones = new Zone[Layout.Nodes][];
@@ -649,9 +650,9 @@ public sealed partial class PageAllocator
 
     private void CheckRange(ulong pfn, ulong frames)
     {
-        if (frames == 0 || pfn >= Layout.Frames || frames > Layout.Frames - pfn)
+        if (frames == 0 || pfn < Layout.FirstPfn || pfn >= Layout.EndPfn || frames > Layout.EndPfn - pfn)
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Layout.Frames} frames");
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Layout.Frames} frames from 0x{Layout.FirstPfn:x}");
         }
     }
 

@@ -119,8 +119,8 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     // Frames holding bytes are rewritten with what the struct pages are now; deferred ones follow Origin by themselves.
     private void RewriteWrittenFrames(CompoundPage page)
     {
-        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
-        ulong end = Machine<TArch>.StructPageAddress(page.HeadPfn + page.Frames);
+        ulong start = _machine.StructPageAddress(page.HeadPfn);
+        ulong end = _machine.StructPageAddress(page.HeadPfn + page.Frames);
         var rewrite = new RewriteVisitor(_machine, start, end);
         PageWalkResult r = _machine.PageTable.WalkRange(start & ~(TArch.PageSize - 1), end, ref rewrite);
         if (!r.Done)

@@ -113,7 +113,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
     {
         int node = Machine.Layout.NodeOf(page.HeadPfn);
         int zone = Machine.Layout.ZoneOf(page.HeadPfn);
-        ulong head = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong head = Machine.StructPageAddress(page.HeadPfn);
         var c = new Canonical(new byte[TArch.StructPageBytes], new byte[TArch.StructPageBytes], new byte[TArch.StructPageBytes]);
         StructPage.InitializeCompound(c.Head, node, zone, 0, head, Order);
         StructPage.InitializeCompound(c.FirstTail, node, zone, 1, head, Order);
@@ -134,7 +134,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
         {
             int n = (int)Math.Min((ulong)StructPagesPerPage, page.Frames - i);
             Span<byte> read = bytes.AsSpan(0, n * TArch.StructPageBytes);
-            AccessFault fault = Machine.Mmu.Read(cpu, Machine<TArch>.StructPageAddress(page.HeadPfn + i), read);
+            AccessFault fault = Machine.Mmu.Read(cpu, Machine.StructPageAddress(page.HeadPfn + i), read);
             if (fault != AccessFault.None)
             {
                 return $"{page}: struct page {i} faulted ({fault})";
@@ -166,7 +166,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
     {
         int size = TArch.StructPageBytes;
         ReadOnlySpan<byte> got = read.Slice(k * size, size);
-        ulong headAddress = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong headAddress = Machine.StructPageAddress(page.HeadPfn);
         Canonical c = _canonical[page.HeadPfn];
         if (index == 0)
         {

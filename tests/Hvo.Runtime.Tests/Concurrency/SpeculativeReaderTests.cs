@@ -98,7 +98,7 @@ public sealed class SpeculativeReaderTests
             int wrong = 0, poisoned = 0;
             for (ulong index = 0; index < pages[0].Frames; index += (ulong)SmpRig<Hvo.Arch.X86_64>.StructPagesPerPage)
             {
-                Assert.AreEqual(AccessFault.None, rig.Machine.Mmu.Read(1, Machine<Hvo.Arch.X86_64>.StructPageAddress(pages[0].HeadPfn + index), bytes));
+                Assert.AreEqual(AccessFault.None, rig.Machine.Mmu.Read(1, rig.Machine.StructPageAddress(pages[0].HeadPfn + index), bytes));
                 wrong += Enumerable.Range(0, bytes.Length / size).Count(k => rig.CheckStructPage(pages[0], index + (ulong)k, bytes, k) is not null);
                 poisoned += bytes.All(b => b == Machine<Hvo.Arch.X86_64>.PagePoison) ? 1 : 0;
             }

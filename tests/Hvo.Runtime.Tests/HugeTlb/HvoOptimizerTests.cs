@@ -29,7 +29,7 @@ public sealed class HvoOptimizerTests
 
     [TestMethod]
     [DynamicData(nameof(HvoCases.SizesAndPolicies), typeof(HvoCases))]
-    public void TailPtesMapTheReuseFrameReadOnlyUntilRestoreGivesDistinctWritableFrames(string arch, ulong size, string policy) =>
+    public void TailPtesMapTheReuseFrameWithPageKernelRoUntilRestoreGivesDistinctWritableFrames(string arch, ulong size, string policy) =>
         Archs.Run(arch, new TailMappings(size, HvoPolicy.Find(policy)!));
 
     [TestMethod]
@@ -68,7 +68,7 @@ public sealed class HvoOptimizerTests
     }
 
     /// <summary>Boot leaves (above the last level) the page's vmemmap lies in: the splits a first optimize makes.</summary>
-    internal static int BootLeavesSpanned<TArch>(HugePage page) where TArch : struct, IPagingArch
+    internal static int BootLeavesSpanned<TArch>(Machine<TArch> machine, HugePage page) where TArch : struct, IPagingArch
     {
         if (TArch.VmemmapBootLevel == TArch.LastLevel)
         {
@@ -76,7 +76,7 @@ public sealed class HvoOptimizerTests
         }
 
         ulong leaf = TArch.LevelSize(TArch.VmemmapBootLevel);
-        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong start = machine.StructPageAddress(page.HeadPfn);
         ulong end = start + (page.Frames * (ulong)TArch.StructPageBytes);
         return (int)(((end + leaf - 1) / leaf) - (start / leaf));
     }
@@ -97,7 +97,7 @@ public sealed class HvoOptimizerTests
             HvoCounters c = r.Optimizer.Total;
             Assert.AreEqual((long)freed, c.VmemmapPagesFreed);
             Assert.AreEqual(1, c.OptimizedPages);
-            Assert.AreEqual(BootLeavesSpanned<TArch>(page), (int)c.PmdsSplit);
+            Assert.AreEqual(BootLeavesSpanned(r.Machine, page), (int)c.PmdsSplit);
             Assert.AreEqual(c.PmdsSplit, c.PteTablesAllocated);
 
             // Boot vmemmap frames go back with free_bootmem_page: MemTotal rises by them (docs/ARCHITECTURE.md §7.3).
@@ -123,7 +123,7 @@ public sealed class HvoOptimizerTests
             using var r = new HvoRig<TArch>(policy, size);
             HugePage page = r.Allocate();
             byte[] before = r.ReadStructPages(page);
-            AssertCompound<TArch>(page, before);
+            AssertCompound(r.Machine, page, before);
 
             r.Optimizer.Optimize(page);
             byte[] during = r.ReadStructPages(page);
@@ -158,7 +158,7 @@ public sealed class HvoOptimizerTests
                 {
                     Assert.AreNotEqual(0UL, StructPage.Flags(now) & StructPage.PgHead, "fake head");
                     ulong realHead = StructPage.CompoundHead(during.AsSpan((i + 1) * size64, size64));
-                    Assert.AreEqual(Machine<TArch>.StructPageAddress(page.HeadPfn) | 1, realHead, "page[1] leads to the real head");
+                    Assert.AreEqual(r.Machine.StructPageAddress(page.HeadPfn) | 1, realHead, "page[1] leads to the real head");
                 }
             }
 
@@ -168,11 +168,11 @@ public sealed class HvoOptimizerTests
     }
 
     /// <summary>The struct pages of a prepared page: a head, and tails pointing at it (prep_compound_page).</summary>
-    internal static void AssertCompound<TArch>(HugePage page, byte[] structPages) where TArch : struct, IPagingArch
+    internal static void AssertCompound<TArch>(Machine<TArch> machine, HugePage page, byte[] structPages) where TArch : struct, IPagingArch
     {
         int size = TArch.StructPageBytes;
         Assert.AreNotEqual(0UL, StructPage.Flags(structPages.AsSpan(0, size)) & StructPage.PgHead);
-        ulong head = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong head = machine.StructPageAddress(page.HeadPfn);
         for (int i = 1; i < (int)page.Frames; i += Math.Max(1, (int)page.Frames / 97))
         {
             Assert.AreEqual(head | 1, StructPage.CompoundHead(structPages.AsSpan(i * size, size)), $"tail {i}");
@@ -203,17 +203,29 @@ public sealed class HvoOptimizerTests
                 }
 
                 Assert.AreEqual(reuse, TArch.PfnOf(TArch.LastLevel, pte.Entry), $"tail vmemmap page {i} maps the reuse frame");
-                Assert.IsFalse(TArch.IsWritable(pte.Entry), $"tail vmemmap page {i} is read-only");
+                Assert.AreEqual(!TArch.Info.PageKernelRo, TArch.IsWritable(pte.Entry), $"tail vmemmap page {i} is mapped PAGE_KERNEL_RO");
             }
 
-            // A struct page written through a read-only tail traps and changes nothing.
             ulong tailVa = ptes[^1].Va + 64;
             var probe = new byte[8];
-            Assert.AreEqual(AccessFault.None, r.Machine.Mmu.Read(0, tailVa, probe));
-            Assert.AreEqual(AccessFault.WriteProtect, r.Machine.Mmu.Write(0, tailVa, new byte[8] { 1, 2, 3, 4, 5, 6, 7, 8 }));
+            var scribble = new byte[8] { 1, 2, 3, 4, 5, 6, 7, 8 };
             var again = new byte[8];
-            r.Machine.Mmu.Read(0, tailVa, again);
-            CollectionAssert.AreEqual(probe, again);
+            Assert.AreEqual(AccessFault.None, r.Machine.Mmu.Read(0, tailVa, probe));
+            if (TArch.Info.PageKernelRo)
+            {
+                // A struct page written through a read-only tail traps and changes nothing.
+                Assert.AreEqual(AccessFault.WriteProtect, r.Machine.Mmu.Write(0, tailVa, scribble));
+                r.Machine.Mmu.Read(0, tailVa, again);
+                CollectionAssert.AreEqual(probe, again);
+            }
+            else
+            {
+                // No PAGE_KERNEL_RO (PAGE_KERNEL instead): the write lands on the reuse frame, and every tail shows it.
+                Assert.AreEqual(AccessFault.None, r.Machine.Mmu.Write(0, tailVa, scribble));
+                r.Machine.Mmu.Read(0, ptes[kept].Va + 64, again);
+                CollectionAssert.AreEqual(scribble, again, "the first tail maps the same frame");
+                Assert.AreEqual(AccessFault.None, r.Machine.Mmu.Write(0, tailVa, probe));
+            }
 
             Assert.AreEqual(RestoreResult.Ok, r.Optimizer.Restore(page));
             var restored = r.VmemmapPtes(page).Select(p => p.Pte).ToArray();

@@ -128,7 +128,7 @@ public sealed class HvoRig<TArch> : IDisposable where TArch : struct, IPagingArc
         for (ulong i = 0; i < page.Frames; i += (ulong)StructPagesPerPage)
         {
             int n = (int)Math.Min((ulong)StructPagesPerPage, page.Frames - i);
-            ulong va = Machine<TArch>.StructPageAddress(page.HeadPfn + i);
+            ulong va = Machine.StructPageAddress(page.HeadPfn + i);
             Assert.AreEqual(AccessFault.None, Machine.Mmu.Read(cpu, va, all.AsSpan((int)i * size, n * size)));
         }
 
@@ -138,7 +138,7 @@ public sealed class HvoRig<TArch> : IDisposable where TArch : struct, IPagingArc
     /// <summary>The vmemmap PTEs of the page: (address, entry), after splitting nothing.</summary>
     public IEnumerable<(ulong Va, WalkResult Pte)> VmemmapPtes(HugePage page)
     {
-        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong start = Machine.StructPageAddress(page.HeadPfn);
         ulong end = start + (page.Frames * (ulong)TArch.StructPageBytes);
         for (ulong va = start; va < end; va += TArch.PageSize)
         {

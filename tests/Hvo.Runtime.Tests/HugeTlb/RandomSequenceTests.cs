@@ -578,8 +578,8 @@ public sealed class RandomSequenceTests
         private static void CompareTranslations(Side<TArch> a, Side<TArch> b, List<string> problems)
         {
             ulong page = TArch.PageSize;
-            ulong start = Machine<TArch>.StructPageAddress(0) & ~(page - 1);
-            ulong end = (Machine<TArch>.StructPageAddress(a.Machine.Layout.Frames) + page - 1) & ~(page - 1);
+            ulong start = a.Machine.StructPageAddress(a.Machine.Layout.FirstPfn) & ~(page - 1);
+            ulong end = (a.Machine.StructPageAddress(a.Machine.Layout.EndPfn) + page - 1) & ~(page - 1);
             int reported = 0;
             KernelPageTable<TArch> pa = a.Machine.PageTable, pb = b.Machine.PageTable;
             ReferenceWalker walker = b.Walker!;
