@@ -38,6 +38,7 @@ public static class SimulateCommand
         Option<string> arch = Options.Arch();
         var memory = new Option<string>("--memory") { Description = "Memory size, e.g. 64G.", DefaultValueFactory = _ => CmdLine.FormatSize(MachineConfig.DefaultMemoryBytes) };
         var nodes = new Option<int>("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
+        var ramBase = new Option<string?>("--ram-base") { Description = "Where RAM starts (a physical address, e.g. 0x80000000; a multiple of the memory section); default: the spec's ramBase (RISC-V 0x80000000, else 0). The boot line says mem=SIZE@START.", HelpName = "ADDRESS" };
         var hugepages = new Option<string?>("--hugepages") { Description = "SIZE:COUNT[,SIZE:COUNT...]; default: half of memory as pages of the default huge page size (the default hstate's, as /proc/sys/vm/nr_hugepages)." };
         var hvo = new Option<string>("--hvo") { Description = "on|off: hugetlb_free_vmemmap.", DefaultValueFactory = _ => "on" };
         Option<string> policy = Options.Policy();
@@ -54,7 +55,7 @@ public static class SimulateCommand
         var machine = new MachineOptions();
         var command = new Command("simulate", "Boot a simulated machine, grow the HugeTLB pool with HVO and report memory and HVO counters.\n\n" + Examples)
         {
-            arch, memory, nodes, hugepages, hvo, policy, batch, failAlloc, seed, plot, json,
+            arch, memory, nodes, ramBase, hugepages, hvo, policy, batch, failAlloc, seed, plot, json,
         };
         machine.AddTo(command);
         command.SetAction(p =>
@@ -72,8 +73,24 @@ public static class SimulateCommand
                 throw new UsageException($"--memory: {memoryText} is not a whole number of {CmdLine.FormatSize(entry.Info.PageSize)} pages");
             }
 
+            ulong? start = null;
+            if (p.GetValue(ramBase) is { } ramBaseText)
+            {
+                if (!Sizes.TryParse(ramBaseText, out ulong address, out string baseError))
+                {
+                    throw new UsageException($"--ram-base: {(baseError.Length == 0 ? $"'{ramBaseText}' is no address" : baseError)}; use {Sizes.Forms}");
+                }
+
+                if (new MachineConfig { RamBase = address }.RamBaseProblem(entry.Info) is { } where)
+                {
+                    throw new UsageException($"--ram-base: {ramBaseText}: {where}");
+                }
+
+                start = address;
+            }
+
             int nodeCount = p.GetValue(nodes);
-            if (MachineSize.Check(entry.Info, memoryBytes, nodeCount) is { } why)
+            if (MachineSize.Check(entry.Info, memoryBytes, nodeCount, ramBase: start) is { } why)
             {
                 throw new UsageException($"--memory: {memoryText} {why}");
             }
@@ -98,7 +115,7 @@ public static class SimulateCommand
                 PlotFile.Validate(plotPath);
             }
 
-            var simulation = new SimulateScript(memoryBytes, nodeCount, hvoOn, ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes), faults, plotPath is null ? 1 : PlotWrites);
+            var simulation = new SimulateScript(memoryBytes, nodeCount, hvoOn, ParseHugepages(p.GetValue(hugepages), entry.Info, memoryBytes), faults, plotPath is null ? 1 : PlotWrites) { RamBase = start };
             ulong total = simulation.TotalPages;
 
             using var cts = new CancellationTokenSource();

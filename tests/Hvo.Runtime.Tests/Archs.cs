@@ -23,6 +23,35 @@ public static class Archs
         ArchRegistry.All.SelectMany(e => e.Info.HugePageSizes.Select(h => new object[] { e.Name, h.Size }));
 
     /// <summary>
+    /// The architecture of each family that the heavy whole-machine suites run on in CI, the others'
+    /// rows being in the long category (<see cref="Others"/>). A family is the specs that differ only in
+    /// how many levels the page table has (its virtual address bits, where the vmemmap sits and how
+    /// large it is): the same page size, entry format, struct page, vmemmap mapping and huge page
+    /// sizes, so the same HVO arithmetic and the same kinds of entries (x86_64 and x86_64-la57;
+    /// riscv64-sv39, -sv48 and -sv57). Its representative is the one with the fewest levels. Every
+    /// spec still runs the walk, descriptor, split, ptdump and machine tests in CI.
+    /// </summary>
+    public static bool IsRepresentative(string name)
+    {
+        ArchInfo a = Get(name).Info;
+        return ArchRegistry.All.Where(e => Family(e.Info) == Family(a))
+            .OrderBy(e => e.Info.Levels.Count).ThenBy(e => e.Name, StringComparer.Ordinal)
+            .First().Name == name;
+    }
+
+    /// <summary>The rows of <paramref name="cases"/> (architecture name first) for each family's representative.</summary>
+    public static IEnumerable<object[]> Representatives(IEnumerable<object[]> cases) => cases.Where(c => IsRepresentative((string)c[0]));
+
+    /// <summary>The rows of <paramref name="cases"/> for the other members of each family: the long category's share.</summary>
+    public static IEnumerable<object[]> Others(IEnumerable<object[]> cases) => cases.Where(c => !IsRepresentative((string)c[0]));
+
+    private static string Family(ArchInfo a) => string.Join(
+        "|",
+        a.PageShift, a.PfnLo, a.PfnHi, a.Table, a.Block, a.Page, a.ReadOnlyClear, a.ReadOnlySet, a.PageKernelRo, a.AccessFlag,
+        a.EmptyIsInvalidTable, a.BreakBeforeMake, a.StructPageBytes, a.Levels[a.VmemmapBootLevel].Size, a.RamBase, a.VmemmapOffsetByRamBase,
+        string.Join(",", a.HugePageSizes.Select(h => h.Size)), a.SectionShift, string.Join(",", a.Zones));
+
+    /// <summary>
     /// Every architecture whose largest huge page is gigantic: larger than a max-order block, so
     /// alloc_contig_pages allocates it (LoongArch's only size, a PMD, is one max-order block).
     /// </summary>

@@ -42,6 +42,12 @@ public static class SmpCases
     /// Every policy: under the break-before-make ones the winner breaks the block before it makes
     /// the table, and the loser, which may read the broken entry, waits for the lock and looks again.
     /// </remarks>
+    /// <summary>CI's share of <see cref="ReaderCases"/>: each family's representative (<see cref="Archs.IsRepresentative"/>).</summary>
+    public static IEnumerable<object[]> ReaderCasesCi => Archs.Representatives(ReaderCases);
+
+    /// <summary>The long category's share: the rest of each family.</summary>
+    public static IEnumerable<object[]> ReaderCasesLong => Archs.Others(ReaderCases);
+
     public static IEnumerable<object[]> SplitCases =>
         from e in ArchRegistry.All
         where e.Info.VmemmapBootLevel < e.Info.LastLevel

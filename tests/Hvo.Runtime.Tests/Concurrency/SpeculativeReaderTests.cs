@@ -22,9 +22,18 @@ public sealed class SpeculativeReaderTests
     private const int Seed = 20260611;
 
     [TestMethod]
-    [DynamicData(nameof(SmpCases.ReaderCases), typeof(SmpCases))]
+    [DynamicData(nameof(SmpCases.ReaderCasesCi), typeof(SmpCases))]
     public void ReaderCpusSeeCanonicalStructPagesWhileAWriterCpuOptimizesAndRestores(string arch, ulong size, string policy) =>
         Archs.Run(arch, new CleanRun(size, HvoPolicy.Find(policy)!, structPageReadsPerReader: 25_000, minCycles: size <= (2UL << 20) ? 20 : 1));
+
+    [TestMethod]
+    [TestCategory("Long")]
+    [DynamicData(nameof(SmpCases.ReaderCasesLong), typeof(SmpCases))]
+    public void ReaderCpusSeeCanonicalStructPagesOnTheRestOfEachFamily(string arch, ulong size, string policy)
+    {
+        LongRun.Require("concurrent readers on the specs that differ from CI's only in their levels");
+        Archs.Run(arch, new CleanRun(size, HvoPolicy.Find(policy)!, structPageReadsPerReader: 25_000, minCycles: size <= (2UL << 20) ? 20 : 1));
+    }
 
     /// <summary>
     /// The soak: at least ten million concurrent struct page reads on 2 MiB pages, over every kernel

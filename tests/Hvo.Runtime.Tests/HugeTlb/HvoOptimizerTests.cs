@@ -23,9 +23,18 @@ public sealed class HvoOptimizerTests
         Archs.Run(arch, new FreesTheSpecsNumber(size, HvoPolicy.Find(policy)!));
 
     [TestMethod]
-    [DynamicData(nameof(HvoCases.SizesAndPolicies), typeof(HvoCases))]
+    [DynamicData(nameof(HvoCases.SizesAndPoliciesCi), typeof(HvoCases))]
     public void StructPagesReadTheSameBeforeOptimizeAfterOptimizeAndAfterRestore(string arch, ulong size, string policy) =>
         Archs.Run(arch, new SameBytes(size, HvoPolicy.Find(policy)!));
+
+    [TestMethod]
+    [TestCategory("Long")]
+    [DynamicData(nameof(HvoCases.SizesAndPoliciesLong), typeof(HvoCases))]
+    public void StructPagesReadTheSameOnTheRestOfEachFamily(string arch, ulong size, string policy)
+    {
+        LongRun.Require("struct pages through optimize and restore on the specs that differ from CI's only in their levels");
+        Archs.Run(arch, new SameBytes(size, HvoPolicy.Find(policy)!));
+    }
 
     [TestMethod]
     [DynamicData(nameof(HvoCases.SizesAndPolicies), typeof(HvoCases))]

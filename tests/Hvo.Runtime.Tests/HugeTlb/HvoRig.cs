@@ -19,6 +19,12 @@ public static class HvoCases
         where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
         select new object[] { e.Name, h.Size, p.Name };
 
+    /// <summary>CI's share of <see cref="SizesAndPolicies"/> for the heaviest suites: each family's representative (<see cref="Archs.IsRepresentative"/>).</summary>
+    public static IEnumerable<object[]> SizesAndPoliciesCi => Archs.Representatives(SizesAndPolicies);
+
+    /// <summary>The long category's share: the rest of each family.</summary>
+    public static IEnumerable<object[]> SizesAndPoliciesLong => Archs.Others(SizesAndPolicies);
+
     /// <summary>
     /// The sizes the issue names for exhaustive fault injection: x86_64 2M and 1G, every optimizable
     /// arm64 size; on arm64 also the break-before-make-safe policies.
