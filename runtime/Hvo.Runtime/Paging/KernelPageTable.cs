@@ -485,7 +485,9 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
         public Span<ulong> Table(ulong pfn) => TableView.Table(_pfnZero, _first, _frames, TArch.PageShift, pfn);
 
-        public ulong EmptyEntry(int level) => _empty[level];
+        // The generated walk asks for its own levels only (0 to LastLevel), and the array has one
+        // entry per level: no bounds check on the look-up's path.
+        public ulong EmptyEntry(int level) => Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_empty), level);
 
         public bool TryAllocTable(int level, out ulong pfn) => throw ReadOnly();
 
