@@ -147,9 +147,6 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// <summary>Where the struct page of <paramref name="pfn"/> lives (pfn_to_page): vmemmap + pfn * sizeof(struct page).</summary>
     public ulong StructPageAddress(ulong pfn) => Vmemmap + (pfn * (ulong)TArch.StructPageBytes);
 
-    /// <summary>The pfn whose struct page is at <paramref name="va"/> (page_to_pfn).</summary>
-    public ulong PfnOfStructPage(ulong va) => (va - Vmemmap) / (ulong)TArch.StructPageBytes;
-
     /// <summary>Boot a machine: memblock reservations, the kernel page table, vmemmap_populate, memblock_free_all.</summary>
     /// <param name="config">The machine.</param>
     /// <param name="beforeMemblockFreeAll">

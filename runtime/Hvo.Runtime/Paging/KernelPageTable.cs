@@ -113,12 +113,6 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// </summary>
     public System.Collections.Generic.IReadOnlyList<ulong> InvalidTables { get; }
 
-    /// <summary>What an empty entry at <paramref name="level"/> holds (pmd_none): 0, or the descriptor of the shared invalid table below.</summary>
-    public ulong EmptyEntry(int level) => _emptyEntries[level];
-
-    /// <summary>An entry the walk and the MMU see as a table or a leaf: valid, and not an empty entry pointing at a shared invalid table.</summary>
-    public bool IsLive(int level, ulong entry) => entry != _emptyEntries[level] && TArch.IsValid(level, entry);
-
     public PageTableCounters Counters { get; } = new();
 
     /// <summary>Sees every entry change and flush (TLB model, break-before-make checker); null for none.</summary>
