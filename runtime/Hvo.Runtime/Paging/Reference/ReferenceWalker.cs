@@ -72,7 +72,7 @@ public sealed class ReferenceWalker
                 var e = new PageWalkEntry(level, tablePfn, index, entry, addr, next);
                 bool last = level == Arch.LastLevel;
                 WalkAction action;
-                if (!last && Arch.Table.Matches(entry) && (none == 0 || entry != none))
+                if (!last && Arch.Table.Matches(entry) && entry != none) // no table matches 0
                 {
                     action = visitor.Table(ref ctx, e);
                     if (action == WalkAction.Descend)
