@@ -14,7 +14,7 @@ namespace Hvo.Cli;
 /// <summary>
 /// The machine and pools of <c>simulate</c>'s scenario, which <c>simulate</c>, <c>compare</c> and
 /// <c>sweep</c> share: <c>--memory</c>, <c>--nodes</c>, <c>--hugepages</c>, <c>--hvo</c>,
-/// <c>--fail-alloc</c>, <c>--seed</c>. Each value is checked as <c>simulate</c> always has, with
+/// <c>--fail-alloc</c>, <c>--seed</c>, and (simulate and compare) <c>--ram-base</c>. Each value is checked as <c>simulate</c> always has, with
 /// the same messages.
 /// </summary>
 internal sealed class ShapeOptions
@@ -24,6 +24,8 @@ internal sealed class ShapeOptions
     public Option<string> Memory { get; } = new("--memory") { Description = "Memory size, e.g. 64G or 1.5T.", DefaultValueFactory = _ => CmdLine.FormatSize(MachineConfig.DefaultMemoryBytes) };
 
     public Option<int> Nodes { get; } = new("--nodes") { Description = "NUMA nodes (equal contiguous ranges).", DefaultValueFactory = _ => 1, CustomParser = ParseNodes };
+
+    public Option<string?> RamBase { get; } = new("--ram-base") { Description = "Where RAM starts (a physical address, e.g. 0x80000000; a multiple of the memory section); default: the spec's ramBase (RISC-V 0x80000000, else 0). The boot line says mem=SIZE@START.", HelpName = "ADDRESS" };
 
     public Option<string?> Hugepages { get; } = new("--hugepages") { Description = $"{HugepagesForms}; default: half of memory as pages of the default huge page size (the default hstate's, as /proc/sys/vm/nr_hugepages)." };
 
@@ -38,6 +40,7 @@ internal sealed class ShapeOptions
         ArgumentNullException.ThrowIfNull(command);
         command.Options.Add(Memory);
         command.Options.Add(Nodes);
+        command.Options.Add(RamBase);
         command.Options.Add(Hugepages);
         command.Options.Add(Hvo);
         command.Options.Add(FailAlloc);
@@ -46,21 +49,47 @@ internal sealed class ShapeOptions
 
     /// <summary>The options that describe the machine and its pools (not the seed or the faults), as given on the command line.</summary>
     public IEnumerable<string> MachineGiven(ParseResult p) =>
-        new Option[] { Memory, Nodes, Hugepages, Hvo }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name);
+        new Option[] { Memory, Nodes, RamBase, Hugepages, Hvo }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name);
 
     /// <summary>The scenario the options describe on <paramref name="arch"/>, <paramref name="writes"/> writes of nr_hugepages per size.</summary>
     public SimulateScript Script(ParseResult p, ArchInfo arch, int writes = 1)
     {
         ArgumentNullException.ThrowIfNull(p);
         int nodes = p.GetValue(Nodes);
-        ulong memory = ParseMemory(p.GetValue(Memory)!, arch, nodes);
-        return new SimulateScript(memory, nodes, ParseHvo(p.GetValue(Hvo)), ParseHugepages(p.GetValue(Hugepages), arch, memory), Faults(p), writes);
+        ulong? ramBase = ParseRamBase(p.GetValue(RamBase), arch);
+        ulong memory = ParseMemory(p.GetValue(Memory)!, arch, nodes, ramBase: ramBase);
+        return new SimulateScript(memory, nodes, ParseHvo(p.GetValue(Hvo)), ParseHugepages(p.GetValue(Hugepages), arch, memory), Faults(p), writes) { RamBase = ramBase };
     }
 
     public FaultSpec? Faults(ParseResult p) => p.GetValue(FailAlloc) is { } spec ? FaultSpec.Parse(spec) : null;
 
-    /// <summary>A machine size for <paramref name="arch"/>: a size (<see cref="Sizes"/>), whole pages, and one <see cref="MachineSize"/> accepts.</summary>
-    public static ulong ParseMemory(string text, ArchInfo arch, int nodes, string option = "--memory")
+    /// <summary>--ram-base: where RAM starts, an address the spec takes (a memory section, inside what the vmemmap describes); null when not given.</summary>
+    public static ulong? ParseRamBase(string? text, ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!Sizes.TryParse(text, out ulong address, out string error))
+        {
+            throw new UsageException($"--ram-base: {(error.Length == 0 ? $"'{text}' is no address" : error)}; use {Sizes.Forms}");
+        }
+
+        if (new MachineConfig { RamBase = address }.RamBaseProblem(arch) is { } where)
+        {
+            throw new UsageException($"--ram-base: {text}: {where}");
+        }
+
+        return address;
+    }
+
+    /// <summary>
+    /// A machine size for <paramref name="arch"/> with its RAM from <paramref name="ramBase"/> (null:
+    /// the spec's): a size (<see cref="Sizes"/>), whole pages, and one <see cref="MachineSize"/> accepts.
+    /// </summary>
+    public static ulong ParseMemory(string text, ArchInfo arch, int nodes, string option = "--memory", ulong? ramBase = null)
     {
         ArgumentNullException.ThrowIfNull(arch);
         if (!Sizes.TryParse(text, out ulong bytes, out string sizeError) || bytes == 0)
@@ -74,7 +103,7 @@ internal sealed class ShapeOptions
             throw new UsageException($"{option}: {text} is not a whole number of {CmdLine.FormatSize(arch.PageSize)} pages");
         }
 
-        if (MachineSize.Check(arch, bytes, nodes) is { } why)
+        if (MachineSize.Check(arch, bytes, nodes, ramBase: ramBase) is { } why)
         {
             throw new UsageException($"{option}: {text} {why}");
         }

@@ -13,7 +13,7 @@ namespace Hvo.Cli;
 
 /// <summary>
 /// <c>hvo simulate</c>'s options as the script the scenario layer runs: a boot line
-/// (<c>mem=</c>, <c>numa=fake=</c>, <c>hugetlb_free_vmemmap=</c>), the fault-injection writes of
+/// (<c>mem=</c>, or <c>mem=SIZE@START</c> with <see cref="RamBase"/>, <c>numa=fake=</c>, <c>hugetlb_free_vmemmap=</c>), the fault-injection writes of
 /// <c>--fail-alloc</c>, then for each <c>--hugepages</c> size the writes of its sysfs nr_hugepages:
 /// one, or <paramref name="Writes"/> growing to the count in equal steps, as a user's loop of echo
 /// would. <c>hvo compare</c> without a script runs <see cref="Default"/>.
@@ -23,6 +23,9 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool? Hvo, I
 {
     /// <summary>The file name the script's locations carry.</summary>
     public const string File = "simulate";
+
+    /// <summary>--ram-base: where RAM starts; null: where the spec puts it.</summary>
+    public ulong? RamBase { get; init; }
 
     /// <summary>
     /// simulate with no options: <see cref="MachineConfig.DefaultMemoryBytes"/> on one node, half of
@@ -62,7 +65,7 @@ internal sealed record SimulateScript(ulong MemoryBytes, int Nodes, bool? Hvo, I
     public Script Build()
     {
         var script = new ScriptBuilder(File);
-        var boot = new List<string> { "mem=" + CmdLine.FormatSize(MemoryBytes) };
+        var boot = new List<string> { "mem=" + CmdLine.FormatSize(MemoryBytes) + (RamBase is { } start ? $"@0x{start:x}" : string.Empty) };
         if (Nodes > 1)
         {
             boot.Add($"numa=fake={Nodes}");

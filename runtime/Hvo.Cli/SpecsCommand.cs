@@ -24,6 +24,7 @@ public static class SpecsCommand
 
             first = false;
             o.WriteLine($"{a.Name}: {a.Title}  (specs/{a.SpecFile})");
+            o.WriteLine($"  mainline HVO: {MainlineHvo(a)}");
             string levels = string.Join(" ", a.Levels.Select((l, i) =>
                 $"{l.Name}[{l.Shift + l.Bits - 1}:{l.Shift}]{(l.CanMapLeaf && i < a.LastLevel ? "*" : string.Empty)}"));
             o.WriteLine($"  page {CmdLine.FormatSize(a.PageSize)}, {a.VaBits}-bit VA, {a.Levels.Count} levels: {levels}   (* may hold a block)");
@@ -31,6 +32,32 @@ public static class SpecsCommand
             o.WriteLine($"  vmemmap 0x{a.VmemmapStart:x16} +{CmdLine.FormatSize(a.VmemmapSize)}, struct page {a.StructPageBytes} B, " +
                         $"boot-mapped by {a.Levels[a.VmemmapBootLevel].Name} ({CmdLine.FormatSize(bootSize)}), section {CmdLine.FormatSize(1UL << a.SectionShift)}, " +
                         $"break-before-make: {(a.BreakBeforeMake ? "yes" : "no")}");
+            if (a.RamBase != 0)
+            {
+                o.WriteLine($"  RAM from 0x{a.RamBase:x} (--ram-base, mem=SIZE@START); the vmemmap begins with the struct page of {(a.VmemmapOffsetByRamBase ? "RAM's first pfn" : "pfn 0")}");
+            }
+
+            if (!a.PageKernelRo || a.EmptyIsInvalidTable || a.PfnLo != a.PageShift)
+            {
+                var notes = new List<string>();
+                if (a.PfnLo != a.PageShift)
+                {
+                    notes.Add($"frame number from entry bit {a.PfnLo}");
+                }
+
+                if (a.EmptyIsInvalidTable)
+                {
+                    notes.Add("empty entries point at shared invalid tables");
+                }
+
+                if (!a.PageKernelRo)
+                {
+                    notes.Add("no PAGE_KERNEL_RO: HVO's tail pages stay writable");
+                }
+
+                o.WriteLine($"  entries: {string.Join("; ", notes)}");
+            }
+
             o.WriteLine($"  {"huge page",-16} {"vmemmap pages",13} {"freed, reserve 2 (v5.14)",26} {"freed, reserve 1 (v5.18+)",26}");
             foreach (HugePageSizeInfo h in a.HugePageSizes)
             {
@@ -39,7 +66,7 @@ public static class SpecsCommand
                 o.WriteLine($"  {CmdLine.FormatSize(h.Size) + " (" + how + ")",-16} {VmemmapPages(g),13} {Freed(g, VmemmapReserve.V5_14),26} {Freed(g, VmemmapReserve.V5_18),26}");
             }
 
-            o.WriteLine($"  v7.1 shared tail page: {(Hvo.HugeTlb.HvoPolicy.SharedTailProblem(a) is { } why ? "refused: " + why : "allowed (power-of-two struct page, VMEMMAP_START aligned for the mask)")}");
+            o.WriteLine($"  v7.1 shared tail page: {SharedTail(a)}");
             if (a.AccessFlag != 0)
             {
                 o.WriteLine($"  access flag: 0x{a.AccessFlag:x} (bit {System.Numerics.BitOperations.TrailingZeroCount(a.AccessFlag)})");
@@ -83,7 +110,13 @@ public static class SpecsCommand
                 sectionShift = a.SectionShift,
             },
             breakBeforeMake = a.BreakBeforeMake,
+            mainlineHvo = new { since = a.MainlineHvoSince, until = a.MainlineHvoUntil, enabled = a.MainlineHvo },
             sharedTail = Hvo.HugeTlb.HvoPolicy.SharedTailProblem(a) is { } why ? why : "allowed",
+            ramBase = $"0x{a.RamBase:x}",
+            vmemmapOffsetByRamBase = a.VmemmapOffsetByRamBase,
+            pfnLo = a.PfnLo,
+            pageKernelRo = a.PageKernelRo,
+            emptyIsInvalidTable = a.EmptyIsInvalidTable,
             hugePageSizes = a.HugePageSizes.Select(h =>
             {
                 HugePageVmemmap g = HugePageVmemmap.For(a, h.Size);
@@ -103,6 +136,19 @@ public static class SpecsCommand
         });
         o.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
     }
+
+    /// <summary>Whether v7.1's shared tail page works here, and how it is mapped.</summary>
+    public static string SharedTail(ArchInfo a) => Hvo.HugeTlb.HvoPolicy.SharedTailProblem(a) is { } why
+        ? "refused: " + why
+        : $"allowed (power-of-two struct page, the vmemmap aligned for the mask){(a.PageKernelRo ? string.Empty : "; mapped writable, no PAGE_KERNEL_RO")}";
+
+    /// <summary>Whether and since when mainline enables HVO here (ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP), as the spec's mainlineHvo says.</summary>
+    public static string MainlineHvo(ArchInfo a) => (a.MainlineHvoSince, a.MainlineHvoUntil) switch
+    {
+        (null, _) => "not in mainline",
+        ({ } since, null) => $"since {since}",
+        ({ } since, { } until) => $"on from {since}, off since {until}",
+    };
 
     private static string VmemmapPages(HugePageVmemmap g) =>
         ((double)g.VmemmapBytes / g.PageSize).ToString("0.#####", CultureInfo.InvariantCulture);

@@ -28,11 +28,18 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
             throw new ArgumentException($"memory must be a positive multiple of the {TArch.PageSize}-byte page", nameof(config));
         }
 
+        ulong ramBase = config.RamBaseFor(TArch.Info);
+        if (config.RamBaseProblem(TArch.Info) is { } where)
+        {
+            throw new ArgumentException(where, nameof(config));
+        }
+
+        // The machine's physical memory: the boot memory, then what memory hotplug may add above it.
         ulong physical = frames + (config.HotplugBytes >> TArch.PageShift);
-        ulong describable = TArch.VmemmapSize / (ulong)TArch.StructPageBytes;
+        ulong describable = TArch.Info.DescribableBytes(ramBase) >> TArch.PageShift;
         if (physical > describable || physical < frames)
         {
-            throw new ArgumentException($"{TArch.Name}'s vmemmap describes at most {describable} frames; {config.MemoryBytes + config.HotplugBytes} bytes need {physical}", nameof(config));
+            throw new ArgumentException($"{TArch.Name}'s vmemmap describes at most {describable} frames from 0x{ramBase:x}; {config.MemoryBytes + config.HotplugBytes} bytes need {physical}", nameof(config));
         }
 
         if (config.Nodes < 1 || config.Cpus < 1)
@@ -46,18 +53,23 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         }
 
         Config = config;
-        Layout = new MachineLayout(TArch.PageShift, frames, config.Nodes, TArch.Info.Zones, MachineLayout.DefaultMaxOrder(TArch.PageShift));
-        Frames = new FrameStore(physical, TArch.PageShift);
-        Owners = new FrameOwnerTable(physical);
+        Layout = MachineLayout.For(TArch.Info, config.MemoryBytes, config.Nodes, ramBase);
+        Frames = new FrameStore(physical, TArch.PageShift, Layout.FirstPfn);
+        Owners = new FrameOwnerTable(physical, FrameOwner.Free, Layout.FirstPfn);
         if (physical > frames)
         {
-            Owners.Set(frames, physical - frames, FrameOwner.Absent); // not present until hot-added
+            Owners.Set(Layout.EndPfn, physical - frames, FrameOwner.Absent); // not present until hot-added
         }
 
         Memblock = new BootAllocator(Layout, Owners);
         Faults = new FaultInjection();
         _tableFrames = new TableFrames(this);
-        BootVmemmap = new BootVmemmap<TArch>(Owners, StructPageOriginOf);
+
+        // The kernel's vmemmap (pfn_to_page): VMEMMAP_START less the first RAM pfn's struct pages where
+        // the spec offsets the vmemmap by it (RISC-V phys_ram_base, arm64 memstart_addr); it wraps
+        // below VMEMMAP_START then, as the kernel's pointer does, and only RAM's struct pages are used.
+        Vmemmap = TArch.VmemmapStart - (TArch.Info.VmemmapFirstPfn(ramBase) * (ulong)TArch.StructPageBytes);
+        BootVmemmap = new BootVmemmap<TArch>(Owners, StructPageOriginOf, Vmemmap);
         Compounds = new CompoundPages<TArch>(this);
         Rcu = new Lib.Rcu(config.Cpus);
     }
@@ -106,15 +118,18 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// <summary>The boot memory: its frames, nodes and zones.</summary>
     public MachineLayout Layout { get; }
 
-    /// <summary>Every frame of physical memory: the boot memory's, then what memory hotplug may add (<see cref="MachineConfig.HotplugBytes"/>).</summary>
+    /// <summary>Every frame of physical memory, from <see cref="MachineLayout.FirstPfn"/>: the boot memory's, then what memory hotplug may add (<see cref="MachineConfig.HotplugBytes"/>).</summary>
     public ulong PhysicalFrames => Owners.Frames;
+
+    /// <summary>One past the last frame of physical memory (boot memory and what memory hotplug may add).</summary>
+    public ulong PhysicalEndPfn => Layout.FirstPfn + PhysicalFrames;
 
     /// <summary>Memory blocks, and adding, onlining and offlining them.</summary>
     public Memory.Hotplug.MemoryHotplug<TArch> Hotplug { get; private set; } = null!;
 
     /// <summary>pfn_to_nid: the boot layout's node, or the node its memory block was added on.</summary>
     public int NodeOf(ulong pfn) =>
-        pfn < Layout.Frames ? Layout.NodeOf(pfn) : Hotplug?.BlockOf(pfn) is { Node: >= 0 } b ? b.Node : 0;
+        pfn < Layout.EndPfn ? Layout.NodeOf(pfn) : Hotplug?.BlockOf(pfn) is { Node: >= 0 } b ? b.Node : 0;
 
     /// <summary>page_zonenum: the zone its memory block was last onlined into, else the boot layout's.</summary>
     public int ZoneOf(ulong pfn) => Pages?.ZoneIndexOf(pfn) ?? Layout.ZoneOf(pfn);
@@ -189,8 +204,14 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// </summary>
     public Mmu<TArch>.CpuScope RunOnCpu(int cpu) => Mmu.RunOn(cpu);
 
-    /// <summary>Where the struct page of <paramref name="pfn"/> lives: VMEMMAP_START + pfn * sizeof(struct page).</summary>
-    public static ulong StructPageAddress(ulong pfn) => TArch.VmemmapStart + (pfn * (ulong)TArch.StructPageBytes);
+    /// <summary>
+    /// The kernel's <c>vmemmap</c>: where the struct page of pfn 0 would be. VMEMMAP_START, less the
+    /// first RAM pfn's struct pages on a spec with vmemmap.offsetByRamBase.
+    /// </summary>
+    public ulong Vmemmap { get; }
+
+    /// <summary>Where the struct page of <paramref name="pfn"/> lives (pfn_to_page): vmemmap + pfn * sizeof(struct page).</summary>
+    public ulong StructPageAddress(ulong pfn) => Vmemmap + (pfn * (ulong)TArch.StructPageBytes);
 
     /// <summary>Boot a machine: memblock reservations, the kernel page table, vmemmap_populate, memblock_free_all.</summary>
     /// <param name="config">The machine.</param>
@@ -385,15 +406,15 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     private void BootSequence(Action<BootAllocator>? beforeMemblockFreeAll)
     {
-        // memblock_reserve: firmware and the kernel image.
-        ReserveAtBoot(0, Config.FirmwareReservedBytes >> TArch.PageShift);
-        ulong imageStart = Config.KernelImageStart >> TArch.PageShift;
-        ReserveAtBoot(imageStart, Math.Min(Config.KernelImageBytes >> TArch.PageShift, Layout.Frames - Math.Min(imageStart, Layout.Frames)));
+        // memblock_reserve: firmware at the start of RAM (the BIOS area on x86, OpenSBI on RISC-V) and the kernel image.
+        ReserveAtBoot(Layout.FirstPfn, Config.FirmwareReservedBytes >> TArch.PageShift);
+        ulong imageStart = Layout.FirstPfn + (Config.KernelImageStart >> TArch.PageShift);
+        ReserveAtBoot(imageStart, Math.Min(Config.KernelImageBytes >> TArch.PageShift, Layout.EndPfn - Math.Min(imageStart, Layout.EndPfn)));
         foreach ((ulong start, ulong bytes) in Config.Reserved)
         {
-            ulong first = start >> TArch.PageShift;
+            ulong first = Math.Max(start >> TArch.PageShift, Layout.FirstPfn);
             ulong last = (start + bytes + TArch.PageSize - 1) >> TArch.PageShift;
-            for (ulong pfn = first; pfn < last && pfn < Layout.Frames; pfn++)
+            for (ulong pfn = first; pfn < last && pfn < Layout.EndPfn; pfn++)
             {
                 if (Owners[pfn] == FrameOwner.Free)
                 {
@@ -499,12 +520,12 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     private void ReserveAtBoot(ulong pfn, ulong count)
     {
-        if (count == 0 || pfn >= Layout.Frames)
+        if (count == 0 || pfn >= Layout.EndPfn)
         {
             return;
         }
 
-        Memblock.Reserve(pfn, Math.Min(count, Layout.Frames - pfn), FrameOwner.Reserved);
+        Memblock.Reserve(pfn, Math.Min(count, Layout.EndPfn - pfn), FrameOwner.Reserved);
     }
 
     private bool AllocAtBoot(int node, ulong frames, ulong align, FrameOwner owner, out ulong pfn) =>

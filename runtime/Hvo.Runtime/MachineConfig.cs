@@ -36,13 +36,43 @@ public sealed record MachineConfig
     /// <summary>Simulated CPUs, each with its own TLB; CPU c sits on node c % Nodes.</summary>
     public int Cpus { get; init; } = 2;
 
-    /// <summary>Firmware-reserved memory at physical address 0 (the BIOS area below 1 MiB on x86).</summary>
+    /// <summary>
+    /// Where RAM starts (the physical address of its first byte; a machine's firmware says, as a
+    /// device tree's memory node does); null: where the spec says it usually starts (ramBase:
+    /// 0x80000000 on RISC-V, 0 elsewhere). A multiple of the memory section (SECTION_SIZE_BITS).
+    /// </summary>
+    public ulong? RamBase { get; init; }
+
+    /// <summary>Firmware-reserved memory at the start of RAM (the BIOS area below 1 MiB on x86, OpenSBI on RISC-V).</summary>
     public ulong FirmwareReservedBytes { get; init; } = 1 * MiB;
 
     /// <summary>The kernel image, reserved by memblock at <see cref="KernelImageStart"/>.</summary>
     public ulong KernelImageBytes { get; init; } = 32 * MiB;
 
+    /// <summary>Where the kernel image lies, counted from the start of RAM.</summary>
     public ulong KernelImageStart { get; init; } = 16 * MiB;
+
+    /// <summary>Where RAM starts on <paramref name="arch"/>: <see cref="RamBase"/>, or the spec's ramBase.</summary>
+    public ulong RamBaseFor(Paging.ArchInfo arch)
+    {
+        System.ArgumentNullException.ThrowIfNull(arch);
+        return RamBase ?? arch.RamBase;
+    }
+
+    /// <summary>Why RAM cannot start where this machine says on <paramref name="arch"/>, or null.</summary>
+    public string? RamBaseProblem(Paging.ArchInfo arch)
+    {
+        ulong ramBase = RamBaseFor(arch);
+        ulong section = 1UL << arch.SectionShift;
+        if ((ramBase & (section - 1)) != 0)
+        {
+            return $"RAM at 0x{ramBase:x} does not start on a {section >> 20} MiB memory section of {arch.Name} (SECTION_SIZE_BITS {arch.SectionShift})";
+        }
+
+        return arch.DescribableBytes(ramBase) == 0
+            ? $"RAM at 0x{ramBase:x} lies outside what {arch.Name}'s vmemmap describes"
+            : null;
+    }
 
     /// <summary>More memblock reservations (memmap=nn$ss): (physical start, bytes).</summary>
     public System.Collections.Generic.IReadOnlyList<(ulong Start, ulong Bytes)> Reserved { get; init; } = [];

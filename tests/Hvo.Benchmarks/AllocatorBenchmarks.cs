@@ -54,7 +54,7 @@ public class AllocatorBenchmarks
     private static PageAllocator Boot()
     {
         var layout = MachineLayout.For(ArchRegistry.Find("x86_64")!.Info, 64UL << 30);
-        var memblock = new BootAllocator(layout, new FrameOwnerTable(layout.Frames));
+        var memblock = new BootAllocator(layout, FrameOwnerTable.For(layout));
         ulong vmemmap = layout.Frames * 64 / layout.PageSize;
         for (ulong done = 0; done < vmemmap; done += 512)
         {

@@ -223,48 +223,14 @@ public sealed class SpecDiagnosticsTests
         AssertReportsOnly(DiagnosticDescriptors.StructPageNotPowerOfTwo, edit, "48");
     }
 
-    private static GeneratorRun Run(SpecEdit edit) =>
-        GeneratorHarness.Run(new InMemoryAdditionalText(Repo.SpecPath(SpecFile), edit.Text));
+    private static readonly SpecAssert s_spec = new(SpecFile, HintName);
 
-    /// <summary>The broken spec yields exactly one diagnostic, <paramref name="descriptor"/>, at the edit.</summary>
-    private static GeneratorRun AssertReportsOnly(DiagnosticDescriptor descriptor, SpecEdit edit, string mention)
-    {
-        GeneratorRun run = Run(edit);
+    private static GeneratorRun Run(SpecEdit edit) => s_spec.Run(edit);
 
-        AssertOnlyId(run, descriptor);
-        Diagnostic d = Assert.ContainsSingle(run.Diagnostics);
-        AssertAt(d, edit, mention);
-        if (descriptor.DefaultSeverity == DiagnosticSeverity.Error)
-        {
-            Assert.IsFalse(run.Sources.ContainsKey(HintName), "an invalid spec generates no code");
-        }
+    private static GeneratorRun AssertReportsOnly(DiagnosticDescriptor descriptor, SpecEdit edit, string mention) =>
+        s_spec.ReportsOnly(descriptor, edit, mention);
 
-        return run;
-    }
+    private static void AssertOnlyId(GeneratorRun run, DiagnosticDescriptor descriptor) => SpecAssert.OnlyId(run, descriptor);
 
-    private static void AssertOnlyId(GeneratorRun run, DiagnosticDescriptor descriptor)
-    {
-        string all = string.Join(Environment.NewLine, run.Diagnostics);
-        Assert.IsNotEmpty(run.Diagnostics, $"{descriptor.Id} is reported");
-        foreach (Diagnostic d in run.Diagnostics)
-        {
-            Assert.AreEqual(descriptor.Id, d.Id, all);
-            Assert.AreEqual(descriptor.DefaultSeverity, d.Severity, all);
-        }
-    }
-
-    private static void AssertAt(Diagnostic d, SpecEdit edit, string mention, string? path = null)
-    {
-        FileLinePositionSpan span = d.Location.GetLineSpan();
-        Assert.AreEqual(path ?? Repo.SpecPath(SpecFile), span.Path, d.ToString());
-        Assert.AreEqual(edit.Position, span.StartLinePosition, $"{d} at '{Excerpt(edit)}'");
-        Assert.AreEqual(edit.Offset, d.Location.SourceSpan.Start, d.ToString());
-
-        string message = d.GetMessage(CultureInfo.InvariantCulture);
-        Assert.IsFalse(string.IsNullOrWhiteSpace(message), d.Id);
-        Assert.Contains(mention, message);
-    }
-
-    private static string Excerpt(SpecEdit edit) =>
-        edit.Text.Substring(edit.Offset, Math.Min(24, edit.Text.Length - edit.Offset));
+    private static void AssertAt(Diagnostic d, SpecEdit edit, string mention, string? path = null) => s_spec.At(d, edit, mention, path);
 }

@@ -37,12 +37,12 @@ internal static class DiagnosticDescriptors
         "{0}");
 
     public static readonly DiagnosticDescriptor PfnFieldOutOfRange = Error(
-        "HVO007", "Output-address field is out of range",
-        "entry.pfn [{0}, {1}] is out of range: {2}");
+        "HVO007", "Frame-number field cannot hold a page frame number",
+        "entry.pfn [{0}, {1}] cannot hold a page frame number: {2}");
 
     public static readonly DiagnosticDescriptor PfnFieldOverlap = Error(
-        "HVO008", "Output-address field overlaps descriptor bits",
-        "{0} {1} uses bits {2} inside entry.pfn [{3}, {4}]: the bits that tell kinds apart, build entries or change permissions must lie outside the output-address field");
+        "HVO008", "Frame-number field overlaps descriptor bits",
+        "{0} {1} uses bits {2} inside entry.pfn [{3}, {4}]: the bits that tell kinds apart, build entries or change permissions must lie outside the frame-number field (a block's may use the low field bits its alignment keeps zero)");
 
     public static readonly DiagnosticDescriptor AmbiguousKinds = Error(
         "HVO009", "Descriptor kinds cannot be told apart",

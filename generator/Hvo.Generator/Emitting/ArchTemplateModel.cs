@@ -31,13 +31,21 @@ internal sealed class ArchTemplateModel
         TableMask = U(m.Table.Mask);
         TableValue = U(m.Table.Value);
         TableMake = U(m.Table.Make);
+        TableAny = m.Table.Any == 0 ? null : U(m.Table.Any);
+        TableTest = Test("Table", m.Table);
         HasBlock = m.Block is not null;
         BlockMask = U(m.Block?.Mask ?? 0);
         BlockValue = U(m.Block?.Value ?? 0);
         BlockMake = U(m.Block?.Make ?? 0);
+        BlockAny = m.Block is null || m.Block.Any == 0 ? null : U(m.Block.Any);
+        BlockTest = m.Block is null ? string.Empty : Test("Block", m.Block);
         PageMask = U(m.Page.Mask);
         PageValue = U(m.Page.Value);
         PageMake = U(m.Page.Make);
+        PageAny = m.Page.Any == 0 ? null : U(m.Page.Any);
+        PageTest = Test("Page", m.Page);
+        EmptyIsInvalidTable = m.EmptyIsInvalidTable;
+        ArchInfoInits = InitLines(m);
         ReadOnlyClear = U(m.ReadOnlyClear);
         ReadOnlySet = U(m.ReadOnlySet);
         AccessFlag = U(m.AccessFlag);
@@ -92,6 +100,14 @@ internal sealed class ArchTemplateModel
     public string PageMask { get; }
     public string PageValue { get; }
     public string PageMake { get; }
+    public string? TableAny { get; }
+    public string? BlockAny { get; }
+    public string? PageAny { get; }
+    public string TableTest { get; }
+    public string BlockTest { get; }
+    public string PageTest { get; }
+    public bool EmptyIsInvalidTable { get; }
+    public string[] ArchInfoInits { get; }
     public string ReadOnlyClear { get; }
     public string ReadOnlySet { get; }
     public string AccessFlag { get; }
@@ -113,6 +129,47 @@ internal sealed class ArchTemplateModel
     public ZoneTemplateModel[] Zones { get; }
 
     public static string U(ulong v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture) + "UL";
+
+    /// <summary>The C# test for a kind on <c>entry</c>: mask and value, and one of the any bits where the kind has them.</summary>
+    private static string Test(string kind, KindModel k) =>
+        $"(entry & {kind}Mask) == {kind}Value" + (k.Any == 0 ? string.Empty : $" && (entry & {kind}Any) != 0");
+
+    /// <summary>ArchInfo's optional properties, each only where the spec gives it (so a spec without them generates what it did).</summary>
+    private static string[] InitLines(ArchModel m)
+    {
+        var lines = new List<string> { "AccessFlag = AccessFlagBit," };
+        if (m.EmptyIsInvalidTable)
+        {
+            lines.Add("EmptyIsInvalidTable = true,");
+        }
+
+        if (!m.PageKernelRo)
+        {
+            lines.Add("PageKernelRo = false,");
+        }
+
+        if (m.RamBase != 0)
+        {
+            lines.Add($"RamBase = {U(m.RamBase)},");
+        }
+
+        if (m.VmemmapOffsetByRamBase)
+        {
+            lines.Add("VmemmapOffsetByRamBase = true,");
+        }
+
+        if (m.MainlineHvoSince is not null)
+        {
+            lines.Add($"MainlineHvoSince = {Literal(m.MainlineHvoSince)},");
+        }
+
+        if (m.MainlineHvoUntil is not null)
+        {
+            lines.Add($"MainlineHvoUntil = {Literal(m.MainlineHvoUntil)},");
+        }
+
+        return lines.ToArray();
+    }
 
     /// <summary>
     /// A C# string literal holding <paramref name="s"/>: quotes and backslashes escaped, and every
@@ -174,7 +231,10 @@ internal sealed class LevelTemplateModel
         CanMapLeaf = l.CanMapLeaf || IsLast;
         CanMapLeafLiteral = CanMapLeaf ? "true" : "false";
         CanSplit = l.CanMapLeaf && !IsLast;
-        LeafOutputMask = ArchTemplateModel.U(m.PfnMask & ~((1UL << l.Shift) - 1));
+        // Frame-number units: frame-number bit 0 sits at entry bit PfnLo, so a leaf's alignment
+        // clears (Shift - PageShift) bits from there; one entry of this level steps by 2^EntryStepShift.
+        EntryStepShift = l.Shift - m.PageShift + m.PfnLo;
+        LeafOutputMask = ArchTemplateModel.U(m.PfnMask & ~((1UL << EntryStepShift) - 1));
         LeafMake = ArchTemplateModel.U(IsLast ? m.Page.Make : (m.Block?.Make ?? 0));
     }
 
@@ -195,6 +255,7 @@ internal sealed class LevelTemplateModel
     public string CanMapLeafLiteral { get; }
     public bool CanSplit { get; }
     public string LeafOutputMask { get; }
+    public int EntryStepShift { get; }
     public string LeafMake { get; }
     public LevelTemplateModel? Child { get; set; }
 }

@@ -5,8 +5,17 @@ namespace Hvo.Generator.Model;
 /// <summary>One page-table level, root first.</summary>
 internal sealed record LevelModel(string Name, int Shift, int Bits, bool CanMapLeaf);
 
-/// <summary>A descriptor kind: an entry is of this kind when <c>(e &amp; Mask) == Value</c>; <c>Make</c> builds one.</summary>
-internal sealed record KindModel(ulong Mask, ulong Value, ulong Make);
+/// <summary>
+/// A descriptor kind: an entry is of this kind when <c>(e &amp; Mask) == Value</c> and, when
+/// <see cref="Any"/> is not 0, at least one of its bits is set; <c>Make</c> builds one.
+/// </summary>
+internal sealed record KindModel(ulong Mask, ulong Value, ulong Make)
+{
+    /// <summary>entry.kinds.*.any: bits of which at least one is set (RISC-V R|W|X in a leaf); 0 for none.</summary>
+    public ulong Any { get; init; }
+
+    public bool Matches(ulong entry) => (entry & Mask) == Value && (Any == 0 || (entry & Any) != 0);
+}
 
 internal sealed record ContiguousModel(int Level, int Count, int Bit);
 
@@ -49,6 +58,27 @@ internal sealed record ArchModel(
 {
     /// <summary>entry.accessFlag: the access flag bit (arm64 AF), 0 when the spec has none.</summary>
     public ulong AccessFlag { get; init; }
+
+    /// <summary>
+    /// entry.empty "invalidTable": an empty entry above the last level is a table descriptor of a
+    /// shared table of empty entries (LoongArch invalid_pmd_table, invalid_pte_table), not 0.
+    /// </summary>
+    public bool EmptyIsInvalidTable { get; init; }
+
+    /// <summary>entry.readOnly.pageKernelRo: the kernel defines PAGE_KERNEL_RO (false: it falls back to PAGE_KERNEL).</summary>
+    public bool PageKernelRo { get; init; } = true;
+
+    /// <summary>ramBase: the physical address where RAM starts on the usual machine.</summary>
+    public ulong RamBase { get; init; }
+
+    /// <summary>vmemmap.offsetByRamBase: the vmemmap starts with the struct page of the first RAM pfn.</summary>
+    public bool VmemmapOffsetByRamBase { get; init; }
+
+    /// <summary>mainlineHvo.since: the mainline release that enabled HVO for the architecture, or null.</summary>
+    public string? MainlineHvoSince { get; init; }
+
+    /// <summary>mainlineHvo.until: the mainline release that turned it off again, or null.</summary>
+    public string? MainlineHvoUntil { get; init; }
 
     public int LastLevel => Levels.Count - 1;
 

@@ -21,6 +21,7 @@ internal static class SpecParser
     private static readonly Regex s_name = new("^[a-z][a-z0-9_-]*$");
     private static readonly Regex s_levelName = new("^[a-z][a-z0-9]*$");
     private static readonly string[] s_ptdumpFormats = { "generic", "x86", "arm64" };
+    private static readonly Regex s_release = new("^v([1-9][0-9]?)\\.([0-9]{1,2})$");
 
     public static ParseResult Parse(string path, string text)
     {
@@ -60,7 +61,7 @@ internal static class SpecParser
             return null;
         }
 
-        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "zones", "breakBeforeMake", "ptdump");
+        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "zones", "breakBeforeMake", "ptdump", "ramBase", "mainlineHvo");
 
         // name, title
         JsonNode? nameNode = r.Required(root, string.Empty, "name", "the architecture's identifier, e.g. \"x86_64\"");
@@ -89,8 +90,12 @@ internal static class SpecParser
 
         List<ContiguousModel> contiguous = ReadContiguous(r, root, levels, format);
 
+        JsonNode? ramBaseNode = SpecReader.Find(root, "ramBase");
+        ulong? ramBase = r.Number(ramBaseNode, "ramBase");
         JsonNode? vmemmap = r.Object(r.Required(root, string.Empty, "vmemmap", "start, size, structPageBytes, bootMapping and sectionShift"), "vmemmap");
-        VmemmapModel? vm = vmemmap is null ? null : ReadVmemmap(r, vmemmap, pageShift, vaBits, levels);
+        VmemmapModel? vm = vmemmap is null ? null : ReadVmemmap(r, vmemmap, pageShift, vaBits, levels, ramBase ?? 0, ramBaseNode);
+
+        (string? hvoSince, string? hvoUntil) = ReadMainlineHvo(r, root);
 
         List<HugeSizeModel> huge = ReadHugePageSizes(r, root, pageShift, levels, contiguous);
 
@@ -111,7 +116,7 @@ internal static class SpecParser
             }
         }
 
-        if (name is null || pageShift is null || vaBits is null || levels is null || format is null || vm is null || r.HasErrors)
+        if (name is null || pageShift is null || vaBits is null || levels is null || format is null || vm is null || (ramBaseNode is not null && ramBase is null) || r.HasErrors)
         {
             return null;
         }
@@ -144,7 +149,54 @@ internal static class SpecParser
             ptdump)
         {
             AccessFlag = format.AccessFlag,
+            EmptyIsInvalidTable = format.EmptyIsInvalidTable,
+            PageKernelRo = format.PageKernelRo,
+            RamBase = ramBase ?? 0,
+            VmemmapOffsetByRamBase = vm.OffsetByRamBase,
+            MainlineHvoSince = hvoSince,
+            MainlineHvoUntil = hvoUntil,
         };
+    }
+
+    /// <summary>mainlineHvo: { "since": "vX.Y", "until": "vX.Y" } (until optional, after since).</summary>
+    private static (string? Since, string? Until) ReadMainlineHvo(SpecReader r, JsonNode root)
+    {
+        JsonNode? obj = r.Object(SpecReader.Find(root, "mainlineHvo"), "mainlineHvo");
+        if (obj is null)
+        {
+            return (null, null);
+        }
+
+        r.CheckKeys(obj, "mainlineHvo", "since", "until");
+        JsonNode? sinceNode = r.Required(obj, "mainlineHvo", "since", "the mainline release that first enabled HVO for the architecture, e.g. \"v6.4\"");
+        JsonNode? untilNode = SpecReader.Find(obj, "until");
+        (int, int)? since = Release(r, sinceNode, "mainlineHvo.since");
+        (int, int)? until = Release(r, untilNode, "mainlineHvo.until");
+        if (since is not null && until is not null && until.Value.CompareTo(since.Value) <= 0)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, untilNode, "mainlineHvo.until", $"{untilNode!.Text} is not after since ({sinceNode!.Text}); until is the release that turned HVO off again");
+            return (null, null);
+        }
+
+        return (since is null ? null : sinceNode!.Text, until is null ? null : untilNode!.Text);
+    }
+
+    private static (int, int)? Release(SpecReader r, JsonNode? node, string path)
+    {
+        string? text = r.String(node, path);
+        if (text is null)
+        {
+            return null;
+        }
+
+        Match m = s_release.Match(text);
+        if (!m.Success)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, node, path, $"\"{text}\" is not a mainline release; write it as the kernel tags it, e.g. \"v6.4\"");
+            return null;
+        }
+
+        return (int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private static List<(LevelModel Level, JsonNode Node)>? ReadLevels(SpecReader r, JsonNode root, int? pageShift, int? vaBits)
@@ -251,31 +303,38 @@ internal static class SpecParser
         return ok ? levels.Select(l => (l.Level, l.Node)).ToList() : null;
     }
 
-    private sealed record EntryFormat(int PfnLo, int PfnHi, KindModel Table, KindModel? Block, KindModel Page, ulong ReadOnlyClear, ulong ReadOnlySet, ulong AccessFlag);
+    private sealed record EntryFormat(int PfnLo, int PfnHi, KindModel Table, KindModel? Block, KindModel Page, ulong ReadOnlyClear, ulong ReadOnlySet, ulong AccessFlag)
+    {
+        public bool PageKernelRo { get; init; } = true;
+
+        public bool EmptyIsInvalidTable { get; init; }
+    }
 
     private static EntryFormat? ReadEntry(SpecReader r, JsonNode entry, int? pageShift, List<(LevelModel Level, JsonNode Node)>? levels)
     {
-        r.CheckKeys(entry, "entry", "pfn", "kinds", "readOnly", "accessFlag");
+        r.CheckKeys(entry, "entry", "pfn", "kinds", "readOnly", "accessFlag", "empty");
 
         // entry.pfn
-        JsonNode? pfn = r.Object(r.Required(entry, "entry", "pfn", "the output-address field as { \"lo\": pageShift, \"hi\": N }"), "entry.pfn");
+        JsonNode? pfn = r.Object(r.Required(entry, "entry", "pfn", "the frame-number field as { \"lo\": N, \"hi\": N }, lo the bit that holds frame-number bit 0"), "entry.pfn");
         int? lo = null, hi = null;
         if (pfn is not null)
         {
             r.CheckKeys(pfn, "entry.pfn", "lo", "hi");
-            JsonNode? loNode = r.Required(pfn, "entry.pfn", "lo", "the lowest bit of the output address: pageShift");
+            JsonNode? loNode = r.Required(pfn, "entry.pfn", "lo", "the bit that holds frame-number bit 0: 12 on x86-64 and arm64, 10 on RISC-V");
             JsonNode? hiNode = r.Required(pfn, "entry.pfn", "hi", "the highest bit of the output address, e.g. 51 on x86-64, 47 on arm64");
             lo = r.Int(loNode, "entry.pfn.lo", 0, 63);
             hi = r.Int(hiNode, "entry.pfn.hi", 0, 63);
-            if (lo is not null && pageShift is not null && lo != pageShift)
-            {
-                r.Report(DiagnosticDescriptors.PfnFieldOutOfRange, loNode, lo, hi?.ToString() ?? "?", $"the field holds the page frame number, so its low bit must be pageShift ({pageShift})");
-                lo = null;
-            }
-
             if (lo is not null && hi is not null && hi <= lo)
             {
-                r.Report(DiagnosticDescriptors.PfnFieldOutOfRange, hiNode, lo, hi, $"hi must be above lo ({lo}) and at most 63");
+                r.Report(DiagnosticDescriptors.PfnFieldOutOfRange, hiNode, lo, hi, $"hi must be above lo ({lo}), the bit that holds frame-number bit 0, and at most 63");
+                hi = null;
+            }
+            else if (lo is not null && hi is not null && pageShift is not null && hi.Value - lo.Value + 1 + pageShift.Value > 64)
+            {
+                // The field holds frame numbers, not addresses: frame-number bit 0 sits at lo
+                // (x86-64 and arm64: 12, where the address bit it stands for lies; RISC-V: 10).
+                r.Report(DiagnosticDescriptors.PfnFieldOutOfRange, hiNode, lo, hi,
+                    $"{hi - lo + 1} bits of frame number above {pageShift} bits of page offset make a {hi - lo + 1 + pageShift}-bit physical address; use hi at most {63 - pageShift + lo}");
                 hi = null;
             }
         }
@@ -304,10 +363,12 @@ internal static class SpecParser
         // entry.readOnly
         JsonNode? ro = r.Object(r.Required(entry, "entry", "readOnly", "how PAGE_KERNEL becomes PAGE_KERNEL_RO: { \"clear\": bits, \"set\": bits }"), "entry.readOnly");
         ulong roClear = 0, roSet = 0;
+        bool pageKernelRo = true;
         JsonNode? roClearNode = null, roSetNode = null;
         if (ro is not null)
         {
-            r.CheckKeys(ro, "entry.readOnly", "clear", "set");
+            r.CheckKeys(ro, "entry.readOnly", "clear", "set", "pageKernelRo");
+            pageKernelRo = r.Bool(SpecReader.Find(ro, "pageKernelRo"), "entry.readOnly.pageKernelRo") ?? true;
             roClearNode = SpecReader.Find(ro, "clear");
             roSetNode = SpecReader.Find(ro, "set");
             ulong? clear = r.Number(roClearNode, "entry.readOnly.clear");
@@ -338,6 +399,26 @@ internal static class SpecParser
             accessFlag = 0;
         }
 
+        // entry.empty (optional): what an empty entry holds.
+        JsonNode? emptyNode = SpecReader.Find(entry, "empty");
+        string? empty = r.String(emptyNode, "entry.empty");
+        bool emptyIsInvalidTable = false;
+        if (empty is not null)
+        {
+            if (empty == "invalidTable")
+            {
+                emptyIsInvalidTable = true;
+                if (levels is not null && levels.Count < 2)
+                {
+                    r.Report(DiagnosticDescriptors.InvalidValue, emptyNode, "entry.empty", "\"invalidTable\" points empty entries at a shared table of the level below, and a one-level page table has none; use \"zero\"");
+                }
+            }
+            else if (empty != "zero")
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, emptyNode, "entry.empty", $"\"{empty}\" is not a kind of empty entry; use \"zero\" (the default) or \"invalidTable\" (LoongArch)");
+            }
+        }
+
         if (lo is null || hi is null || table is null || page is null || (needsBlock && block is null) || ro is null)
         {
             return null;
@@ -346,15 +427,23 @@ internal static class SpecParser
         ulong pfnMask = Bits.Range(lo.Value, hi.Value);
         bool ok = true;
 
-        void CheckOutsidePfn(string what, ulong bits, JsonNode? at)
+        void CheckOutside(string what, ulong bits, JsonNode? at, ulong field)
         {
-            if ((bits & pfnMask) != 0)
+            if ((bits & field) != 0)
             {
-                r.Report(DiagnosticDescriptors.PfnFieldOverlap, at, what, Bits.Hex(bits), Bits.Hex(bits & pfnMask), lo, hi);
+                r.Report(DiagnosticDescriptors.PfnFieldOverlap, at, what, Bits.Hex(bits), Bits.Hex(bits & field), lo, hi);
                 ok = false;
             }
         }
 
+        void CheckOutsidePfn(string what, ulong bits, JsonNode? at) => CheckOutside(what, bits, at, pfnMask);
+
+        // A block's frame is aligned to its size, so the low bits of the field are zero in a block
+        // and free for the kind's own bits (LoongArch _PAGE_HGLOBAL, bit 12, in a 4 KiB huge PMD).
+        int blockShift = levels?.Take(levels.Count - 1).Where(l => l.Level.CanMapLeaf).Select(l => l.Level.Shift).DefaultIfEmpty(-1).Min() ?? -1;
+        ulong blockField = pageShift is not null && blockShift >= pageShift && lo.Value + blockShift - pageShift.Value <= hi.Value
+            ? Bits.Range(lo.Value + blockShift - pageShift.Value, hi.Value)
+            : pfnMask;
         foreach ((string n, KindModel? k, JsonNode? node) in new[] { ("table", table, tableNode), ("block", block, blockNode), ("page", page, pageNode) })
         {
             if (k is null)
@@ -362,8 +451,10 @@ internal static class SpecParser
                 continue;
             }
 
-            CheckOutsidePfn($"entry.kinds.{n}.mask", k.Mask, SpecReader.Find(node!, "mask"));
-            CheckOutsidePfn($"entry.kinds.{n}.make", k.Make, SpecReader.Find(node!, "make"));
+            ulong field = n == "block" ? blockField : pfnMask;
+            CheckOutside($"entry.kinds.{n}.mask", k.Mask, SpecReader.Find(node!, "mask"), field);
+            CheckOutside($"entry.kinds.{n}.any", k.Any, SpecReader.Find(node!, "any"), field);
+            CheckOutside($"entry.kinds.{n}.make", k.Make, SpecReader.Find(node!, "make"), field);
         }
 
         CheckOutsidePfn("entry.readOnly.clear", roClear, roClearNode);
@@ -383,13 +474,25 @@ internal static class SpecParser
                     $"entry.kinds.{n}.value {Bits.Hex(k.Value)} has bits outside its mask {Bits.Hex(k.Mask)}, so no entry can match it; clear bits {Bits.Hex(k.Value & ~k.Mask)}");
                 ok = false;
             }
+            else if ((k.Any & k.Mask) != 0)
+            {
+                r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "any"),
+                    $"entry.kinds.{n}.any {Bits.Hex(k.Any)} shares bits {Bits.Hex(k.Any & k.Mask)} with its mask {Bits.Hex(k.Mask)}; a bit is either fixed by mask and value or one of the bits of which any must be set");
+                ok = false;
+            }
             else if ((k.Make & k.Mask) != k.Value)
             {
                 r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "make"),
                     $"entry.kinds.{n}.make {Bits.Hex(k.Make)} is not itself a {n} descriptor: make & mask is {Bits.Hex(k.Make & k.Mask)} but the value is {Bits.Hex(k.Value)}");
                 ok = false;
             }
-            else if (k.Value == 0)
+            else if (k.Any != 0 && (k.Make & k.Any) == 0)
+            {
+                r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "make"),
+                    $"entry.kinds.{n}.make {Bits.Hex(k.Make)} is not itself a {n} descriptor: it sets none of the bits of any ({Bits.Hex(k.Any)})");
+                ok = false;
+            }
+            else if (k.Matches(0))
             {
                 r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "value"),
                     $"entry.kinds.{n} matches an all-zero entry, so an empty table would translate; a valid descriptor needs a set bit (e.g. the present/valid bit) in value");
@@ -402,11 +505,11 @@ internal static class SpecParser
         if (block is not null)
         {
             CheckKind("block", block, blockNode!);
-            if (ok && needsBlock && ((table.Value ^ block.Value) & table.Mask & block.Mask) == 0)
+            if (ok && needsBlock && CanBeBoth(table, block))
             {
                 string level = levels!.Take(levels!.Count - 1).First(l => l.Level.CanMapLeaf).Level.Name;
                 r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(blockNode!, "mask"),
-                    $"At level '{level}' an entry can be both a table (mask {Bits.Hex(table.Mask)}, value {Bits.Hex(table.Value)}) and a block (mask {Bits.Hex(block.Mask)}, value {Bits.Hex(block.Value)}); the masks must share a bit where the values differ (x86-64: bit 7, PSE; arm64: bit 1)");
+                    $"At level '{level}' an entry can be both a table (mask {Bits.Hex(table.Mask)}, value {Bits.Hex(table.Value)}) and a block (mask {Bits.Hex(block.Mask)}, value {Bits.Hex(block.Value)}); the masks must share a bit where the values differ (x86-64: bit 7, PSE; arm64: bit 1), or one's any bits must all be fixed clear by the other (RISC-V: R, W, X)");
                 ok = false;
             }
         }
@@ -419,7 +522,7 @@ internal static class SpecParser
                 r.Report(DiagnosticDescriptors.InvalidValue, ro, "entry.readOnly", $"it leaves PAGE_KERNEL ({Bits.Hex(page.Make)}) unchanged; clear or set the bits that remove write permission");
                 ok = false;
             }
-            else if ((readOnly & page.Mask) != page.Value)
+            else if (!page.Matches(readOnly))
             {
                 r.Report(DiagnosticDescriptors.AmbiguousKinds, ro,
                     $"entry.readOnly turns PAGE_KERNEL {Bits.Hex(page.Make)} into {Bits.Hex(readOnly)}, which is no longer a page descriptor (mask {Bits.Hex(page.Mask)}, value {Bits.Hex(page.Value)}); do not touch the kind bits");
@@ -429,7 +532,7 @@ internal static class SpecParser
 
         if (ok && accessFlag != 0)
         {
-            ulong kindBits = table.Mask | page.Mask | (block?.Mask ?? 0);
+            ulong kindBits = table.Mask | table.Any | page.Mask | page.Any | (block is null ? 0 : block.Mask | block.Any);
             if ((accessFlag & (kindBits | roClear | roSet)) != 0)
             {
                 r.Report(DiagnosticDescriptors.AmbiguousKinds, afNode,
@@ -444,7 +547,23 @@ internal static class SpecParser
             }
         }
 
-        return ok ? new EntryFormat(lo.Value, hi.Value, table, block, page, roClear, roSet, accessFlag) : null;
+        return ok ? new EntryFormat(lo.Value, hi.Value, table, block, page, roClear, roSet, accessFlag) { PageKernelRo = pageKernelRo, EmptyIsInvalidTable = emptyIsInvalidTable } : null;
+    }
+
+    /// <summary>
+    /// Can one entry be of both kinds? Their fixed bits must agree, and each kind's any bits must
+    /// have one that the other kind leaves free or fixes set (free bits can all be set at once).
+    /// </summary>
+    private static bool CanBeBoth(KindModel a, KindModel b)
+    {
+        if (((a.Value ^ b.Value) & a.Mask & b.Mask) != 0)
+        {
+            return false;
+        }
+
+        ulong fixedBits = a.Mask | b.Mask, fixedSet = a.Value | b.Value;
+        bool Satisfiable(ulong any) => any == 0 || (any & ~fixedBits) != 0 || (any & fixedSet) != 0;
+        return Satisfiable(a.Any) && Satisfiable(b.Any);
     }
 
     private static KindModel? ReadKind(SpecReader r, JsonNode? node, string path)
@@ -455,11 +574,18 @@ internal static class SpecParser
             return null;
         }
 
-        r.CheckKeys(obj, path, "mask", "value", "make");
+        r.CheckKeys(obj, path, "mask", "value", "make", "any");
         ulong? mask = r.Number(r.Required(obj, path, "mask", "the bits that tell this kind apart"), path + ".mask");
         ulong? value = r.Number(r.Required(obj, path, "value", "what those bits hold in this kind"), path + ".value");
         ulong? make = r.Number(r.Required(obj, path, "make", "the descriptor bits the kernel writes (its pgprot), without the frame number"), path + ".make");
-        return mask is null || value is null || make is null ? null : new KindModel(mask.Value, value.Value, make.Value);
+        JsonNode? anyNode = SpecReader.Find(obj, "any");
+        ulong? any = r.Number(anyNode, path + ".any");
+        if (anyNode is not null && any is null)
+        {
+            return null;
+        }
+
+        return mask is null || value is null || make is null ? null : new KindModel(mask.Value, value.Value, make.Value) { Any = any ?? 0 };
     }
 
     private static List<ContiguousModel> ReadContiguous(SpecReader r, JsonNode root, List<(LevelModel Level, JsonNode Node)>? levels, EntryFormat? format)
@@ -514,7 +640,7 @@ internal static class SpecParser
             {
                 ulong b = 1UL << bit.Value;
                 ulong pfnMask = Bits.Range(format.PfnLo, format.PfnHi);
-                ulong kindBits = format.Table.Mask | format.Page.Mask | (format.Block?.Mask ?? 0) | format.ReadOnlyClear | format.ReadOnlySet | format.AccessFlag;
+                ulong kindBits = format.Table.Mask | format.Table.Any | format.Page.Mask | format.Page.Any | (format.Block is null ? 0 : format.Block.Mask | format.Block.Any) | format.ReadOnlyClear | format.ReadOnlySet | format.AccessFlag;
                 if ((b & pfnMask) != 0)
                 {
                     r.Report(DiagnosticDescriptors.PfnFieldOverlap, bitNode, path + ".bit", bit, Bits.Hex(b), format.PfnLo, format.PfnHi);
@@ -536,11 +662,12 @@ internal static class SpecParser
         return result;
     }
 
-    private sealed record VmemmapModel(ulong Start, ulong Size, int StructPageBytes, int BootLevel, int SectionShift, int LinearMapBits);
+    private sealed record VmemmapModel(ulong Start, ulong Size, int StructPageBytes, int BootLevel, int SectionShift, int LinearMapBits, bool OffsetByRamBase);
 
-    private static VmemmapModel? ReadVmemmap(SpecReader r, JsonNode vm, int? pageShift, int? vaBits, List<(LevelModel Level, JsonNode Node)>? levels)
+    private static VmemmapModel? ReadVmemmap(SpecReader r, JsonNode vm, int? pageShift, int? vaBits, List<(LevelModel Level, JsonNode Node)>? levels, ulong ramBase, JsonNode? ramBaseNode)
     {
-        r.CheckKeys(vm, "vmemmap", "start", "size", "structPageBytes", "bootMapping", "sectionShift", "linearMapBits");
+        r.CheckKeys(vm, "vmemmap", "start", "size", "structPageBytes", "bootMapping", "sectionShift", "linearMapBits", "offsetByRamBase");
+        bool offsetByRamBase = r.Bool(SpecReader.Find(vm, "offsetByRamBase"), "vmemmap.offsetByRamBase") ?? false;
         JsonNode? startNode = r.Required(vm, "vmemmap", "start", "VMEMMAP_START, e.g. \"0xffffea0000000000\"");
         ulong? start = r.Number(startNode, "vmemmap.start");
         JsonNode? sizeNode = r.Required(vm, "vmemmap", "size", "the size of the vmemmap region, e.g. \"1TiB\"");
@@ -550,6 +677,12 @@ internal static class SpecParser
         JsonNode? bootNode = r.Required(vm, "vmemmap", "bootMapping", "the level whose leaves map the vmemmap at boot (\"pmd\"), or \"pte\"");
         string? boot = r.String(bootNode, "vmemmap.bootMapping");
         int? sectionShift = r.Int(r.Required(vm, "vmemmap", "sectionShift", "SECTION_SIZE_BITS, e.g. 27"), "vmemmap.sectionShift", pageShift ?? 0, 63);
+        if (sectionShift is not null && ramBaseNode is not null && (ramBase & ((1UL << sectionShift.Value) - 1)) != 0)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, ramBaseNode, "ramBase",
+                $"{Bits.Hex(ramBase)} is not a multiple of the {Bits.Size(1UL << sectionShift.Value)} memory section (vmemmap.sectionShift); RAM starts on a section boundary");
+        }
+
         JsonNode? linearNode = SpecReader.Find(vm, "linearMapBits");
         int? linearBits = r.Int(linearNode, "vmemmap.linearMapBits", pageShift ?? 0, 64);
 
@@ -619,11 +752,18 @@ internal static class SpecParser
                     $"vmemmap.size {Bits.Size(size.Value)} is too small for the linear map: 2^{linearBits} bytes of memory in {Bits.Size(1UL << pageShift.Value)} pages need {need} of {structPage}-byte struct pages; make the size at least that, or lower vmemmap.linearMapBits");
                 size = null;
             }
+            else if (!offsetByRamBase && ramBaseNode is not null && linearBits.Value < 64 && ramBase >= 1UL << linearBits.Value)
+            {
+                // Without the offset the vmemmap starts with pfn 0: RAM must lie in the physical
+                // address space it describes.
+                r.Report(DiagnosticDescriptors.VmemmapTooSmall, ramBaseNode,
+                    $"ramBase {Bits.Hex(ramBase)} lies above the 2^{linearBits} bytes of physical memory the vmemmap describes from pfn 0; lower it, or set vmemmap.offsetByRamBase when the architecture starts the vmemmap at the first RAM pfn");
+            }
         }
 
         return start is null || size is null || structPage is null || bootLevel < 0 || sectionShift is null
             ? null
-            : new VmemmapModel(start.Value, size.Value, structPage.Value, bootLevel, sectionShift.Value, linearBits ?? 0);
+            : new VmemmapModel(start.Value, size.Value, structPage.Value, bootLevel, sectionShift.Value, linearBits ?? 0, offsetByRamBase);
     }
 
     private static List<HugeSizeModel> ReadHugePageSizes(SpecReader r, JsonNode root, int? pageShift, List<(LevelModel Level, JsonNode Node)>? levels, List<ContiguousModel> contiguous)

@@ -55,8 +55,8 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
         bool bootBasePages = TArch.VmemmapBootLevel >= TArch.LastLevel || !machine.Config.VmemmapBlocks;
         int level = TArch.VmemmapBootLevel < TArch.LastLevel ? TArch.VmemmapBootLevel : TArch.LastLevel - 1;
         ulong leaf = TArch.LevelSize(level);
-        ulong start = Machine<TArch>.StructPageAddress(0) & ~(leaf - 1);
-        ulong end = (Machine<TArch>.StructPageAddress(machine.Layout.Frames) + leaf - 1) & ~(leaf - 1);
+        ulong start = machine.StructPageAddress(machine.Layout.FirstPfn) & ~(leaf - 1);
+        ulong end = (machine.StructPageAddress(machine.Layout.EndPfn) + leaf - 1) & ~(leaf - 1);
         int count = (int)((end - start) / leaf);
 
         var holdsOptimized = new bool[count];
@@ -69,7 +69,7 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
                     continue;
                 }
 
-                ulong first = Machine<TArch>.StructPageAddress(page.HeadPfn);
+                ulong first = machine.StructPageAddress(page.HeadPfn);
                 ulong last = first + (page.Frames * (ulong)TArch.StructPageBytes) - 1;
                 for (ulong i = (first - start) / leaf; i <= (last - start) / leaf; i++)
                 {

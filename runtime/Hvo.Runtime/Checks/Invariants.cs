@@ -21,7 +21,7 @@ namespace Hvo.Checks;
 /// table and every frame a leaf maps (a bitmap of the machine's frames); the vmemmap check walks
 /// every vmemmap page of every optimizable pool page (8 per 2 MiB page on x86-64); the struct
 /// page check reads <see cref="StructPageSamples"/> struct pages through the MMU and compares them
-/// with their canonical contents, and probes <see cref="WriteProbes"/> read-only tails with a write.
+/// with their canonical contents, and probes <see cref="WriteProbes"/> tails with a write (a write-protect fault where PAGE_KERNEL_RO is read-only).
 /// </remarks>
 public sealed class Invariants<TArch> where TArch : struct, IPagingArch
 {
@@ -147,6 +147,12 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
 
         var reach = new ReachVisitor { Owner = this, Stray = [] };
         reach.CountTable(Machine.PageTable.RootPfn, 0);
+        for (int i = 0; i < Machine.PageTable.InvalidTables.Count; i++)
+        {
+            // LoongArch's invalid_pte_table and friends: reached through every empty entry above them.
+            reach.CountTable(Machine.PageTable.InvalidTables[i], i + 1);
+        }
+
         int topBit = TArch.LevelShift(0) + TArch.LevelBits(0);
         Machine.PageTable.WalkRange(0, topBit >= 64 ? 0 : 1UL << topBit, ref reach); // every entry of every table, once
         (long tables, long runtime, long boot, List<string> stray) = (reach.Reached, reach.Runtime, reach.Boot, reach.Stray);
@@ -157,7 +163,8 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
 
         CompareLeak(problems, "page-table frames reachable from the root", tables, Machine.Owners.Count(FrameOwner.PageTable));
         // v7.1's shared tail pages stay allocated while no page maps them.
-        long idleTails = Optimizer?.SharedTailFrames.Count(pfn => (_seen[pfn >> 6] & (1UL << (int)(pfn & 63))) == 0) ?? 0;
+        ulong firstPfn = Machine.Layout.FirstPfn;
+        long idleTails = Optimizer?.SharedTailFrames.Count(pfn => (_seen[(pfn - firstPfn) >> 6] & (1UL << (int)((pfn - firstPfn) & 63))) == 0) ?? 0;
         CompareLeak(problems, "runtime vmemmap frames mapped", runtime, Machine.Owners.Count(FrameOwner.RuntimeVmemmap) - idleTails);
         CompareLeak(problems, "boot vmemmap frames mapped", boot, Machine.Owners.Count(FrameOwner.BootVmemmap));
     }
@@ -283,7 +290,8 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
 
     /// <summary>
     /// Each optimizable pool page is fully optimized or fully backed: optimized, its reserved
-    /// vmemmap pages are writable and every tail vmemmap PTE maps the reuse frame read-only, with
+    /// vmemmap pages are writable and every tail vmemmap PTE maps the reuse frame with PAGE_KERNEL_RO
+    /// (read-only; writable where the architecture has no PAGE_KERNEL_RO), with
     /// HPageVmemmapOptimized set; backed, every vmemmap page maps its own writable frame, flag clear.
     /// </summary>
     public void CheckHugePageVmemmap(List<string> problems, IReadOnlyList<HugePage> pages)
@@ -321,7 +329,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
                 Add(problems, $"{page}: HPageVmemmapOptimized is {(flag ? "set" : "clear")} in the head struct page");
             }
 
-            ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            ulong start = Machine.StructPageAddress(page.HeadPfn);
             bool shared = optimizer.Policy.SharedTail && page.VmemmapOptimized;
             ulong tail = shared && optimizer.TryGetSharedTail(page, out ulong t) ? t : ulong.MaxValue;
             var check = new VmemmapPageVisitor { Owner = this, Page = page, Reserve = reserve, Problems = problems, ReuseFrame = ulong.MaxValue, SharedTail = tail, HasSharedTail = shared };
@@ -366,9 +374,10 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
                 if (Page.VmemmapOptimized && _index >= Reserve)
                 {
                     ulong expected = HasSharedTail ? SharedTail : ReuseFrame;
-                    if (e.Level != TArch.LastLevel || frame != expected || writable)
+                    bool tailWritable = !TArch.Info.PageKernelRo;
+                    if (e.Level != TArch.LastLevel || frame != expected || writable != tailWritable)
                     {
-                        wrong = $"an optimized page's tail maps frame 0x{frame:x} {(writable ? "rw" : "ro")} at level {e.Level}; expected the {(HasSharedTail ? "zone's shared tail" : "reuse")} frame 0x{expected:x} read-only in a PTE";
+                        wrong = $"an optimized page's tail maps frame 0x{frame:x} {(writable ? "rw" : "ro")} at level {e.Level}; expected the {(HasSharedTail ? "zone's shared tail" : "reuse")} frame 0x{expected:x} {(tailWritable ? "rw" : "ro")} (PAGE_KERNEL_RO) in a PTE";
                     }
                 }
                 else if (!writable)
@@ -413,7 +422,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
             ulong pfn;
             if (pages.Count == 0 || i % 2 == 0)
             {
-                pfn = Next() % Machine.Layout.Frames;
+                pfn = Machine.Layout.FirstPfn + (Next() % Machine.Layout.Frames);
             }
             else
             {
@@ -439,7 +448,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
             }
 
             ulong shown = AliasOf(pfn);
-            Machine.BootVmemmap.FillStructPages(Machine<TArch>.StructPageAddress(shown), canonical);
+            Machine.BootVmemmap.FillStructPages(Machine.StructPageAddress(shown), canonical);
             if (!read.SequenceEqual(canonical))
             {
                 Add(problems, $"struct page of pfn 0x{pfn:x} read on CPU {cpu} differs from its canonical contents"
@@ -458,13 +467,15 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         for (int i = 0; i < WriteProbes && optimized.Length > 0; i++)
         {
             HugePage page = optimized[(int)(Next() % (ulong)optimized.Length)];
-            ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            ulong start = Machine.StructPageAddress(page.HeadPfn);
             ulong tails = (page.Frames * (ulong)size) - reserveBytes;
             ulong va = start + reserveBytes + ((Next() % tails) & ~(ulong)(size - 1));
+            // PAGE_KERNEL_RO traps the write; where it is PAGE_KERNEL (no PAGE_KERNEL_RO) the write would land on the shared page.
+            AccessFault expected = TArch.Info.PageKernelRo ? AccessFault.WriteProtect : AccessFault.None;
             AccessFault fault = Machine.Mmu.Translate(i % cpus, va, write: true, out _);
-            if (fault != AccessFault.WriteProtect)
+            if (fault != expected)
             {
-                Add(problems, $"{page}: a write to its tail struct page at 0x{va:x} gives {fault}, not a write-protect fault");
+                Add(problems, $"{page}: a write to its tail struct page at 0x{va:x} gives {fault}, not {expected}");
             }
         }
     }
@@ -507,19 +518,19 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         public WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
             Machine<TArch> machine = Owner.Machine;
-            ulong frames = machine.PhysicalFrames;
+            ulong firstPfn = machine.Layout.FirstPfn, frames = machine.PhysicalFrames;
             ulong first = TArch.PfnOf(e.Level, e.Entry);
             ulong n = TArch.LevelSize(e.Level) >> TArch.PageShift;
             for (ulong pfn = first; pfn < first + n; pfn++)
             {
-                if (pfn >= frames)
+                if (pfn - firstPfn >= frames)
                 {
-                    Stray.Add($"a level-{e.Level} leaf maps frame 0x{pfn:x} beyond memory");
+                    Stray.Add($"a level-{e.Level} leaf maps frame 0x{pfn:x} outside memory");
                     break;
                 }
 
-                ref ulong word = ref Owner._seen[pfn >> 6];
-                ulong bit = 1UL << (int)(pfn & 63);
+                ref ulong word = ref Owner._seen[(pfn - firstPfn) >> 6];
+                ulong bit = 1UL << (int)((pfn - firstPfn) & 63);
                 if ((word & bit) != 0)
                 {
                     continue; // mapped more than once (tails on the reuse frame): counted once

@@ -164,6 +164,10 @@ public sealed partial class HugeTlbPool<TArch>
         {
             h.AccountAdded(page.Node, surplus: false);
             h.Enqueue(page);
+
+            // A node's surplus count may exceed its pages (demote leaves a surplus page's count): a
+            // new page then carries a flag the count had no page for.
+            h.SyncSurplusFlags(page.Node);
         }
     }
 

@@ -277,7 +277,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// with HVO on never had self-hosted struct pages (memmap_on_memory gave way to HVO).
     /// </summary>
     private bool VmemmapSelfHosted(HugePage page) =>
-        _machine.TryTranslateKernel(Machine<TArch>.StructPageAddress(page.HeadPfn), out ulong pa)
+        _machine.TryTranslateKernel(_machine.StructPageAddress(page.HeadPfn), out ulong pa)
         && _machine.Hotplug.IsSelfHostedVmemmap(pa >> TArch.PageShift);
 
     /// <summary>v6.7's split pass (vmemmap_remap_split, no flush): false when no page is to be optimized; a flush_tlb_all follows.</summary>
@@ -292,7 +292,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             }
 
             any = true;
-            ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            ulong start = _machine.StructPageAddress(page.HeadPfn);
             var split = default(SplitPmdVisitor<TArch>);
             PageWalkResult r = Walk(page, start, start + (page.Frames * (ulong)TArch.StructPageBytes), ref split, PageWalkFlags.NoTlbFlushOnSplit, "split_vmemmap_huge_pmd");
             if (r.Status == PageWalkStatus.NoMemory)
@@ -312,7 +312,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// <summary>[reuse, end): the vmemmap pages the walks of a page cover, from the last page kept.</summary>
     private (ulong Reuse, ulong End) RemapRange(HugePage page)
     {
-        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong start = _machine.StructPageAddress(page.HeadPfn);
         return (start + ((ulong)(Policy.ReservePages - 1) * TArch.PageSize), start + (page.Frames * (ulong)TArch.StructPageBytes));
     }
 

@@ -207,7 +207,7 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(arch);
         EntryWriterKind machine = config.DefaultEntryWriter(arch);
-        if (SharedTail && SharedTailProblem(arch) is { } problem)
+        if (SharedTail && SharedTailProblem(arch, config.RamBase) is { } problem)
         {
             return $"{Name}'s shared tail page {problem}";
         }
@@ -218,11 +218,13 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     }
 
     /// <summary>
-    /// Why v7.1's shared tail page cannot work on <paramref name="arch"/>, or null: compound_info as a
-    /// mask needs a power-of-two struct page, and every head struct page naturally aligned, so
-    /// VMEMMAP_START aligned to the struct pages of the largest huge page.
+    /// Why v7.1's shared tail page cannot work on <paramref name="arch"/> with its RAM from
+    /// <paramref name="ramBase"/> (null: where the spec puts it), or null: compound_info as a mask
+    /// needs a power-of-two struct page, and every head struct page naturally aligned, so the
+    /// kernel's vmemmap pointer (VMEMMAP_START, less the first RAM pfn's struct pages where the spec
+    /// offsets it by RAM's start) aligned to the struct pages of the largest huge page.
     /// </summary>
-    public static string? SharedTailProblem(ArchInfo arch)
+    public static string? SharedTailProblem(ArchInfo arch, ulong? ramBase = null)
     {
         ArgumentNullException.ThrowIfNull(arch);
         if (!System.Numerics.BitOperations.IsPow2(arch.StructPageBytes))
@@ -232,8 +234,15 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
 
         ulong largest = arch.HugePageSizes.Max(h => h.Size);
         ulong align = largest / arch.PageSize * (ulong)arch.StructPageBytes;
-        return arch.VmemmapStart % align != 0
-            ? $"needs VMEMMAP_START aligned to {align} bytes (the struct pages of a {largest >> 20} MiB page) so that a tail's mask finds its head; {arch.Name}'s 0x{arch.VmemmapStart:x} is not"
+        if (arch.VmemmapStart % align != 0)
+        {
+            return $"needs VMEMMAP_START aligned to {align} bytes (the struct pages of a {largest >> 20} MiB page) so that a tail's mask finds its head; {arch.Name}'s 0x{arch.VmemmapStart:x} is not";
+        }
+
+        ulong start = ramBase ?? arch.RamBase;
+        ulong vmemmap = arch.VmemmapStart - (arch.VmemmapFirstPfn(start) * (ulong)arch.StructPageBytes);
+        return vmemmap % align != 0
+            ? $"needs the vmemmap aligned to {align} bytes (the struct pages of a {largest >> 20} MiB page) so that a tail's mask finds its head; with RAM from 0x{start:x} {arch.Name}'s starts at 0x{vmemmap:x}"
             : null;
     }
 

@@ -58,8 +58,11 @@ internal struct RemapPteVisitor<TArch> : IPageWalkVisitor where TArch : struct, 
         }
         else
         {
+            // PAGE_KERNEL_RO; where the architecture defines none (RISC-V, LoongArch) the generic
+            // fallback is PAGE_KERNEL, and the tails stay writable (entry.readOnly.pageKernelRo).
             Taken.Add(TArch.PfnOf(TArch.LastLevel, pte));
-            updated = TArch.ToReadOnly(TArch.MakeLeaf(TArch.LastLevel, HasTail ? TailPfn : ReusePfn));
+            ulong tail = TArch.MakeLeaf(TArch.LastLevel, HasTail ? TailPfn : ReusePfn);
+            updated = TArch.Info.PageKernelRo ? TArch.ToReadOnly(tail) : tail;
         }
 
         ctx.SetEntry(e.Level, e.TablePfn, e.Index, pte, updated, e.Addr);

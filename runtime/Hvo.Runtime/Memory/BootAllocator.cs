@@ -24,9 +24,9 @@ public sealed class BootAllocator
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(owners);
-        if (owners.Frames < layout.Frames)
+        if (owners.Frames < layout.Frames || owners.FirstPfn != layout.FirstPfn)
         {
-            throw new ArgumentException($"the owner table has {owners.Frames} frames, fewer than the layout's {layout.Frames}", nameof(owners));
+            throw new ArgumentException($"the owner table has {owners.Frames} frames from 0x{owners.FirstPfn:x}, the layout {layout.Frames} from 0x{layout.FirstPfn:x}: the table holds the layout's frames first", nameof(owners));
         }
 
         Layout = layout;

@@ -22,9 +22,13 @@ public sealed class FrameOwnerTable
     private readonly long[] _counts = new long[Enum.GetValues<FrameOwner>().Length];
     private readonly Lock _lock = new();
 
-    public FrameOwnerTable(ulong frames, FrameOwner initial = FrameOwner.Free)
+    /// <param name="frames">Frames of the machine.</param>
+    /// <param name="initial">Their owner at first.</param>
+    /// <param name="firstPfn">The machine's first pfn (RAM may start above 0); frames are [firstPfn, firstPfn + frames).</param>
+    public FrameOwnerTable(ulong frames, FrameOwner initial = FrameOwner.Free, ulong firstPfn = 0)
     {
         Frames = frames;
+        FirstPfn = firstPfn;
         ulong blocks = (frames + BlockMask) >> BlockShift;
         _uniform = new FrameOwner[blocks];
         _mixed = new FrameOwner[]?[blocks];
@@ -32,7 +36,20 @@ public sealed class FrameOwnerTable
         _counts[(int)initial] = (long)frames;
     }
 
+    /// <summary>A table for the frames of <paramref name="layout"/>, all free.</summary>
+    public static FrameOwnerTable For(MachineLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        return new FrameOwnerTable(layout.Frames, FrameOwner.Free, layout.FirstPfn);
+    }
+
     public ulong Frames { get; }
+
+    /// <summary>The first frame's pfn.</summary>
+    public ulong FirstPfn { get; }
+
+    /// <summary>One past the last frame's pfn.</summary>
+    public ulong EndPfn => FirstPfn + Frames;
 
     /// <summary>Blocks holding a per-frame array (the table's only cost that grows with use).</summary>
     public int MixedBlocks { get; private set; }
@@ -42,9 +59,7 @@ public sealed class FrameOwnerTable
         get
         {
             Check(pfn, 1);
-            ulong block = pfn >> BlockShift;
-            FrameOwner[]? mixed = Volatile.Read(ref _mixed[block]);
-            return mixed is null ? _uniform[block] : mixed[pfn & BlockMask];
+            return At(pfn - FirstPfn);
         }
     }
 
@@ -57,24 +72,37 @@ public sealed class FrameOwnerTable
         Check(pfn, count);
         lock (_lock)
         {
-            ulong end = pfn + count;
-            while (pfn < end)
-            {
-                ulong block = pfn >> BlockShift;
-                ulong blockStart = block << BlockShift;
-                ulong blockEnd = Math.Min(blockStart + BlockMask + 1, Frames);
-                ulong runEnd = Math.Min(end, blockEnd);
-                if (pfn == blockStart && runEnd == blockEnd)
-                {
-                    SetWholeBlock(block, blockEnd - blockStart, owner);
-                }
-                else
-                {
-                    SetInBlock(block, pfn - blockStart, runEnd - pfn, owner);
-                }
+            SetIndexes(pfn - FirstPfn, count, owner);
+        }
+    }
 
-                pfn = runEnd;
+    private FrameOwner At(ulong index)
+    {
+        ulong block = index >> BlockShift;
+        FrameOwner[]? mixed = Volatile.Read(ref _mixed[block]);
+        return mixed is null ? _uniform[block] : mixed[index & BlockMask];
+    }
+
+    // Frames [index, index + count), counted from the machine's first frame; under the lock.
+    private void SetIndexes(ulong index, ulong count, FrameOwner owner)
+    {
+        ulong end = index + count;
+        while (index < end)
+        {
+            ulong block = index >> BlockShift;
+            ulong blockStart = block << BlockShift;
+            ulong blockEnd = Math.Min(blockStart + BlockMask + 1, Frames);
+            ulong runEnd = Math.Min(end, blockEnd);
+            if (index == blockStart && runEnd == blockEnd)
+            {
+                SetWholeBlock(block, blockEnd - blockStart, owner);
             }
+            else
+            {
+                SetInBlock(block, index - blockStart, runEnd - index, owner);
+            }
+
+            index = runEnd;
         }
     }
 
@@ -85,18 +113,20 @@ public sealed class FrameOwnerTable
     /// </summary>
     public void Transfer(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
     {
+        Check(pfn, count);
         lock (_lock)
         {
-            for (ulong p = pfn; p < pfn + count; p = NextCheck(p, pfn + count))
+            ulong first = pfn - FirstPfn;
+            for (ulong p = first; p < first + count; p = NextCheck(p, first + count))
             {
-                FrameOwner actual = this[p];
+                FrameOwner actual = At(p);
                 if (actual != expected)
                 {
-                    throw new InvalidOperationException($"frame 0x{p:x} belongs to {actual}, not {expected}: it cannot go to {owner}");
+                    throw new InvalidOperationException($"frame 0x{p + FirstPfn:x} belongs to {actual}, not {expected}: it cannot go to {owner}");
                 }
             }
 
-            Set(pfn, count, owner);
+            SetIndexes(first, count, owner);
         }
     }
 
@@ -161,9 +191,9 @@ public sealed class FrameOwnerTable
 
     private void Check(ulong pfn, ulong count)
     {
-        if (pfn >= Frames || count > Frames - pfn)
+        if (pfn - FirstPfn >= Frames || count > Frames - (pfn - FirstPfn))
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{count} are outside the machine's {Frames} frames");
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{count} are outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
         }
     }
 }

@@ -7,7 +7,7 @@ namespace Hvo.Memory;
 
 /// <summary>
 /// The bytes of simulated physical memory, as one lazily backed host mapping: frame
-/// <c>pfn</c> lives at <c>base + pfn * PageSize</c>. The host commits memory only for host pages
+/// <c>pfn</c> lives at <c>base + (pfn - FirstPfn) * PageSize</c> (RAM may start above pfn 0). The host commits memory only for host pages
 /// something wrote, so a frame nobody wrote reads as zeroes and costs nothing, and a 1 TiB
 /// machine costs what its page tables and struct pages cost. Frames the simulation wrote are
 /// tracked (<see cref="IsMaterialized"/>), and <see cref="Discard"/> hands a frame's memory back.
@@ -37,7 +37,7 @@ public sealed unsafe class FrameStore : IDisposable
     /// <summary>The largest simulated memory: one reserved host mapping of a 47-bit address space.</summary>
     public const ulong MaxBytes = 1UL << 47;
 
-    public FrameStore(ulong frames, int pageShift)
+    public FrameStore(ulong frames, int pageShift, ulong firstPfn = 0)
     {
         if (pageShift is < 12 or > 24)
         {
@@ -49,7 +49,13 @@ public sealed unsafe class FrameStore : IDisposable
             throw new ArgumentOutOfRangeException(nameof(frames), frames, "a simulated machine has 1 frame to 128 TiB");
         }
 
+        if (firstPfn > ulong.MaxValue - frames)
+        {
+            throw new ArgumentOutOfRangeException(nameof(firstPfn), firstPfn, "the frames run past the last pfn");
+        }
+
         Frames = frames;
+        FirstPfn = firstPfn;
         _liveFrames = frames;
         PageShift = pageShift;
         PageSize = 1 << pageShift;
@@ -62,6 +68,9 @@ public sealed unsafe class FrameStore : IDisposable
     ~FrameStore() => Release();
 
     public ulong Frames { get; }
+
+    /// <summary>The first frame's pfn: where RAM starts, in frames.</summary>
+    public ulong FirstPfn { get; }
 
     public int PageShift { get; }
 
@@ -76,8 +85,9 @@ public sealed unsafe class FrameStore : IDisposable
     public bool IsMaterialized(ulong pfn)
     {
         Check(pfn);
-        ulong[]? chunk = Volatile.Read(ref _written[pfn >> ChunkShift]);
-        return chunk is not null && (Volatile.Read(ref chunk[(pfn & ChunkMask) >> 6]) & (1UL << (int)(pfn & 63))) != 0;
+        ulong i = pfn - FirstPfn;
+        ulong[]? chunk = Volatile.Read(ref _written[i >> ChunkShift]);
+        return chunk is not null && (Volatile.Read(ref chunk[(i & ChunkMask) >> 6]) & (1UL << (int)(i & 63))) != 0;
     }
 
     /// <summary>The frame's bytes for reading: zeroes if nobody wrote it.</summary>
@@ -110,7 +120,7 @@ public sealed unsafe class FrameStore : IDisposable
         get
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return new(_base, PageShift, Frames, _entriesPerTable);
+            return new(_base, PageShift, FirstPfn, Frames, _entriesPerTable);
         }
     }
 
@@ -128,20 +138,21 @@ public sealed unsafe class FrameStore : IDisposable
     }
 
     /// <summary>Is <paramref name="pfn"/> a frame of the live store? (A disposed store has none.)</summary>
-    internal bool IsLive(ulong pfn) => pfn < _liveFrames;
+    internal bool IsLive(ulong pfn) => pfn - FirstPfn < _liveFrames;
 
     /// <summary>The exception for a pfn that is not a live frame: beyond the machine, or the store disposed.</summary>
     internal Exception NotLive(ulong pfn) => _disposed
         ? new ObjectDisposedException(nameof(FrameStore), "the simulated memory was disposed")
-        : new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine's {Frames} frames");
+        : new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
 
     /// <summary>Forget the frame's bytes: it reads as zeroes again and the host memory goes back.</summary>
     public void Discard(ulong pfn)
     {
         Check(pfn);
-        ulong[]? chunk = Volatile.Read(ref _written[pfn >> ChunkShift]);
-        ulong bit = 1UL << (int)(pfn & 63);
-        if (chunk is null || (Interlocked.And(ref chunk[(pfn & ChunkMask) >> 6], ~bit) & bit) == 0)
+        ulong i = pfn - FirstPfn;
+        ulong[]? chunk = Volatile.Read(ref _written[i >> ChunkShift]);
+        ulong bit = 1UL << (int)(i & 63);
+        if (chunk is null || (Interlocked.And(ref chunk[(i & ChunkMask) >> 6], ~bit) & bit) == 0)
         {
             return;
         }
@@ -160,7 +171,7 @@ public sealed unsafe class FrameStore : IDisposable
     private byte* At(ulong pfn)
     {
         Check(pfn);
-        return _base + (pfn << PageShift);
+        return _base + ((pfn - FirstPfn) << PageShift);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -176,10 +187,11 @@ public sealed unsafe class FrameStore : IDisposable
     {
         Check(pfn);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        ref ulong[]? chunkRef = ref _written[pfn >> ChunkShift];
+        ulong i = pfn - FirstPfn;
+        ref ulong[]? chunkRef = ref _written[i >> ChunkShift];
         ulong[] chunk = Volatile.Read(ref chunkRef) ?? Interlocked.CompareExchange(ref chunkRef, new ulong[(1 << ChunkShift) / 64], null) ?? chunkRef!;
-        ulong bit = 1UL << (int)(pfn & 63);
-        ref ulong word = ref chunk[(pfn & ChunkMask) >> 6];
+        ulong bit = 1UL << (int)(i & 63);
+        ref ulong word = ref chunk[(i & ChunkMask) >> 6];
         if ((Volatile.Read(ref word) & bit) == 0 && (Interlocked.Or(ref word, bit) & bit) == 0)
         {
             Interlocked.Increment(ref _materialized);
@@ -211,15 +223,19 @@ public sealed unsafe class FrameStore : IDisposable
 /// </summary>
 public readonly unsafe struct TableView
 {
-    private readonly byte* _base;
+    // Where pfn 0 would be: the first frame's address less FirstPfn frames (never dereferenced below
+    // the first frame: every pfn is checked to lie in [FirstPfn, FirstPfn + frames) first).
+    private readonly byte* _pfnZero;
     private readonly int _shift;
+    private readonly ulong _first;
     private readonly ulong _frames;
     private readonly int _entries;
 
-    internal TableView(byte* @base, int shift, ulong frames, int entries)
+    internal TableView(byte* @base, int shift, ulong first, ulong frames, int entries)
     {
-        _base = @base;
+        _pfnZero = @base - (first << shift);
         _shift = shift;
+        _first = first;
         _frames = frames;
         _entries = entries;
     }
@@ -227,16 +243,19 @@ public readonly unsafe struct TableView
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<ulong> Table(ulong pfn)
     {
-        if (pfn >= _frames)
+        if (pfn - _first >= _frames)
         {
             Throw(pfn, _frames);
         }
 
-        return new Span<ulong>(_base + (pfn << _shift), _entries);
+        return new Span<ulong>(_pfnZero + (pfn << _shift), _entries);
     }
 
-    /// <summary>The first frame's address, for <see cref="Table(byte*, ulong, int, ulong)"/>.</summary>
-    internal byte* Base => _base;
+    /// <summary>Where pfn 0 would be, for <see cref="Table(byte*, ulong, ulong, int, ulong)"/>.</summary>
+    internal byte* PfnZero => _pfnZero;
+
+    /// <summary>The first frame's pfn.</summary>
+    internal ulong First => _first;
 
     /// <summary>The frames the view covers (0: the store is gone).</summary>
     internal ulong Frames => _frames;
@@ -246,14 +265,14 @@ public readonly unsafe struct TableView
     /// check, with the shift and the span's length folded to constants.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Span<ulong> Table(byte* @base, ulong frames, int shift, ulong pfn)
+    internal static Span<ulong> Table(byte* pfnZero, ulong first, ulong frames, int shift, ulong pfn)
     {
-        if (pfn >= frames)
+        if (pfn - first >= frames)
         {
             Throw(pfn, frames);
         }
 
-        return new Span<ulong>(@base + (pfn << shift), 1 << (shift - 3));
+        return new Span<ulong>(pfnZero + (pfn << shift), 1 << (shift - 3));
     }
 
     private static void Throw(ulong pfn, ulong frames) => throw (frames == 0

@@ -7,14 +7,15 @@ namespace Hvo.Memory;
 
 /// <summary>
 /// Where a simulated machine's memory lies: <see cref="Frames"/> frames of 2^<see cref="PageShift"/>
-/// bytes split into <see cref="Nodes"/> NUMA nodes, each a contiguous range of frames whose
-/// boundaries are max-order blocks (node k starts at k * Frames / Nodes rounded down to
-/// 2^<see cref="MaxOrder"/> frames), and every node holding the part of each zone of
+/// bytes from pfn <see cref="FirstPfn"/> (RAM starts above 0 on RISC-V boards), split into
+/// <see cref="Nodes"/> NUMA nodes, each a contiguous range of frames whose boundaries are max-order
+/// blocks (node k starts k * Frames / Nodes frames in, rounded down to 2^<see cref="MaxOrder"/>
+/// frames), and every node holding the part of each zone of
 /// <see cref="Zones"/> that falls in it (free_area_init: zone limits are physical addresses, so
 /// on x86-64 node 0 holds DMA, DMA32 and the start of Normal, and higher nodes only Normal).
 /// </summary>
 /// <param name="PageShift">log2 of the base page size.</param>
-/// <param name="Frames">Frames of the machine, from pfn 0.</param>
+/// <param name="Frames">Frames of the machine, from pfn <see cref="FirstPfn"/>.</param>
 /// <param name="Nodes">NUMA nodes.</param>
 /// <param name="Zones">The zones of every node, lowest first; the last one has no end.</param>
 /// <param name="MaxOrder">The highest buddy order (the kernel's MAX_ORDER since 6.4, ARCH_FORCE_MAX_ORDER on arm64).</param>
@@ -38,6 +39,20 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
 
     public IReadOnlyList<ZoneSpec> Zones { get; init; } = ValidZones(Zones);
 
+    /// <summary>The first frame: where RAM starts, in frames; a multiple of a max-order block.</summary>
+    public ulong FirstPfn
+    {
+        get => _firstPfn;
+        init => _firstPfn = (value & (MaxOrderFrames - 1)) == 0 && value <= (1UL << 52) - Frames
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(FirstPfn), value, $"RAM must start on an order-{MaxOrder} block and end below pfn 2^52");
+    }
+
+    private readonly ulong _firstPfn;
+
+    /// <summary>One past the last frame.</summary>
+    public ulong EndPfn => FirstPfn + Frames;
+
     /// <summary>Bytes in a base page.</summary>
     public ulong PageSize => 1UL << PageShift;
 
@@ -56,22 +71,28 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
         _ => 10,
     };
 
-    /// <summary>The layout of <paramref name="memoryBytes"/> of <paramref name="arch"/> memory over <paramref name="nodes"/> nodes.</summary>
-    public static MachineLayout For(ArchInfo arch, ulong memoryBytes, int nodes = 1)
+    /// <summary>
+    /// The layout of <paramref name="memoryBytes"/> of <paramref name="arch"/> memory over <paramref name="nodes"/> nodes,
+    /// starting at physical address <paramref name="ramBase"/> (null: where the spec says RAM starts).
+    /// </summary>
+    public static MachineLayout For(ArchInfo arch, ulong memoryBytes, int nodes = 1, ulong? ramBase = null)
     {
         ArgumentNullException.ThrowIfNull(arch);
-        return new MachineLayout(arch.PageShift, memoryBytes >> arch.PageShift, nodes, arch.Zones, DefaultMaxOrder(arch.PageShift));
+        return new MachineLayout(arch.PageShift, memoryBytes >> arch.PageShift, nodes, arch.Zones, DefaultMaxOrder(arch.PageShift))
+        {
+            FirstPfn = (ramBase ?? arch.RamBase) >> arch.PageShift,
+        };
     }
 
     /// <summary>First frame of node <paramref name="nid"/>.</summary>
     public ulong NodeStart(int nid)
     {
         CheckNode(nid);
-        return nid == 0 ? 0 : (ulong)((UInt128)(ulong)nid * Frames / (ulong)Nodes) & ~(MaxOrderFrames - 1);
+        return FirstPfn + (nid == 0 ? 0 : (ulong)((UInt128)(ulong)nid * Frames / (ulong)Nodes) & ~(MaxOrderFrames - 1));
     }
 
     /// <summary>One past the last frame of node <paramref name="nid"/>.</summary>
-    public ulong NodeEnd(int nid) => nid == Nodes - 1 ? Frames : NodeStart(nid + 1);
+    public ulong NodeEnd(int nid) => nid == Nodes - 1 ? EndPfn : NodeStart(nid + 1);
 
     /// <summary>Frames of node <paramref name="nid"/>: [start, end).</summary>
     public (ulong Start, ulong End) NodeRange(int nid) => (NodeStart(nid), NodeEnd(nid));
@@ -79,12 +100,8 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
     /// <summary>The node a frame belongs to (pfn_to_nid).</summary>
     public int NodeOf(ulong pfn)
     {
-        if (pfn >= Frames)
-        {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine's {Frames} frames");
-        }
-
-        int nid = (int)Math.Min((ulong)Nodes - 1, (ulong)((UInt128)pfn * (ulong)Nodes / Frames));
+        CheckPfn(pfn);
+        int nid = (int)Math.Min((ulong)Nodes - 1, (ulong)((UInt128)(pfn - FirstPfn) * (ulong)Nodes / Frames));
         while (pfn < NodeStart(nid))
         {
             nid--;
@@ -106,8 +123,8 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
             throw new ArgumentOutOfRangeException(nameof(zone), zone, $"the layout has {Zones.Count} zones");
         }
 
-        ulong start = zone == 0 ? 0 : LimitPfn(Zones[zone - 1]);
-        return (Math.Min(start, Frames), LimitPfn(Zones[zone]));
+        ulong start = zone == 0 ? FirstPfn : LimitPfn(Zones[zone - 1]);
+        return (start, LimitPfn(Zones[zone]));
     }
 
     /// <summary>Frames of zone <paramref name="zone"/> on node <paramref name="nid"/>: empty (start == end) when the node has none.</summary>
@@ -123,7 +140,8 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
     /// <summary>The zone index a frame belongs to (page_zonenum).</summary>
     public int ZoneOf(ulong pfn)
     {
-        for (int z = 0; z < Zones.Count; z++)
+        CheckPfn(pfn);
+        for (int z = 0; z < Zones.Count - 1; z++)
         {
             if (pfn < ZoneLimits(z).End)
             {
@@ -131,16 +149,25 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
             }
         }
 
-        throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is beyond the machine's {Frames} frames");
+        return Zones.Count - 1;
     }
 
     public bool Equals(MachineLayout? other) =>
         other is not null && PageShift == other.PageShift && Frames == other.Frames && Nodes == other.Nodes
-        && MaxOrder == other.MaxOrder && Zones.SequenceEqual(other.Zones);
+        && MaxOrder == other.MaxOrder && FirstPfn == other.FirstPfn && Zones.SequenceEqual(other.Zones);
 
-    public override int GetHashCode() => HashCode.Combine(PageShift, Frames, Nodes, MaxOrder, Zones.Count);
+    public override int GetHashCode() => HashCode.Combine(PageShift, Frames, Nodes, MaxOrder, FirstPfn, Zones.Count);
 
-    private ulong LimitPfn(ZoneSpec zone) => zone.End is { } end ? Math.Min(end >> PageShift, Frames) : Frames;
+    // A zone limit is a physical address; the machine's frames lie in [FirstPfn, EndPfn).
+    private ulong LimitPfn(ZoneSpec zone) => zone.End is { } end ? Math.Clamp(end >> PageShift, FirstPfn, EndPfn) : EndPfn;
+
+    private void CheckPfn(ulong pfn)
+    {
+        if (pfn - FirstPfn >= Frames)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
+        }
+    }
 
     private void CheckNode(int nid)
     {

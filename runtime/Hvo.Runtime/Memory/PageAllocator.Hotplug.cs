@@ -31,7 +31,7 @@ public sealed partial class PageAllocator
             return zone.Index;
         }
 
-        return pfn < Layout.Frames ? Layout.ZoneOf(pfn) : Layout.Zones.Count - 1;
+        return pfn < Layout.EndPfn ? Layout.ZoneOf(pfn) : Layout.Zones.Count - 1;
     }
 
     /// <summary>
@@ -52,7 +52,7 @@ public sealed partial class PageAllocator
         lock (_lock)
         {
             Owners.Transfer(first, end - first, FrameOwner.Offline, FrameOwner.Free);
-            _blockZones ??= new Zone?[(Owners.Frames >> MaxOrder) + 1];
+            _blockZones ??= new Zone?[(Owners.EndPfn >> MaxOrder) + 1];
             for (ulong b = start >> MaxOrder; b < ((end - 1) >> MaxOrder) + 1; b++)
             {
                 _blockZones[b] = zone;

@@ -46,8 +46,10 @@ public sealed partial class PageAllocator
         MaxOrder = Layout.MaxOrder;
 
         IReadOnlyList<(ulong Start, ulong End)> reserved = boot.Release();
-        ulong physical = Owners.Frames;
-        _unmanaged = new SparseBitmap(physical);
+        // Indexed by pfn, up to the end of physical memory (hot-added memory lies above the boot
+        // memory): the frames below the RAM (FirstPfn) cost a null chunk reference per 2^15.
+        ulong physicalEnd = Owners.EndPfn;
+        _unmanaged = new SparseBitmap(physicalEnd);
         foreach ((ulong start, ulong end) in reserved)
         {
             _unmanaged.SetRange(start, end);
@@ -57,8 +59,8 @@ public sealed partial class PageAllocator
         _compound = new SparseBitmap[MaxOrder + 1];
         for (int order = 1; order <= MaxOrder; order++)
         {
-            _allocated[order] = new SparseBitmap((physical >> order) + 1);
-            _compound[order] = new SparseBitmap((physical >> order) + 1);
+            _allocated[order] = new SparseBitmap((physicalEnd >> order) + 1);
+            _compound[order] = new SparseBitmap((physicalEnd >> order) + 1);
         }
 
         // Every node has the spec's zones and ZONE_MOVABLE, which only memory hotplug populates
@@ -72,14 +74,14 @@ public sealed partial class PageAllocator
         {
             _zones[nid] = new Zone[Layout.Zones.Count + 1];
             ulong nodeStart = Layout.NodeStart(nid);
-            ulong reach = physical > Layout.Frames ? physical : Layout.NodeEnd(nid);
+            ulong reach = physicalEnd > Layout.EndPfn ? physicalEnd : Layout.NodeEnd(nid);
             for (int z = 0; z <= Layout.Zones.Count; z++)
             {
                 bool movable = z == MovableZone;
                 (ulong start, ulong end) = movable ? (0UL, 0UL) : Layout.ZoneRange(nid, z);
                 bool hotpluggable = z >= Layout.Zones.Count - 1;
                 var zone = new Zone(nid, z, movable ? MovableZoneName : Layout.Zones[z].Name, start, end, MaxOrder, Layout.Zones.Count + 1,
-                    hotpluggable ? Math.Min(nodeStart, start) : start, hotpluggable ? Math.Max(reach, end) : end);
+                    movable ? nodeStart : hotpluggable ? Math.Min(nodeStart, start) : start, hotpluggable ? Math.Max(reach, end) : end);
                 zone.ManagedPages = zone.PresentPages - (long)_unmanaged.Count(start, end);
                 _zones[nid][z] = zone;
                 all.Add(zone);
@@ -679,9 +681,9 @@ public sealed partial class PageAllocator
 
     private void CheckRange(ulong pfn, ulong frames)
     {
-        if (frames == 0 || pfn >= Owners.Frames || frames > Owners.Frames - pfn)
+        if (frames == 0 || pfn < Owners.FirstPfn || pfn >= Owners.EndPfn || frames > Owners.EndPfn - pfn)
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Owners.Frames} frames");
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Owners.Frames} frames from 0x{Owners.FirstPfn:x}");
         }
     }
 

@@ -81,16 +81,19 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
     /// <summary>The walk is over (<paramref name="status"/>): make what was deferred; the walk's final status.</summary>
     internal virtual PageWalkStatus Finish(ref KernelPageTable<TArch>.Context ctx, PageWalkStatus status) => status;
 
-    /// <summary>Does the change give a live entry another output (other frames, or a block for a table or back)?</summary>
-    internal static bool MovesOutput(int level, ulong oldEntry, ulong newEntry) =>
-        TArch.IsValid(level, oldEntry) && TArch.IsValid(level, newEntry) &&
+    /// <summary>
+    /// Does the change give a live entry another output (other frames, or a block for a table or back)?
+    /// An empty entry (0, or a pointer at the shared invalid table) is not live.
+    /// </summary>
+    internal static bool MovesOutput(ulong empty, int level, ulong oldEntry, ulong newEntry) =>
+        oldEntry != empty && newEntry != empty && TArch.IsValid(level, oldEntry) && TArch.IsValid(level, newEntry) &&
         (TArch.IsTable(level, oldEntry) != TArch.IsTable(level, newEntry) || TArch.PfnOf(level, oldEntry) != TArch.PfnOf(level, newEntry));
 
-    /// <summary>One store; a flush is due if the old entry was valid (an invalid one was never cached).</summary>
+    /// <summary>One store; a flush is due if the old entry was live (an empty one was never cached).</summary>
     private protected static bool Store(ref KernelPageTable<TArch>.Context ctx, int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
     {
         ctx.Store(level, tablePfn, index, oldEntry, newEntry, va);
-        return TArch.IsValid(level, oldEntry);
+        return oldEntry != ctx.EmptyEntry(level) && TArch.IsValid(level, oldEntry);
     }
 
     /// <summary>
@@ -104,9 +107,10 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
         ctx.LockPageTable();
         try
         {
-            ctx.Store(level, tablePfn, index, oldEntry, 0, va);
+            ulong empty = ctx.EmptyEntry(level); // pmd_clear: 0, or the shared invalid table on LoongArch
+            ctx.Store(level, tablePfn, index, oldEntry, empty, va);
             ctx.FlushTlbRange(start, start + size);
-            ctx.Store(level, tablePfn, index, 0, newEntry, va);
+            ctx.Store(level, tablePfn, index, empty, newEntry, va);
         }
         finally
         {
@@ -129,7 +133,7 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
         public override EntryWriterKind Kind => EntryWriterKind.BreakFlushMake;
 
         internal override bool Set(ref KernelPageTable<TArch>.Context ctx, int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va) =>
-            MovesOutput(level, oldEntry, newEntry)
+            MovesOutput(ctx.EmptyEntry(level), level, oldEntry, newEntry)
                 ? BreakThenMake(ref ctx, level, tablePfn, index, oldEntry, newEntry, va)
                 : Store(ref ctx, level, tablePfn, index, oldEntry, newEntry, va);
     }
@@ -139,7 +143,7 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
         public override EntryWriterKind Kind => EntryWriterKind.Bbml2;
 
         internal override bool Set(ref KernelPageTable<TArch>.Context ctx, int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va) =>
-            MovesOutput(level, oldEntry, newEntry) && Equivalence<TArch>.Check(level, oldEntry, newEntry, ctx.Tables, sameBytes) != Inequivalence.None
+            MovesOutput(ctx.EmptyEntry(level), level, oldEntry, newEntry) && Equivalence<TArch>.Check(level, oldEntry, newEntry, ctx.Tables, sameBytes) != Inequivalence.None
                 ? BreakThenMake(ref ctx, level, tablePfn, index, oldEntry, newEntry, va)
                 : Store(ref ctx, level, tablePfn, index, oldEntry, newEntry, va);
     }
@@ -153,7 +157,7 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
 
         internal override bool Set(ref KernelPageTable<TArch>.Context ctx, int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
         {
-            bool moves = MovesOutput(level, oldEntry, newEntry);
+            bool moves = MovesOutput(ctx.EmptyEntry(level), level, oldEntry, newEntry);
             if (!moves || level != TArch.LastLevel || (ctx.Flags & PageWalkFlags.MayGiveUp) == 0)
             {
                 return moves

@@ -69,10 +69,30 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         }
 
         RootPfn = root;
-        frames.Write(root).Clear();
         _tables = frames.Tables;
         frames.OnDispose(() => _tables = default);
+        _emptyEntries = new ulong[TArch.LevelCount];
+        var invalid = new ulong[TArch.Info.EmptyIsInvalidTable ? TArch.LastLevel : 0];
+        for (int level = TArch.LastLevel; level >= 1 && invalid.Length > 0; level--)
+        {
+            // invalid_pte_table, invalid_pmd_table, ...: a table of empty level-`level` entries, which
+            // every empty entry one level up points at (pmd_none compares with its address).
+            if (!tableFrames.TryAllocate(level, out ulong shared))
+            {
+                throw new InvalidOperationException($"no frame for the shared table of empty level-{level} entries");
+            }
+
+            InitTable(shared, level);
+            invalid[level - 1] = shared;
+            _emptyEntries[level - 1] = TArch.MakeTable(shared);
+        }
+
+        InvalidTables = invalid;
+        InitTable(root, 0); // pgd_init
     }
+
+    // What an empty entry holds at each level (pmd_none): 0, or the shared invalid table's descriptor.
+    private readonly ulong[] _emptyEntries;
 
     // The frame store's tables, for the walk's hot path: the store's base never moves. Empty once the
     // store is disposed, so that a walk then throws ObjectDisposedException at its first table.
@@ -86,6 +106,12 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     public ITableFrameSource TableFrames { get; }
 
     public ulong RootPfn { get; }
+
+    /// <summary>
+    /// entry.empty "invalidTable" (LoongArch): the shared tables of empty entries, one per level below
+    /// the root (element i holds level-(i+1) entries), which every empty entry above points at. Empty otherwise.
+    /// </summary>
+    public System.Collections.Generic.IReadOnlyList<ulong> InvalidTables { get; }
 
     public PageTableCounters Counters { get; } = new();
 
@@ -272,6 +298,20 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         return true;
     }
 
+    /// <summary>A new table of level-<paramref name="level"/> entries, all empty: zeroed, or pointing at the shared invalid table below (pgd_init, pud_init, pmd_init).</summary>
+    private void InitTable(ulong pfn, int level)
+    {
+        Span<byte> bytes = Frames.Write(pfn);
+        if (_emptyEntries[level] == 0)
+        {
+            bytes.Clear();
+        }
+        else
+        {
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes).Fill(_emptyEntries[level]);
+        }
+    }
+
     /// <summary>
     /// The MMU sets a leaf's access flag (FEAT_HAFDBS): an atomic update of the entry the translation
     /// of <paramref name="w"/> ended at, failing if the entry changed since it was read.
@@ -334,11 +374,13 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
                 return false;
             }
 
-            _pt.Frames.Write(pfn).Clear();
+            _pt.InitTable(pfn, level);
             _pt.Counters.TableAllocated();
             _tablesAllocated++;
             return true;
         }
+
+        public readonly ulong EmptyEntry(int level) => _pt._emptyEntries[level];
 
         public readonly void FreeTable(int level, ulong pfn)
         {
@@ -429,11 +471,17 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// </summary>
     internal readonly unsafe struct ReadContext(KernelPageTable<TArch> pageTable) : IPageTableContext
     {
-        // Two words of the page table's view; the page size is the architecture's constant.
-        private readonly byte* _base = pageTable._tables.Base;
+        // The page table's view, less its geometry: the page size is the architecture's constant.
+        private readonly byte* _pfnZero = pageTable._tables.PfnZero;
+        private readonly ulong _first = pageTable._tables.First;
         private readonly ulong _frames = pageTable._tables.Frames;
+        private readonly ulong[] _empty = pageTable._emptyEntries;
 
-        public Span<ulong> Table(ulong pfn) => TableView.Table(_base, _frames, TArch.PageShift, pfn);
+        public Span<ulong> Table(ulong pfn) => TableView.Table(_pfnZero, _first, _frames, TArch.PageShift, pfn);
+
+        // The generated walk asks for its own levels only (0 to LastLevel), and the array has one
+        // entry per level: no bounds check on the look-up's path.
+        public ulong EmptyEntry(int level) => Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_empty), level);
 
         public bool TryAllocTable(int level, out ulong pfn) => throw ReadOnly();
 

@@ -10,14 +10,15 @@ namespace Hvo.Scenario;
 
 /// <summary>
 /// A script's <c>boot</c> line as the simulated kernel reads its command line: <c>mem=</c> (the
-/// memory it boots with; the machine's memory above it can be hot-added later), <c>numa=fake=N</c>
-/// (N equal nodes), <c>hugetlb_free_vmemmap=</c>, <c>memory_hotplug.memmap_on_memory=</c>,
-/// <c>memhp_default_state=</c>, and the HugeTLB parameters (<c>hugepagesz=</c>, <c>hugepages=</c>,
-/// <c>default_hugepagesz=</c>, parsed by <see cref="HugeTlbCommandLine.Parse"/> with the kernel's
-/// warnings). Parameters the kernel does not know are reported as the kernel does
-/// (print_unknown_bootoptions) and ignored; other module parameters (with a dot) are ignored
-/// silently. A value this model cannot take for <c>mem=</c>, <c>numa=</c>,
-/// <c>hugetlb_free_vmemmap=</c> or <c>memory_hotplug.memmap_on_memory=</c> is a
+/// memory it boots with; the machine's memory above it can be hot-added later; <c>mem=SIZE@START</c>,
+/// the form ARM and MIPS kernels take to override the firmware's memory map, also says where RAM
+/// starts), <c>numa=fake=N</c> (N equal nodes), <c>hugetlb_free_vmemmap=</c>,
+/// <c>memory_hotplug.memmap_on_memory=</c>, <c>memhp_default_state=</c>, and the HugeTLB
+/// parameters (<c>hugepagesz=</c>, <c>hugepages=</c>, <c>default_hugepagesz=</c>, parsed by
+/// <see cref="HugeTlbCommandLine.Parse"/> with the kernel's warnings). Parameters the kernel does
+/// not know are reported as the kernel does (print_unknown_bootoptions) and ignored; other module
+/// parameters (with a dot) are ignored silently. A value this model cannot take for <c>mem=</c>,
+/// <c>numa=</c>, <c>hugetlb_free_vmemmap=</c> or <c>memory_hotplug.memmap_on_memory=</c> is a
 /// <see cref="ScriptError"/> at its column: booting a different machine than the one written would
 /// mislead. <c>memhp_default_state=</c> with a value it does not know is ignored, as the kernel does.
 /// </summary>
@@ -35,6 +36,9 @@ public sealed record BootLine
     public string CommandLine { get; init; } = string.Empty;
 
     public ulong MemoryBytes { get; init; }
+
+    /// <summary>mem=SIZE@START: where RAM starts; null when not given (where the spec puts it).</summary>
+    public ulong? RamBase { get; init; }
 
     public int Nodes { get; init; } = 1;
 
@@ -67,6 +71,7 @@ public sealed record BootLine
     {
         MemoryBytes = MemoryBytes,
         HotplugBytes = HotplugBytes,
+        RamBase = RamBase,
         Nodes = Nodes,
         Strict = strict,
         MemmapOnMemory = memmapOnMemory,
@@ -117,6 +122,7 @@ public sealed record BootLine
         }
 
         ulong memory = defaultMemory;
+        ulong? ramBase = null;
         int nodes = 1;
         bool? free = null;
         bool memmapOnMemory = false;
@@ -130,7 +136,8 @@ public sealed record BootLine
             switch (name)
             {
                 case "mem":
-                    memory = ParseMem(value!, p, boot.Location) / arch.PageSize * arch.PageSize;
+                    (ulong bytes, ramBase) = ParseMem(value!, p, boot.Location);
+                    memory = bytes / arch.PageSize * arch.PageSize;
                     memWord = p;
                     break;
                 case "numa":
@@ -160,7 +167,7 @@ public sealed record BootLine
             }
         }
 
-        CheckSize(arch, memory, nodes, maxMemory, boot.Location, memWord ?? numaWord);
+        CheckSize(arch, memory, nodes, maxMemory, boot.Location, memWord ?? numaWord, ramBase);
         var notices = new List<string>();
         if (unknown.Count > 0)
         {
@@ -168,7 +175,8 @@ public sealed record BootLine
         }
 
         ulong machine = Math.Min(defaultMemory, maxMemory) / arch.PageSize * arch.PageSize;
-        bool hotpluggable = machine > memory && MachineSize.Check(arch, machine, nodes, maxMemory) is null;
+        // The machine's memory above mem= (from where RAM starts) is there, hidden, for memory hotplug.
+        bool hotpluggable = machine > memory && MachineSize.Check(arch, machine, nodes, maxMemory, ramBase) is null;
         return new BootLine
         {
             CommandLine = string.Join(' ', boot.Parameters.Select(p => p.Value)),
@@ -176,6 +184,7 @@ public sealed record BootLine
             HotplugBytes = hotpluggable ? machine - memory : 0,
             MemmapOnMemory = memmapOnMemory,
             AutoOnlineBlocks = autoOnline,
+            RamBase = ramBase,
             Nodes = nodes,
             FreeVmemmap = free,
             HugeTlb = HugeTlbCommandLine.Parse(string.Join(' ', hugetlb), arch),
@@ -224,9 +233,9 @@ public sealed record BootLine
         throw ScriptParser.Error(line, word.Column, $"{MemmapOnMemoryParameter}={value}: use 1 or 0 (y/n, on/off); 'force' is not modelled");
     }
 
-    private static void CheckSize(ArchInfo arch, ulong memory, int nodes, ulong maxMemory, SourceLocation line, ScriptWord? at)
+    private static void CheckSize(ArchInfo arch, ulong memory, int nodes, ulong maxMemory, SourceLocation line, ScriptWord? at, ulong? ramBase = null)
     {
-        if (MachineSize.Check(arch, memory, nodes, maxMemory) is { } why)
+        if (MachineSize.Check(arch, memory, nodes, maxMemory, ramBase) is { } why)
         {
             string what = at is { } w && w.Value.StartsWith("mem=", StringComparison.Ordinal) ? w.Value : $"the memory without mem= ({CmdLine.FormatSize(memory)})";
             throw ScriptParser.Error(line, at?.Column ?? line.Column, $"{what} {why}");
@@ -239,15 +248,29 @@ public sealed record BootLine
         return eq < 0 ? (parameter, null) : (parameter[..eq], parameter[(eq + 1)..]);
     }
 
-    // parse_memopt: memparse, whose rest the kernel ignores; here the value must be one whole size.
-    private static ulong ParseMem(string? value, ScriptWord word, SourceLocation line)
+    // parse_memopt: memparse, whose rest the kernel ignores; here the value must be one whole size,
+    // or, as ARM's and MIPS's early mem= take it, a size, '@' and where the memory starts.
+    private static (ulong Bytes, ulong? Start) ParseMem(string? value, ScriptWord word, SourceLocation line)
     {
-        if (value is null || CmdLine.Memparse(value) is not { IsWhole: true, Bytes: var bytes and not 0 })
+        int at = value?.IndexOf('@', StringComparison.Ordinal) ?? -1;
+        string? size = at < 0 ? value : value![..at];
+        if (size is null || CmdLine.Memparse(size) is not { IsWhole: true, Bytes: var bytes and not 0 })
         {
-            throw ScriptParser.Error(line, word.Column, $"mem={value} is not a memory size: use a number of bytes with an optional K, M, G, T, P or E suffix (memparse), e.g. mem=64G");
+            throw ScriptParser.Error(line, word.Column, $"mem={value} is not a memory size: use a number of bytes with an optional K, M, G, T, P or E suffix (memparse), e.g. mem=64G, or mem=SIZE@START to say where RAM starts, e.g. mem=16G@0x80000000");
         }
 
-        return bytes;
+        if (at < 0)
+        {
+            return (bytes, null);
+        }
+
+        string start = value![(at + 1)..];
+        if (CmdLine.Memparse(start) is not { IsWhole: true, Bytes: var ramBase })
+        {
+            throw ScriptParser.Error(line, word.Column + "mem=".Length + at + 1, $"mem={value}: '{start}' is not where RAM starts: use an address with an optional K, M, G, T, P or E suffix (memparse), e.g. mem=16G@0x80000000");
+        }
+
+        return (bytes, ramBase);
     }
 
     private static int ParseNuma(string? value, ScriptWord word, SourceLocation line)

@@ -59,6 +59,18 @@ public sealed partial class KernelFiles<TArch> : IShellFirmware
         }
     }
 
+    // /sys/devices/system/memory lists every present block's memoryN, whether or not a path named it yet (globs, ls).
+    private IReadOnlyList<string> WithMemoryBlocks(string directory, IReadOnlyList<string> names)
+    {
+        if (directory + "/" != MemoryDir)
+        {
+            return names;
+        }
+
+        return [.. names.Union(_machine.Hotplug.Blocks.Select(b => string.Create(CultureInfo.InvariantCulture, $"memory{b.Id}")), System.StringComparer.Ordinal)
+            .Order(System.StringComparer.Ordinal)];
+    }
+
     // memoryN/ of a present block, made when a path names it first: a machine of many terabytes
     // has tens of thousands of blocks, and a script looks at a few.
     private void AddMemoryBlockFiles(string path)

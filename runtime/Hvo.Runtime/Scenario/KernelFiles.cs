@@ -143,11 +143,18 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         return e != Errno.None ? e : file!.Write is null ? Errno.EACCES : Errno.None;
     }
 
-    public ShellFileKind Kind(string path) =>
-        KernelFilesPath.Normalize(path) is not { } p ? ShellFileKind.None
-        : _directories.Contains(p) ? ShellFileKind.Directory
-        : _files.ContainsKey(p) ? ShellFileKind.File
-        : ShellFileKind.None;
+    public ShellFileKind Kind(string path)
+    {
+        if (KernelFilesPath.Normalize(path) is not { } p)
+        {
+            return ShellFileKind.None;
+        }
+
+        AddMemoryBlockFiles(p);
+        return _directories.Contains(p) ? ShellFileKind.Directory
+            : _files.ContainsKey(p) ? ShellFileKind.File
+            : ShellFileKind.None;
+    }
 
     public IReadOnlyList<string> Children(string directory)
     {
@@ -157,7 +164,8 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         }
 
         _children ??= BuildChildren();
-        return _children.TryGetValue(d, out List<string>? names) ? names : [];
+        IReadOnlyList<string> names = _children.TryGetValue(d, out List<string>? known) ? known : [];
+        return WithMemoryBlocks(d, names);
     }
 
     private Dictionary<string, List<string>>? _children;

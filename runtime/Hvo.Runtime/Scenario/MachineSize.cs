@@ -20,16 +20,32 @@ public static class MachineSize
 
     /// <summary>
     /// Why a machine of <paramref name="memoryBytes"/> (whole pages) on <paramref name="nodes"/>
-    /// nodes cannot be booted on <paramref name="arch"/>, or null when it can: the reason reads after
-    /// the value it is about (<c>mem=1P is more than ...</c>, <c>--memory: 1P is more than ...</c>).
+    /// nodes, its RAM from <paramref name="ramBase"/> (null: where the spec puts it), cannot be booted
+    /// on <paramref name="arch"/>, or null when it can: the reason reads after the value it is about
+    /// (<c>mem=1P is more than ...</c>, <c>--memory: 1P is more than ...</c>).
     /// <paramref name="runLimit"/> is a caller's own bound (a harness running scripts it did not write).
     /// </summary>
-    public static string? Check(ArchInfo arch, ulong memoryBytes, int nodes, ulong runLimit = ulong.MaxValue)
+    public static string? Check(ArchInfo arch, ulong memoryBytes, int nodes, ulong runLimit = ulong.MaxValue, ulong? ramBase = null)
     {
         ArgumentNullException.ThrowIfNull(arch);
-        if (memoryBytes > DescribableBytes(arch))
+        ulong start = ramBase ?? arch.RamBase;
+        if (new MachineConfig { RamBase = start }.RamBaseProblem(arch) is { } where)
         {
-            return $"is more than {arch.Name}'s vmemmap can describe ({CmdLine.FormatSize(DescribableBytes(arch))})";
+            return $"cannot be booted: {where}";
+        }
+
+        ulong describable = arch.DescribableBytes(start);
+        if (memoryBytes > describable)
+        {
+            // Both sizes: the memory asked for reads before this, the vmemmap's reach here.
+            string from = start == 0 ? string.Empty : $" for RAM from 0x{start:x}";
+            return $"is more than {arch.Name}'s vmemmap can describe{from} ({CmdLine.FormatSize(describable)})";
+        }
+
+        int pfnBits = arch.PfnHi - arch.PfnLo + 1;
+        if (pfnBits < 64 - arch.PageShift && (start >> arch.PageShift) + (memoryBytes >> arch.PageShift) > 1UL << pfnBits)
+        {
+            return $"ends above the {pfnBits + arch.PageShift}-bit physical addresses {arch.Name}'s entries hold (RAM from 0x{start:x})";
         }
 
         if (memoryBytes > FrameStore.MaxBytes)
@@ -49,8 +65,6 @@ public static class MachineSize
 
         return null;
     }
-
-    private static ulong DescribableBytes(ArchInfo arch) => arch.VmemmapSize / (ulong)arch.StructPageBytes * arch.PageSize;
 
     private static ulong MaxOrderBytes(ArchInfo arch) => arch.PageSize << MachineLayout.DefaultMaxOrder(arch.PageShift);
 }

@@ -222,6 +222,12 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
             throw new ScriptError(script.Boot?.Location ?? new SourceLocation(script.File, 1, 1), refusal.Reason);
         }
 
+        // Where RAM starts (mem=SIZE@START) moves the vmemmap pointer on a spec that offsets it: v7.1's mask needs it aligned.
+        if (options.Policy.SharedTail && HvoPolicy.SharedTailProblem(TArch.Info, boot.RamBase) is { } tail)
+        {
+            throw new ScriptError(script.Boot?.Location ?? new SourceLocation(script.File, 1, 1), $"{options.Policy.Name}'s shared tail page {tail}");
+        }
+
         // memory_hotplug.memmap_on_memory exists where CONFIG_MHP_MEMMAP_ON_MEMORY does (x86-64 here);
         // before v6.0 it gives way to HVO on at boot.
         bool hvoAtBoot = boot.FreeVmemmap ?? script.HvoDefaultOn ?? options.HvoDefaultOn;

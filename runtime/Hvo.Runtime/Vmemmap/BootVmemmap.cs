@@ -21,14 +21,20 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     private readonly System.Threading.Lock _copiesLock = new();
     private readonly FrameOwnerTable _owners;
     private readonly Func<ulong, StructPageOrigin> _origin;
+    private readonly ulong _vmemmap;
     private bool _sorted = true;
 
     /// <param name="owners">Frames count as boot vmemmap only while they are owned as such.</param>
     /// <param name="origin">Node, zone and reserved-at-boot of a pfn: what its struct page starts with.</param>
-    public BootVmemmap(FrameOwnerTable owners, Func<ulong, StructPageOrigin> origin)
+    /// <param name="vmemmap">
+    /// The kernel's <c>vmemmap</c>: where the struct page of pfn 0 would be (VMEMMAP_START, less the
+    /// first RAM pfn's struct pages where the vmemmap is offset by it), so pfn P's is at vmemmap + P * sizeof(struct page).
+    /// </param>
+    public BootVmemmap(FrameOwnerTable owners, Func<ulong, StructPageOrigin> origin, ulong vmemmap)
     {
         _owners = owners;
         _origin = origin;
+        _vmemmap = vmemmap;
     }
 
     /// <summary>Boot vmemmap frames populated, in total.</summary>
@@ -97,12 +103,9 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             return false;
         }
 
-        FillStructPages(va, frame, _origin, CompoundInfoMask);
+        FillStructPages(va, frame);
         return true;
     }
-
-    /// <summary>The struct pages of the vmemmap at <paramref name="va"/> as they stand now, into <paramref name="bytes"/>.</summary>
-    public void FillStructPages(ulong va, Span<byte> bytes) => FillStructPages(va, bytes, _origin, CompoundInfoMask);
 
     private static bool NotVmemmap(out ulong va)
     {
@@ -163,10 +166,11 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     /// writes that the simulation defers left them: memmap_init's contents, or a compound page's
     /// head and tails once the page was prepared as one.
     /// </summary>
-    public static void FillStructPages(ulong va, Span<byte> frame, Func<ulong, StructPageOrigin> origin, bool mask = false)
+    public void FillStructPages(ulong va, Span<byte> frame)
     {
+        Func<ulong, StructPageOrigin> origin = _origin;
         int size = TArch.StructPageBytes;
-        ulong firstPfn = (va - TArch.VmemmapStart) / (ulong)size;
+        ulong firstPfn = (va - _vmemmap) / (ulong)size;
         ulong count = (ulong)(frame.Length / size);
 
         // One compound page covering the whole frame (every optimizable huge page does): one lookup.
@@ -176,7 +180,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         {
             // Plain tails only: identical records, so write one and copy it.
             Span<byte> tail = frame[..size];
-            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, TArch.VmemmapStart + (first.CompoundHead * (ulong)size), first.CompoundOrder, mask);
+            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, _vmemmap + (first.CompoundHead * (ulong)size), first.CompoundOrder, CompoundInfoMask);
             for (int offset = size; offset + size <= frame.Length; offset += size)
             {
                 tail.CopyTo(frame[offset..]);
@@ -192,7 +196,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             Span<byte> page = frame.Slice(offset, size);
             if (o.CompoundOrder > 0)
             {
-                StructPage.InitializeCompound(page, o.Node, o.Zone, pfn - o.CompoundHead, TArch.VmemmapStart + (o.CompoundHead * (ulong)size), o.CompoundOrder, mask);
+                StructPage.InitializeCompound(page, o.Node, o.Zone, pfn - o.CompoundHead, _vmemmap + (o.CompoundHead * (ulong)size), o.CompoundOrder, CompoundInfoMask);
                 if (pfn == o.CompoundHead && o.VmemmapOptimized)
                 {
                     StructPage.SetFlags(page, StructPage.Flags(page) | StructPage.PgHugeVmemmapOptimized);

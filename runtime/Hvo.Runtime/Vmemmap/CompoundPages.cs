@@ -127,8 +127,8 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
 
     private void RewriteWrittenFrames(ulong pfn, ulong frames)
     {
-        ulong start = Machine<TArch>.StructPageAddress(pfn);
-        ulong end = Machine<TArch>.StructPageAddress(pfn + frames);
+        ulong start = _machine.StructPageAddress(pfn);
+        ulong end = _machine.StructPageAddress(pfn + frames);
         var rewrite = new RewriteVisitor(_machine, start, end);
         PageWalkResult r = _machine.PageTable.WalkRange(start & ~(TArch.PageSize - 1), end, ref rewrite);
         if (!r.Done)

@@ -30,7 +30,7 @@ public static class PageRef<TArch> where TArch : struct, IPagingArch
         }
 
         Span<byte> count = stackalloc byte[4];
-        ulong page = Machine<TArch>.StructPageAddress(pfn);
+        ulong page = machine.StructPageAddress(pfn);
         ulong va = page + StructPage.RefcountOffset;
         AccessFault fault = machine.Mmu.Read(cpu, va, count);
         int seen = fault == AccessFault.None ? BinaryPrimitives.ReadInt32LittleEndian(count) : 0;

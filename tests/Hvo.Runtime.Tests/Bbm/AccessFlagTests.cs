@@ -39,7 +39,7 @@ public sealed class AccessFlagTests
     private static (HvoRig<TArch> Rig, ulong Va, WalkResult Pte) LivePte<TArch>(bool hardwareAccessFlag) where TArch : struct, IPagingArch
     {
         var r = new HvoRig<TArch>(HvoPolicy.Arm64BbmAccessFlag, TArch.HugePageSizes.ToArray().Select(h => h.Size).Where(s => s >= TArch.PageSize * 512).Min(), checkBreakBeforeMake: true, hardwareAccessFlag: hardwareAccessFlag);
-        ulong va = Machine<TArch>.StructPageAddress(r.Allocate().HeadPfn) + TArch.PageSize;
+        ulong va = r.Machine.StructPageAddress(r.Allocate().HeadPfn) + TArch.PageSize;
         WalkResult w = r.Machine.PageTable.Walk(va);
         if (w.Level < TArch.LastLevel)
         {

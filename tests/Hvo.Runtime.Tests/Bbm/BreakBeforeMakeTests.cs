@@ -72,9 +72,9 @@ public sealed class BreakBeforeMakeTests
         Archs.Run(arch, new Level2Discriminates(size));
 
     /// <summary>The vmemmap addresses whose entries a policy changes: the tails, and the reuse entry with a head copy.</summary>
-    private static ulong[] ChangedAddresses<TArch>(HugePage page, HvoPolicy policy) where TArch : struct, IPagingArch
+    private static ulong[] ChangedAddresses<TArch>(Machine<TArch> machine, HugePage page, HvoPolicy policy) where TArch : struct, IPagingArch
     {
-        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong start = machine.StructPageAddress(page.HeadPfn);
         int pages = (int)HvoOptimizerTests.Expected<TArch>(page.Frames << TArch.PageShift, policy).Pages;
         int first = policy.CopyHead ? policy.ReservePages - 1 : policy.ReservePages;
         return Enumerable.Range(first, pages - first).Select(i => start + ((ulong)i * TArch.PageSize)).ToArray();
@@ -104,14 +104,14 @@ public sealed class BreakBeforeMakeTests
             Assert.IsTrue(page.VmemmapOptimized);
 
             Violation[] bbm = BbmReports(r);
-            ulong[] changed = ChangedAddresses<TArch>(page, policy);
+            ulong[] changed = ChangedAddresses(r.Machine, page, policy);
             Violation[] remaps = bbm.Where(v => v.Detail.StartsWith("vmemmap_remap_pte:", StringComparison.Ordinal)).ToArray();
             CollectionAssert.AreEqual(changed, remaps.Select(v => v.Address).ToArray(), "every live tail entry pointed elsewhere directly");
             Assert.IsTrue(remaps.All(v => v.Detail.Contains("different output address", StringComparison.Ordinal)));
 
             // A boot-time block over the vmemmap is split in place: a live block replaced by a table.
             Violation[] splits = bbm.Where(v => v.Detail.StartsWith("split_vmemmap_huge_pmd:", StringComparison.Ordinal)).ToArray();
-            Assert.AreEqual(HvoOptimizerTests.BootLeavesSpanned<TArch>(page), splits.Length, "one per vmemmap block split");
+            Assert.AreEqual(HvoOptimizerTests.BootLeavesSpanned(r.Machine, page), splits.Length, "one per vmemmap block split");
             ulong leaf = TArch.LevelSize(TArch.VmemmapBootLevel);
             Assert.IsTrue(splits.All(v => v.Detail.Contains("block was replaced by a table", StringComparison.Ordinal) && v.Address % leaf == 0));
             Assert.AreEqual(remaps.Length + splits.Length, bbm.Length, string.Join("\n", bbm));
@@ -119,7 +119,7 @@ public sealed class BreakBeforeMakeTests
             // Restore puts new frames behind the read-only tails, again directly.
             r.Machine.Violations.Clear();
             Assert.AreEqual(RestoreResult.Ok, r.Optimizer.Restore(page));
-            ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            ulong start = r.Machine.StructPageAddress(page.HeadPfn);
             ulong[] restored = changed.Where(va => va >= start + ((ulong)policy.ReservePages * TArch.PageSize)).ToArray();
             CollectionAssert.AreEqual(restored, BbmReports(r).Select(v => v.Address).ToArray());
             Assert.IsTrue(BbmReports(r).All(v => v.Detail.StartsWith("vmemmap_restore_pte:", StringComparison.Ordinal)));
@@ -178,7 +178,7 @@ public sealed class BreakBeforeMakeTests
         public Reader(Machine<TArch> machine, HugePage page)
         {
             _machine = machine;
-            _start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            _start = machine.StructPageAddress(page.HeadPfn);
             _pages = (int)((page.Frames * (ulong)TArch.StructPageBytes) >> TArch.PageShift);
             Seen = Enumerable.Range(0, _pages).Select(_ => new List<byte[]>()).ToArray();
         }
@@ -388,7 +388,7 @@ public sealed class BreakBeforeMakeTests
             }
 
             Remaining--;
-            ulong first = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            ulong first = machine.StructPageAddress(page.HeadPfn);
             ulong last = first + (page.Frames * (ulong)TArch.StructPageBytes);
             for (ulong va = first; va < last; va += TArch.PageSize)
             {
@@ -418,7 +418,7 @@ public sealed class BreakBeforeMakeTests
             r.Optimizer.Optimize(page);
 
             HvoCounters c = r.Optimizer.Total;
-            long changed = ChangedAddresses<TArch>(page, policy).Length;
+            long changed = ChangedAddresses(r.Machine, page, policy).Length;
             Assert.IsFalse(page.VmemmapOptimized, "rolled back, not optimized");
             Assert.AreEqual(1, c.BbmRetriesExhausted);
             Assert.AreEqual(1, c.Failures(OptimizeFailure.BbmRetriesExhausted));
@@ -471,7 +471,7 @@ public sealed class BreakBeforeMakeTests
 
             r.Optimizer.Optimize(page);
 
-            long changed = ChangedAddresses<TArch>(page, policy).Length;
+            long changed = ChangedAddresses(r.Machine, page, policy).Length;
             Assert.IsTrue(page.VmemmapOptimized, "the last round, untouched, succeeds");
             Assert.AreEqual(0, c.BbmRetriesExhausted);
             Assert.AreEqual(changed * r.Machine.Config.AccessFlagRetries, c.BbmRetries);
@@ -506,7 +506,7 @@ public sealed class BreakBeforeMakeTests
             HugePage p = r.Allocate();
             r.Optimizer.Optimize(p);
             Violation[] bbm = BbmReports(r);
-            CollectionAssert.AreEqual(ChangedAddresses<TArch>(p, HvoPolicy.V5_18), bbm.Select(v => v.Address).ToArray(), string.Join("\n", bbm.Take(3)));
+            CollectionAssert.AreEqual(ChangedAddresses(r.Machine, p, HvoPolicy.V5_18), bbm.Select(v => v.Address).ToArray(), string.Join("\n", bbm.Take(3)));
             Assert.IsTrue(bbm.All(v => v.Detail.Contains("hold different bytes", StringComparison.Ordinal)), bbm.First().Detail);
 
             // A block replaced by a table that maps other frames is no equivalent split either.

@@ -123,7 +123,7 @@ public sealed class InvariantsTests
             Assert.IsEmpty(invariants.CheckAll());
 
             // HPageVmemmapOptimized cleared behind HVO's back (the head vmemmap page is writable).
-            ulong va = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            ulong va = machine.StructPageAddress(page.HeadPfn);
             Span<byte> head = stackalloc byte[TArch.StructPageBytes];
             Assert.AreEqual(AccessFault.None, machine.Mmu.Read(0, va, head));
             byte[] original = head.ToArray();

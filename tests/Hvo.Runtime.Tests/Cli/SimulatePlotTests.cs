@@ -28,7 +28,8 @@ public sealed class SimulatePlotTests
     public void TheSamplesAndTheVmemmapMapAgreeWithTheReport(string arch)
     {
         ArchEntry entry = Archs.Get(arch);
-        ulong memory = entry.Info.PageSize >= 65536 ? 8UL << 30 : 2UL << 30;
+        // Several boot leaves of vmemmap, so that some stay huge while half the memory is huge pages.
+        ulong memory = Math.Max(entry.Info.PageSize >= 65536 ? 8UL << 30 : 2UL << 30, 8 * Archs.MemoryPerBootLeaf(entry.Info));
         var simulation = new SimulateScript(memory, 1, true, SimulateCommand.ParseHugepages(null, entry.Info, memory), null, Writes: 4);
         RunResult result = simulation.Run(entry, new ScenarioOptions(), map: true);
         SimulationReport report = result.Report;

@@ -34,6 +34,31 @@ public sealed class SpecsCommandTests
         }
     }
 
+    /// <summary>Mainline's ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP per architecture, as of v7.1: the specs' mainlineHvo.</summary>
+    [TestMethod]
+    [DataRow("x86_64", "since v5.14")]
+    [DataRow("x86_64-la57", "since v5.14")]
+    [DataRow("arm64-4k", "on from v5.19, off since v6.3")]
+    [DataRow("arm64-64k", "on from v5.19, off since v6.3")]
+    [DataRow("riscv64-sv39", "since v6.4")]
+    [DataRow("riscv64-sv57", "since v6.4")]
+    [DataRow("loongarch64-16k", "since v6.2")]
+    [DataRow("loongarch64-4k", "since v6.2")]
+    public void SpecsSayWhetherAndSinceWhenMainlineEnablesHvo(string arch, string mainline)
+    {
+        var (exit, output, _) = Hvo("specs");
+        Assert.AreEqual(0, exit);
+        string block = output[output.IndexOf(arch + ": ", System.StringComparison.Ordinal)..];
+        Assert.AreEqual("  mainline HVO: " + mainline, block.Split('\n')[1]);
+
+        (exit, output, _) = Hvo("specs", "--json");
+        Assert.AreEqual(0, exit);
+        using JsonDocument doc = JsonDocument.Parse(output);
+        JsonElement m = doc.RootElement.EnumerateArray().Single(a => a.GetProperty("name").GetString() == arch).GetProperty("mainlineHvo");
+        Assert.AreEqual(!mainline.Contains("off", System.StringComparison.Ordinal), m.GetProperty("enabled").GetBoolean());
+        StringAssert.Contains(mainline, m.GetProperty("since").GetString()!);
+    }
+
     [TestMethod]
     public void SpecsTextHasARowPerHugePageSize()
     {

@@ -176,7 +176,7 @@ internal static class ReadersVsWriter
                 }
 
                 Span<byte> bytes = buffer.AsSpan(0, n * size);
-                AccessFault fault = m.Mmu.Read(cpu, Machine<TArch>.StructPageAddress(page.HeadPfn + index), bytes);
+                AccessFault fault = m.Mmu.Read(cpu, m.StructPageAddress(page.HeadPfn + index), bytes);
                 accesses++;
                 while (retries && fault is AccessFault.NotMapped or AccessFault.AccessFlag)
                 {
@@ -184,7 +184,7 @@ internal static class ReadersVsWriter
                     // the writer's break-before-make sequence to finish and the access is replayed.
                     retried++;
                     Thread.Yield();
-                    fault = m.Mmu.Read(cpu, Machine<TArch>.StructPageAddress(page.HeadPfn + index), bytes);
+                    fault = m.Mmu.Read(cpu, m.StructPageAddress(page.HeadPfn + index), bytes);
                     accesses++;
                 }
 
@@ -223,7 +223,7 @@ internal static class ReadersVsWriter
         {
             foreach (HugePage page in pages)
             {
-                ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+                ulong start = m.StructPageAddress(page.HeadPfn);
                 ulong end = start + (page.Frames * (ulong)TArch.StructPageBytes);
                 for (ulong va = start; va < end; va += TArch.PageSize)
                 {

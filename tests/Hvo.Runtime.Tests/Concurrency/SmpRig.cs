@@ -42,6 +42,12 @@ public static class SmpCases
     /// Every policy: under the break-before-make ones the winner breaks the block before it makes
     /// the table, and the loser, which may read the broken entry, waits for the lock and looks again.
     /// </remarks>
+    /// <summary>CI's share of <see cref="ReaderCases"/>: each family's representative (<see cref="Archs.IsRepresentative"/>).</summary>
+    public static IEnumerable<object[]> ReaderCasesCi => Archs.Representatives(ReaderCases);
+
+    /// <summary>The long category's share: the rest of each family.</summary>
+    public static IEnumerable<object[]> ReaderCasesLong => Archs.Others(ReaderCases);
+
     public static IEnumerable<object[]> SplitCases =>
         from e in ArchRegistry.All
         where e.Info.VmemmapBootLevel < e.Info.LastLevel
@@ -113,7 +119,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
     {
         int node = Machine.Layout.NodeOf(page.HeadPfn);
         int zone = Machine.Layout.ZoneOf(page.HeadPfn);
-        ulong head = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong head = Machine.StructPageAddress(page.HeadPfn);
         bool mask = Machine.BootVmemmap.CompoundInfoMask;
         var c = new Canonical(new byte[TArch.StructPageBytes], new byte[TArch.StructPageBytes], new byte[TArch.StructPageBytes]);
         StructPage.InitializeCompound(c.Head, node, zone, 0, head, Order, mask);
@@ -135,7 +141,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
         {
             int n = (int)Math.Min((ulong)StructPagesPerPage, page.Frames - i);
             Span<byte> read = bytes.AsSpan(0, n * TArch.StructPageBytes);
-            AccessFault fault = Machine.Mmu.Read(cpu, Machine<TArch>.StructPageAddress(page.HeadPfn + i), read);
+            AccessFault fault = Machine.Mmu.Read(cpu, Machine.StructPageAddress(page.HeadPfn + i), read);
             if (fault != AccessFault.None)
             {
                 return $"{page}: struct page {i} faulted ({fault})";
@@ -167,7 +173,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
     {
         int size = TArch.StructPageBytes;
         ReadOnlySpan<byte> got = read.Slice(k * size, size);
-        ulong headAddress = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong headAddress = Machine.StructPageAddress(page.HeadPfn);
         Canonical c = _canonical[page.HeadPfn];
         if (index == 0)
         {

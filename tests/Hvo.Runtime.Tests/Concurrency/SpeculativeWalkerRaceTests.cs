@@ -102,7 +102,7 @@ public sealed class SpeculativeWalkerRaceTests
             pool.SetNrHugepages(h, 1);
             HugePage page = pool.Pages(h).Single();
             Assert.IsTrue(page.VmemmapOptimized);
-            ulong head = Machine<TArch>.StructPageAddress(page.HeadPfn) + StructPage.RefcountOffset;
+            ulong head = m.StructPageAddress(page.HeadPfn) + StructPage.RefcountOffset;
             Assert.AreEqual(AccessFault.None, m.Mmu.Write(0, head, [1, 0, 0, 0]), "the page is in use: its head holds a reference");
             bool faulted = false;
             using (m.RunOnCpu(1))
@@ -131,7 +131,7 @@ public sealed class SpeculativeWalkerRaceTests
             pool.SetNrHugepages(h, 1);
             HugePage page = pool.Pages(h).Single();
             ulong victim = page.HeadPfn + (page.Frames / 2); // a tail in a vmemmap page HVO remaps
-            ulong refcount = Machine<TArch>.StructPageAddress(victim) + StructPage.RefcountOffset;
+            ulong refcount = m.StructPageAddress(victim) + StructPage.RefcountOffset;
 
             // What the walker saw: the pfn was an ordinary page in use (refcount 1) a moment before.
             Assert.AreEqual(AccessFault.None, m.Mmu.Write(0, refcount, [1, 0, 0, 0]));

@@ -51,7 +51,7 @@ public sealed class SplitRaceTests
             HugePage page = rig.Allocate();
             rig.LearnCanonical(page);
             KernelPageTable<TArch> pt = rig.Machine.PageTable;
-            WalkResult block = pt.Walk(Machine<TArch>.StructPageAddress(page.HeadPfn));
+            WalkResult block = pt.Walk(rig.Machine.StructPageAddress(page.HeadPfn));
             Assert.IsTrue(block.IsLeaf && block.Level == TArch.VmemmapBootLevel && block.Level < TArch.LastLevel, "the struct pages are mapped by a boot block");
 
             using var waiting = new ManualResetEventSlim();
@@ -72,7 +72,7 @@ public sealed class SplitRaceTests
                         else
                         {
                             // vmemmap_remap_split over the page's struct pages: a walk and nothing else.
-                            ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+                            ulong start = rig.Machine.StructPageAddress(page.HeadPfn);
                             var split = default(SplitPmdVisitor<TArch>);
                             PageWalkResult r = pt.WalkRange(start, start + (page.Frames * (ulong)TArch.StructPageBytes), ref split);
                             Assert.AreEqual(PageWalkStatus.Done, r.Status);
@@ -106,7 +106,7 @@ public sealed class SplitRaceTests
 
             Assert.IsTrue(cpu1.Join(DeadlockGuard), "CPU 1 finishes once the lock is free");
             Assert.IsNull(failure, failure?.ToString());
-            Assert.AreEqual(TArch.LastLevel, pt.Walk(Machine<TArch>.StructPageAddress(page.HeadPfn)).Level, "the block was split after all");
+            Assert.AreEqual(TArch.LastLevel, pt.Walk(rig.Machine.StructPageAddress(page.HeadPfn)).Level, "the block was split after all");
             Assert.AreEqual(optimize, page.VmemmapOptimized, "HPageVmemmapOptimized");
             Assert.IsNull(rig.FirstWrongStructPage(page, cpu: 0));
             if (optimize)
@@ -150,7 +150,9 @@ public sealed class SplitRaceTests
         {
             // The smallest optimizable size: many of its pages share one boot leaf of the vmemmap.
             ulong size = TArch.HugePageSizes.ToArray().Select(h => h.Size).Where(s => HugePageVmemmap.For<TArch>(s).IsOptimizable(policy.ReservePages)).Min();
-            using var rig = new SmpRig<TArch>(policy, size, cpus: 2, memory: 4UL << 30, checkBreakBeforeMake: false);
+            // Enough boot leaves of vmemmap for a few rounds (32 at 4 KiB pages; LoongArch's 32 MiB leaf holds 8 GiB's struct pages).
+            ulong memory = Math.Max(4UL << 30, 6 * Archs.MemoryPerBootLeaf(TArch.Info));
+            using var rig = new SmpRig<TArch>(policy, size, cpus: 2, memory: memory, checkBreakBeforeMake: false);
             List<(HugePage A, HugePage B)> pairs = PairsSharingAnUnsplitLeaf(rig);
             Assert.IsGreaterThanOrEqualTo(4, pairs.Count, "room for a few rounds");
 
@@ -172,7 +174,7 @@ public sealed class SplitRaceTests
                 Assert.AreEqual(1, rig.Optimizer.Total.PmdsSplit - splits, $"{where}: exactly one table installed");
                 Assert.AreEqual(1, pt.Counters.TablesAllocated - allocated - lost, $"{where}: allocated - freed == installed");
                 Assert.IsTrue(a.VmemmapOptimized && b.VmemmapOptimized, where);
-                WalkResult leaf = pt.Walk(Machine<TArch>.StructPageAddress(a.HeadPfn));
+                WalkResult leaf = pt.Walk(rig.Machine.StructPageAddress(a.HeadPfn));
                 Assert.AreEqual(TArch.LastLevel, leaf.Level, $"{where}: the leaf is a PTE table now");
                 if (forced)
                 {
@@ -285,10 +287,10 @@ public sealed class SplitRaceTests
 
             var pairs = new List<(HugePage, HugePage)>();
             var kept = new HashSet<HugePage>();
-            foreach (var leaf in all.GroupBy(p => Machine<TArch>.StructPageAddress(p.HeadPfn) >> TArch.LevelShift(level)))
+            foreach (var leaf in all.GroupBy(p => rig.Machine.StructPageAddress(p.HeadPfn) >> TArch.LevelShift(level)))
             {
                 HugePage[] two = leaf.Take(2).ToArray();
-                WalkResult w = rig.Machine.PageTable.Walk(Machine<TArch>.StructPageAddress(two[0].HeadPfn));
+                WalkResult w = rig.Machine.PageTable.Walk(rig.Machine.StructPageAddress(two[0].HeadPfn));
                 if (two.Length < 2 || pairs.Count == MaxRounds || w.Level != level || !w.IsLeaf)
                 {
                     continue;

@@ -209,7 +209,7 @@ public sealed class OfflineTests
             where TArch : struct, IPagingArch
         {
             ulong start = session.Machine.Hotplug.Block(8)!.StartPfn;
-            notes.Add($"level {session.Machine.PageTable.Walk(Machine<TArch>.StructPageAddress(start)).Level}");
+            notes.Add($"level {session.Machine.PageTable.Walk(session.Machine.StructPageAddress(start)).Level}");
         }
     }
 }

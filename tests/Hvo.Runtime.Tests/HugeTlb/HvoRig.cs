@@ -19,6 +19,12 @@ public static class HvoCases
         where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
         select new object[] { e.Name, h.Size, p.Name };
 
+    /// <summary>CI's share of <see cref="SizesAndPolicies"/> for the heaviest suites: each family's representative (<see cref="Archs.IsRepresentative"/>).</summary>
+    public static IEnumerable<object[]> SizesAndPoliciesCi => Archs.Representatives(SizesAndPolicies);
+
+    /// <summary>The long category's share: the rest of each family.</summary>
+    public static IEnumerable<object[]> SizesAndPoliciesLong => Archs.Others(SizesAndPolicies);
+
     /// <summary>
     /// The sizes the issue names for exhaustive fault injection: x86_64 2M and 1G, every optimizable
     /// arm64 size, under the oldest layout and the newest (v7.1, whose shared tail page is one more
@@ -131,7 +137,7 @@ public sealed class HvoRig<TArch> : IDisposable where TArch : struct, IPagingArc
         for (ulong i = 0; i < page.Frames; i += (ulong)StructPagesPerPage)
         {
             int n = (int)Math.Min((ulong)StructPagesPerPage, page.Frames - i);
-            ulong va = Machine<TArch>.StructPageAddress(page.HeadPfn + i);
+            ulong va = Machine.StructPageAddress(page.HeadPfn + i);
             Assert.AreEqual(AccessFault.None, Machine.Mmu.Read(cpu, va, all.AsSpan((int)i * size, n * size)));
         }
 
@@ -141,7 +147,7 @@ public sealed class HvoRig<TArch> : IDisposable where TArch : struct, IPagingArc
     /// <summary>The vmemmap PTEs of the page: (address, entry), after splitting nothing.</summary>
     public IEnumerable<(ulong Va, WalkResult Pte)> VmemmapPtes(HugePage page)
     {
-        ulong start = Machine<TArch>.StructPageAddress(page.HeadPfn);
+        ulong start = Machine.StructPageAddress(page.HeadPfn);
         ulong end = start + (page.Frames * (ulong)TArch.StructPageBytes);
         for (ulong va = start; va < end; va += TArch.PageSize)
         {

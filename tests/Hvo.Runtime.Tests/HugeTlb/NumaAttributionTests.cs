@@ -31,7 +31,7 @@ public sealed class NumaAttributionTests
         Assert.AreEqual(0, hvo.For(9, 1).VmemmapPagesFreed);
         Assert.AreEqual(node0Free + (long)freed, m.Pages.NodeFreePages(0), "the freed vmemmap pages were node 0's");
         Assert.AreEqual(node1Free - hvo.Total.PteTablesAllocated, m.Pages.NodeFreePages(1), "the split's table came from CPU 1's node");
-        WalkResult pte = m.PageTable.Walk(Machine<Arch.X86_64>.StructPageAddress(pfn));
+        WalkResult pte = m.PageTable.Walk(m.StructPageAddress(pfn));
         Assert.AreEqual(1, m.Layout.NodeOf(pte.TablePfn));
 
         m.CurrentCpu = 0;
@@ -42,7 +42,7 @@ public sealed class NumaAttributionTests
         Assert.AreEqual(node0Free - (long)freed, m.Pages.NodeFreePages(0), "restore allocates on the page's node (__GFP_THISNODE)");
         Assert.AreEqual(node1Free, m.Pages.NodeFreePages(1));
         Assert.AreEqual((long)freed, hvo.For(9, 0).VmemmapPagesRestored);
-        var frames = Enumerable.Range(1, (int)freed).Select(i => m.PageTable.Walk(Machine<Arch.X86_64>.StructPageAddress(pfn) + ((ulong)i << 12)));
+        var frames = Enumerable.Range(1, (int)freed).Select(i => m.PageTable.Walk(m.StructPageAddress(pfn) + ((ulong)i << 12)));
         Assert.IsTrue(frames.All(w => m.Layout.NodeOf(Arch.X86_64.PfnOf(w.Level, w.Entry)) == 0));
     }
 }

@@ -463,7 +463,7 @@ public sealed class PoolTests
             r.Pool.SetNrHugepages(h, 1);
             HugePage page = r.Pool.Pages(h).Single();
             var sp = new byte[TArch.StructPageBytes];
-            ulong headAddress = Machine<TArch>.StructPageAddress(page.HeadPfn);
+            ulong headAddress = r.Machine.StructPageAddress(page.HeadPfn);
 
             Assert.AreEqual(AccessFault.None, r.Machine.ReadStructPage(1, page.HeadPfn, sp));
             Assert.AreNotEqual(0UL, StructPage.Flags(sp) & StructPage.PgHead, "the head has PG_head");

@@ -17,7 +17,7 @@ public static class AllocatorMachine
 
     public static PageAllocator Create(MachineLayout layout, Action<BootAllocator>? boot = null, FaultInjection? faults = null)
     {
-        var memblock = new BootAllocator(layout, new FrameOwnerTable(layout.Frames));
+        var memblock = new BootAllocator(layout, FrameOwnerTable.For(layout));
         boot?.Invoke(memblock);
         return new PageAllocator(memblock, faults);
     }

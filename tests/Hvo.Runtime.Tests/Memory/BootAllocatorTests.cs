@@ -10,7 +10,7 @@ public sealed class BootAllocatorTests
     private static BootAllocator Memblock(ulong bytes = 8 * GiB, int nodes = 2)
     {
         var layout = MachineLayout.For(Archs.Get("x86_64").Info, bytes, nodes);
-        return new BootAllocator(layout, new FrameOwnerTable(layout.Frames));
+        return new BootAllocator(layout, FrameOwnerTable.For(layout));
     }
 
     [TestMethod]

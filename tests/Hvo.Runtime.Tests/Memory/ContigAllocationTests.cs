@@ -11,7 +11,7 @@ namespace Hvo.Runtime.Tests.Memory;
 public sealed class ContigAllocationTests
 {
     [TestMethod]
-    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    [DynamicData(nameof(Archs.WithGiganticPages), typeof(Archs))]
     public void TheLargestHugePageIsAllocatedAlignedInsideOneZoneAndFreedBack(string arch)
     {
         ArchInfo info = Archs.Get(arch).Info;

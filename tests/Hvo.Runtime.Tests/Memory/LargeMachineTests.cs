@@ -15,7 +15,7 @@ public sealed class LargeMachineTests
     public void ATebibyteMachineBuildsItsFreeListsFromMemblock()
     {
         var layout = MachineLayout.For(Archs.Get("x86_64").Info, 1UL << 40);
-        var memblock = new BootAllocator(layout, new FrameOwnerTable(layout.Frames));
+        var memblock = new BootAllocator(layout, FrameOwnerTable.For(layout));
         for (ulong done = 0; done < Vmemmap; done += 512)
         {
             Assert.IsTrue(memblock.TryAlloc(0, 512, 512, FrameOwner.BootVmemmap, out _)); // PMD-mapped boot vmemmap

@@ -24,8 +24,8 @@ public sealed class MachineLayoutTests
         ulong block = 1UL << (MachineLayout.DefaultMaxOrder(info.PageShift) + info.PageShift);
         var layout = MachineLayout.For(info, (64 * GiB) + block + (5UL << info.PageShift), nodes: 3);
 
-        Assert.AreEqual(0UL, layout.NodeStart(0));
-        Assert.AreEqual(layout.Frames, layout.NodeEnd(2));
+        Assert.AreEqual(info.RamBase >> info.PageShift, layout.NodeStart(0), "node 0 starts where the spec's RAM does");
+        Assert.AreEqual(layout.FirstPfn + layout.Frames, layout.NodeEnd(2));
         for (int nid = 0; nid < 3; nid++)
         {
             (ulong start, ulong end) = layout.NodeRange(nid);

@@ -81,8 +81,8 @@ public sealed class SharedTailTests
                     Assert.AreEqual(AccessFault.None, m.ReadStructPage(0, p.HeadPfn + index, sp));
                     Assert.AreEqual(StructPage.CompoundInfoMask(p.Order, size) | 1, StructPage.CompoundHead(sp), "the mask, not the head's address");
                     Assert.AreEqual(0UL, StructPage.Flags(sp) & StructPage.PgHead, "no fake head");
-                    ulong va = Machine<TArch>.StructPageAddress(p.HeadPfn + index);
-                    Assert.AreEqual(Machine<TArch>.StructPageAddress(p.HeadPfn), va & (StructPage.CompoundHead(sp) & ~1UL), "the mask finds the head");
+                    ulong va = m.StructPageAddress(p.HeadPfn + index);
+                    Assert.AreEqual(m.StructPageAddress(p.HeadPfn), va & (StructPage.CompoundHead(sp) & ~1UL), "the mask finds the head");
                     Assert.AreEqual(AccessFault.WriteProtect, m.Mmu.Translate(0, va, write: true, out _));
                 }
             }

@@ -79,7 +79,7 @@ public sealed class MemoryBlock
 
     public ulong EndPfn => StartPfn + Frames;
 
-    /// <summary>Frames of the block that exist: fewer than <see cref="Frames"/> for boot memory that ends inside it (a hole: it cannot be offlined).</summary>
+    /// <summary>Frames of the block that exist: fewer than <see cref="Frames"/> for boot memory that starts or ends inside it (a hole: it cannot be offlined).</summary>
     public ulong PresentFrames { get; }
 
     /// <summary>The block's node (memory_add_physaddr_to_nid for a probed block); -1 when boot memory of several nodes shares it.</summary>

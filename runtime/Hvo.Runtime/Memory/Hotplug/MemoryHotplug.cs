@@ -26,7 +26,9 @@ public interface IHotplugHugePages
 /// Memory hotplug on a machine (drivers/base/memory.c, mm/memory_hotplug.c): the memory blocks,
 /// adding one (the x86 probe interface, or a memory device the firmware announces), onlining it into
 /// a zone and offlining it. The memory a block can be added from is the machine's physical memory
-/// above its boot memory (<see cref="MachineConfig.HotplugBytes"/>).
+/// above its boot memory (<see cref="MachineConfig.HotplugBytes"/>). Block ids are physical
+/// (memoryN holds the pfns from N * block frames), so on a machine whose RAM starts above 0
+/// (<see cref="MachineLayout.FirstPfn"/>) the first block's id is not 0.
 /// </summary>
 /// <remarks>
 /// <para>Block size (memory_block_size_bytes): a memory section (the spec's <c>vmemmap.sectionShift</c>,
@@ -52,7 +54,8 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     public const ulong MaxBlockBytes = 2UL << 30;
 
     private readonly Machine<TArch> _machine;
-    private readonly MemoryBlock?[] _blocks;
+    private readonly MemoryBlock?[] _blocks; // by id, from _firstBlock
+    private readonly ulong _firstBlock;
     private readonly Lock _lock = new(); // device_hotplug_lock
     private long _vmemmapFrames;
     private long _tableFrames;
@@ -61,21 +64,24 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     internal MemoryHotplug(Machine<TArch> machine)
     {
         _machine = machine;
-        BlockBytes = ProbeMemoryBlockSize(machine.Layout.Frames << TArch.PageShift);
-        _blocks = new MemoryBlock?[(machine.PhysicalFrames + BlockFrames - 1) / BlockFrames];
+        MachineLayout layout = machine.Layout;
+        BlockBytes = ProbeMemoryBlockSize(layout.EndPfn << TArch.PageShift);
+        _firstBlock = layout.FirstPfn / BlockFrames;
+        _blocks = new MemoryBlock?[((machine.PhysicalEndPfn + BlockFrames - 1) / BlockFrames) - _firstBlock];
         AutoOnline = machine.Config.AutoOnlineBlocks;
 
         // memory_dev_init: a block, online, for every section present at boot; its zone if its
-        // memory is one zone of one node (early_node_zone_for_memory_block), else none.
-        MachineLayout layout = machine.Layout;
-        for (ulong id = 0; id * BlockFrames < layout.Frames; id++)
+        // memory is one zone of one node (early_node_zone_for_memory_block), else none. A block
+        // that RAM starts or ends inside has fewer present frames.
+        for (ulong id = _firstBlock; id * BlockFrames < layout.EndPfn; id++)
         {
             ulong start = id * BlockFrames;
-            ulong present = Math.Min(BlockFrames, layout.Frames - start);
-            ulong last = start + present - 1;
-            int node = layout.NodeOf(start) == layout.NodeOf(last) ? layout.NodeOf(start) : -1;
-            int? zone = node >= 0 && layout.ZoneOf(start) == layout.ZoneOf(last) ? layout.ZoneOf(start) : null;
-            _blocks[id] = new MemoryBlock(id, start, BlockFrames, present, node, MemoryBlockState.Online, zone, hotAdded: false, selfHostedFrames: 0);
+            ulong first = Math.Max(start, layout.FirstPfn);
+            ulong present = Math.Min(start + BlockFrames, layout.EndPfn) - first;
+            ulong last = first + present - 1;
+            int node = layout.NodeOf(first) == layout.NodeOf(last) ? layout.NodeOf(first) : -1;
+            int? zone = node >= 0 && layout.ZoneOf(first) == layout.ZoneOf(last) ? layout.ZoneOf(first) : null;
+            _blocks[id - _firstBlock] = new MemoryBlock(id, start, BlockFrames, present, node, MemoryBlockState.Online, zone, hotAdded: false, selfHostedFrames: 0);
         }
     }
 
@@ -109,7 +115,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     }
 
     /// <summary>memoryN: the block with id <paramref name="id"/>, if present.</summary>
-    public MemoryBlock? Block(ulong id) => id < (ulong)_blocks.Length ? Volatile.Read(ref _blocks[id]) : null;
+    public MemoryBlock? Block(ulong id) => id >= _firstBlock && id - _firstBlock < (ulong)_blocks.Length ? Volatile.Read(ref _blocks[id - _firstBlock]) : null;
 
     /// <summary>The block <paramref name="pfn"/> lies in, if present.</summary>
     public MemoryBlock? BlockOf(ulong pfn) => Block(pfn / BlockFrames);
@@ -303,7 +309,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
     /// <summary>Whether vmemmap frame <paramref name="frame"/> holds struct pages of its own block (PageVmemmapSelfHosted).</summary>
     public bool IsSelfHostedVmemmap(ulong frame) =>
-        frame < _machine.PhysicalFrames && BlockOf(frame) is { SelfHostedFrames: > 0 } b && frame < b.FirstUsablePfn;
+        BlockOf(frame) is { SelfHostedFrames: > 0 } b && frame >= b.StartPfn && frame < b.FirstUsablePfn;
 
     /// <summary>
     /// memory_add_physaddr_to_nid (x86): the node whose memory holds the address, else the first
@@ -312,7 +318,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     private int PhysAddrToNid(ulong physAddr)
     {
         ulong pfn = physAddr >> TArch.PageShift;
-        return pfn < _machine.Layout.Frames ? _machine.Layout.NodeOf(pfn) : 0;
+        return pfn >= _machine.Layout.FirstPfn && pfn < _machine.Layout.EndPfn ? _machine.Layout.NodeOf(pfn) : 0;
     }
 
     /// <summary>
@@ -335,9 +341,9 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
             }
 
             ulong start = physAddr >> TArch.PageShift;
-            if (end >> TArch.PageShift > _machine.PhysicalFrames)
+            if (start < _machine.Layout.FirstPfn || end >> TArch.PageShift > _machine.PhysicalEndPfn)
             {
-                return HotplugResult.OutOfRange; // no memory there on this machine
+                return HotplugResult.OutOfRange; // no memory there on this machine (below its RAM, or above all of it)
             }
 
             for (ulong pfn = start; pfn < start + BlockFrames; pfn++)
@@ -361,7 +367,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
             _machine.Owners.Transfer(start + selfHosted, BlockFrames - selfHosted, FrameOwner.Absent, FrameOwner.Offline);
             var block = new MemoryBlock(start / BlockFrames, start, BlockFrames, BlockFrames, nid, MemoryBlockState.Offline, zone: null, hotAdded: true, selfHosted);
-            Volatile.Write(ref _blocks[block.Id], block);
+            Volatile.Write(ref _blocks[block.Id - _firstBlock], block);
             if (AutoOnline != OnlineType.Offline)
             {
                 Online(block, AutoOnline); // online_memory_block: a failure is not retried
@@ -384,8 +390,8 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     {
         int level = _machine.Config.VmemmapBlocks ? TArch.VmemmapBootLevel : TArch.LastLevel;
         ulong leaf = TArch.LevelSize(level);
-        ulong vaStart = Machine<TArch>.StructPageAddress(startPfn);
-        ulong vaEnd = Machine<TArch>.StructPageAddress(startPfn + BlockFrames);
+        ulong vaStart = _machine.StructPageAddress(startPfn);
+        ulong vaEnd = _machine.StructPageAddress(startPfn + BlockFrames);
         ulong tablesBefore = (ulong)_machine.PageTable.Counters.TablesAllocated;
         var mapped = new List<(ulong Va, ulong Pfn, ulong Frames)>();
         ulong altmapNext = startPfn;
@@ -510,7 +516,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
             _machine.Owners.Transfer(startPfn, selfHosted, FrameOwner.RuntimeVmemmap, FrameOwner.Absent);
         }
 
-        FreeEmptyPteTables(Machine<TArch>.StructPageAddress(startPfn), Machine<TArch>.StructPageAddress(startPfn + BlockFrames));
+        FreeEmptyPteTables(_machine.StructPageAddress(startPfn), _machine.StructPageAddress(startPfn + BlockFrames));
     }
 
     // remove_pagetable's free_pte_table: a table of PTEs the unmapping left empty is unhooked from
@@ -538,16 +544,16 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
         }
     }
 
-    private ulong ProbeMemoryBlockSize(ulong bootBytes)
+    private ulong ProbeMemoryBlockSize(ulong bootEnd)
     {
         ulong min = 1UL << TArch.SectionShift;
-        if (TArch.Info.Ptdump != PtdumpFormat.X86 || bootBytes < LargeBlockMemory)
+        if (TArch.Info.Ptdump != PtdumpFormat.X86 || bootEnd < LargeBlockMemory)
         {
             return min;
         }
 
         ulong bz = MaxBlockBytes;
-        while (bz > min && bootBytes % bz != 0)
+        while (bz > min && bootEnd % bz != 0)
         {
             bz >>= 1;
         }

@@ -14,10 +14,16 @@ public sealed record LevelInfo(string Name, int Shift, int Bits, bool CanMapLeaf
     public int Entries => 1 << Bits;
 }
 
-/// <summary>How to recognise and build one kind of descriptor: <c>(e &amp; Mask) == Value</c>; <c>Make</c> builds one.</summary>
+/// <summary>
+/// How to recognise and build one kind of descriptor: <c>(e &amp; Mask) == Value</c> and, when
+/// <see cref="Any"/> is not 0, at least one of its bits set (a RISC-V leaf: R, W or X); <c>Make</c> builds one.
+/// </summary>
 public sealed record DescriptorKind(ulong Mask, ulong Value, ulong Make)
 {
-    public bool Matches(ulong entry) => (entry & Mask) == Value;
+    /// <summary>entry.kinds.*.any: bits of which at least one is set in this kind; 0 for none.</summary>
+    public ulong Any { get; init; }
+
+    public bool Matches(ulong entry) => (entry & Mask) == Value && (Any == 0 || (entry & Any) != 0);
 }
 
 /// <summary>A run of <c>Count</c> entries at a level marked with the contiguous hint bit (arm64).</summary>
@@ -116,6 +122,58 @@ public sealed class ArchInfo
 
     /// <summary>entry.accessFlag: the descriptor's access flag (arm64 AF, bit 10); 0 when the spec has none.</summary>
     public ulong AccessFlag { get; init; }
+
+    /// <summary>
+    /// entry.empty "invalidTable": an empty entry above the last level is the table descriptor of a
+    /// shared table of empty entries one level down (LoongArch invalid_pmd_table, invalid_pte_table),
+    /// not 0. The page table holds those tables; a walk takes such an entry for a hole (pmd_none).
+    /// </summary>
+    public bool EmptyIsInvalidTable { get; init; }
+
+    /// <summary>
+    /// entry.readOnly.pageKernelRo: the kernel defines PAGE_KERNEL_RO (the readOnly bits). False where
+    /// it does not (RISC-V, LoongArch): PAGE_KERNEL_RO is then PAGE_KERNEL, and HVO maps the tail
+    /// vmemmap pages writable.
+    /// </summary>
+    public bool PageKernelRo { get; init; } = true;
+
+    /// <summary>ramBase: where RAM starts on the usual machine (RISC-V: 0x80000000); a machine may say otherwise.</summary>
+    public ulong RamBase { get; init; }
+
+    /// <summary>
+    /// vmemmap.offsetByRamBase: the vmemmap begins with the struct page of the first RAM pfn
+    /// (RISC-V phys_ram_base, arm64 memstart_addr) instead of pfn 0.
+    /// </summary>
+    public bool VmemmapOffsetByRamBase { get; init; }
+
+    /// <summary>mainlineHvo.since: the mainline release that enabled HVO here (ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP), or null.</summary>
+    public string? MainlineHvoSince { get; init; }
+
+    /// <summary>mainlineHvo.until: the mainline release that turned it off again, or null while it is on.</summary>
+    public string? MainlineHvoUntil { get; init; }
+
+    /// <summary>Does mainline, as of the newest release modelled, enable HVO for this architecture?</summary>
+    public bool MainlineHvo => MainlineHvoSince is not null && MainlineHvoUntil is null;
+
+    /// <summary>Frames the vmemmap describes: VMEMMAP_SIZE / sizeof(struct page).</summary>
+    public ulong VmemmapFrames => VmemmapSize / (ulong)StructPageBytes;
+
+    /// <summary>
+    /// The first pfn whose struct page the vmemmap holds for a machine whose RAM starts at
+    /// <paramref name="ramBase"/>: that RAM's first pfn where the vmemmap is offset by it, else 0.
+    /// </summary>
+    public ulong VmemmapFirstPfn(ulong ramBase) => VmemmapOffsetByRamBase ? ramBase >> PageShift : 0;
+
+    /// <summary>
+    /// The most memory a machine whose RAM starts at <paramref name="ramBase"/> can have with this
+    /// vmemmap: the frames it describes from <see cref="VmemmapFirstPfn"/> on, less any below the RAM.
+    /// </summary>
+    public ulong DescribableBytes(ulong ramBase)
+    {
+        ulong first = VmemmapFirstPfn(ramBase), ramPfn = ramBase >> PageShift;
+        ulong frames = ramPfn - first >= VmemmapFrames ? 0 : VmemmapFrames - (ramPfn - first);
+        return frames > ulong.MaxValue >> PageShift ? ulong.MaxValue : frames << PageShift;
+    }
 
     public override string ToString() => Name;
 }

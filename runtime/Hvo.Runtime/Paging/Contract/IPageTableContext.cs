@@ -12,8 +12,17 @@ public interface IPageTableContext
     /// <summary>The table frame <paramref name="pfn"/> as its entries.</summary>
     Span<ulong> Table(ulong pfn);
 
-    /// <summary>pte_alloc_one_kernel: a zeroed frame for a table at <paramref name="level"/>, or false (ENOMEM).</summary>
+    /// <summary>
+    /// pte_alloc_one_kernel (pmd_alloc, ...): a frame for a table of level-<paramref name="level"/> entries,
+    /// every entry empty (<see cref="EmptyEntry"/>: zeroed, or pmd_init's invalid_pte_table pointers), or false (ENOMEM).
+    /// </summary>
     bool TryAllocTable(int level, out ulong pfn);
+
+    /// <summary>
+    /// What an empty entry at <paramref name="level"/> holds (pmd_none): 0, or on a spec with entry.empty
+    /// "invalidTable" (LoongArch) the table descriptor of the shared table of empty entries below it.
+    /// </summary>
+    ulong EmptyEntry(int level);
 
     /// <summary>pte_free_kernel: give back a table that was never published.</summary>
     void FreeTable(int level, ulong pfn);

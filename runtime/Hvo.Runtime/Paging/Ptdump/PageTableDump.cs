@@ -66,15 +66,16 @@ public static class PageTableDump
             _ => GenericPtdumpFormat.VmemmapMarkers<TArch>(),
         };
 
+    // 0 when the vmemmap ends at the top of the address space (LoongArch's does), as a walk's end.
     private static ulong VmemmapEnd<TArch>()
-        where TArch : struct, IPagingArch => checked(TArch.VmemmapStart + TArch.VmemmapSize);
+        where TArch : struct, IPagingArch => TArch.VmemmapStart + TArch.VmemmapSize;
 
     private static List<PtdumpRun> Walk<TArch, TFormat>(KernelPageTable<TArch> table, ulong start, ulong end, ulong[] markerStarts)
         where TArch : struct, IPagingArch
         where TFormat : struct, IPtdumpFormat
     {
         ArgumentNullException.ThrowIfNull(table);
-        if (start >= end)
+        if (!PageWalkState.IsRange(start, end))
         {
             throw new ArgumentOutOfRangeException(nameof(end), $"empty range 0x{start:x}-0x{end:x}");
         }
@@ -90,12 +91,12 @@ public static class PageTableDump
         where TArch : struct, IPagingArch
         where TFormat : struct, IPtdumpFormat
     {
-        AddressMarker[] sorted = [.. markers.OrderBy(m => m.Start)];
+        AddressMarker[] sorted = [.. markers.OrderBy(m => m.Start - 1)]; // a marker at 0 is the top: last
         List<PtdumpRun> runs = Walk<TArch, TFormat>(table, start, end, [.. sorted.Select(m => m.Start)]);
 
         var text = new StringBuilder();
         int next = 0;
-        for (; next < sorted.Length && sorted[next].Start <= start; next++)
+        for (; next < sorted.Length && sorted[next].Start != 0 && sorted[next].Start <= start; next++)
         {
             PtdumpText.AppendMarker(text, sorted[next].Name);
         }
@@ -103,7 +104,7 @@ public static class PageTableDump
         foreach (PtdumpRun run in runs)
         {
             TFormat.AppendRun<TArch>(text, run);
-            for (; next < sorted.Length && sorted[next].Start <= run.End; next++)
+            for (; next < sorted.Length && sorted[next].Start - 1 <= run.End - 1; next++)
             {
                 PtdumpText.AppendMarker(text, sorted[next].Name);
             }

@@ -24,7 +24,7 @@ internal sealed class PtdumpState
     private ulong _prot;
     private bool _present;
 
-    /// <param name="markerStarts">Addresses no run may continue across, in ascending order.</param>
+    /// <param name="markerStarts">Addresses no run may continue across, in ascending order (0, the top of the address space, last).</param>
     public PtdumpState(ulong[] markerStarts)
     {
         _markers = markerStarts;
@@ -42,7 +42,7 @@ internal sealed class PtdumpState
             return;
         }
 
-        bool crossesMarker = _nextMarker < _markers.Length && addr >= _markers[_nextMarker];
+        bool crossesMarker = _nextMarker < _markers.Length && Reached(addr, _markers[_nextMarker]);
         if (prot != _prot || level != _level || present != _present || crossesMarker)
         {
             _runs.Add(new PtdumpRun(_start, addr, _level, _prot, _present));
@@ -59,7 +59,7 @@ internal sealed class PtdumpState
             return;
         }
 
-        if (end <= _start)
+        if (end - 1 < _start) // end 0: the top of the address space
         {
             throw new InvalidOperationException($"run at 0x{_start:x} flushed at 0x{end:x}");
         }
@@ -78,9 +78,12 @@ internal sealed class PtdumpState
 
     private void SkipMarkersUpTo(ulong addr)
     {
-        while (_nextMarker < _markers.Length && _markers[_nextMarker] <= addr)
+        while (_nextMarker < _markers.Length && Reached(addr, _markers[_nextMarker]))
         {
             _nextMarker++;
         }
     }
+
+    // A marker at 0 stands for the top of the address space (a region that ends there), which no entry reaches.
+    private static bool Reached(ulong addr, ulong marker) => marker != 0 && addr >= marker;
 }

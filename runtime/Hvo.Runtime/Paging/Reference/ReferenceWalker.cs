@@ -30,15 +30,21 @@ public sealed class ReferenceWalker
         return splits.Result(WalkLevel(ref ctx, 0, rootPfn, start, end, ref visitor, flags, ref splits), end);
     }
 
-    /// <summary>The frame a leaf maps at its start, read from the spec's fields.</summary>
+    /// <summary>
+    /// The frame a leaf maps at its start, read from the spec's fields: frame-number bit 0 sits at
+    /// entry bit <see cref="ArchInfo.PfnLo"/>, and a leaf's alignment clears the frame-number bits below its size.
+    /// </summary>
     public ulong LeafPfn(int level, ulong entry) =>
-        (entry & Arch.PfnMask & ~(Arch.Levels[level].Size - 1)) >> Arch.PageShift;
+        (entry & Arch.PfnMask & ~(((Arch.Levels[level].Size >> Arch.PageShift) - 1) << Arch.PfnLo)) >> Arch.PfnLo;
+
+    /// <summary>The frame a table descriptor points at.</summary>
+    public ulong TablePfn(ulong entry) => (entry & Arch.PfnMask) >> Arch.PfnLo;
 
     /// <summary>The descriptor the kernel builds for a leaf at <paramref name="level"/> mapping <paramref name="pfn"/>.</summary>
     public ulong MakeLeaf(int level, ulong pfn)
     {
         DescriptorKind kind = level == Arch.LastLevel ? Arch.Page : Arch.Block ?? throw new InvalidOperationException("no block kind");
-        return kind.Make | ((pfn << Arch.PageShift) & Arch.PfnMask);
+        return kind.Make | ((pfn << Arch.PfnLo) & Arch.PfnMask);
     }
 
     public ulong ToReadOnly(ulong entry) => (entry & ~Arch.ReadOnlyClear) | Arch.ReadOnlySet;
@@ -52,6 +58,9 @@ public sealed class ReferenceWalker
     {
         IReadOnlyList<LevelInfo> levels = Arch.Levels;
         LevelInfo info = levels[level];
+
+        // An empty entry may point at a shared table of empty entries (entry.empty "invalidTable"): a hole.
+        ulong none = Arch.EmptyIsInvalidTable ? ctx.EmptyEntry(level) : 0;
         while (true)
         {
             ulong boundary = (addr + info.Size) & ~(info.Size - 1);
@@ -63,12 +72,12 @@ public sealed class ReferenceWalker
                 var e = new PageWalkEntry(level, tablePfn, index, entry, addr, next);
                 bool last = level == Arch.LastLevel;
                 WalkAction action;
-                if (!last && Arch.Table.Matches(entry))
+                if (!last && Arch.Table.Matches(entry) && entry != none) // no table matches 0
                 {
                     action = visitor.Table(ref ctx, e);
                     if (action == WalkAction.Descend)
                     {
-                        PageWalkStop below = WalkLevel(ref ctx, level + 1, (entry & Arch.PfnMask) >> Arch.PageShift, addr, next, ref visitor, flags, ref splits);
+                        PageWalkStop below = WalkLevel(ref ctx, level + 1, TablePfn(entry), addr, next, ref visitor, flags, ref splits);
                         if (below.Stopped)
                         {
                             return below;
@@ -148,7 +157,7 @@ public sealed class ReferenceWalker
                 return SplitStatus.LostRace;
             }
 
-            ulong table = Arch.Table.Make | ((childPfn << Arch.PageShift) & Arch.PfnMask);
+            ulong table = Arch.Table.Make | ((childPfn << Arch.PfnLo) & Arch.PfnMask);
             if (ctx.SetEntry(level, tablePfn, index, leaf, table, baseVa) && (flags & PageWalkFlags.NoTlbFlushOnSplit) == 0)
             {
                 ctx.FlushTlbRange(baseVa, baseVa + Arch.Levels[level].Size);
