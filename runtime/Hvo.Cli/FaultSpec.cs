@@ -28,6 +28,7 @@ public sealed record FaultSpec(IReadOnlyList<(string Path, string Value)> Writes
         ("head-page-copy", AllocSite.HeadPageCopy, 0),
         ("vmemmap-restore", AllocSite.VmemmapRestore, 0),
         ("vmemmap-tail", AllocSite.VmemmapTail, 0),
+        ("vmemmap-collapse", AllocSite.VmemmapCollapse, -1),
         ("other", AllocSite.Other, -1),
     ];
 

@@ -233,6 +233,7 @@ public sealed partial class HugeTlbPool<TArch>
             Machine.Pages.FreePages(page.HeadPfn, page.Order, FrameOwner.HugePage);
         }
 
+        Optimizer.PageFreed(page);
         return true;
     }
 

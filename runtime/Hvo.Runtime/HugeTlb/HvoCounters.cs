@@ -41,6 +41,10 @@ public sealed class HvoCounters
     private long _bbmRetries;
     private long _sharedTails;
     private long _gracePeriods;
+    private long _collapsed;
+    private long _collapseBytes;
+    private long _collapseFailures;
+    private long _collapseFlushes;
 
     public HvoCounters()
     {
@@ -56,7 +60,7 @@ public sealed class HvoCounters
 
     public long VmemmapPagesRestored => Interlocked.Read(ref _restored);
 
-    /// <summary>PTE tables installed by splits (never given back: no coalescing).</summary>
+    /// <summary>PTE tables installed by splits (given back only by collapse-on-free: <see cref="PmdsCollapsed"/>).</summary>
     public long PteTablesAllocated => Interlocked.Read(ref _tables);
 
     public long PmdsSplit => Interlocked.Read(ref _splits);
@@ -79,6 +83,18 @@ public sealed class HvoCounters
     /// <summary>v6.10+: RCU grace periods HVO waited for (synchronize_rcu) before remapping.</summary>
     public long GracePeriods => Interlocked.Read(ref _gracePeriods);
 
+    /// <summary>Collapse-on-free: split vmemmap PMDs made one leaf again, each giving back its PTE table.</summary>
+    public long PmdsCollapsed => Interlocked.Read(ref _collapsed);
+
+    /// <summary>Collapse-on-free: bytes of vmemmap copied into the new PMD-aligned blocks.</summary>
+    public long CollapseBytesCopied => Interlocked.Read(ref _collapseBytes);
+
+    /// <summary>Collapse-on-free: collapsible PMDs left split because no PMD-aligned block could be allocated (-ENOMEM).</summary>
+    public long CollapseFailures => Interlocked.Read(ref _collapseFailures);
+
+    /// <summary>Collapse-on-free: TLB flushes its entry changes took (also in <see cref="TlbRangeFlushes"/>).</summary>
+    public long CollapseFlushes => Interlocked.Read(ref _collapseFlushes);
+
     public long TlbRangeFlushes => Interlocked.Read(ref _rangeFlushes);
 
     public long TlbFullFlushes => Interlocked.Read(ref _fullFlushes);
@@ -86,7 +102,7 @@ public sealed class HvoCounters
     public long TlbFlushes => TlbRangeFlushes + TlbFullFlushes;
 
     /// <summary>Bytes given back less what the split tables cost.</summary>
-    public long NetBytesSaved(ulong pageSize) => (VmemmapPagesFreed - VmemmapPagesRestored - PteTablesAllocated - SharedTailPages) * (long)pageSize;
+    public long NetBytesSaved(ulong pageSize) => (VmemmapPagesFreed - VmemmapPagesRestored - PteTablesAllocated + PmdsCollapsed - SharedTailPages) * (long)pageSize;
 
     public long Failures(OptimizeFailure cause) => cause switch
     {
@@ -154,6 +170,21 @@ public sealed class HvoCounters
     {
         Interlocked.Increment(ref _gracePeriods);
         _sum?.GracePeriod();
+    }
+
+    internal void Collapsed(long bytesCopied, long flushes)
+    {
+        Interlocked.Increment(ref _collapsed);
+        Interlocked.Add(ref _collapseBytes, bytesCopied);
+        Interlocked.Add(ref _collapseFlushes, flushes);
+        Interlocked.Add(ref _rangeFlushes, flushes);
+        _sum?.Collapsed(bytesCopied, flushes);
+    }
+
+    internal void CollapseFailed()
+    {
+        Interlocked.Increment(ref _collapseFailures);
+        _sum?.CollapseFailed();
     }
 
     internal void RestoreFailed()

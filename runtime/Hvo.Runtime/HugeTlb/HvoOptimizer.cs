@@ -27,6 +27,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     private readonly HvoCounterTable _counters;
     private readonly Dictionary<(int Node, int Zone, int Order), ulong> _tails = new();
     private readonly System.Threading.Lock _tailsLock = new();
+    private readonly VmemmapCollapse<TArch>? _collapse;
 
     public HvoOptimizer(Machine<TArch> machine, HvoPolicy policy, HvoSwitches? switches = null)
     {
@@ -41,6 +42,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         _counters = new HvoCounterTable(machine.Layout.Nodes);
         Policy = policy;
         Switches = switches ?? new HvoSwitches();
+        _collapse = policy.CollapseOnFree ? new VmemmapCollapse<TArch>(machine) : null;
         if (policy.SharedTail)
         {
             // v7.1's kernel encodes compound_info as a mask in every compound page, not only HVO's.
@@ -199,6 +201,20 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         Counters(page).Restored(needed);
         Counters(page).Optimized(-1);
         return RestoreResult.Ok;
+    }
+
+    /// <summary>
+    /// Collapse-on-free (<see cref="HvoPolicy.CollapseOnFree"/>, no kernel): the split vmemmap PMDs
+    /// the freed page's struct pages lie under, with no optimized page left, become leaves again.
+    /// </summary>
+    public void PageFreed(HugePage page)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        if (_collapse is not null)
+        {
+            ulong start = _machine.StructPageAddress(page.HeadPfn);
+            _collapse.TryCollapse(start, start + (page.Frames * (ulong)TArch.StructPageBytes), page.Node, Counters(page));
+        }
     }
 
     /// <summary>

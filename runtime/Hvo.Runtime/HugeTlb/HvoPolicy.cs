@@ -86,6 +86,25 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     public bool SharedTail { get; init; }
 
     /// <summary>
+    /// Collapse-on-free, a policy no kernel has (<c>--policy v7.1+collapse</c>): when a huge page is
+    /// freed, each split vmemmap PMD its struct pages lie under, with no optimized page left under it,
+    /// goes back to one leaf on a fresh PMD-aligned block, giving back its PTE table and the scattered
+    /// frames (<see cref="VmemmapCollapse{TArch}"/>). Every kernel since the split (3bc2b6a72596) never coalesces.
+    /// </summary>
+    public bool CollapseOnFree { get; init; }
+
+    /// <summary>The suffix of a policy's name that turns collapse-on-free on.</summary>
+    public const string CollapseSuffix = "+collapse";
+
+    /// <summary>This policy with collapse-on-free (<see cref="CollapseOnFree"/>); its name ends in <see cref="CollapseSuffix"/>.</summary>
+    public HvoPolicy WithCollapse() => CollapseOnFree ? this : this with
+    {
+        Name = Name + CollapseSuffix,
+        CollapseOnFree = true,
+        Description = Description + "; split vmemmap PMDs collapsed back to a leaf once no page under them is optimized (no kernel does this)",
+    };
+
+    /// <summary>
     /// v5.18 to v7.0: the tail vmemmap pages map the head vmemmap page, so the struct page at the
     /// start of each reads as a head (a fake head, resolved by page_fixed_fake_head).
     /// </summary>
@@ -287,9 +306,15 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     /// <summary>The newest kernel behaviour modelled: the default.</summary>
     public static HvoPolicy Newest => V7_1;
 
-    /// <summary>A release (<c>v6.1</c>, <c>6.12</c>) or a strategy's name; null for anything else.</summary>
+    /// <summary>A release (<c>v6.1</c>, <c>6.12</c>) or a strategy's name, either with <see cref="CollapseSuffix"/>; null for anything else.</summary>
     public static HvoPolicy? Find(string name)
     {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.EndsWith(CollapseSuffix, StringComparison.OrdinalIgnoreCase))
+        {
+            return Find(name[..^CollapseSuffix.Length])?.WithCollapse();
+        }
+
         if (KernelVersion.TryParse(name, out KernelVersion v))
         {
             return Versions.First(p => p.Version == v);
@@ -299,7 +324,7 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     }
 
     /// <summary>What --policy accepts, for messages: the version range and the strategies.</summary>
-    public static string Accepted => $"a kernel version {KernelVersion.First} to {KernelVersion.Last} ({string.Join(", ", KernelVersion.Released)}) or {string.Join(", ", Strategies.Select(p => p.Name))}";
+    public static string Accepted => $"a kernel version {KernelVersion.First} to {KernelVersion.Last} ({string.Join(", ", KernelVersion.Released)}) or {string.Join(", ", Strategies.Select(p => p.Name))}, any of them with {CollapseSuffix} (collapse-on-free)";
 
     public override string ToString() => Name;
 }

@@ -52,6 +52,15 @@ public interface IVmemmapOptimizer
     /// </summary>
     RestoreResult Restore(HugePage page, bool inBatch = false);
 
+    /// <summary>
+    /// The page's frames went back to the page allocator (after <see cref="Restore"/>): where the
+    /// policy collapses on free, the split vmemmap PMDs of its struct pages that hold no optimized
+    /// page any more become leaves again (<see cref="HvoPolicy.CollapseOnFree"/>). No kernel does this.
+    /// </summary>
+    void PageFreed(HugePage page)
+    {
+    }
+
     /// <summary>What hugetlb_vmemmap_restore_folios does once before restoring a batch (a grace period, v6.10 to v7.0).</summary>
     void SynchronizeBeforeRestoring(IReadOnlyList<HugePage> pages)
     {

@@ -22,6 +22,12 @@ public enum AllocSite
     /// <summary>v7.1: a zone's shared page of tail struct pages for one order (vmemmap_tails[]).</summary>
     VmemmapTail,
 
+    /// <summary>
+    /// Collapse-on-free (a policy no kernel has, docs/ARCHITECTURE.md §4): the PMD-aligned block that
+    /// takes the 512 vmemmap pages of a split vmemmap PMD back under one leaf.
+    /// </summary>
+    VmemmapCollapse,
+
     /// <summary>A HugeTLB page itself (alloc_buddy_hugetlb_folio, alloc_contig_pages for gigantic pages).</summary>
     HugePage,
 }

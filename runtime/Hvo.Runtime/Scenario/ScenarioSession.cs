@@ -368,7 +368,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         long hotplugVmemmap = Machine.Hotplug.VmemmapFrames, hotplugTables = Machine.Hotplug.TableFrames;
         Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored + c.SharedTailPages + hotplugVmemmap,
             "vmemmap frames: boot's - freed + restored + shared tails + hot-added memory's (none leaked)");
-        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated + hotplugTables, "page-table frames: boot's + split tables + hot-added memory's (none leaked)");
+        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated - c.PmdsCollapsed + hotplugTables, "page-table frames: boot's + split tables - collapsed ones + hot-added memory's (none leaked)");
         Check(owners.Count(FrameOwner.Buddy) == _buddyFramesAtBoot, "no other allocation kept");
         return broken;
     }
