@@ -180,7 +180,7 @@ internal static class CompareCommand
             table.AddColumn(new TableColumn(Markup.Escape($"{r.Arch} {r.Policy}")).RightAligned());
         }
 
-        foreach ((string label, Func<SimulationReport, string> value) in Rows.Concat(PoolRows(reports)).Concat(Totals))
+        foreach ((string label, Func<SimulationReport, string> value) in Rows.Concat(OptionalRows(reports)).Concat(PoolRows(reports)).Concat(Totals))
         {
             table.AddRow([Markup.Escape(label), .. reports.Select(r => Markup.Escape(value(r)))]);
         }
@@ -220,6 +220,26 @@ internal static class CompareCommand
         ("MemFree", r => Units.Kb(r.MemInfo.MemFreeKb)),
         ("shell errors", r => Units.Count(r.ShellErrors)),
     ];
+
+    /// <summary>
+    /// Rows only some runs have: collapse-on-free's (a policy <c>VERSION+collapse</c>), and the struct
+    /// page scan's TLB misses (<c>--tlb-reach</c>); "-" in the columns of the runs without them.
+    /// </summary>
+    private static IEnumerable<(string Label, Func<SimulationReport, string> Value)> OptionalRows(IReadOnlyList<SimulationReport> reports)
+    {
+        if (reports.Any(r => r.Hvo.Collapse is not null))
+        {
+            yield return ("PTE tables recovered (collapse)", r => r.Hvo.Collapse is { } c ? $"{Units.Count(c.PteTablesRecovered)} ({Units.Kb((ulong)c.PteTablesRecovered * r.PageSize / 1024)})" : "- (never coalesced)");
+            yield return ("collapse: bytes copied / flushes", r => r.Hvo.Collapse is { } c ? $"{Units.Size(c.BytesCopied)} / {Units.Count(c.TlbFlushes)}" : "-");
+            yield return ("collapse failures (left split)", r => r.Hvo.Collapse is { } c ? Units.Count(c.Failures) : "-");
+        }
+
+        if (reports.Any(r => r.TlbReach is not null))
+        {
+            yield return ("struct page scan: TLB misses", r => r.TlbReach is { } t ? Units.Count(t.TlbMisses) : "-");
+            yield return ("TLB misses per GiB of struct pages", r => r.TlbReach is { } t ? Units.Count(t.MissesPerGiB) : "-");
+        }
+    }
 
     /// <summary>
     /// A row per huge page size that any run has pages of (or asked for), as sysfs counts them

@@ -101,11 +101,17 @@ internal sealed class MachineOptions
         HelpName = "on|off",
     };
 
+    public Option<bool> TlbReach { get; } = new("--tlb-reach")
+    {
+        Description = "When the run is over, read every struct page of boot memory through the MMU, as a PFN walker (compaction) does, from a cold TLB, and report the TLB misses: one per vmemmap block (PMD) while it is a leaf, one per page once it is split (collapse-on-free, --policy VERSION+collapse, makes split ones leaves again).",
+    };
+
     public void AddTo(Command command)
     {
         command.Options.Add(EntryWriter);
         command.Options.Add(Cpu);
         command.Options.Add(HvoDefaultOn);
+        command.Options.Add(TlbReach);
     }
 
     /// <summary><paramref name="options"/> with the machine the command line describes.</summary>
@@ -135,7 +141,7 @@ internal sealed class MachineOptions
             "off" or "n" => false,
             { } other => throw new UsageException($"--hvo-default-on: '{other}' is not on or off"),
         };
-        return options with { EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs, HvoDefaultOn = defaultOn };
+        return options with { EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs, HvoDefaultOn = defaultOn, TlbReach = p.GetValue(TlbReach) };
     }
 
     /// <summary>Refuse a machine whose entry writer needs what its CPUs or its spec lack, whatever the policy.</summary>

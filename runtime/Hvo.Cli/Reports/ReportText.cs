@@ -65,6 +65,20 @@ internal static class ReportText
             o.WriteLine($"HVO cmpxchg retries:        {h.BbmRetries,12}   (pages rolled back: {h.BbmRetriesExhausted})");
         }
 
+        if (h.Collapse is { } c)
+        {
+            o.WriteLine($"HVO PTE tables recovered:   {c.PteTablesRecovered,12}   ({Units.Size(c.PteTablesRecovered * page)}; collapse-on-free, no kernel does it)");
+            o.WriteLine($"HVO collapse bytes copied:  {c.BytesCopied,12}   ({Units.Size(c.BytesCopied)})");
+            o.WriteLine($"HVO collapse TLB flushes:   {c.TlbFlushes,12}   (in the flushes above)");
+            o.WriteLine($"HVO collapses failed:       {c.Failures,12}   (no PMD-aligned block: left split)");
+        }
+
+        if (r.TlbReach is { } t)
+        {
+            o.WriteLine($"struct page scan:           {t.StructPages,12}   struct pages ({Units.Size((long)t.Bytes)}) read from a cold TLB");
+            o.WriteLine($"struct page scan TLB misses:{t.TlbMisses,12}   ({t.MissesPerGiB} per GiB of struct pages)");
+        }
+
         o.WriteLine(Units.Legend);
     });
 

@@ -58,7 +58,7 @@ internal sealed class RunReporter(
         where TArch : struct, IPagingArch
     {
         SimulationReport report = SimulationReport.Of(command, workLabel, session.Machine, session.Pool, session.Optimizer, session.ShellErrors, session.BootMs, session.RunMs)
-            with { Interrupted = session.Interrupted };
+            with { Interrupted = session.Interrupted, TlbReach = session.Options.TlbReach ? TlbReachReport.Of(session.Machine) : null };
         if (requested is not null)
         {
             report = report with { Hstates = [.. report.Hstates.Select(h => h with { Requested = requested.TryGetValue(h.PageSize, out ulong n) ? n : null })] };

@@ -36,7 +36,29 @@ internal sealed record HvoReport(
     long SharedTailPages,
     long GracePeriods,
     [property: JsonIgnore] long BbmViolations,
-    [property: JsonIgnore] bool BbmChecked);
+    [property: JsonIgnore] bool BbmChecked,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] CollapseReport? Collapse = null);
+
+/// <summary>
+/// Collapse-on-free's counters, for a policy that collapses (<c>VERSION+collapse</c>): PTE tables
+/// given back (PMDs made leaves again), bytes copied into the new blocks, the flushes that took, and
+/// collapsible PMDs left split for want of a block.
+/// </summary>
+internal sealed record CollapseReport(long PteTablesRecovered, long BytesCopied, long TlbFlushes, long Failures);
+
+/// <summary>
+/// <c>--tlb-reach</c>: one scan of every struct page of boot memory through the MMU from a cold TLB
+/// (<see cref="Vmemmap.StructPageScan"/>): struct pages read, their bytes, TLB misses, and misses per GiB of struct pages.
+/// </summary>
+internal sealed record TlbReachReport(ulong StructPages, ulong Bytes, long TlbMisses, long MissesPerGiB)
+{
+    public static TlbReachReport Of<TArch>(Machine<TArch> machine)
+        where TArch : struct, IPagingArch
+    {
+        Vmemmap.StructPageScanResult r = Vmemmap.StructPageScan.All(machine);
+        return new TlbReachReport(r.StructPages, r.Bytes, r.TlbMisses, (long)System.Math.Round(r.MissesPerGiB));
+    }
+}
 
 /// <summary>One change of a live entry the break-before-make checker reported: where, which entry, from what to what, in which kernel step, and why it breaks the rule.</summary>
 internal sealed record BbmFinding(string Address, string Level, string OldEntry, string NewEntry, string Step, string Rule)
@@ -151,6 +173,10 @@ internal sealed record SimulationReport(
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<TranscriptEntry>? Transcript { get; init; }
 
+    /// <summary><c>--tlb-reach</c>: the TLB misses of one scan of every struct page; null when not asked for.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public TlbReachReport? TlbReach { get; init; }
+
     /// <summary>All the checker's findings, kept for <see cref="BreakBeforeMakeFindings"/> and the text report.</summary>
     [JsonIgnore]
     public IReadOnlyList<BbmFinding> AllFindings { get; init; } = [];
@@ -178,7 +204,8 @@ internal sealed record SimulationReport(
                 c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize),
                 c.TlbRangeFlushes, c.TlbFullFlushes, c.BbmRetries, c.BbmRetriesExhausted, c.SharedTailPages, c.GracePeriods,
                 machine.Violations.CountOf(ViolationKind.BreakBeforeMake),
-                machine.BreakBeforeMake is not null),
+                machine.BreakBeforeMake is not null,
+                optimizer.Policy.CollapseOnFree ? new CollapseReport(c.PmdsCollapsed, c.CollapseBytesCopied, c.CollapseFlushes, c.CollapseFailures) : null),
             shellErrors,
             bootMs,
             workMs,

@@ -451,7 +451,16 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
             }
 
             hit = new TlbEntry(vpn, PagePfn(w, va), TArch.IsWritable(w.Entry), w.Level);
-            tlb.InsertLocked(hit);
+            if (w.Level == TArch.LastLevel)
+            {
+                tlb.InsertLocked(hit);
+            }
+            else
+            {
+                // A block: one entry for all of it.
+                ulong pages = TArch.LevelSize(w.Level) >> TArch.PageShift;
+                tlb.InsertLocked(new TlbEntry(vpn & ~(pages - 1), TArch.PfnOf(w.Level, w.Entry), hit.Writable, w.Level) { Pages = pages });
+            }
         }
 
         physicalAddress = (hit.Pfn << TArch.PageShift) | offset;

@@ -2,13 +2,19 @@ using System.Threading;
 
 namespace Hvo.Paging;
 
-/// <summary>A cached translation of one base page.</summary>
-public readonly record struct TlbEntry(ulong Vpn, ulong Pfn, bool Writable, int Level);
+/// <summary>A cached translation of one base page, or of a block (a leaf above the last level): <see cref="Pages"/> base pages from <see cref="Vpn"/> to frames from <see cref="Pfn"/>.</summary>
+public readonly record struct TlbEntry(ulong Vpn, ulong Pfn, bool Writable, int Level)
+{
+    /// <summary>Base pages the translation covers: 1, or a block's.</summary>
+    public ulong Pages { get; init; } = 1;
+}
 
 /// <summary>
-/// One CPU's TLB: a direct-mapped cache of base-page translations that stays until a flush
-/// removes it, however the page table changes meanwhile. That is what makes "free the frame
-/// before the flush" observable.
+/// One CPU's TLB: a direct-mapped cache of base-page translations, and a smaller one of block
+/// translations (a PMD leaf's 2 MiB as one entry, as CPUs keep large-page entries apart), each
+/// staying until a flush removes it, however the page table changes meanwhile. That is what makes
+/// "free the frame before the flush" observable, and what a scan of the vmemmap misses
+/// (<see cref="Misses"/>) once its blocks are split into pages.
 /// </summary>
 /// <remarks>
 /// Each TLB has one lock, held by its CPU for the whole of one access (look-up, page walk and
@@ -21,8 +27,13 @@ public sealed class Tlb
 {
     public const int Entries = 256;
 
+    /// <summary>Block translations held (x86-64 CPUs keep 32 2 MiB entries in their first-level data TLB).</summary>
+    public const int BlockEntries = 32;
+
     private readonly TlbEntry[] _entries = new TlbEntry[Entries];
     private readonly bool[] _valid = new bool[Entries];
+    private readonly TlbEntry[] _blocks = new TlbEntry[BlockEntries];
+    private readonly bool[] _blockValid = new bool[BlockEntries];
     private readonly Lock _lock = new();
     private long _hits;
     private long _misses;
@@ -68,6 +79,14 @@ public sealed class Tlb
                     _valid[i] = false;
                 }
             }
+
+            for (int i = 0; i < BlockEntries; i++)
+            {
+                if (_blockValid[i] && _blocks[i].Vpn <= lastVpn && _blocks[i].Vpn + _blocks[i].Pages - 1 >= firstVpn)
+                {
+                    _blockValid[i] = false;
+                }
+            }
         }
     }
 
@@ -77,6 +96,7 @@ public sealed class Tlb
         {
             _invalidations++;
             System.Array.Clear(_valid);
+            System.Array.Clear(_blockValid);
         }
     }
 
@@ -90,6 +110,15 @@ public sealed class Tlb
                 if (_valid[i] && _entries[i].Pfn == pfn)
                 {
                     vpn = _entries[i].Vpn;
+                    return true;
+                }
+            }
+
+            for (int i = 0; i < BlockEntries; i++)
+            {
+                if (_blockValid[i] && pfn - _blocks[i].Pfn < _blocks[i].Pages)
+                {
+                    vpn = _blocks[i].Vpn + (pfn - _blocks[i].Pfn);
                     return true;
                 }
             }
@@ -115,14 +144,33 @@ public sealed class Tlb
             return true;
         }
 
+        for (int i = 0; i < BlockEntries; i++)
+        {
+            TlbEntry b = _blocks[i];
+            if (_blockValid[i] && vpn - b.Vpn < b.Pages)
+            {
+                entry = new TlbEntry(vpn, b.Pfn + (vpn - b.Vpn), b.Writable, b.Level);
+                _hits++;
+                return true;
+            }
+        }
+
         _misses++;
         entry = default;
         return false;
     }
 
-    /// <summary>Fill inside an access (<see cref="BeginAccess"/> held).</summary>
+    /// <summary>Fill inside an access (<see cref="BeginAccess"/> held); a block's entry goes with the blocks.</summary>
     internal void InsertLocked(TlbEntry entry)
     {
+        if (entry.Pages > 1)
+        {
+            int block = (int)((entry.Vpn / entry.Pages) & (BlockEntries - 1));
+            _blocks[block] = entry;
+            _blockValid[block] = true;
+            return;
+        }
+
         int slot = (int)(entry.Vpn & (Entries - 1));
         _entries[slot] = entry;
         _valid[slot] = true;

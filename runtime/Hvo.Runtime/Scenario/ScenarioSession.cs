@@ -79,6 +79,9 @@ public sealed record ScenarioOptions
     /// <summary>FEAT_HAFDBS: the CPUs set the access flag in hardware (<see cref="MachineConfig.HardwareAccessFlag"/>).</summary>
     public bool HardwareAccessFlag { get; init; }
 
+    /// <summary>When the script is over, scan every struct page of boot memory through the MMU and report the TLB misses (<see cref="Vmemmap.StructPageScan"/>).</summary>
+    public bool TlbReach { get; init; }
+
     /// <summary><paramref name="config"/> with this run's CPUs and entry writer.</summary>
     public MachineConfig Apply(MachineConfig config)
     {
@@ -136,6 +139,9 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     private readonly long _tableFramesAtBoot;
     private readonly long _buddyFramesAtBoot;
     private readonly ScenarioOptions _options;
+
+    /// <summary>The options the session was booted with.</summary>
+    public ScenarioOptions Options => _options;
 
     private ScenarioSession(Script script, ScenarioOptions options, BootLine boot, Machine<TArch> machine, HugeBootPages bootPages)
     {
