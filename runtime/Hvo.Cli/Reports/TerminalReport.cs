@@ -44,6 +44,19 @@ internal static class TerminalReport
         Row(table, "restores failed", h.RestoreFailures, null, "-ENOMEM: page kept, surplus");
         Row(table, "TLB flushes", h.TlbFlushes, null, "range and full flushes");
         Row(table, "net bytes saved", h.NetBytesSaved, h.NetBytesSaved, "freed - restored - tables");
+        if (h.Collapse is { } c)
+        {
+            Row(table, "PTE tables recovered", c.PteTablesRecovered, c.PteTablesRecovered * pageSize, "collapse-on-free (no kernel does it)");
+            Row(table, "collapse bytes copied", c.BytesCopied, c.BytesCopied, "into the new PMD-aligned blocks");
+            Row(table, "collapse TLB flushes", c.TlbFlushes, null, "in the TLB flushes above");
+            Row(table, "collapses failed", c.Failures, null, "-ENOMEM: left split");
+        }
+
+        if (report.TlbReach is { } t)
+        {
+            Row(table, "struct page scan TLB misses", t.TlbMisses, null, $"{t.MissesPerGiB} per GiB of struct pages, {t.StructPages} read");
+        }
+
         console.Write(table);
         console.WriteLine(Units.Legend);
     }
