@@ -23,7 +23,7 @@ public sealed class CollapseTests
     /// <summary>Each family's representative whose vmemmap boots with blocks a small machine holds two of, under the layouts' policies.</summary>
     public static IEnumerable<object[]> Cases =>
         from e in ArchRegistry.All
-        where Archs.IsRepresentative(e.Name) && e.Info.VmemmapBootLevel < e.Info.Levels.Count - 1 && Memory(e.Info) <= 16UL << 30
+        where Archs.IsRepresentative(e.Name) && BootsWithBlocks(e.Info)
         from p in HvoPolicy.Kernel
         where !p.SharedTail || HvoPolicy.SharedTailProblem(e.Info) is null
         where HugePageVmemmap.For(e.Info, HugeTlbCommandLine.ArchDefaultSize(e.Info)).IsOptimizable(p.ReservePages)
@@ -71,8 +71,11 @@ public sealed class CollapseTests
         Assert.IsTrue(HvoPolicy.Versions.Concat(HvoPolicy.Strategies).All(v => !v.CollapseOnFree));
     }
 
-    /// <summary>Two boot leaves' worth of memory at least, and 2 GiB.</summary>
-    private static ulong Memory(ArchInfo a) => Math.Max(2UL << 30, 4 * Archs.MemoryPerBootLeaf(a));
+    /// <summary>Does the vmemmap boot with blocks (above the last level) that a machine of <see cref="Memory"/>, up to 16 GiB, holds?</summary>
+    internal static bool BootsWithBlocks(ArchInfo a) => a.VmemmapBootLevel < a.Levels.Count - 1 && Memory(a) <= 16UL << 30;
+
+    /// <summary>Four boot leaves' worth of memory at least, and 2 GiB.</summary>
+    internal static ulong Memory(ArchInfo a) => Math.Max(2UL << 30, 4 * Archs.MemoryPerBootLeaf(a));
 
     /// <summary>Vmemmap blocks of RAM's struct pages at the boot leaf level: (leaves, tables).</summary>
     internal static (int Leaves, int Tables) BootLevelEntries<TArch>(Machine<TArch> m) where TArch : struct, IPagingArch

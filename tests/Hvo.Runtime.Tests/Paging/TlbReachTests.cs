@@ -21,7 +21,7 @@ public sealed class TlbReachTests
     /// <summary>Specs whose vmemmap boots with blocks, on a machine holding a few of them (up to 16 GiB).</summary>
     public static IEnumerable<object[]> BlockArchs =>
         from e in ArchRegistry.All
-        where e.Info.VmemmapBootLevel < e.Info.Levels.Count - 1 && Memory(e.Info) <= 16UL << 30
+        where CollapseTests.BootsWithBlocks(e.Info)
         select new object[] { e.Name };
 
     [TestMethod]
@@ -78,13 +78,11 @@ public sealed class TlbReachTests
         StringAssert.Contains(err, "+collapse");
     }
 
-    private static ulong Memory(ArchInfo a) => Math.Max(1UL << 30, 4 * Archs.MemoryPerBootLeaf(a));
-
     private sealed class ScanMisses : IArchVisitor<bool>
     {
         public bool Visit<TArch>() where TArch : struct, IPagingArch
         {
-            using var m = Machine<TArch>.Boot(new MachineConfig { MemoryBytes = Memory(TArch.Info) });
+            using var m = Machine<TArch>.Boot(new MachineConfig { MemoryBytes = CollapseTests.Memory(TArch.Info) });
             var hvo = new HvoOptimizer<TArch>(m, HvoPolicy.V6_7.WithCollapse());
             var pool = new HugeTlbPool<TArch>(m, hvo);
             ulong leaf = TArch.LevelSize(TArch.VmemmapBootLevel);
@@ -99,7 +97,7 @@ public sealed class TlbReachTests
             Assert.AreEqual(blocks, booted.TlbMisses, "one miss per block");
 
             ulong size = HugeTlbCommandLine.ArchDefaultSize(TArch.Info);
-            pool.SetNrHugepages(pool.Hstate(size), Memory(TArch.Info) / 2 / size);
+            pool.SetNrHugepages(pool.Hstate(size), CollapseTests.Memory(TArch.Info) / 2 / size);
             long split = hvo.Total.PmdsSplit;
             Assert.IsTrue(split > 0);
             Assert.AreEqual(blocks - split + (split * pagesPerBlock), StructPageScan.All(m).TlbMisses, "a miss per page of each split block");
