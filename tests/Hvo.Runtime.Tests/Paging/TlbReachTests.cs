@@ -72,6 +72,16 @@ public sealed class TlbReachTests
             Assert.AreEqual(free[0], free[1], "MemFree as after boot");
         }
 
+        (exit, output, err) = CliRun.InProcessWithInput(Script, "compare", "-", "--policies", "v6.7,v6.7+collapse", "--tlb-reach");
+        Assert.AreEqual(0, exit, err);
+        string[] recovered = [.. output.Split('\n').Where(l => l.StartsWith("| PTE tables recovered", StringComparison.Ordinal))];
+        Assert.AreEqual(1, recovered.Length, output);
+        StringAssert.Contains(recovered[0], "- (never coalesced)");
+        string misses = output.Split('\n').Single(l => l.StartsWith("| struct page scan: TLB misses", StringComparison.Ordinal));
+        string[] cells = [.. misses.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Skip(1)];
+        Assert.AreEqual(2, cells.Length);
+        Assert.IsTrue(long.Parse(cells[0], System.Globalization.NumberStyles.AllowThousands, System.Globalization.CultureInfo.InvariantCulture) > long.Parse(cells[1], System.Globalization.NumberStyles.AllowThousands, System.Globalization.CultureInfo.InvariantCulture), "never coalesced misses more than collapsed: " + misses);
+
         (exit, _, err) = CliRun.InProcess("simulate", "--policy", "v6.7+colapse");
         Assert.AreEqual(2, exit);
         StringAssert.Contains(err, "unknown policy 'v6.7+colapse'");
