@@ -298,4 +298,9 @@ internal readonly record struct Fields(ulong Flags, ulong Mapping, int Mapcount,
 }
 
 /// <summary>A compound page whose free free_pages_prepare refused: its head, order, the reports, and the first struct page that differs from what it should hold.</summary>
-public readonly record struct BadCompoundPage(ulong HeadPfn, int Order, int Reports, string FirstWrong);
+public readonly record struct BadCompoundPage(ulong HeadPfn, int Order, int Reports, string FirstWrong)
+{
+    /// <summary>What the invariant checks say of it: the page lost, and its first wrong struct page.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"huge page 0x{HeadPfn:x} order {Order} was lost: free_pages_prepare made {Reports} bad_page reports and kept it off the free lists; first wrong: {FirstWrong}");
+}
