@@ -30,7 +30,7 @@ internal static class CompareCommand
     public static Command Build(TextReader input, TextWriter output, TextWriter error, Func<TextWriter, bool> isTerminal)
     {
         var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's scenario of the machine options (--memory, --hugepages, --nodes, --hvo).", Arity = ArgumentArity.ZeroOrOne };
-        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies, any release {KernelVersion.First}..{KernelVersion.Last} or a strategy (default: those of {string.Join(",", HvoPolicy.Compared.Select(p => p.Name))} that apply to the architecture and the machine can run: the kernel versions', and on an architecture that requires break-before-make an arm64-* one where --entry-writer and --cpu give it its writer)." };
+        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies, any release {KernelVersion.First}..{KernelVersion.Last}, a stable release ({string.Join(", ", KernelVersion.Stable)}) or a strategy (default: those of {string.Join(",", HvoPolicy.Compared.Select(p => p.Name))} that apply to the architecture and the machine can run: the kernel versions', and on an architecture that requires break-before-make an arm64-* one where --entry-writer and --cpu give it its writer)." };
         var shape = new ShapeOptions();
         var machine = new MachineOptions();
         var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
