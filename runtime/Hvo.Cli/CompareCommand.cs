@@ -30,7 +30,7 @@ internal static class CompareCommand
     public static Command Build(TextReader input, TextWriter output, TextWriter error, Func<TextWriter, bool> isTerminal)
     {
         var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's scenario of the machine options (--memory, --hugepages, --nodes, --hvo).", Arity = ArgumentArity.ZeroOrOne };
-        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies, any release {KernelVersion.First}..{KernelVersion.Last} or a strategy (default: those of {string.Join(",", HvoPolicy.Compared.Select(p => p.Name))} that apply to the architecture and the machine can run: the kernel versions', and on an architecture that requires break-before-make an arm64-* one where --entry-writer and --cpu give it its writer)." };
+        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies, any release {KernelVersion.First}..{KernelVersion.Last}, a stable release ({string.Join(", ", KernelVersion.Stable)}) or a strategy (default: those of {string.Join(",", HvoPolicy.Compared.Select(p => p.Name))} that apply to the architecture and the machine can run: the kernel versions', and on an architecture that requires break-before-make an arm64-* one where --entry-writer and --cpu give it its writer)." };
         var shape = new ShapeOptions();
         var machine = new MachineOptions();
         var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
@@ -180,7 +180,7 @@ internal static class CompareCommand
             table.AddColumn(new TableColumn(Markup.Escape($"{r.Arch} {r.Policy}")).RightAligned());
         }
 
-        foreach ((string label, Func<SimulationReport, string> value) in Rows.Concat(OptionalRows(reports)).Concat(PoolRows(reports)).Concat(Totals))
+        foreach ((string label, Func<SimulationReport, string> value) in Rows.Concat(OptionalRows(reports)).Concat(PoolRows(reports)).Concat(Totals).Concat(BadPageRows(reports)))
         {
             table.AddRow([Markup.Escape(label), .. reports.Select(r => Markup.Escape(value(r)))]);
         }
@@ -199,7 +199,7 @@ internal static class CompareCommand
 
     private static readonly (string Label, Func<SimulationReport, string> Value)[] Rows =
     [
-        ("behaves as (milestone)", r => HvoPolicy.Find(r.Policy)?.Version is { } v ? KernelMilestone.Latest(v).Version.ToString() : "proposal"),
+        ("behaves as (milestone)", r => HvoPolicy.Find(r.Policy)?.Version is { } v ? BehavesAs(v) : "proposal"),
         ("memory saved (net)", r => Units.Size(r.Hvo.NetBytesSaved)),
         ("vmemmap pages freed", r => Units.Count(r.Hvo.VmemmapPagesFreed)),
         ("vmemmap pages restored", r => Units.Count(r.Hvo.VmemmapPagesRestored)),
@@ -220,6 +220,22 @@ internal static class CompareCommand
         ("MemFree", r => Units.Kb(r.MemInfo.MemFreeKb)),
         ("shell errors", r => Units.Count(r.ShellErrors)),
     ];
+
+    /// <summary>The milestone a version behaves as; on a stable branch, the point release that backported it: <c>v6.12.114 (v7.1's)</c>.</summary>
+    private static string BehavesAs(KernelVersion v)
+    {
+        KernelMilestone m = KernelMilestone.Latest(v);
+        return m.BackportIn(v) is { } b ? $"{b} ({m.Version}'s)" : m.Version.ToString();
+    }
+
+    /// <summary>Where some run's free_pages_prepare refused pages (bad_page): how many, the memory lost, the reports.</summary>
+    private static IEnumerable<(string Label, Func<SimulationReport, string> Value)> BadPageRows(IReadOnlyList<SimulationReport> reports) =>
+        reports.Any(r => r.BadPages is not null)
+            ? [
+                ("pages lost to bad_page", r => r.BadPages is { } b ? $"{Units.Count(b.Pages)} ({Units.Kb((ulong)b.LostKb)})" : "0"),
+                ("bad_page reports", r => Units.Count(r.BadPages?.Reports ?? 0)),
+            ]
+            : [];
 
     /// <summary>
     /// Rows only some runs have: collapse-on-free's (a policy <c>VERSION+collapse</c>), and the struct

@@ -16,7 +16,7 @@ internal static class Options
 
     public static Option<string> Policy() => new("--policy")
     {
-        Description = $"Kernel behaviour to follow: any release {KernelVersion.First} to {KernelVersion.Last} (v5.14 ... v5.19, v6.0 ... v6.19, v7.0, v7.1; behaviour changes at the milestones {string.Join(", ", KernelMilestone.All.Select(m => m.Version))}), or a proposal: {string.Join(", ", HvoPolicy.Strategies.Select(p => p.Name))} (these need the entry writer they were written for); either with the suffix {HvoPolicy.CollapseSuffix} for collapse-on-free, which no kernel does (split vmemmap PMDs made leaves again once no page under them is optimized: v6.7{HvoPolicy.CollapseSuffix}). Default {HvoPolicy.Newest.Name}; 'hvo specs' lists the milestones.",
+        Description = $"Kernel behaviour to follow: any release {KernelVersion.First} to {KernelVersion.Last} (v5.14 ... v5.19, v6.0 ... v6.19, v7.0, v7.1; behaviour changes at the milestones {string.Join(", ", KernelMilestone.All.Select(m => m.Version).Distinct())}), a stable release ({string.Join(", ", KernelVersion.Stable)}), or a proposal: {string.Join(", ", HvoPolicy.Strategies.Select(p => p.Name))} (these need the entry writer they were written for); any of them with the suffix {HvoPolicy.CollapseSuffix} for collapse-on-free, which no kernel does (split vmemmap PMDs made leaves again once no page under them is optimized: v6.7{HvoPolicy.CollapseSuffix}). Default {HvoPolicy.Newest.Name}; 'hvo specs' lists the milestones.",
         DefaultValueFactory = _ => HvoPolicy.Newest.Name,
     };
 

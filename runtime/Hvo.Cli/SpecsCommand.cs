@@ -77,7 +77,15 @@ public static class SpecsCommand
         o.WriteLine($"kernel versions (--policy): every release {Hvo.HugeTlb.KernelVersion.First} to {Hvo.HugeTlb.KernelVersion.Last}; each behaves as the newest milestone at or before it:");
         foreach (Hvo.HugeTlb.KernelMilestone m in Hvo.HugeTlb.KernelMilestone.All)
         {
-            o.WriteLine($"  {m.Version,-16} {m.Summary}  [{m.Commits}]");
+            string backports = m.Backports.Count > 0 ? $" (backported: {string.Join(", ", m.Backports)})" : string.Empty;
+            o.WriteLine($"  {m.Version,-16} {m.Summary}{backports}  [{m.Commits}]");
+        }
+
+        o.WriteLine();
+        o.WriteLine("stable releases (--policy): each has its branch's release and what was backported to the branch by then:");
+        foreach (Hvo.HugeTlb.HvoPolicy p in Hvo.HugeTlb.HvoPolicy.StableVersions)
+        {
+            o.WriteLine($"  {p.Name,-16} {p.Description}");
         }
 
         o.WriteLine();

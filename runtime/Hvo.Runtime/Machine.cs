@@ -157,6 +157,9 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// <summary>Huge pages prepared as compound pages: what their deferred struct pages hold.</summary>
     public CompoundPages<TArch> Compounds { get; }
 
+    /// <summary>free_pages_prepare's struct-page checks, which the page allocator runs on every compound page it is given back (bad_page's reports and leaks).</summary>
+    public FreePageChecks<TArch> FreeChecks { get; private set; } = null!;
+
     public ViolationLog Violations { get; } = new();
 
     public BreakBeforeMakeChecker<TArch>? BreakBeforeMake { get; private set; }
@@ -455,6 +458,8 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         // on (gigantic hugepages=: prep_compound_gigantic_folio clears it).
         beforeMemblockFreeAll?.Invoke(Memblock);
         Pages = new PageAllocator(Memblock, Faults);
+        FreeChecks = new FreePageChecks<TArch>(this);
+        Pages.FreeChecks = FreeChecks;
         _tableFrames.Booted = true;
         Hotplug = new Memory.Hotplug.MemoryHotplug<TArch>(this);
     }

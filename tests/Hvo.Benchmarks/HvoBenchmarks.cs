@@ -90,5 +90,14 @@ public sealed class HvoRunner<TArch> : HvoRunner where TArch : struct, IPagingAr
         return _optimizer.Restore(_page);
     }
 
+    /// <summary>As <see cref="OptimizeAndRestore"/>, then free_pages_prepare's checks of the page (which end the compound page: prepared again after).</summary>
+    public int OptimizeRestoreAndCheck()
+    {
+        OptimizeAndRestore();
+        int bad = _machine.FreeChecks.Prepare(_page.HeadPfn, _page.Order);
+        _machine.Compounds.Prep(_page);
+        return bad;
+    }
+
     public override void Dispose() => _machine.Dispose();
 }

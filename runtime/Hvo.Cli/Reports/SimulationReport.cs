@@ -177,6 +177,14 @@ internal sealed record SimulationReport(
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public TlbReachReport? TlbReach { get; init; }
 
+    /// <summary>
+    /// What free_pages_prepare refused (bad_page): the compound pages kept off the free lists, the
+    /// memory they hold, and the reports; null (left out of the JSON) when there were none.
+    /// </summary>
+    [JsonPropertyOrder(8)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public BadPagesReport? BadPages { get; init; }
+
     /// <summary>All the checker's findings, kept for <see cref="BreakBeforeMakeFindings"/> and the text report.</summary>
     [JsonIgnore]
     public IReadOnlyList<BbmFinding> AllFindings { get; init; } = [];
@@ -213,9 +221,15 @@ internal sealed record SimulationReport(
             machine.StructPagesInitializedAtBoot,
             MemoryBlocksReport.Of(machine))
         {
+            BadPages = machine.Pages.BadPageLeaks is { Count: > 0 } leaks
+                ? new BadPagesReport(leaks.Count, leaks.Sum(l => (1L << l.Order) * (long)TArch.PageSize / 1024), machine.FreeChecks.Reports)
+                : null,
             AllFindings = machine.BreakBeforeMake is null
                 ? []
                 : [.. machine.Violations.Snapshot().Where(v => v.Kind == ViolationKind.BreakBeforeMake).Select(BbmFinding.Of)],
         };
     }
 }
+
+/// <summary>bad_page's toll: compound pages whose free was refused, the kB they hold (lost to MemFree for good), and the reports made (printed or suppressed).</summary>
+internal sealed record BadPagesReport(int Pages, long LostKb, long Reports);

@@ -79,6 +79,7 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         Checks++;
         var problems = new List<string>();
         CheckOwners(problems);
+        CheckBadPages(problems);
         CheckStrictMode(problems);
         CheckPageTableReachability(problems);
         if (Pool is not null)
@@ -111,6 +112,20 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         if (Machine.Pages is { } pages && pages.NrFreePages != free)
         {
             Add(problems, $"the buddy allocator holds {pages.NrFreePages} free pages but {free} frames are owned as free");
+        }
+    }
+
+    /// <summary>
+    /// No huge page was lost to bad_page: free_pages_prepare found every freed compound page's
+    /// struct pages as a correct restore leaves them. For one it refused, the problem names the
+    /// first struct page that differs from its canonical contents as the free (right after the
+    /// restore) read it: which page, which field, what it holds and what it should.
+    /// </summary>
+    public void CheckBadPages(List<string> problems)
+    {
+        foreach (BadCompoundPage bad in Machine.FreeChecks.BadPages)
+        {
+            Add(problems, bad.ToString());
         }
     }
 

@@ -210,9 +210,10 @@ public sealed partial class HugeTlbPool<TArch>
     /// <summary>
     /// __update_and_free_hugetlb_folio for a page already removed from the pool: restore its
     /// vmemmap; if that fails the page is not freed but added back as a surplus page (the write
-    /// that freed it still succeeds). Otherwise the compound page goes and the frames return to
-    /// the page allocator: a buddy block with __free_pages, a range (gigantic, from memblock at
-    /// boot, or cut by demote) with free_contig_range.
+    /// that freed it still succeeds). Otherwise the frames return to the page allocator, whose
+    /// free_pages_prepare checks the struct pages and ends the compound page: a buddy block with
+    /// __free_pages, a range (gigantic, from memblock at boot, or cut by demote) with
+    /// free_contig_range. A page whose struct pages fail the checks is lost (bad_page).
     /// </summary>
     private bool UpdateAndFreeHugetlbFolio(Hstate<TArch> h, HugePage page, bool inBatch)
     {
@@ -222,7 +223,8 @@ public sealed partial class HugeTlbPool<TArch>
             return false;
         }
 
-        Machine.Compounds.Destroy(page);
+        // free_pages_prepare (the page allocator's checks) ends the compound page, or keeps the frames
+        // off the free lists for good if its struct pages are bad (bad_page).
         if (IsRange(h, page))
         {
             _rangePages.Remove(page.HeadPfn);

@@ -53,6 +53,17 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 
             machine.BootVmemmap.CompoundInfoMask = true;
         }
+
+        if (policy.HugetlbPage3 != machine.BootVmemmap.HugetlbPage3)
+        {
+            // The folio layout is the kernel's, for every huge page: fixed before the first is prepared.
+            if (machine.Compounds.Count > 0)
+            {
+                throw new InvalidOperationException($"{policy.Name} keeps the folio's hugetlb fields in page[{(policy.HugetlbPage3 ? 3 : 2)}]; this machine has compound pages laid out otherwise already");
+            }
+
+            machine.BootVmemmap.HugetlbPage3 = policy.HugetlbPage3;
+        }
     }
 
     /// <summary>v7.1: the shared tail pages allocated so far (vmemmap_tails[] of every zone), one per zone and order used.</summary>
@@ -194,7 +205,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             return RestoreResult.NoMemory;
         }
 
-        var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Restore, ResetStructPages = Policy.ResetStructPagesOnRestore };
+        var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Restore, ResetStructPages = Policy.ResetStructPagesOnRestore ? Policy.NrResetStructPage : 0 };
         WalkToTheEnd(page, reuse, end, ref visitor, "vmemmap_restore_pte");
         page.VmemmapOptimized = false;
         _machine.SetStructPageFlag(page.HeadPfn, StructPage.PgHugeVmemmapOptimized, false);
@@ -438,8 +449,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
             int size = TArch.StructPageBytes;
             for (int offset = 0; offset + size <= bytes.Length; offset += size)
             {
-                // A plain tail (index past the first tail, which holds the order and lives in the head page).
-                StructPage.InitializeCompound(bytes.Slice(offset, size), page.Node, zone, 2, 0, page.Order, mask: true);
+                // A plain tail (past the tails that hold folio fields, which live in the head page).
+                StructPage.InitializeCompound(bytes.Slice(offset, size), page.Node, zone, StructPage.FirstPlainTail, 0, page.Order, mask: true);
             }
 
             _tails.Add((page.Node, zone, page.Order), pfn);
@@ -451,7 +462,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// <summary>The ENOMEM path: restore [reuse, reuse + walked) with the frames the remap took.</summary>
     private void Rollback(HugePage page, VmemmapPageLists s, ulong reuse, in RemapPteVisitor<TArch> failed)
     {
-        var restore = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Taken, ResetStructPages = Policy.ResetStructPagesOnRestore };
+        var restore = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Taken, ResetStructPages = Policy.ResetStructPagesOnRestore ? Policy.NrResetStructPage : 0 };
         WalkToTheEnd(page, reuse, reuse + ((ulong)failed.Walked * TArch.PageSize), ref restore, "vmemmap_restore_pte (ENOMEM rollback)");
 
         // With a fresh head the walk kept the copy at reuse; the one frame it did not use is the spare.

@@ -105,6 +105,26 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     };
 
     /// <summary>
+    /// v6.15 (4eeec8c89a0c; 6.12.111 on 6.12.y): the folio's hugetlb fields live in page[3], so its
+    /// mapping is not TAIL_MAPPING and free_tail_page_prepare skips it; restore resets four struct pages.
+    /// </summary>
+    public bool HugetlbPage3 { get; init; }
+
+    /// <summary>
+    /// NR_RESET_STRUCT_PAGE: how many struct pages at the start of a restored vmemmap page
+    /// reset_struct_pages overwrites with a later tail (3, then 4 with <see cref="HugetlbPage3"/>);
+    /// used only where <see cref="ResetStructPagesOnRestore"/>.
+    /// </summary>
+    public int NrResetStructPage => HugetlbPage3 ? 4 : 3;
+
+    /// <summary>
+    /// v7.1 (c0b495b91a47, c7bde43f6daf; 6.12.114 on 6.12.y): vmemmap_restore_pte copies the page the
+    /// tail PTE maps as it is. With <see cref="FakeHeads"/> that page is the head vmemmap page, so
+    /// every restored page starts with the head and the folio's first tails (the 6.12.114 regression).
+    /// </summary>
+    public bool RestoreCopiesMapped { get; init; }
+
+    /// <summary>
     /// v5.18 to v7.0: the tail vmemmap pages map the head vmemmap page, so the struct page at the
     /// start of each reads as a head (a fake head, resolved by page_fixed_fake_head).
     /// </summary>
@@ -123,11 +143,13 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
 
         bool Has(KernelChange c) => KernelMilestone.Has(version, c);
         KernelMilestone latest = KernelMilestone.Latest(version);
-        string description = latest.Version == version ? latest.Summary : $"as {latest.Version}: {latest.Summary}";
+        string description = latest.BackportIn(version) is { } backport
+            ? $"{(backport == version ? string.Empty : $"as {backport}: ")}{latest.Version}'s change backported to {version.Branch}.y: {latest.Summary}"
+            : latest.Version == version ? latest.Summary : $"as {latest.Version}: {latest.Summary}";
         return new HvoPolicy(
             version.ToString(),
             Has(KernelChange.ReserveOne) ? VmemmapReserve.V5_18 : VmemmapReserve.V5_14,
-            ResetStructPagesOnRestore: Has(KernelChange.ReserveOne) && !Has(KernelChange.SharedTail),
+            ResetStructPagesOnRestore: Has(KernelChange.ReserveOne) && !Has(KernelChange.SharedTail) && !Has(KernelChange.RestoreCopiesMapped),
             CopyHead: Has(KernelChange.CopyHead),
             Batched: Has(KernelChange.Batched),
             description)
@@ -143,6 +165,8 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
             SkipsBootTailInit = Has(KernelChange.Batched),
             PreHvo = Has(KernelChange.PreHvo),
             SharedTail = Has(KernelChange.SharedTail),
+            HugetlbPage3 = Has(KernelChange.HugetlbPage3),
+            RestoreCopiesMapped = Has(KernelChange.RestoreCopiesMapped),
         };
     }
 
@@ -301,12 +325,15 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     public static IReadOnlyList<HvoPolicy> Versions { get; } = [.. KernelVersion.Released.Select(ForVersion)];
 
     /// <summary>The release of each milestone (<see cref="KernelMilestone.All"/>): where behaviour changes.</summary>
-    public static IReadOnlyList<HvoPolicy> Milestones { get; } = [.. KernelMilestone.All.Select(m => ForVersion(m.Version))];
+    public static IReadOnlyList<HvoPolicy> Milestones { get; } = [.. KernelMilestone.All.Select(m => m.Version).Distinct().Select(ForVersion)];
+
+    /// <summary>The stable point releases where behaviour changes on their branch (<see cref="KernelVersion.Stable"/>).</summary>
+    public static IReadOnlyList<HvoPolicy> StableVersions { get; } = [.. KernelVersion.Stable.Select(ForVersion)];
 
     /// <summary>The newest kernel behaviour modelled: the default.</summary>
     public static HvoPolicy Newest => V7_1;
 
-    /// <summary>A release (<c>v6.1</c>, <c>6.12</c>) or a strategy's name, either with <see cref="CollapseSuffix"/>; null for anything else.</summary>
+    /// <summary>A release (<c>v6.1</c>, <c>6.12</c>), a stable release (<c>v6.12.118</c>) or a strategy's name, either with <see cref="CollapseSuffix"/>; null for anything else.</summary>
     public static HvoPolicy? Find(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -317,14 +344,14 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
 
         if (KernelVersion.TryParse(name, out KernelVersion v))
         {
-            return Versions.First(p => p.Version == v);
+            return (v.IsStable ? StableVersions : Versions).First(p => p.Version == v);
         }
 
         return Strategies.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary>What --policy accepts, for messages: the version range and the strategies.</summary>
-    public static string Accepted => $"a kernel version {KernelVersion.First} to {KernelVersion.Last} ({string.Join(", ", KernelVersion.Released)}) or {string.Join(", ", Strategies.Select(p => p.Name))}, any of them with {CollapseSuffix} (collapse-on-free)";
+    public static string Accepted => $"a kernel version {KernelVersion.First} to {KernelVersion.Last} ({string.Join(", ", KernelVersion.Released)}), a stable release ({string.Join(", ", KernelVersion.Stable)}) or {string.Join(", ", Strategies.Select(p => p.Name))}, any of them with {CollapseSuffix} (collapse-on-free)";
 
     public override string ToString() => Name;
 }

@@ -6,10 +6,18 @@ using System.Linq;
 namespace Hvo.HugeTlb;
 
 /// <summary>
-/// A released mainline kernel, <c>vMAJOR.MINOR</c>, from v5.14 (the first with HVO) to v7.1
-/// (<see cref="Released"/>). Versions compare by number: v5.9 &lt; v5.14 &lt; v6.0.
+/// A released kernel: a mainline release <c>vMAJOR.MINOR</c>, from v5.14 (the first with HVO) to
+/// v7.1 (<see cref="Released"/>), or a stable point release <c>vMAJOR.MINOR.SUBLEVEL</c> on the
+/// branch of a mainline release (<see cref="Stable"/>, those where HVO's behaviour changed).
+/// Versions compare by number: v5.9 &lt; v5.14 &lt; v6.0, and a point release sorts after its
+/// branch's release and before the next: v6.12 &lt; v6.12.111 &lt; v6.12.118 &lt; v6.13. A stable
+/// release has what its branch's mainline release has, plus the changes backported to the branch
+/// up to its sublevel (<see cref="KernelMilestone.Backports"/>), never a later mainline change.
 /// </summary>
-public readonly record struct KernelVersion(int Major, int Minor) : IComparable<KernelVersion>
+/// <param name="Major">The major number.</param>
+/// <param name="Minor">The minor number.</param>
+/// <param name="Sublevel">The stable point release (the Makefile's SUBLEVEL); 0 for the mainline release.</param>
+public readonly record struct KernelVersion(int Major, int Minor, int Sublevel = 0) : IComparable<KernelVersion>
 {
     /// <summary>
     /// Every release HVO exists in: v5.14 to v5.19, v6.0 to v6.19, then v7.0 and v7.1 (Linus moved
@@ -23,12 +31,35 @@ public readonly record struct KernelVersion(int Major, int Minor) : IComparable<
         new KernelVersion(7, 1),
     ];
 
+    /// <summary>
+    /// The stable point releases that change HVO's behaviour as the model sees it, oldest first:
+    /// 6.12.111 (the hugetlb fields move to the folio's page[3], and restore resets four struct
+    /// pages), 6.12.114 (the first with the vmemmap_walk refactoring and the rollback fix, so a
+    /// restore copies the head vmemmap page unreset) and 6.12.118 (the release measured; as 6.12.114
+    /// for HVO). README.md lists the other stable changes to mm/hugetlb_vmemmap.c.
+    /// </summary>
+    public static IReadOnlyList<KernelVersion> Stable { get; } =
+    [
+        new KernelVersion(6, 12, 111),
+        new KernelVersion(6, 12, 114),
+        new KernelVersion(6, 12, 118),
+    ];
+
+    /// <summary>The mainline release whose stable branch this is (itself for a mainline release).</summary>
+    public KernelVersion Branch => new(Major, Minor);
+
+    /// <summary>A stable point release rather than a mainline one.</summary>
+    public bool IsStable => Sublevel != 0;
+
     /// <summary>The oldest and the newest release modelled.</summary>
     public static KernelVersion First => Released[0];
 
     public static KernelVersion Last => Released[^1];
 
-    /// <summary><c>v6.1</c>, <c>6.1</c> (or <c>V6.1</c>): a version of <see cref="Released"/>; false for anything else.</summary>
+    /// <summary>
+    /// <c>v6.1</c>, <c>6.1</c> (or <c>V6.1</c>): a version of <see cref="Released"/>; <c>v6.12.118</c>:
+    /// one of <see cref="Stable"/>; false for anything else.
+    /// </summary>
     public static bool TryParse(string? text, out KernelVersion version)
     {
         version = default;
@@ -44,15 +75,17 @@ public readonly record struct KernelVersion(int Major, int Minor) : IComparable<
         }
 
         string[] parts = t.Split('.');
-        if (parts.Length != 2
+        int sublevel = 0;
+        if (parts.Length is < 2 or > 3
             || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int major)
-            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int minor))
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int minor)
+            || (parts.Length == 3 && !int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out sublevel)))
         {
             return false;
         }
 
-        var v = new KernelVersion(major, minor);
-        if (!Released.Contains(v))
+        var v = new KernelVersion(major, minor, sublevel);
+        if (!(sublevel == 0 ? Released : Stable).Contains(v))
         {
             return false;
         }
@@ -61,7 +94,7 @@ public readonly record struct KernelVersion(int Major, int Minor) : IComparable<
         return true;
     }
 
-    /// <summary>The release after this one in <see cref="Released"/>, or null for the last.</summary>
+    /// <summary>The mainline release after this one in <see cref="Released"/>, or null for the last (and for a stable release).</summary>
     public KernelVersion? Next
     {
         get
@@ -71,17 +104,28 @@ public readonly record struct KernelVersion(int Major, int Minor) : IComparable<
         }
     }
 
-    /// <summary>The release before this one in <see cref="Released"/>, or null for the first.</summary>
+    /// <summary>
+    /// The release before this one: in <see cref="Released"/> for a mainline release (null for the
+    /// first); for a stable release, the previous one of <see cref="Stable"/> on its branch, or the
+    /// branch's mainline release.
+    /// </summary>
     public KernelVersion? Previous
     {
         get
         {
+            if (IsStable)
+            {
+                KernelVersion self = this;
+                return Stable.LastOrDefault(s => s.Branch == self.Branch && s < self) is { Sublevel: > 0 } earlier ? earlier : Branch;
+            }
+
             int i = IndexOf(this);
             return i > 0 ? Released[i - 1] : null;
         }
     }
 
-    public int CompareTo(KernelVersion other) => Major != other.Major ? Major.CompareTo(other.Major) : Minor.CompareTo(other.Minor);
+    public int CompareTo(KernelVersion other) =>
+        Major != other.Major ? Major.CompareTo(other.Major) : Minor != other.Minor ? Minor.CompareTo(other.Minor) : Sublevel.CompareTo(other.Sublevel);
 
     public static bool operator <(KernelVersion a, KernelVersion b) => a.CompareTo(b) < 0;
 
@@ -91,7 +135,8 @@ public readonly record struct KernelVersion(int Major, int Minor) : IComparable<
 
     public static bool operator >=(KernelVersion a, KernelVersion b) => a.CompareTo(b) >= 0;
 
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"v{Major}.{Minor}");
+    public override string ToString() =>
+        IsStable ? string.Create(CultureInfo.InvariantCulture, $"v{Major}.{Minor}.{Sublevel}") : string.Create(CultureInfo.InvariantCulture, $"v{Major}.{Minor}");
 
     private static int IndexOf(KernelVersion v)
     {
@@ -145,6 +190,20 @@ public enum KernelChange
 
     /// <summary>v7.1: one shared read-only page of tail struct pages per zone and order; no fake heads, no RCU step.</summary>
     SharedTail,
+
+    /// <summary>
+    /// v6.15 (6.12.111 on 6.12.y): the folio's hugetlb fields move from page[2] to page[3], whose
+    /// mapping free_tail_page_prepare then skips; restore resets four copied struct pages, not three.
+    /// </summary>
+    HugetlbPage3,
+
+    /// <summary>
+    /// v7.1 (6.12.114 on 6.12.y): vmemmap_restore_pte copies the whole page the PTE maps and resets
+    /// nothing. Right where that page holds plain tails (v7.1's shared tail page); where the tails
+    /// still map the head vmemmap page (6.12.y) every restored page starts with a copy of the head
+    /// and the folio's first tails.
+    /// </summary>
+    RestoreCopiesMapped,
 }
 
 /// <summary>
@@ -157,6 +216,12 @@ public enum KernelChange
 /// <param name="Summary">What changed, in one line.</param>
 public sealed record KernelMilestone(KernelVersion Version, KernelChange Change, string Commits, string Summary)
 {
+    /// <summary>
+    /// The stable point releases that took the change, the first on each branch (a release of
+    /// <see cref="KernelVersion.Stable"/>); every later point release on that branch has it too.
+    /// </summary>
+    public IReadOnlyList<KernelVersion> Backports { get; init; } = [];
+
     /// <summary>The milestones, oldest first.</summary>
     public static IReadOnlyList<KernelMilestone> All { get; } =
     [
@@ -187,9 +252,21 @@ public sealed record KernelMilestone(KernelVersion Version, KernelChange Change,
         new(new(6, 12), KernelChange.RcuOnlyWhenOptimizing,
             "c2a967f6ab0e (mm/hugetlb_vmemmap: don't synchronize_rcu() without HVO)",
             "the grace period only when a page of the call is really optimized or restored"),
+        new(new(6, 15), KernelChange.HugetlbPage3,
+            "4eeec8c89a0c (mm: move hugetlb specific things in folio to page[3]) and its fix \"mm, hugetlb: increment the number of pages to be reset on HVO\" (Oscar Salvador, April 2025)",
+            "the folio's hugetlb fields (subpool, cgroup pointers, hwpoison list) move from page[2] to page[3], whose mapping then reads NULL: free_tail_page_prepare skips page[3], and restore resets four copied struct pages instead of three (NR_RESET_STRUCT_PAGE)")
+        {
+            Backports = [new(6, 12, 111)],
+        },
         new(new(6, 15), KernelChange.PreHvo,
             "Frank van der Linden's \"hugetlb/CMA improvements for large systems\": b1222550fbf7 (mm/hugetlb: do pre-HVO for bootmem allocated pages), with HUGE_BOOTMEM_HVO and ARCH_WANT_HUGETLB_VMEMMAP_PREINIT on x86-64",
             "pre-HVO: the vmemmap of hugepagesz=1G boot pages is populated already optimized, never allocated in full (x86-64; not modelled: the model populates the vmemmap before it allocates boot pages). The struct pages they leave uninitialized date from v6.7"),
+        new(new(7, 1), KernelChange.RestoreCopiesMapped,
+            "c0b495b91a47 (mm/hugetlb: refactor code around vmemmap_walk), c7bde43f6daf (mm/hugetlb_vmemmap: fix incorrect vmemmap restore in rollback)",
+            "vmemmap_restore_pte copies the whole page the tail PTE maps and resets no struct page: in v7.1 that is the shared page of plain tails. Backported to 6.12.114 without the shared tail page (622026e87c40), where the tails still map the head vmemmap page: every restored vmemmap page starts with copies of the head and the folio's first tails, free_pages_prepare finds them, and the huge page never returns to the buddy allocator")
+        {
+            Backports = [new(6, 12, 114)],
+        },
         new(new(7, 1), KernelChange.SharedTail,
             "Kiryl Shutsemau's \"mm: Eliminate fake head pages from vmemmap optimization\": 8c846c879e22 (mm: rework compound_head() for power-of-2 sizeof(struct page)), 622026e87c40 (mm/hugetlb: remove fake head pages), 32c440d67e6c (mm: drop fake head checks), 01b1d0ffb6f7 (hugetlb: remove VMEMMAP_SYNCHRONIZE_RCU)",
             "tails map one shared read-only page of tail struct pages per zone and order; the head vmemmap page stays unique; no fake heads, no synchronize_rcu and no rcu_read_lock in page_ref_add_unless. Needs a power-of-two struct page and a vmemmap aligned for the mask"),
@@ -198,9 +275,24 @@ public sealed record KernelMilestone(KernelVersion Version, KernelChange Change,
     /// <summary>The milestone that turns <paramref name="change"/> on.</summary>
     public static KernelMilestone Of(KernelChange change) => All.First(m => m.Change == change);
 
-    /// <summary>Is <paramref name="change"/> in <paramref name="version"/>?</summary>
-    public static bool Has(KernelVersion version, KernelChange change) => version >= Of(change).Version;
+    /// <summary>
+    /// Is <paramref name="change"/> in <paramref name="version"/>: from its mainline release on, and
+    /// on a stable branch from the point release that took it.
+    /// </summary>
+    public static bool Has(KernelVersion version, KernelChange change) => Of(change).In(version);
 
-    /// <summary>The newest milestone at or before <paramref name="version"/>.</summary>
-    public static KernelMilestone Latest(KernelVersion version) => All.Last(m => m.Version <= version);
+    /// <summary>Is this milestone's change in <paramref name="version"/> (mainline, or backported to its stable branch by then)?</summary>
+    public bool In(KernelVersion version) =>
+        version >= Version || (version.IsStable && Backports.Any(b => b.Branch == version.Branch && b <= version));
+
+    /// <summary>
+    /// The newest milestone in <paramref name="version"/>: for a stable release, one backported to
+    /// its branch by then if that came after the branch's own milestones.
+    /// </summary>
+    public static KernelMilestone Latest(KernelVersion version) =>
+        All.Where(m => m.In(version)).OrderBy(m => m.Version <= version.Branch ? m.Version : m.Backports.First(b => b.Branch == version.Branch)).Last();
+
+    /// <summary>The stable release of <paramref name="version"/>'s branch that took this milestone's change, or null (none did, or it is mainline's own).</summary>
+    public KernelVersion? BackportIn(KernelVersion version) =>
+        version.IsStable && Version > version.Branch ? Backports.FirstOrDefault(b => b.Branch == version.Branch && b <= version) is { Sublevel: > 0 } b ? b : null : null;
 }

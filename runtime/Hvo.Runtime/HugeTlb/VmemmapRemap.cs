@@ -73,7 +73,8 @@ internal struct RemapPteVisitor<TArch> : IPageWalkVisitor where TArch : struct, 
 /// <summary>
 /// vmemmap_restore_pte: the first PTE is the reuse page and stays; every later one gets the next
 /// frame of the list, filled with a copy of the page it maps now (the reuse page, or v7.1's shared
-/// tail page; copy_page, and reset_struct_pages where that page holds the head), mapped PAGE_KERNEL. Used both to restore an optimized
+/// tail page; copy_page, and reset_struct_pages where that page holds the head, unless the policy
+/// copies the mapped page as it is: v7.1, and 6.12.114's backport), mapped PAGE_KERNEL. Used both to restore an optimized
 /// page and to roll back a remap that ran out of memory, with the frames it took.
 /// </summary>
 internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct, IPagingArch
@@ -83,7 +84,9 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
     public int Next;
     public ulong ReusePfn;
     public bool HaveReuse;
-    public bool ResetStructPages;
+
+    /// <summary>reset_struct_pages' NR_RESET_STRUCT_PAGE (3, or 4 with the hugetlb fields in page[3]); 0 where restore resets nothing.</summary>
+    public int ResetStructPages;
 
     private VmemmapHole _hole;
 
@@ -107,9 +110,9 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
 
         ulong frame = Frames[Next++];
         Machine.CopyFrame(TArch.PfnOf(TArch.LastLevel, e.Entry), frame, e.Addr);
-        if (ResetStructPages)
+        if (ResetStructPages > 0)
         {
-            ResetCopiedHead(Machine.Mmu.Materialize(frame));
+            ResetCopiedHead(Machine.Mmu.Materialize(frame), ResetStructPages);
         }
 
         // smp_wmb: the copy is visible before the PTE that maps it.
@@ -122,12 +125,11 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
     /// reset_struct_pages: a copy of the head vmemmap page starts with the head and the first
     /// tails; in a tail vmemmap page those slots are plain tails, so copy a later tail over them.
     /// </summary>
-    private static void ResetCopiedHead(System.Span<byte> page)
+    private static void ResetCopiedHead(System.Span<byte> page, int nrResetStructPage)
     {
-        const int NrResetStructPage = 3;
         int size = TArch.StructPageBytes;
-        System.ReadOnlySpan<byte> from = page.Slice(NrResetStructPage * size, size);
-        for (int i = 0; i < NrResetStructPage; i++)
+        System.ReadOnlySpan<byte> from = page.Slice(nrResetStructPage * size, size);
+        for (int i = 0; i < nrResetStructPage; i++)
         {
             from.CopyTo(page.Slice(i * size, size));
         }

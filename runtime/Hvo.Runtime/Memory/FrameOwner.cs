@@ -32,4 +32,10 @@ public enum FrameOwner : byte
 
     /// <summary>Present memory of an offline memory block: its struct pages exist, the page allocator does not manage it.</summary>
     Offline,
+
+    /// <summary>
+    /// A block whose free free_pages_prepare refused (bad_page): the kernel keeps it off the free
+    /// lists for good, so it is neither free nor anyone's (PageAllocator.BadPageLeaks).
+    /// </summary>
+    BadPage,
 }

@@ -60,6 +60,11 @@ public sealed partial class PageAllocator
     {
         CheckOwner(owner);
         CheckRange(pfn, frames);
+        if (frames > 1 && !PrepareFree(pfn, frames, owner))
+        {
+            return; // a gigantic compound page goes back in one free (__free_pages_ok), checked as one
+        }
+
         ulong end = pfn + frames;
         lock (_lock)
         {

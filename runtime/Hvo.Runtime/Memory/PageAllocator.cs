@@ -299,6 +299,11 @@ public sealed partial class PageAllocator
         CheckOrder(order);
         CheckOwner(owner);
         CheckBlock(pfn, order);
+        if (order > 0 && !PrepareFree(pfn, 1UL << order, owner))
+        {
+            return;
+        }
+
         lock (_lock)
         {
             Zone zone = ZoneOf(pfn);

@@ -334,7 +334,8 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     /// are the buddy allocator's; huge page frames are the pool's pages'; vmemmap frames are the
     /// boot ones less what HVO freed plus what it restored; page-table frames are the boot ones plus
     /// the split tables; nothing else was allocated and kept; the pool's per-node counters add up,
-    /// and as many pages are optimized as the counters say.
+    /// and as many pages are optimized as the counters say; no huge page was lost to bad_page (each
+    /// one lost is named, with its first wrong struct page).
     /// </summary>
     public IReadOnlyList<string> Invariants()
     {
@@ -376,6 +377,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
             "vmemmap frames: boot's - freed + restored + shared tails + hot-added memory's (none leaked)");
         Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated - c.PmdsCollapsed + hotplugTables, "page-table frames: boot's + split tables - collapsed ones + hot-added memory's (none leaked)");
         Check(owners.Count(FrameOwner.Buddy) == _buddyFramesAtBoot, "no other allocation kept");
+        broken.AddRange(Machine.FreeChecks.BadPages.Select(bad => bad.ToString())); // pages lost to bad_page, each with its first wrong struct page
         return broken;
     }
 

@@ -45,6 +45,9 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     /// <summary>Tails hold compound_info as a mask (v7.1, <see cref="StructPage.InitializeCompound"/>); set before any compound page is prepared.</summary>
     public bool CompoundInfoMask { get; set; }
 
+    /// <summary>The folio's hugetlb fields are in page[3] (v6.15, 6.12.111; <see cref="StructPage.InitializeCompound"/>); set before any compound page is prepared.</summary>
+    public bool HugetlbPage3 { get; set; }
+
     /// <summary>Record that frames [<paramref name="firstFrame"/>, +<paramref name="count"/>) back the vmemmap from <paramref name="va"/>.</summary>
     public void Add(ulong firstFrame, ulong count, ulong va)
     {
@@ -176,11 +179,11 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         // One compound page covering the whole frame (every optimizable huge page does): one lookup.
         StructPageOrigin first = origin(firstPfn);
         bool wholeCompound = first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
-        if (wholeCompound && firstPfn > first.CompoundHead + 1)
+        if (wholeCompound && firstPfn >= first.CompoundHead + StructPage.FirstPlainTail)
         {
             // Plain tails only: identical records, so write one and copy it.
             Span<byte> tail = frame[..size];
-            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, _vmemmap + (first.CompoundHead * (ulong)size), first.CompoundOrder, CompoundInfoMask);
+            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, _vmemmap + (first.CompoundHead * (ulong)size), first.CompoundOrder, CompoundInfoMask, HugetlbPage3);
             for (int offset = size; offset + size <= frame.Length; offset += size)
             {
                 tail.CopyTo(frame[offset..]);
@@ -196,7 +199,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             Span<byte> page = frame.Slice(offset, size);
             if (o.CompoundOrder > 0)
             {
-                StructPage.InitializeCompound(page, o.Node, o.Zone, pfn - o.CompoundHead, _vmemmap + (o.CompoundHead * (ulong)size), o.CompoundOrder, CompoundInfoMask);
+                StructPage.InitializeCompound(page, o.Node, o.Zone, pfn - o.CompoundHead, _vmemmap + (o.CompoundHead * (ulong)size), o.CompoundOrder, CompoundInfoMask, HugetlbPage3);
                 if (pfn == o.CompoundHead && o.VmemmapOptimized)
                 {
                     StructPage.SetFlags(page, StructPage.Flags(page) | StructPage.PgHugeVmemmapOptimized);

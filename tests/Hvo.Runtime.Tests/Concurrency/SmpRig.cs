@@ -121,10 +121,14 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
         int zone = Machine.Layout.ZoneOf(page.HeadPfn);
         ulong head = Machine.StructPageAddress(page.HeadPfn);
         bool mask = Machine.BootVmemmap.CompoundInfoMask;
-        var c = new Canonical(new byte[TArch.StructPageBytes], new byte[TArch.StructPageBytes], new byte[TArch.StructPageBytes]);
-        StructPage.InitializeCompound(c.Head, node, zone, 0, head, Order, mask);
-        StructPage.InitializeCompound(c.FirstTail, node, zone, 1, head, Order, mask);
-        StructPage.InitializeCompound(c.Tail, node, zone, 2, head, Order, mask);
+        bool page3 = Machine.BootVmemmap.HugetlbPage3;
+        int size = TArch.StructPageBytes;
+        var c = new Canonical(new byte[size], new byte[size], new byte[size], [new byte[size], new byte[size]]);
+        StructPage.InitializeCompound(c.Head, node, zone, 0, head, Order, mask, page3);
+        StructPage.InitializeCompound(c.FirstTail, node, zone, 1, head, Order, mask, page3);
+        StructPage.InitializeCompound(c.Tail, node, zone, StructPage.FirstPlainTail, head, Order, mask, page3);
+        StructPage.InitializeCompound(c.FolioTails[0], node, zone, 2, head, Order, mask, page3);
+        StructPage.InitializeCompound(c.FolioTails[1], node, zone, 3, head, Order, mask, page3);
         _canonical[page.HeadPfn] = c;
         string? wrong = FirstWrongStructPage(page, cpu: 0);
         if (wrong is not null)
@@ -180,7 +184,7 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
             return SameHead(got, c.Head) ? null : Describe(page, index, got, "the head");
         }
 
-        if (SameTail(got, index == 1 ? c.FirstTail : c.Tail))
+        if (SameTail(got, c.Expected(index)))
         {
             return null;
         }
@@ -188,9 +192,9 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
         int slot = (int)(index % (ulong)StructPagesPerPage);
         if (Policy.FakeHeads && index >= (ulong)StructPagesPerPage)
         {
-            if (slot == 1 && SameTail(got, c.FirstTail))
+            if (slot is >= 1 and < (int)StructPage.FirstPlainTail && SameTail(got, c.Expected((ulong)slot)))
             {
-                return null;
+                return null; // the head vmemmap page's first tails, seen through a tail vmemmap page
             }
 
             if (slot == 0 && (StructPage.Flags(got) & StructPage.PgHead) != 0)
@@ -223,7 +227,16 @@ public sealed class SmpRig<TArch> : IDisposable where TArch : struct, IPagingArc
 
     private static bool SameTail(ReadOnlySpan<byte> got, byte[] canonical) => got.SequenceEqual(canonical);
 
-    private sealed record Canonical(byte[] Head, byte[] FirstTail, byte[] Tail);
+    /// <summary>The head, the first tail, a plain tail, and the second and third tails (the folio's _deferred_list and, from v6.15, hugetlb's fields).</summary>
+    private sealed record Canonical(byte[] Head, byte[] FirstTail, byte[] Tail, byte[][] FolioTails)
+    {
+        public byte[] Expected(ulong index) => index switch
+        {
+            1 => FirstTail,
+            2 or 3 => FolioTails[index - 2],
+            _ => Tail,
+        };
+    }
 
     private static string Describe(HugePage page, ulong index, ReadOnlySpan<byte> got, string what) =>
         $"{page}: struct page {index} should be {what} but reads {Convert.ToHexString(got[..Math.Min(24, got.Length)])}...";
