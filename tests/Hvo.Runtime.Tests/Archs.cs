@@ -76,8 +76,8 @@ public sealed class TestPageTable<TArch> : IDisposable where TArch : struct, IPa
 
     public TestPageTable(ulong frames = 1UL << 24)
     {
-        Store = new FrameStore(frames, TArch.PageShift);
-        Source = new FrameRangeSource(1, TableFrames);
+        Store = new FrameStore(frames, TArch.PageShift, 0, TArch.MaxTableEntries);
+        Source = new FrameRangeSource(1, TableFrames, TArch.TableOrder);
         Table = new KernelPageTable<TArch>(Store, Source);
     }
 

@@ -65,6 +65,16 @@ internal static class ReportText
             o.WriteLine($"HVO cmpxchg retries:        {h.BbmRetries,12}   (pages rolled back: {h.BbmRetriesExhausted})");
         }
 
+        if (h.EntryInvalidations > 0)
+        {
+            o.WriteLine($"HVO entries invalidated:    {h.EntryInvalidations,12}   (break or IPTE/IDTE before a new entry)");
+        }
+
+        if (h.CpuPauses > 0)
+        {
+            o.WriteLine($"HVO CPU pauses:             {h.CpuPauses,12}   (IPIs {h.PauseIpis}, paused CPU-steps {h.PausedCpuSteps})");
+        }
+
         o.WriteLine(Units.Legend);
     });
 
