@@ -48,7 +48,7 @@ public static class Archs
     private static string Family(ArchInfo a) => string.Join(
         "|",
         a.PageShift, a.PfnLo, a.PfnHi, a.Table, a.Block, a.Page, a.ReadOnlyClear, a.ReadOnlySet, a.PageKernelRo, a.AccessFlag,
-        a.EmptyIsInvalidTable, a.BreakBeforeMake, a.StructPageBytes, a.Levels[a.VmemmapBootLevel].Size, a.RamBase, a.VmemmapOffsetByRamBase,
+        a.EmptyIsInvalidTable, a.BreakBeforeMake, a.Replacement, a.StructPageBytes, a.Levels[a.VmemmapBootLevel].Size, a.RamBase, a.VmemmapOffsetByRamBase,
         string.Join(",", a.HugePageSizes.Select(h => h.Size)), a.SectionShift, string.Join(",", a.Zones));
 
     /// <summary>

@@ -86,7 +86,10 @@ internal static class ReportText
     public static string BreakBeforeMake(SimulationReport r, int? violations = null) => r.BreakBeforeMakeViolations is { } v
         ? Lines(o =>
         {
-            o.WriteLine($"break-before-make violations: {v,10}");
+            // The count is of the architecture's replacement rule: arm64's break-before-make, s390's invalidation.
+            o.WriteLine(Hvo.Paging.ArchRegistry.Find(r.Arch)?.Info.Replacement == Hvo.Paging.ReplacementRule.Invalidate
+                ? $"invalidate-first violations:  {v,10}"
+                : $"break-before-make violations: {v,10}");
             if (v == 0)
             {
                 return;

@@ -1,8 +1,10 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Text.Json;
 using Hvo.HugeTlb;
 using Hvo.Paging;
+using Hvo.Runtime.Tests.Cli;
 using Hvo.Runtime.Tests.HugeTlb;
 using Hvo.Vmemmap;
 
@@ -68,6 +70,28 @@ public sealed class ReplacementRuleTests
     [TestMethod]
     public void S390SafeFreesTheSameWithNoViolationAndCountsItsInvalidations() =>
         Archs.Run("s390x", new SafeAgainstKernel(1UL << 20));
+
+    [TestMethod]
+    public void SimulateOnS390ReportsTheKernelsViolationsAndNoneForS390Safe()
+    {
+        // The number at a smaller scale: 1 MiB pages with v6.2, then with s390-safe on its writer.
+        const int Pages = 256;
+        string[] run = ["simulate", "--arch", "s390x", "--memory", "4G", "--hugepages", "1M:" + Pages, "--json"];
+        (int exit, string kernel, string err) = CliRun.InProcess([.. run, "--policy", "v6.2"]);
+        Assert.AreEqual(0, exit, err);
+        (exit, string safe, err) = CliRun.InProcess([.. run, "--policy", "s390-safe", "--entry-writer", "invalidate"]);
+        Assert.AreEqual(0, exit, err);
+        JsonElement k = JsonDocument.Parse(kernel).RootElement, s = JsonDocument.Parse(safe).RootElement;
+
+        long perPage = (long)HugePageVmemmap.For(Archs.Get("s390x").Info, 1UL << 20).FreedPages(HvoPolicy.V6_2.ReservePages);
+        Assert.AreEqual(Pages * perPage, k.GetProperty("hvo").GetProperty("vmemmapPagesFreed").GetInt64());
+        Assert.AreEqual(Pages * perPage, s.GetProperty("hvo").GetProperty("vmemmapPagesFreed").GetInt64(), "the same savings");
+        Assert.IsTrue(k.GetProperty("breakBeforeMakeViolations").GetInt64() > 0);
+        Assert.AreEqual(0, s.GetProperty("breakBeforeMakeViolations").GetInt64());
+        Assert.AreEqual(k.GetProperty("breakBeforeMakeViolations").GetInt64(), s.GetProperty("hvo").GetProperty("entryInvalidations").GetInt64(), "an IPTE/IDTE where v6.2 stored directly");
+        Assert.AreEqual(k.GetProperty("meminfo").GetProperty("MemFree").GetInt64(), s.GetProperty("meminfo").GetProperty("MemFree").GetInt64());
+        CollectionAssert.AreEqual(new[] { "s390-safe" }, s.GetProperty("breakBeforeMakeSafePolicies").EnumerateArray().Select(p => p.GetProperty("policy").GetString()).ToArray());
+    }
 
     [TestMethod]
     [DynamicData(nameof(PauseCases))]
