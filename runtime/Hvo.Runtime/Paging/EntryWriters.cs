@@ -55,8 +55,10 @@ public enum EntryWriterKind
     /// Yu Zhao's proposal for arm64 ("mm/arm64: re-enable HVO", 2024): before the first change of a live
     /// entry's output in a walk, broadcast a pseudo-NMI IPI that parks every other CPU
     /// (pause_remote_cpus), then clear, flush and write each entry with nobody translating, and resume
-    /// them when the walk is over (resume_remote_cpus). No reader ever meets the invalid entry; the
-    /// cost is the IPIs and the time the other CPUs spin.
+    /// them when the walk is over (resume_remote_cpus). In the kernel no reader meets the invalid entry;
+    /// the model costs the pause (IPIs, and the steps made while the others spin) but does not stop the
+    /// simulated CPUs' threads, so one that translates meanwhile faults and retries as under break,
+    /// flush, make, and the reader tests still judge the bytes it reads.
     /// </summary>
     PauseCpus,
 }
