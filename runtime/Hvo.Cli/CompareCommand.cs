@@ -30,7 +30,7 @@ internal static class CompareCommand
     public static Command Build(TextReader input, TextWriter output, TextWriter error, Func<TextWriter, bool> isTerminal)
     {
         var script = new Argument<string?>("SCRIPT") { Description = "A script file, - for standard input, or an example's name; default: hvo simulate's scenario of the machine options (--memory, --hugepages, --nodes, --hvo).", Arity = ArgumentArity.ZeroOrOne };
-        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies, any release {KernelVersion.First}..{KernelVersion.Last}, a stable release ({string.Join(", ", KernelVersion.Stable)}) or a strategy (default: those of {string.Join(",", HvoPolicy.Compared.Select(p => p.Name))} that apply to the architecture and the machine can run: the kernel versions', and on an architecture that requires break-before-make an arm64-* one where --entry-writer and --cpu give it its writer)." };
+        var policies = new Option<string>("--policies") { Description = $"Comma-separated policies, any release {KernelVersion.First}..{KernelVersion.Last}, a stable release ({string.Join(", ", KernelVersion.Stable)}) or a strategy, any of them with {HvoPolicy.CollapseSuffix} (default: those of {string.Join(",", HvoPolicy.Compared.Select(p => p.Name))} that apply to the architecture: the kernel versions', and the strategies written for its replacement rule (arm64-* on arm64, s390-safe on s390x), each with its own entry writer unless --entry-writer fixes one)." };
         var shape = new ShapeOptions();
         var machine = new MachineOptions();
         var archs = new Option<string>("--archs") { Description = "Comma-separated architectures (default: x86_64).", DefaultValueFactory = _ => "x86_64" };
@@ -82,7 +82,7 @@ internal static class CompareCommand
                 MachineOptions.CheckMachine(machineOptions with { Policy = HvoPolicy.V6_7 }, arch.Info); // a policy that needs nothing of the machine
                 foreach (HvoPolicy policy in chosenPolicies ?? [.. ApplyingPolicies(arch.Info, machineOptions)])
                 {
-                    ScenarioOptions options = machineOptions with { Policy = policy, FaultSites = faults?.Sites };
+                    ScenarioOptions options = StrategyMachine(machineOptions, policy, arch.Info) with { Policy = policy, FaultSites = faults?.Sites };
                     MachineOptions.Check(options, arch.Info, $"--policies ({arch.Name})");
                     ArchEntry runOn = arch;
                     jobs.Add(() => runOn.Accept(new ScenarioRunner<RunResult>(parsed, options, TextWriter.Null, reporter)));
@@ -143,15 +143,33 @@ internal static class CompareCommand
     }
 
     /// <summary>
-    /// The policies <c>compare</c> runs by default on <paramref name="arch"/>: every policy of
-    /// <see cref="HvoPolicy.Compared"/> the machine can run, less the strategies written for an
-    /// architecture that requires break-before-make when this one does not.
+    /// The policies <c>compare</c> runs by default on <paramref name="arch"/>: the kernel versions of
+    /// <see cref="HvoPolicy.Compared"/> the machine can run, and every strategy written for the
+    /// architecture's replacement rule (arm64's four on an arm64 spec, s390-safe on s390x), each on a
+    /// machine with its own entry writer (<see cref="StrategyMachine"/>) unless <c>--entry-writer</c>
+    /// fixed one, so that the strategies of an architecture stand side by side.
     /// </summary>
     public static IEnumerable<HvoPolicy> ApplyingPolicies(ArchInfo arch, ScenarioOptions machine)
     {
         ArgumentNullException.ThrowIfNull(arch);
         ArgumentNullException.ThrowIfNull(machine);
-        return HvoPolicy.Compared.Where(x => (machine with { Policy = x }).Refusal(arch) is null && (x.RequiredWriter is null || arch.BreakBeforeMake));
+        return HvoPolicy.Compared.Where(x => (x.RequiredWriter is null || x.ForRule == arch.Replacement) &&
+            (StrategyMachine(machine, x, arch) with { Policy = x }).Refusal(arch) is null);
+    }
+
+    /// <summary>
+    /// The machine a run of <paramref name="policy"/> on <paramref name="arch"/> gets: a strategy written
+    /// for the architecture's rule has its entry writer (and FEAT_BBM level 2 CPUs for bbml2) when the
+    /// command line chose no writer; otherwise the machine as given (and a strategy for another rule is refused as before).
+    /// </summary>
+    public static ScenarioOptions StrategyMachine(ScenarioOptions machine, HvoPolicy policy, ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(machine);
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(arch);
+        return machine.EntryWriter is null && policy.RequiredWriter is { } writer && policy.ForRule == arch.Replacement
+            ? machine with { EntryWriter = writer, BbmLevel = writer == EntryWriterKind.Bbml2 ? 2 : machine.BbmLevel }
+            : machine;
     }
 
     /// <summary>
@@ -211,7 +229,10 @@ internal static class CompareCommand
         ("struct pages initialized at boot", r => Units.Count((long)r.StructPagesInitializedAtBoot)),
         ("optimize failures", r => Units.Count(r.Hvo.OptimizeFailures)),
         ("restore failures", r => Units.Count(r.Hvo.RestoreFailures)),
-        ("BBM violations (arm64 rule)", r => r.Hvo.BbmChecked ? Units.Count(r.Hvo.BbmViolations) : "not required"),
+        ("entries invalidated (break, IPTE/IDTE)", r => Units.Count(r.Hvo.EntryInvalidations)),
+        ("CPU pauses / IPIs", r => $"{Units.Count(r.Hvo.CpuPauses)} / {Units.Count(r.Hvo.PauseIpis)}"),
+        ("paused CPU-steps", r => Units.Count(r.Hvo.PausedCpuSteps)),
+        ("rule violations (arm64 BBM, s390 invalidate)", r => r.Hvo.BbmChecked ? Units.Count(r.Hvo.BbmViolations) : "not required"),
     ];
 
     private static readonly (string Label, Func<SimulationReport, string> Value)[] Totals =

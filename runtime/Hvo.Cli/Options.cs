@@ -84,7 +84,8 @@ internal sealed class MachineOptions
     {
         Description = "How the kernel changes a live page-table entry (its arch code around set_pte_at): " +
             "direct (one store, then a flush: x86-64's rule and mainline's everywhere), bbml2 (FEAT_BBM level 2: equivalent changes in one store, the rest by break-before-make; needs --cpu bbml2), " +
-            "break-flush-make (every change of a live entry's output), clear-af (PTEs by clearing the access flag, a flush and a compare-and-exchange; needs an access flag in the spec). " +
+            "break-flush-make (every change of a live entry's output), clear-af (PTEs by clearing the access flag, a flush and a compare-and-exchange; needs an access flag in the spec), " +
+            "invalidate (s390: every valid entry invalidated by IPTE/IDTE before a new valid one), pause-cpus (Yu Zhao's: the other CPUs parked by IPI while entries change). " +
             "Default: bbml2 where the architecture requires break-before-make and the CPUs have FEAT_BBM level 2, else direct.",
         HelpName = string.Join("|", s_writers.Select(HvoPolicy.WriterName)),
     };
@@ -230,7 +231,7 @@ internal sealed class MachineOptions
     /// </summary>
     public static IReadOnlyList<SafePolicy> SafePolicies(ArchInfo arch) =>
         [.. HvoPolicy.All
-            .Where(p => p.RequiredWriter is { } w && w != EntryWriterKind.Direct)
+            .Where(p => p.RequiredWriter is { } w && w != EntryWriterKind.Direct && p.ForRule == arch.Replacement)
             .Select(p => (Policy: p, Options: OptionsFor(new ScenarioOptions { Policy = p }, arch)))
             .Where(x => x.Options is not null)
             .Select(x => new SafePolicy(x.Policy.Name, x.Options!))];

@@ -148,7 +148,7 @@ public static class SimulateCommand
             return policy;
         }
 
-        if (policy.RequiredWriter is EntryWriterKind.BreakFlushMake or EntryWriterKind.ClearAccessFlag)
+        if (policy.RequiredWriter is EntryWriterKind.BreakFlushMake or EntryWriterKind.ClearAccessFlag or EntryWriterKind.Invalidate)
         {
             // These break and flush each live entry before making the new one: there is no
             // split-all / flush / remap-all / flush sequence to batch.

@@ -31,15 +31,26 @@ public static class SpecsCommand
             ulong bootSize = a.Levels[a.VmemmapBootLevel].Size;
             o.WriteLine($"  vmemmap 0x{a.VmemmapStart:x16} +{CmdLine.FormatSize(a.VmemmapSize)}, struct page {a.StructPageBytes} B, " +
                         $"boot-mapped by {a.Levels[a.VmemmapBootLevel].Name} ({CmdLine.FormatSize(bootSize)}), section {CmdLine.FormatSize(1UL << a.SectionShift)}, " +
-                        $"break-before-make: {(a.BreakBeforeMake ? "yes" : "no")}");
+                        $"break-before-make: {(a.BreakBeforeMake ? "yes" : "no")}, live entries: {RuleText(a.Replacement)}");
             if (a.RamBase != 0)
             {
                 o.WriteLine($"  RAM from 0x{a.RamBase:x} (--ram-base, mem=SIZE@START); the vmemmap begins with the struct page of {(a.VmemmapOffsetByRamBase ? "RAM's first pfn" : "pfn 0")}");
             }
 
-            if (!a.PageKernelRo || a.EmptyIsInvalidTable || a.PfnLo != a.PageShift)
+            bool ownTables = a.Levels.Any(l => l.TableBytes != 0), ownEmpty = a.Levels.Any(l => l.Empty is not null);
+            if (!a.PageKernelRo || a.EmptyIsInvalidTable || a.PfnLo != a.PageShift || ownTables || ownEmpty)
             {
                 var notes = new List<string>();
+                if (ownTables)
+                {
+                    notes.Add("tables of " + string.Join(", ", a.Levels.Select(l => $"{l.Name} {CmdLine.FormatSize((ulong)(l.TableBytes == 0 ? (int)a.PageSize : l.TableBytes))}")));
+                }
+
+                if (ownEmpty)
+                {
+                    notes.Add("empty entries have the invalid bit set: " + string.Join(", ", a.Levels.Select(l => $"{l.Name} 0x{l.Empty ?? 0:x}")));
+                }
+
                 if (a.PfnLo != a.PageShift)
                 {
                     notes.Add($"frame number from entry bit {a.PfnLo}");
@@ -108,7 +119,7 @@ public static class SpecsCommand
             specFile = a.SpecFile,
             pageSize = a.PageSize,
             vaBits = a.VaBits,
-            levels = a.Levels.Select((l, i) => new { name = l.Name, shift = l.Shift, bits = l.Bits, leaf = l.CanMapLeaf && i < a.LastLevel }),
+            levels = a.Levels.Select((l, i) => new { name = l.Name, shift = l.Shift, bits = l.Bits, leaf = l.CanMapLeaf && i < a.LastLevel, tableBytes = l.TableBytes == 0 ? (int)a.PageSize : l.TableBytes }),
             vmemmap = new
             {
                 start = $"0x{a.VmemmapStart:x}",
@@ -118,6 +129,7 @@ public static class SpecsCommand
                 sectionShift = a.SectionShift,
             },
             breakBeforeMake = a.BreakBeforeMake,
+            replacement = RuleText(a.Replacement),
             mainlineHvo = new { since = a.MainlineHvoSince, until = a.MainlineHvoUntil, enabled = a.MainlineHvo },
             sharedTail = Hvo.HugeTlb.HvoPolicy.SharedTailProblem(a) is { } why ? why : "allowed",
             ramBase = $"0x{a.RamBase:x}",
@@ -163,4 +175,12 @@ public static class SpecsCommand
 
     private static string Freed(HugePageVmemmap g, int reserve) =>
         g.IsOptimizable(reserve) ? g.FreedPages(reserve).ToString(CultureInfo.InvariantCulture) : "not optimizable";
+
+    /// <summary>The spec's replacement rule as specs/README.md spells it.</summary>
+    private static string RuleText(Hvo.Paging.ReplacementRule rule) => rule switch
+    {
+        Hvo.Paging.ReplacementRule.BreakBeforeMake => "breakBeforeMake",
+        Hvo.Paging.ReplacementRule.Invalidate => "invalidate",
+        _ => "store",
+    };
 }

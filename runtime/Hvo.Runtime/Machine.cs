@@ -54,7 +54,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
         Config = config;
         Layout = MachineLayout.For(TArch.Info, config.MemoryBytes, config.Nodes, ramBase);
-        Frames = new FrameStore(physical, TArch.PageShift, Layout.FirstPfn);
+        Frames = new FrameStore(physical, TArch.PageShift, Layout.FirstPfn, TArch.MaxTableEntries);
         Owners = new FrameOwnerTable(physical, FrameOwner.Free, Layout.FirstPfn);
         if (physical > frames)
         {
@@ -429,9 +429,9 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         // The kernel page table, its tables from memblock while booting.
         PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);
         Mmu = new Mmu<TArch>(PageTable, Config.Cpus, Violations, BootVmemmap) { Strict = Config.Strict, HardwareAccessFlag = Config.HardwareAccessFlag };
-        PageTable.Writer = EntryWriter<TArch>.Create(Config.DefaultEntryWriter(TArch.Info), Mmu.SameBytes, Config.AccessFlagRetries);
+        PageTable.Writer = EntryWriter<TArch>.Create(Config.DefaultEntryWriter(TArch.Info), Mmu.SameBytes, Config.AccessFlagRetries, Config.Cpus);
         var observers = new List<IPageTableObserver> { Mmu };
-        if (Config.CheckBreakBeforeMake ?? TArch.BreakBeforeMake)
+        if (Config.CheckBreakBeforeMake ?? TArch.Replacement != ReplacementRule.Store)
         {
             BreakBeforeMake = new BreakBeforeMakeChecker<TArch>(Violations) { Level = Config.BreakBeforeMakeLevel };
             BreakBeforeMake.Attach(PageTable, Mmu);
@@ -577,18 +577,25 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
         public bool TryAllocate(int level, out ulong pfn)
         {
+            // A table of more than a page is an aligned block of them (s390 crst_table_alloc: CRST_ALLOC_ORDER).
+            int order = TArch.TableOrder(level);
             if (!Booted)
             {
-                return machine.AllocAtBoot(BootNode, 1, 1, FrameOwner.PageTable, out pfn);
+                return machine.AllocAtBoot(BootNode, 1UL << order, 1UL << order, FrameOwner.PageTable, out pfn);
             }
 
-            return machine.Pages.TryAllocPages(machine.NodeOfCpu(machine.CurrentCpu), 0, Gfp.Kernel, AllocSite.PteTable, FrameOwner.PageTable, out pfn);
+            return machine.Pages.TryAllocPages(machine.NodeOfCpu(machine.CurrentCpu), order, Gfp.Kernel, AllocSite.PteTable, FrameOwner.PageTable, out pfn);
         }
 
         public void Free(int level, ulong pfn)
         {
-            machine.CheckFrameUnreachable(pfn, "pte_free_kernel");
-            machine.Pages.FreePages(pfn, 0, FrameOwner.PageTable);
+            int order = TArch.TableOrder(level);
+            for (ulong i = 0; i < 1UL << order; i++)
+            {
+                machine.CheckFrameUnreachable(pfn + i, "pte_free_kernel");
+            }
+
+            machine.Pages.FreePages(pfn, order, FrameOwner.PageTable);
         }
     }
 }

@@ -98,8 +98,8 @@ public sealed class PagingRunner<TArch> : PagingRunner where TArch : struct, IPa
 
     public PagingRunner()
     {
-        _store = new FrameStore(1UL << 24, TArch.PageShift);
-        _table = new KernelPageTable<TArch>(_store, new FrameRangeSource(1, 1 << 16));
+        _store = new FrameStore(1UL << 24, TArch.PageShift, 0, TArch.MaxTableEntries);
+        _table = new KernelPageTable<TArch>(_store, new FrameRangeSource(1, 1 << 16, TArch.TableOrder));
         _reference = new ReferenceWalker(TArch.Info);
 
         // A vmemmap as boot maps it (64 boot leaves), half of them split as HVO leaves them.

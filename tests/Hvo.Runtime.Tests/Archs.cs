@@ -48,7 +48,7 @@ public static class Archs
     private static string Family(ArchInfo a) => string.Join(
         "|",
         a.PageShift, a.PfnLo, a.PfnHi, a.Table, a.Block, a.Page, a.ReadOnlyClear, a.ReadOnlySet, a.PageKernelRo, a.AccessFlag,
-        a.EmptyIsInvalidTable, a.BreakBeforeMake, a.StructPageBytes, a.Levels[a.VmemmapBootLevel].Size, a.RamBase, a.VmemmapOffsetByRamBase,
+        a.EmptyIsInvalidTable, a.BreakBeforeMake, a.Replacement, a.StructPageBytes, a.Levels[a.VmemmapBootLevel].Size, a.RamBase, a.VmemmapOffsetByRamBase,
         string.Join(",", a.HugePageSizes.Select(h => h.Size)), a.SectionShift, string.Join(",", a.Zones));
 
     /// <summary>
@@ -76,8 +76,8 @@ public sealed class TestPageTable<TArch> : IDisposable where TArch : struct, IPa
 
     public TestPageTable(ulong frames = 1UL << 24)
     {
-        Store = new FrameStore(frames, TArch.PageShift);
-        Source = new FrameRangeSource(1, TableFrames);
+        Store = new FrameStore(frames, TArch.PageShift, 0, TArch.MaxTableEntries);
+        Source = new FrameRangeSource(1, TableFrames, TArch.TableOrder);
         Table = new KernelPageTable<TArch>(Store, Source);
     }
 

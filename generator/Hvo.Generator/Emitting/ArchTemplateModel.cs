@@ -60,7 +60,8 @@ internal sealed class ArchTemplateModel
         VmemmapBootLevel = m.VmemmapBootLevel;
         SectionShift = m.SectionShift;
         LinearMapBits = m.LinearMapBits == 0 ? "null" : m.LinearMapBits.ToString(CultureInfo.InvariantCulture);
-        BreakBeforeMake = m.BreakBeforeMake ? "true" : "false";
+        BreakBeforeMake = m.BreakBeforeMake || m.Replacement == "breakBeforeMake" ? "true" : "false";
+        Replacement = m.Replacement switch { "breakBeforeMake" => "BreakBeforeMake", "invalidate" => "Invalidate", _ => "Store" };
         Ptdump = m.Ptdump switch { "x86" => "X86", "arm64" => "Arm64", _ => "Generic" };
 
         Levels = m.Levels.Select((l, i) => new LevelTemplateModel(m, l, i)).ToArray();
@@ -120,6 +121,12 @@ internal sealed class ArchTemplateModel
     public int SectionShift { get; }
     public string LinearMapBits { get; }
     public string BreakBeforeMake { get; }
+
+    /// <summary>The ReplacementRule member of the spec's replacement key.</summary>
+    public string Replacement { get; }
+
+    /// <summary>The most 8-byte slots a table of any level spans (the table views' span length).</summary>
+    public int MaxTableEntries => Levels.Max(l => l.SpanEntries);
     public string Ptdump { get; }
     public LevelTemplateModel[] Levels { get; }
     public string RootConst { get; }
@@ -235,8 +242,59 @@ internal sealed class LevelTemplateModel
         // clears (Shift - PageShift) bits from there; one entry of this level steps by 2^EntryStepShift.
         EntryStepShift = l.Shift - m.PageShift + m.PfnLo;
         LeafOutputMask = ArchTemplateModel.U(m.PfnMask & ~((1UL << EntryStepShift) - 1));
-        LeafMake = ArchTemplateModel.U(IsLast ? m.Page.Make : (m.Block?.Make ?? 0));
+        LeafMake = ArchTemplateModel.U(IsLast ? m.Page.Make : (l.BlockMake ?? m.Block?.Make ?? 0));
+        TableMake = ArchTemplateModel.U(l.TableMake ?? m.Table.Make);
+
+        // levels[].tableBytes: a table larger than a page takes an aligned block of 2^TableOrder pages
+        // (s390 region and segment tables, CRST_ALLOC_ORDER); a smaller one takes a whole page.
+        int bytes = l.TableBytes == 0 ? 1 << m.PageShift : l.TableBytes;
+        int order = 0;
+        while ((1L << (m.PageShift + order)) < bytes)
+        {
+            order++;
+        }
+
+        TableOrder = order;
+        SpanEntries = (1 << (m.PageShift + order)) / 8;
+        var inits = new List<string>();
+        if (l.TableBytes != 0)
+        {
+            inits.Add($"TableBytes = {l.TableBytes}");
+        }
+
+        if (l.TableMake is not null)
+        {
+            inits.Add($"TableMake = {TableMake}");
+        }
+
+        if (l.BlockMake is not null)
+        {
+            inits.Add($"BlockMake = {LeafMake}");
+        }
+
+        if (l.Empty is ulong empty)
+        {
+            inits.Add($"Empty = {ArchTemplateModel.U(empty)}");
+        }
+
+        InfoInit = inits.Count == 0 ? string.Empty : " { " + string.Join(", ", inits) + " }";
+        Empty = ArchTemplateModel.U(l.Empty ?? 0);
     }
+
+    /// <summary>The level's table descriptor bits (levels[].tableMake, else entry.kinds.table.make).</summary>
+    public string TableMake { get; }
+
+    /// <summary>log2 of the pages one table of this level takes.</summary>
+    public int TableOrder { get; }
+
+    /// <summary>The 8-byte slots of the pages one table takes (at least its entries).</summary>
+    public int SpanEntries { get; }
+
+    /// <summary>The LevelInfo initializer for the per-level keys, or empty.</summary>
+    public string InfoInit { get; }
+
+    /// <summary>levels[].empty, or 0.</summary>
+    public string Empty { get; }
 
     public int Index { get; }
     public string Name { get; }

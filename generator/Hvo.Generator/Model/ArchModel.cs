@@ -3,7 +3,20 @@ using Hvo.Generator.Helpers;
 namespace Hvo.Generator.Model;
 
 /// <summary>One page-table level, root first.</summary>
-internal sealed record LevelModel(string Name, int Shift, int Bits, bool CanMapLeaf);
+internal sealed record LevelModel(string Name, int Shift, int Bits, bool CanMapLeaf)
+{
+    /// <summary>levels[].tableBytes: the bytes of one table of this level (2^bits 8-byte entries); 0 for one page.</summary>
+    public int TableBytes { get; init; }
+
+    /// <summary>levels[].tableMake: this level's table descriptor bits (s390 _REGION3_ENTRY), or null for entry.kinds.table.make.</summary>
+    public ulong? TableMake { get; init; }
+
+    /// <summary>levels[].blockMake: this level's block protection (s390 REGION3_KERNEL), or null for entry.kinds.block.make.</summary>
+    public ulong? BlockMake { get; init; }
+
+    /// <summary>levels[].empty: what an empty entry of this level holds (s390 _SEGMENT_ENTRY_EMPTY), or null for 0.</summary>
+    public ulong? Empty { get; init; }
+}
 
 /// <summary>
 /// A descriptor kind: an entry is of this kind when <c>(e &amp; Mask) == Value</c> and, when
@@ -79,6 +92,9 @@ internal sealed record ArchModel(
 
     /// <summary>mainlineHvo.until: the mainline release that turned it off again, or null.</summary>
     public string? MainlineHvoUntil { get; init; }
+
+    /// <summary>replacement: the architecture's rule for changing a live entry ("store", "breakBeforeMake", "invalidate").</summary>
+    public string Replacement { get; init; } = "store";
 
     public int LastLevel => Levels.Count - 1;
 

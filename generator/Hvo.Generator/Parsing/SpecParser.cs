@@ -61,7 +61,7 @@ internal static class SpecParser
             return null;
         }
 
-        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "zones", "breakBeforeMake", "ptdump", "ramBase", "mainlineHvo");
+        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "zones", "breakBeforeMake", "replacement", "ptdump", "ramBase", "mainlineHvo");
 
         // name, title
         JsonNode? nameNode = r.Required(root, string.Empty, "name", "the architecture's identifier, e.g. \"x86_64\"");
@@ -100,7 +100,9 @@ internal static class SpecParser
         List<HugeSizeModel> huge = ReadHugePageSizes(r, root, pageShift, levels, contiguous);
 
         List<ZoneModel> zones = ReadZones(r, root, pageShift);
-        bool bbm = r.Bool(SpecReader.Find(root, "breakBeforeMake"), "breakBeforeMake") ?? false;
+        JsonNode? bbmNode = SpecReader.Find(root, "breakBeforeMake");
+        bool bbm = r.Bool(bbmNode, "breakBeforeMake") ?? false;
+        string replacement = ReadReplacement(r, root, bbmNode, bbm);
         string ptdump = "generic";
         JsonNode? ptdumpNode = SpecReader.Find(root, "ptdump");
         string? ptdumpValue = r.String(ptdumpNode, "ptdump");
@@ -155,7 +157,39 @@ internal static class SpecParser
             VmemmapOffsetByRamBase = vm.OffsetByRamBase,
             MainlineHvoSince = hvoSince,
             MainlineHvoUntil = hvoUntil,
+            Replacement = replacement,
         };
+    }
+
+    private static readonly string[] s_replacements = { "store", "breakBeforeMake", "invalidate" };
+
+    /// <summary>
+    /// replacement: how a live valid entry may become another valid one. "store" (x86-64: one store, then
+    /// a flush), "breakBeforeMake" (arm64: an invalid entry and a flush between), "invalidate" (s390: the
+    /// old entry invalidated by IPTE/IDTE, which purges every CPU's TLB, before the new one is stored).
+    /// breakBeforeMake: true is the older spelling of "breakBeforeMake".
+    /// </summary>
+    private static string ReadReplacement(SpecReader r, JsonNode root, JsonNode? bbmNode, bool bbm)
+    {
+        JsonNode? node = SpecReader.Find(root, "replacement");
+        string? value = r.String(node, "replacement");
+        if (value is null)
+        {
+            return bbm ? "breakBeforeMake" : "store";
+        }
+
+        if (Array.IndexOf(s_replacements, value) < 0)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, node, "replacement", $"\"{value}\" is not a replacement rule; use one of: {string.Join(", ", s_replacements)}");
+            return "store";
+        }
+
+        if (bbmNode is not null && bbm != (value == "breakBeforeMake"))
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, bbmNode, "breakBeforeMake", $"breakBeforeMake is {(bbm ? "true" : "false")} but replacement is \"{value}\"; give one of the two");
+        }
+
+        return value;
     }
 
     /// <summary>mainlineHvo: { "since": "vX.Y", "until": "vX.Y" } (until optional, after since).</summary>
@@ -225,7 +259,7 @@ internal static class SpecParser
                 continue;
             }
 
-            r.CheckKeys(item, path, "name", "shift", "bits", "leaf");
+            r.CheckKeys(item, path, "name", "shift", "bits", "leaf", "tableBytes", "tableMake", "blockMake", "empty");
             JsonNode? nameNode = r.Required(item, path, "name", "the kernel's name for the level, e.g. \"pmd\"");
             string? name = r.String(nameNode, path + ".name");
             if (name is not null && !s_levelName.IsMatch(name))
@@ -250,7 +284,40 @@ internal static class SpecParser
                 continue;
             }
 
-            levels.Add((new LevelModel(name, shift.Value, bits.Value, leaf), item, shiftNode, bitsNode));
+            JsonNode? tableBytesNode = SpecReader.Find(item, "tableBytes");
+            ulong? tableBytes = r.Number(tableBytesNode, path + ".tableBytes");
+            JsonNode? tableMakeNode = SpecReader.Find(item, "tableMake"), blockMakeNode = SpecReader.Find(item, "blockMake"), emptyNode = SpecReader.Find(item, "empty");
+            ulong? tableMake = r.Number(tableMakeNode, path + ".tableMake");
+            ulong? blockMake = r.Number(blockMakeNode, path + ".blockMake");
+            ulong? empty = r.Number(emptyNode, path + ".empty");
+            if ((tableBytesNode is not null && tableBytes is null) || (tableMakeNode is not null && tableMake is null) ||
+                (blockMakeNode is not null && blockMake is null) || (emptyNode is not null && empty is null))
+            {
+                ok = false;
+                continue;
+            }
+
+            if (tableBytes is not null && (tableBytes.Value < 8 || tableBytes.Value > 1UL << 24 || (tableBytes.Value & (tableBytes.Value - 1)) != 0))
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, tableBytesNode, path + ".tableBytes", $"{tableBytes} is not a power of two from 8 to 16 MiB; a table is 2^bits 8-byte entries");
+                ok = false;
+                continue;
+            }
+
+            if (blockMake is not null && !leaf)
+            {
+                r.Report(DiagnosticDescriptors.InvalidValue, blockMakeNode, path + ".blockMake", $"level '{name}' holds no blocks (leaf is false), so it has no block protection");
+                ok = false;
+                continue;
+            }
+
+            levels.Add((new LevelModel(name, shift.Value, bits.Value, leaf)
+            {
+                TableBytes = (int)(tableBytes ?? 0),
+                TableMake = tableMake,
+                BlockMake = blockMake,
+                Empty = empty,
+            }, item, shiftNode, bitsNode));
         }
 
         if (!ok)
@@ -286,15 +353,30 @@ internal static class SpecParser
 
         if (pageShift is not null)
         {
-            int tableBits = pageShift.Value - 3; // a table is one page of 8-byte entries
+            int tableBits = pageShift.Value - 3; // a table is one page of 8-byte entries, unless tableBytes says otherwise
             for (int i = 0; i < levels.Count; i++)
             {
                 var l = levels[i];
+                if (l.Level.TableBytes != 0)
+                {
+                    // levels[].tableBytes: a table of 2^bits entries that is not one page (s390: 2048-entry
+                    // region and segment tables of 16 KiB, 256-entry page tables of 2 KiB).
+                    ulong entries = (ulong)l.Level.TableBytes / 8;
+                    if (i == 0 ? (1UL << l.Level.Bits) > entries : (1UL << l.Level.Bits) != entries)
+                    {
+                        r.Report(DiagnosticDescriptors.LevelsInconsistent, SpecReader.Find(l.Node, "tableBytes"),
+                            $"Level '{l.Level.Name}' has {l.Level.Bits} index bits, {1UL << l.Level.Bits} entries of 8 bytes, but tableBytes is {l.Level.TableBytes} ({entries} entries): use tableBytes {(1UL << l.Level.Bits) * 8}");
+                        ok = false;
+                    }
+
+                    continue;
+                }
+
                 if (i == 0 ? l.Level.Bits > tableBits : l.Level.Bits != tableBits)
                 {
                     r.Report(DiagnosticDescriptors.LevelsInconsistent, l.Bits, i == 0
                         ? $"The root level '{l.Level.Name}' has {l.Level.Bits} index bits, more than one {1 << pageShift.Value}-byte page of 8-byte entries holds: use at most {tableBits}"
-                        : $"Level '{l.Level.Name}' has {l.Level.Bits} index bits, but a table below the root is one {1 << pageShift.Value}-byte page of 8-byte entries: use {tableBits}");
+                        : $"Level '{l.Level.Name}' has {l.Level.Bits} index bits, but a table below the root is one {1 << pageShift.Value}-byte page of 8-byte entries: use {tableBits}, or give the level's tableBytes");
                     ok = false;
                 }
             }
@@ -451,7 +533,8 @@ internal static class SpecParser
                 continue;
             }
 
-            ulong field = n == "block" ? blockField : pfnMask;
+            // Levels that failed to validate leave a block's alignment unknown: no second diagnostic for it.
+            ulong field = n == "block" ? (levels is null ? 0UL : blockField) : pfnMask;
             CheckOutside($"entry.kinds.{n}.mask", k.Mask, SpecReader.Find(node!, "mask"), field);
             CheckOutside($"entry.kinds.{n}.any", k.Any, SpecReader.Find(node!, "any"), field);
             CheckOutside($"entry.kinds.{n}.make", k.Make, SpecReader.Find(node!, "make"), field);
@@ -463,6 +546,23 @@ internal static class SpecParser
         if (!ok)
         {
             return null;
+        }
+
+        // levels[].empty: every level says what its empty entry holds (s390: an invalid bit, not a zero
+        // entry), or none does; then each level's empty entry, not 0, must be of no kind at its level.
+        bool perLevelEmpty = levels is not null && levels.Any(l => l.Level.Empty is not null);
+        int bare = perLevelEmpty ? levels!.FindIndex(l => l.Level.Empty is null) : -1;
+        if (bare >= 0)
+        {
+            r.Report(DiagnosticDescriptors.MissingKey, levels![bare].Node, $"levels[{bare}]", "empty",
+                "another level gives its empty entry, so every level must (s390: _REGION3_ENTRY_EMPTY, _SEGMENT_ENTRY_EMPTY, _PAGE_INVALID)");
+            ok = false;
+        }
+
+        if (perLevelEmpty && emptyIsInvalidTable)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, emptyNode, "entry.empty", "levels give their own empty entries; leave out entry.empty");
+            ok = false;
         }
 
         // Kinds must be told apart where they share a level, and an empty (zero) entry must be invalid.
@@ -492,7 +592,7 @@ internal static class SpecParser
                     $"entry.kinds.{n}.make {Bits.Hex(k.Make)} is not itself a {n} descriptor: it sets none of the bits of any ({Bits.Hex(k.Any)})");
                 ok = false;
             }
-            else if (k.Matches(0))
+            else if (!perLevelEmpty && levels is not null && k.Matches(0)) // unknown levels may give their own empty entries
             {
                 r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "value"),
                     $"entry.kinds.{n} matches an all-zero entry, so an empty table would translate; a valid descriptor needs a set bit (e.g. the present/valid bit) in value");
@@ -511,6 +611,37 @@ internal static class SpecParser
                 r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(blockNode!, "mask"),
                     $"At level '{level}' an entry can be both a table (mask {Bits.Hex(table.Mask)}, value {Bits.Hex(table.Value)}) and a block (mask {Bits.Hex(block.Mask)}, value {Bits.Hex(block.Value)}); the masks must share a bit where the values differ (x86-64: bit 7, PSE; arm64: bit 1), or one's any bits must all be fixed clear by the other (RISC-V: R, W, X)");
                 ok = false;
+            }
+        }
+
+        if (ok && levels is not null)
+        {
+            for (int i = 0; i < levels.Count; i++)
+            {
+                LevelModel l = levels[i].Level;
+                JsonNode node = levels[i].Node;
+                bool last = i == levels.Count - 1;
+                if (l.TableMake is ulong tm && (last || !table.Matches(tm)))
+                {
+                    r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "tableMake"), last
+                        ? $"levels[{i}].tableMake: the last level '{l.Name}' holds no tables"
+                        : $"levels[{i}].tableMake {Bits.Hex(tm)} is not a table descriptor (mask {Bits.Hex(table.Mask)}, value {Bits.Hex(table.Value)})");
+                    ok = false;
+                }
+
+                if (l.BlockMake is ulong bm && (last || block is null || !block.Matches(bm)))
+                {
+                    r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "blockMake"),
+                        $"levels[{i}].blockMake {Bits.Hex(bm)} is not a block descriptor{(block is null ? string.Empty : $" (mask {Bits.Hex(block.Mask)}, value {Bits.Hex(block.Value)})")}");
+                    ok = false;
+                }
+
+                if (l.Empty is ulong e && (last ? page.Matches(e) : table.Matches(e) || (l.CanMapLeaf && block is not null && block.Matches(e))))
+                {
+                    r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "empty"),
+                        $"levels[{i}].empty {Bits.Hex(e)} is a valid {(last ? "page" : table.Matches(e) ? "table" : "block")} descriptor, so an empty table would translate; an empty entry has the invalid bit set (s390: _SEGMENT_ENTRY_INVALID)");
+                    ok = false;
+                }
             }
         }
 
@@ -666,7 +797,10 @@ internal static class SpecParser
 
     private static VmemmapModel? ReadVmemmap(SpecReader r, JsonNode vm, int? pageShift, int? vaBits, List<(LevelModel Level, JsonNode Node)>? levels, ulong ramBase, JsonNode? ramBaseNode)
     {
-        r.CheckKeys(vm, "vmemmap", "start", "size", "structPageBytes", "bootMapping", "sectionShift", "linearMapBits", "offsetByRamBase");
+        r.CheckKeys(vm, "vmemmap", "start", "size", "structPageBytes", "bootMapping", "sectionShift", "linearMapBits", "offsetByRamBase", "ownAddressSpace");
+        // vmemmap.ownAddressSpace: the kernel translates through an address space of its own from 0
+        // (s390's kernel ASCE), not the top of a shared one.
+        bool ownSpace = r.Bool(SpecReader.Find(vm, "ownAddressSpace"), "vmemmap.ownAddressSpace") ?? false;
         bool offsetByRamBase = r.Bool(SpecReader.Find(vm, "offsetByRamBase"), "vmemmap.offsetByRamBase") ?? false;
         JsonNode? startNode = r.Required(vm, "vmemmap", "start", "VMEMMAP_START, e.g. \"0xffffea0000000000\"");
         ulong? start = r.Number(startNode, "vmemmap.start");
@@ -733,7 +867,13 @@ internal static class SpecParser
                     $"vmemmap [{Bits.Hex(start.Value)}, +{Bits.Size(size.Value)}) runs past the top of the address space; end it at or below 2^64");
                 size = null;
             }
-            else if (vaBits is not null && vaBits < 64 && start.Value < 0UL - (1UL << vaBits.Value))
+            else if (ownSpace && vaBits is not null && vaBits < 64 && start.Value + (size.Value - 1) >= 1UL << vaBits.Value)
+            {
+                r.Report(DiagnosticDescriptors.VmemmapTooSmall, startNode,
+                    $"vmemmap [{Bits.Hex(start.Value)}, +{Bits.Size(size.Value)}) runs past the kernel's own {vaBits}-bit address space, which ends at {Bits.Hex(1UL << vaBits.Value)}");
+                start = null;
+            }
+            else if (!ownSpace && vaBits is not null && vaBits < 64 && start.Value < 0UL - (1UL << vaBits.Value))
             {
                 r.Report(DiagnosticDescriptors.VmemmapTooSmall, startNode,
                     $"vmemmap.start {Bits.Hex(start.Value)} is below the kernel's {vaBits}-bit address space, which starts at {Bits.Hex(0UL - (1UL << vaBits.Value))}");

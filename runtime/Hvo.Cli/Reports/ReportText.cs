@@ -65,6 +65,16 @@ internal static class ReportText
             o.WriteLine($"HVO cmpxchg retries:        {h.BbmRetries,12}   (pages rolled back: {h.BbmRetriesExhausted})");
         }
 
+        if (h.EntryInvalidations > 0)
+        {
+            o.WriteLine($"HVO entries invalidated:    {h.EntryInvalidations,12}   (break or IPTE/IDTE before a new entry)");
+        }
+
+        if (h.CpuPauses > 0)
+        {
+            o.WriteLine($"HVO CPU pauses:             {h.CpuPauses,12}   (IPIs {h.PauseIpis}, paused CPU-steps {h.PausedCpuSteps})");
+        }
+
         if (h.Collapse is { } c)
         {
             o.WriteLine($"HVO PTE tables recovered:   {c.PteTablesRecovered,12}   ({Units.Size(c.PteTablesRecovered * page)}; collapse-on-free, no kernel does it)");
@@ -90,7 +100,10 @@ internal static class ReportText
     public static string BreakBeforeMake(SimulationReport r, int? violations = null) => r.BreakBeforeMakeViolations is { } v
         ? Lines(o =>
         {
-            o.WriteLine($"break-before-make violations: {v,10}");
+            // The count is of the architecture's replacement rule: arm64's break-before-make, s390's invalidation.
+            o.WriteLine(Hvo.Paging.ArchRegistry.Find(r.Arch)?.Info.Replacement == Hvo.Paging.ReplacementRule.Invalidate
+                ? $"invalidate-first violations:  {v,10}"
+                : $"break-before-make violations: {v,10}");
             if (v == 0)
             {
                 return;

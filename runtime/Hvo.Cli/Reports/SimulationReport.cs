@@ -35,6 +35,10 @@ internal sealed record HvoReport(
     long BbmRetriesExhausted,
     long SharedTailPages,
     long GracePeriods,
+    long EntryInvalidations,
+    long CpuPauses,
+    long PauseIpis,
+    long PausedCpuSteps,
     [property: JsonIgnore] long BbmViolations,
     [property: JsonIgnore] bool BbmChecked,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] CollapseReport? Collapse = null);
@@ -211,6 +215,7 @@ internal sealed record SimulationReport(
             new HvoReport(
                 c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.NetBytesSaved(TArch.PageSize),
                 c.TlbRangeFlushes, c.TlbFullFlushes, c.BbmRetries, c.BbmRetriesExhausted, c.SharedTailPages, c.GracePeriods,
+                machine.PageTable.Counters.Invalidations, machine.PageTable.Counters.CpuPauses, machine.PageTable.Counters.PauseIpis, machine.PageTable.Counters.PausedCpuSteps,
                 machine.Violations.CountOf(ViolationKind.BreakBeforeMake),
                 machine.BreakBeforeMake is not null,
                 optimizer.Policy.CollapseOnFree ? new CollapseReport(c.PmdsCollapsed, c.CollapseBytesCopied, c.CollapseFlushes, c.CollapseFailures) : null),

@@ -578,11 +578,15 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         /// <summary>A table frame reached from the root: it must be owned as one.</summary>
         public void CountTable(ulong pfn, int level)
         {
-            Reached++;
-            FrameOwner owner = Owner.Machine.Owners[pfn];
-            if (owner != FrameOwner.PageTable)
+            // Every frame of the table: s390's region and segment tables take four.
+            for (ulong i = 0; i < 1UL << TArch.TableOrder(level); i++)
             {
-                Stray.Add($"table 0x{pfn:x} at level {level} is {owner}");
+                Reached++;
+                FrameOwner owner = Owner.Machine.Owners[pfn + i];
+                if (owner != FrameOwner.PageTable)
+                {
+                    Stray.Add($"table 0x{pfn:x} at level {level}: frame 0x{pfn + i:x} is {owner}");
+                }
             }
         }
     }

@@ -194,6 +194,7 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         "arm64 FEAT_BBM level 2 (approach C, Arm ARM D8.16.1-2): direct remap onto an identical page; reserve 2, batched as v6.7")
     {
         RequiredWriter = EntryWriterKind.Bbml2,
+        ForRule = ReplacementRule.BreakBeforeMake,
         HasSysctl = true,
         RequiresPowerOfTwoStructPage = true,
         MemmapOnMemoryWithHvo = true,
@@ -214,6 +215,7 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         "arm64 break-before-make per entry (Nanyong Sun, 2024): break, flush, make; readers fault and retry")
     {
         RequiredWriter = EntryWriterKind.BreakFlushMake,
+        ForRule = ReplacementRule.BreakBeforeMake,
         HasSysctl = true,
         RequiresPowerOfTwoStructPage = true,
         MemmapOnMemoryWithHvo = true,
@@ -232,6 +234,7 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         "arm64 clear-AF + flush + cmpxchg with bounded retries (rolled back when exhausted); split by break-before-make")
     {
         RequiredWriter = EntryWriterKind.ClearAccessFlag,
+        ForRule = ReplacementRule.BreakBeforeMake,
         HasSysctl = true,
         RequiresPowerOfTwoStructPage = true,
         MemmapOnMemoryWithHvo = true,
@@ -239,10 +242,50 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     };
 
     /// <summary>
+    /// s390, invalidate before a new valid entry: v6.2's layout (reserve 1, a fresh head copy), page by
+    /// page, with the machine's invalidate entry writer: every live entry HVO changes (the segment
+    /// split, each tail remap, each restore) is first invalidated by IPTE or IDTE, which purges it from
+    /// every CPU's TLB, and only then rewritten, as the architecture demands and as
+    /// __vmem_map_4k_page does for the kernel's own mappings. What the HVO code lacked the hooks for
+    /// when commit 64e2f60f355e turned s390 HVO off in v6.18.
+    /// </summary>
+    public static readonly HvoPolicy S390Safe = V6_2 with
+    {
+        Name = "s390-safe",
+        Description = "s390 invalidate-then-set (IPTE/IDTE before every new valid entry, as 64e2f60f355e demands); v6.2's layout, page by page",
+        Version = null,
+        RequiredWriter = EntryWriterKind.Invalidate,
+        ForRule = ReplacementRule.Invalidate,
+    };
+
+    /// <summary>
+    /// arm64, pause the other CPUs: Yu Zhao's "mm/arm64: re-enable HVO" (RFC August 2024, v2 November
+    /// 2024; approach D of its comparison). Each walk that changes a live entry's output first parks
+    /// every other CPU with a pseudo-NMI IPI (pause_remote_cpus), clears, flushes and writes the
+    /// entries, then resumes them; on v6.7's batched layout, as the series ("mm/hugetlb_vmemmap: batch
+    /// update PTEs") was. Never merged: Marc Zyngier called it stop_machine() in disguise. Needs the
+    /// pause-cpus entry writer.
+    /// </summary>
+    public static readonly HvoPolicy Arm64PauseCpus = V6_7 with
+    {
+        Name = "arm64-pause",
+        Description = "arm64 pause the other CPUs by IPI, then clear, flush, write (Yu Zhao, 2024); v6.7's batched layout",
+        Version = null,
+        RequiredWriter = EntryWriterKind.PauseCpus,
+        ForRule = ReplacementRule.BreakBeforeMake,
+    };
+
+    /// <summary>
     /// The entry writer the policy was written for; null when it runs on any (the kernel versions',
     /// which change live entries directly where the machine lets them).
     /// </summary>
     public EntryWriterKind? RequiredWriter { get; init; }
+
+    /// <summary>
+    /// The architecture rule (spec key replacement) a strategy was written for: its policies are an
+    /// architecture's safe strategies only where the spec has that rule. Null for the kernel versions'.
+    /// </summary>
+    public ReplacementRule? ForRule { get; init; }
 
     /// <summary>Why a machine configured as <paramref name="config"/> cannot run this policy on <paramref name="arch"/>, or null.</summary>
     public string? Refusal(MachineConfig config, ArchInfo arch)
@@ -295,6 +338,8 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         EntryWriterKind.Direct => "direct",
         EntryWriterKind.Bbml2 => "bbml2",
         EntryWriterKind.BreakFlushMake => "break-flush-make",
+        EntryWriterKind.Invalidate => "invalidate",
+        EntryWriterKind.PauseCpus => "pause-cpus",
         _ => "clear-af",
     };
 
@@ -309,17 +354,17 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     public static IReadOnlyList<HvoPolicy> Kernel { get; } = [V5_14, V5_18, V6_2, V6_7, V7_1];
 
     /// <summary>What <c>hvo compare</c> runs by default: the representative versions and the strategies the machine can run.</summary>
-    public static IReadOnlyList<HvoPolicy> Compared { get; } = [.. Kernel, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
+    public static IReadOnlyList<HvoPolicy> Compared { get; } = [.. Kernel, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag, Arm64PauseCpus, S390Safe];
 
     /// <summary>
     /// The policies broad suites and <c>hvo compare</c> run by default: representative kernel
     /// versions (<see cref="Kernel"/>) and the arm64 strategies. Every other release is
     /// <see cref="Find"/>'s, and <see cref="Milestones"/> lists where behaviour changes.
     /// </summary>
-    public static IReadOnlyList<HvoPolicy> All { get; } = [.. Kernel, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
+    public static IReadOnlyList<HvoPolicy> All { get; } = [.. Kernel, Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag, Arm64PauseCpus, S390Safe];
 
     /// <summary>The arm64 strategies: proposals, not releases; each needs its entry writer.</summary>
-    public static IReadOnlyList<HvoPolicy> Strategies { get; } = [Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag];
+    public static IReadOnlyList<HvoPolicy> Strategies { get; } = [Arm64Bbml2, Arm64BbmFaultRetry, Arm64BbmAccessFlag, Arm64PauseCpus, S390Safe];
 
     /// <summary>Every release from v5.14 to v7.1 (<see cref="KernelVersion.Released"/>).</summary>
     public static IReadOnlyList<HvoPolicy> Versions { get; } = [.. KernelVersion.Released.Select(ForVersion)];

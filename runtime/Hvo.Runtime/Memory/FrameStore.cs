@@ -37,7 +37,14 @@ public sealed unsafe class FrameStore : IDisposable
     /// <summary>The largest simulated memory: one reserved host mapping of a 47-bit address space.</summary>
     public const ulong MaxBytes = 1UL << 47;
 
-    public FrameStore(ulong frames, int pageShift, ulong firstPfn = 0)
+    /// <param name="frames">Frames of memory.</param>
+    /// <param name="pageShift">log2 of a frame's bytes.</param>
+    /// <param name="firstPfn">The first frame's pfn.</param>
+    /// <param name="tableEntries">
+    /// The 8-byte entries a page-table view spans: one frame's by default; the architecture's largest
+    /// table where one spans several frames (s390's 16 KiB region and segment tables, <see cref="Paging.IPagingArch.MaxTableEntries"/>).
+    /// </param>
+    public FrameStore(ulong frames, int pageShift, ulong firstPfn = 0, int tableEntries = 0)
     {
         if (pageShift is < 12 or > 24)
         {
@@ -59,7 +66,7 @@ public sealed unsafe class FrameStore : IDisposable
         _liveFrames = frames;
         PageShift = pageShift;
         PageSize = 1 << pageShift;
-        _entriesPerTable = PageSize >> 3;
+        _entriesPerTable = Math.Max(tableEntries, PageSize >> 3);
         _bytes = (nuint)(frames << pageShift);
         _written = new ulong[]?[(frames + ChunkMask) >> ChunkShift];
         _base = HostMemory.Reserve(_bytes, out _mapped);
@@ -251,7 +258,7 @@ public readonly unsafe struct TableView
         return new Span<ulong>(_pfnZero + (pfn << _shift), _entries);
     }
 
-    /// <summary>Where pfn 0 would be, for <see cref="Table(byte*, ulong, ulong, int, ulong)"/>.</summary>
+    /// <summary>Where pfn 0 would be, for <see cref="Table(byte*, ulong, ulong, int, int, ulong)"/>.</summary>
     internal byte* PfnZero => _pfnZero;
 
     /// <summary>The first frame's pfn.</summary>
@@ -265,14 +272,14 @@ public readonly unsafe struct TableView
     /// check, with the shift and the span's length folded to constants.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Span<ulong> Table(byte* pfnZero, ulong first, ulong frames, int shift, ulong pfn)
+    internal static Span<ulong> Table(byte* pfnZero, ulong first, ulong frames, int shift, int entries, ulong pfn)
     {
         if (pfn - first >= frames)
         {
             Throw(pfn, frames);
         }
 
-        return new Span<ulong>(pfnZero + (pfn << shift), 1 << (shift - 3));
+        return new Span<ulong>(pfnZero + (pfn << shift), entries);
     }
 
     private static void Throw(ulong pfn, ulong frames) => throw (frames == 0

@@ -5,6 +5,12 @@ using System.Threading;
 namespace Hvo.Paging;
 
 /// <summary>
+/// The architecture's rule for changing a live entry (the spec's <c>replacement</c>,
+/// <see cref="IPagingArch.Replacement"/>), checked on every change of every walk. s390's
+/// (<see cref="ReplacementRule.Invalidate"/>): no valid entry may be overwritten by a different valid
+/// one at all, attributes included; it must be invalidated (IPTE / IDTE, which purge every CPU's
+/// TLB) first. x86-64's (<see cref="ReplacementRule.Store"/>) allows the store and asks for a flush
+/// after it, which the TLB model checks (a stale translation, a frame freed while a TLB held it).
 /// arm64's break-before-make rule: a live valid entry may not be replaced by a valid entry with a
 /// different output address, nor a block by a table, unless the entry was first made invalid
 /// and the TLB flushed for it. Every such update is reported with its address and step; the
@@ -36,6 +42,9 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
 
     /// <summary>The step named for a block replaced by a table: only the split does that to the vmemmap.</summary>
     public string SplitStep { get; set; } = "split_vmemmap_huge_pmd";
+
+    /// <summary>The rule checked: the spec's; a test may check another.</summary>
+    public ReplacementRule Rule { get; set; } = TArch.Replacement;
 
     /// <summary>Updates checked.</summary>
     public long Checked { get; private set; }
@@ -93,6 +102,24 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
             if (!oldValid || !newValid)
             {
                 return;
+            }
+
+            if (Rule == ReplacementRule.Invalidate)
+            {
+                // s390: any valid-to-valid store, whatever changed (commit 64e2f60f355e).
+                if (oldEntry != newEntry)
+                {
+                    Report(level, va, oldEntry, newEntry, step, TArch.IsLeaf(level, oldEntry) && TArch.IsTable(level, newEntry)
+                        ? "a live block was replaced by a table without invalidating it first (IDTE), as s390 requires"
+                        : "a live valid entry was replaced by another valid one without invalidating it first (IPTE/IDTE), as s390 requires");
+                }
+
+                return;
+            }
+
+            if (Rule == ReplacementRule.Store)
+            {
+                return; // one store, then the caller's flush: allowed
             }
 
             bool sameOutput = TArch.PfnOf(level, oldEntry) == TArch.PfnOf(level, newEntry) && TArch.IsTable(level, oldEntry) == TArch.IsTable(level, newEntry);

@@ -40,6 +40,27 @@ public enum EntryWriterKind
     /// with <c>entry.accessFlag</c>.
     /// </summary>
     ClearAccessFlag,
+
+    /// <summary>
+    /// s390's rule (commit 64e2f60f355e): a valid entry is never overwritten by a different valid one.
+    /// It is invalidated first, with IPTE for a page-table entry or IDTE for a segment or region entry,
+    /// each of which purges the entry from every CPU's TLB, and only then is the new entry stored
+    /// (ptep_xchg_direct, pmdp_xchg_direct; __vmem_map_4k_page). A CPU translating meanwhile takes a
+    /// translation exception, waits for init_mm.page_table_lock and retries. Attribute-only changes
+    /// go the same way: the hardware allows no valid-to-valid store at all.
+    /// </summary>
+    Invalidate,
+
+    /// <summary>
+    /// Yu Zhao's proposal for arm64 ("mm/arm64: re-enable HVO", 2024): before the first change of a live
+    /// entry's output in a walk, broadcast a pseudo-NMI IPI that parks every other CPU
+    /// (pause_remote_cpus), then clear, flush and write each entry with nobody translating, and resume
+    /// them when the walk is over (resume_remote_cpus). In the kernel no reader meets the invalid entry;
+    /// the model costs the pause (IPIs, and the steps made while the others spin) but does not stop the
+    /// simulated CPUs' threads, so one that translates meanwhile faults and retries as under break,
+    /// flush, make, and the reader tests still judge the bytes it reads.
+    /// </summary>
+    PauseCpus,
 }
 
 /// <summary>
@@ -58,9 +79,12 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
     /// <param name="kind">Which writer.</param>
     /// <param name="sameBytes">Do two frames hold the same bytes (the <see cref="EntryWriterKind.Bbml2"/> writer's test of equivalence)?</param>
     /// <param name="accessFlagRetries">Rounds after the first before the <see cref="EntryWriterKind.ClearAccessFlag"/> writer gives up.</param>
-    public static EntryWriter<TArch> Create(EntryWriterKind kind, Func<ulong, ulong, bool>? sameBytes, int accessFlagRetries) => kind switch
+    /// <param name="cpus">The machine's CPUs: a <see cref="EntryWriterKind.PauseCpus"/> pause parks all but one.</param>
+    public static EntryWriter<TArch> Create(EntryWriterKind kind, Func<ulong, ulong, bool>? sameBytes, int accessFlagRetries, int cpus = 1) => kind switch
     {
         EntryWriterKind.Direct => Direct,
+        EntryWriterKind.Invalidate => Invalidate,
+        EntryWriterKind.PauseCpus => new PauseCpusWriter(Math.Max(1, cpus)),
         EntryWriterKind.Bbml2 => new Bbml2Writer(sameBytes ?? throw new ArgumentNullException(nameof(sameBytes), "FEAT_BBM level 2 needs to compare frame contents")),
         EntryWriterKind.BreakFlushMake => BreakFlushMake,
         EntryWriterKind.ClearAccessFlag => TArch.AccessFlag != 0
@@ -74,6 +98,9 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
 
     /// <summary>Break, flush, make wherever a live entry's output changes.</summary>
     public static EntryWriter<TArch> BreakFlushMake { get; } = new BreakFlushMakeWriter();
+
+    /// <summary>Invalidate (IPTE / IDTE, purging every CPU's TLB), then store, for every change of a valid entry into another.</summary>
+    public static EntryWriter<TArch> Invalidate { get; } = new InvalidateWriter();
 
     /// <summary>Change the entry; true when the change still needs the caller's TLB flush.</summary>
     internal abstract bool Set(ref KernelPageTable<TArch>.Context ctx, int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va);
@@ -107,8 +134,9 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
         ctx.LockPageTable();
         try
         {
-            ulong empty = ctx.EmptyEntry(level); // pmd_clear: 0, or the shared invalid table on LoongArch
+            ulong empty = ctx.EmptyEntry(level); // pmd_clear: 0, the shared invalid table on LoongArch, the invalid bit on s390
             ctx.Store(level, tablePfn, index, oldEntry, empty, va);
+            ctx.Invalidated();
             ctx.FlushTlbRange(start, start + size);
             ctx.Store(level, tablePfn, index, empty, newEntry, va);
         }
@@ -137,6 +165,58 @@ public abstract class EntryWriter<TArch> where TArch : struct, IPagingArch
                 ? BreakThenMake(ref ctx, level, tablePfn, index, oldEntry, newEntry, va)
                 : Store(ref ctx, level, tablePfn, index, oldEntry, newEntry, va);
     }
+
+    private sealed class InvalidateWriter : EntryWriter<TArch>
+    {
+        public override EntryWriterKind Kind => EntryWriterKind.Invalidate;
+
+        // The invalid entry and its purge are one instruction on s390 (IPTE/IDTE): the break and the
+        // flush of BreakThenMake, counted once each as an invalidation and a flush.
+        internal override bool Set(ref KernelPageTable<TArch>.Context ctx, int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va) =>
+            ReplacesValid(ctx.EmptyEntry(level), level, oldEntry, newEntry)
+                ? BreakThenMake(ref ctx, level, tablePfn, index, oldEntry, newEntry, va)
+                : Store(ref ctx, level, tablePfn, index, oldEntry, newEntry, va);
+    }
+
+    private sealed class PauseCpusWriter(int cpus) : EntryWriter<TArch>
+    {
+        public override EntryWriterKind Kind => EntryWriterKind.PauseCpus;
+
+        internal override bool Set(ref KernelPageTable<TArch>.Context ctx, int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
+        {
+            if (!MovesOutput(ctx.EmptyEntry(level), level, oldEntry, newEntry))
+            {
+                return Store(ref ctx, level, tablePfn, index, oldEntry, newEntry, va);
+            }
+
+            if (!ctx.Paused)
+            {
+                // vmemmap_update_pte_range_start: local_irq_disable, pause_remote_cpus (one broadcast
+                // of IPI_CPU_STOP_NMI, the others spin until resumed). Once per walk: the walk is the
+                // batch of one huge page's entries (or of a batch of pages).
+                ctx.Pause(cpus - 1);
+            }
+
+            // Clear, flush, write with the other CPUs parked: the same three steps as break, flush,
+            // make, every one of them time the parked CPUs spin.
+            BreakThenMake(ref ctx, level, tablePfn, index, oldEntry, newEntry, va);
+            return false;
+        }
+
+        // vmemmap_update_pte_range_end: resume_remote_cpus, local_irq_enable.
+        internal override PageWalkStatus Finish(ref KernelPageTable<TArch>.Context ctx, PageWalkStatus status)
+        {
+            ctx.Resume();
+            return status;
+        }
+    }
+
+    /// <summary>
+    /// Does the change replace a valid entry by a different valid one (s390's rule: any such change,
+    /// attributes too, needs the invalidation first)? An empty entry is not valid.
+    /// </summary>
+    internal static bool ReplacesValid(ulong empty, int level, ulong oldEntry, ulong newEntry) =>
+        oldEntry != newEntry && oldEntry != empty && newEntry != empty && TArch.IsValid(level, oldEntry) && TArch.IsValid(level, newEntry);
 
     private sealed class Bbml2Writer(Func<ulong, ulong, bool> sameBytes) : EntryWriter<TArch>
     {

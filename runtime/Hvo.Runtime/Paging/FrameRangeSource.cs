@@ -10,14 +10,19 @@ namespace Hvo.Paging;
 /// </summary>
 public sealed class FrameRangeSource : ITableFrameSource
 {
-    private readonly Stack<ulong> _freed = new();
+    private readonly Dictionary<int, Stack<ulong>> _freed = new();
+    private readonly Func<int, int>? _tableOrder;
     private readonly ulong _end;
     private ulong _next;
 
-    public FrameRangeSource(ulong firstPfn, ulong frameCount)
+    /// <param name="firstPfn">The first frame handed out.</param>
+    /// <param name="frameCount">Frames in the range.</param>
+    /// <param name="tableOrder">log2 of the frames a table of a level takes (<see cref="IPagingArch.TableOrder"/>); one frame each when null.</param>
+    public FrameRangeSource(ulong firstPfn, ulong frameCount, Func<int, int>? tableOrder = null)
     {
         _next = firstPfn;
         _end = checked(firstPfn + frameCount);
+        _tableOrder = tableOrder;
     }
 
     /// <summary>When set, the allocation with this 1-based number (counting every allocation this source was asked for) fails.</summary>
@@ -38,13 +43,16 @@ public sealed class FrameRangeSource : ITableFrameSource
             return false;
         }
 
-        if (_freed.Count > 0)
+        int order = _tableOrder?.Invoke(level) ?? 0;
+        ulong size = 1UL << order, start = (_next + size - 1) & ~(size - 1); // aligned to the table's size
+        if (_freed.TryGetValue(order, out Stack<ulong>? freed) && freed.Count > 0)
         {
-            pfn = _freed.Pop();
+            pfn = freed.Pop();
         }
-        else if (_next < _end)
+        else if (start < _end && _end - start >= size)
         {
-            pfn = _next++;
+            pfn = start;
+            _next = start + size;
         }
         else
         {
@@ -65,6 +73,12 @@ public sealed class FrameRangeSource : ITableFrameSource
 
         Frees++;
         InUse--;
-        _freed.Push(pfn);
+        int order = _tableOrder?.Invoke(level) ?? 0;
+        if (!_freed.TryGetValue(order, out Stack<ulong>? freed))
+        {
+            _freed[order] = freed = new Stack<ulong>();
+        }
+
+        freed.Push(pfn);
     }
 }

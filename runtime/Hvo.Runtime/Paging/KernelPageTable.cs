@@ -30,6 +30,39 @@ public sealed class PageTableCounters
     internal void TableAllocated() => Interlocked.Increment(ref _tablesAllocated);
 
     internal void TableFreed() => Interlocked.Increment(ref _tablesFreed);
+
+    private long _invalidations;
+    private long _cpuPauses;
+    private long _pauseIpis;
+    private long _pausedCpuSteps;
+
+    /// <summary>
+    /// Live entries made invalid so that a new one could follow (a break; on s390 an IPTE or IDTE,
+    /// which purges every CPU's TLB): the cost of the invalidate and break-flush-make writers.
+    /// </summary>
+    public long Invalidations => Interlocked.Read(ref _invalidations);
+
+    /// <summary>Times the other CPUs were parked (pause_remote_cpus, the pause-cpus writer).</summary>
+    public long CpuPauses => Interlocked.Read(ref _cpuPauses);
+
+    /// <summary>The pseudo-NMI IPIs those pauses sent: one per other CPU per pause.</summary>
+    public long PauseIpis => Interlocked.Read(ref _pauseIpis);
+
+    /// <summary>
+    /// Pause time: for each pause, the page-table steps (entry stores and TLB flushes) made while it
+    /// lasted times the CPUs parked through them. The model has no clock: a step is the unit.
+    /// </summary>
+    public long PausedCpuSteps => Interlocked.Read(ref _pausedCpuSteps);
+
+    internal void Invalidated() => Interlocked.Increment(ref _invalidations);
+
+    internal void Paused(int remoteCpus)
+    {
+        Interlocked.Increment(ref _cpuPauses);
+        Interlocked.Add(ref _pauseIpis, remoteCpus);
+    }
+
+    internal void Resumed(long steps) => Interlocked.Add(ref _pausedCpuSteps, steps);
 }
 
 /// <summary>
@@ -72,6 +105,11 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         _tables = frames.Tables;
         frames.OnDispose(() => _tables = default);
         _emptyEntries = new ulong[TArch.LevelCount];
+        for (int level = 0; level < TArch.LevelCount; level++)
+        {
+            _emptyEntries[level] = TArch.EmptyEntryOf(level); // levels[].empty: s390's invalid entries; 0 elsewhere
+        }
+
         var invalid = new ulong[TArch.Info.EmptyIsInvalidTable ? TArch.LastLevel : 0];
         for (int level = TArch.LastLevel; level >= 1 && invalid.Length > 0; level--)
         {
@@ -84,7 +122,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
             InitTable(shared, level);
             invalid[level - 1] = shared;
-            _emptyEntries[level - 1] = TArch.MakeTable(shared);
+            _emptyEntries[level - 1] = TArch.MakeTable(level - 1, shared);
         }
 
         InvalidTables = invalid;
@@ -301,14 +339,18 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// <summary>A new table of level-<paramref name="level"/> entries, all empty: zeroed, or pointing at the shared invalid table below (pgd_init, pud_init, pmd_init).</summary>
     private void InitTable(ulong pfn, int level)
     {
-        Span<byte> bytes = Frames.Write(pfn);
-        if (_emptyEntries[level] == 0)
+        // Every frame of the table (s390: four for a region or segment table).
+        for (ulong i = 0; i < 1UL << TArch.TableOrder(level); i++)
         {
-            bytes.Clear();
-        }
-        else
-        {
-            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes).Fill(_emptyEntries[level]);
+            Span<byte> bytes = Frames.Write(pfn + i);
+            if (_emptyEntries[level] == 0)
+            {
+                bytes.Clear();
+            }
+            else
+            {
+                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes).Fill(_emptyEntries[level]);
+            }
         }
     }
 
@@ -349,6 +391,37 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             _unflushedEnd = 0;
             Retries = 0;
             Deferred = null;
+            _pausedCpus = -1;
+            _pauseStart = 0;
+        }
+
+        private int _pausedCpus;
+        private int _pauseStart;
+
+        /// <summary>The other CPUs are parked for this walk (pause-cpus writer).</summary>
+        internal readonly bool Paused => _pausedCpus >= 0;
+
+        /// <summary>A live entry was made invalid so that a new one can follow.</summary>
+        internal readonly void Invalidated() => _pt.Counters.Invalidated();
+
+        /// <summary>pause_remote_cpus: <paramref name="remoteCpus"/> CPUs parked by one IPI each until <see cref="Resume"/>.</summary>
+        internal void Pause(int remoteCpus)
+        {
+            _pausedCpus = remoteCpus;
+            _pauseStart = _entriesWritten + _rangeFlushes;
+            _pt.Counters.Paused(remoteCpus);
+        }
+
+        /// <summary>resume_remote_cpus: the pause's time is the steps made during it, for each parked CPU.</summary>
+        internal void Resume()
+        {
+            if (_pausedCpus < 0)
+            {
+                return;
+            }
+
+            _pt.Counters.Resumed((long)(_entriesWritten + _rangeFlushes - _pauseStart) * _pausedCpus);
+            _pausedCpus = -1;
         }
 
         /// <summary>The walk's flags.</summary>
@@ -384,7 +457,11 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
         public readonly void FreeTable(int level, ulong pfn)
         {
-            _pt.Frames.Discard(pfn);
+            for (ulong i = 0; i < 1UL << TArch.TableOrder(level); i++)
+            {
+                _pt.Frames.Discard(pfn + i);
+            }
+
             _pt.TableFrames.Free(level, pfn);
             _pt.Counters.TableFreed();
         }
@@ -392,6 +469,12 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         /// <summary>Change a live entry, as the machine's entry writer does; the index is checked against the table.</summary>
         public bool SetEntry(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va)
         {
+            if ((uint)index >= (uint)TArch.EntriesPerTable(level))
+            {
+                // A table view may span more slots than the level has entries (s390's 256-entry page tables).
+                throw new ArgumentOutOfRangeException(nameof(index), index, $"a level-{level} table has {TArch.EntriesPerTable(level)} entries");
+            }
+
             if (!_pt.Writer.Set(ref this, level, tablePfn, index, oldEntry, newEntry, va))
             {
                 return false;
@@ -477,7 +560,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         private readonly ulong _frames = pageTable._tables.Frames;
         private readonly ulong[] _empty = pageTable._emptyEntries;
 
-        public Span<ulong> Table(ulong pfn) => TableView.Table(_pfnZero, _first, _frames, TArch.PageShift, pfn);
+        public Span<ulong> Table(ulong pfn) => TableView.Table(_pfnZero, _first, _frames, TArch.PageShift, TArch.MaxTableEntries, pfn);
 
         // The generated walk asks for its own levels only (0 to LastLevel), and the array has one
         // entry per level: no bounds check on the look-up's path.
@@ -620,7 +703,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
                 return WalkAction.Stop;
             }
 
-            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeTable(child), e.Addr);
+            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeTable(e.Level, child), e.Addr);
             return WalkAction.Again; // a table now: descend into it
         }
 

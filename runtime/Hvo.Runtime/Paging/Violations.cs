@@ -14,7 +14,10 @@ public enum ViolationKind
     /// <summary>A frame was freed while a CPU's TLB could still reach it (freed before the flush).</summary>
     FreedWhileInTlb,
 
-    /// <summary>arm64: a live valid entry was replaced without an invalid entry and a flush in between.</summary>
+    /// <summary>
+    /// A live valid entry was changed against the architecture's replacement rule: without an invalid
+    /// entry and a flush in between (arm64's break-before-make), or without invalidating it first (s390).
+    /// </summary>
     BreakBeforeMake,
 }
 

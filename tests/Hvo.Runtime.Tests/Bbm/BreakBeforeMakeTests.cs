@@ -531,7 +531,7 @@ public sealed class BreakBeforeMakeTests
                         entries[i] = TArch.MakeLeaf(level + 1, TArch.PfnOf(level, block.Entry) + (ulong)i + 1); // off by one frame
                     }
 
-                    ctx.SetEntry(level, block.TablePfn, block.Index, block.Entry, TArch.MakeTable(table), va);
+                    ctx.SetEntry(level, block.TablePfn, block.Index, block.Entry, TArch.MakeTable(level, table), va);
                     StringAssert.Contains(BbmReports(r).Single().Detail, "does not map what the block mapped");
                 }
             }

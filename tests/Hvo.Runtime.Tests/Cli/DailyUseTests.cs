@@ -45,7 +45,15 @@ public sealed class DailyUseTests
         var anyWriter = new ScenarioOptions { EntryWriter = EntryWriterKind.BreakFlushMake };
         CollectionAssert.AreEqual(HvoPolicy.All.Where(p => p.RequiredWriter is null).ToArray(), CompareCommand.ApplyingPolicies(x86, anyWriter).ToArray(), "arm64's strategies never on x86_64");
         CollectionAssert.Contains(CompareCommand.ApplyingPolicies(arm, anyWriter).ToList(), HvoPolicy.Arm64BbmFaultRetry, "on arm64 with its writer");
-        CollectionAssert.DoesNotContain(CompareCommand.ApplyingPolicies(arm, new ScenarioOptions()).ToList(), HvoPolicy.Arm64BbmFaultRetry, "not without it");
+        CollectionAssert.DoesNotContain(CompareCommand.ApplyingPolicies(arm, anyWriter).ToList(), HvoPolicy.Arm64PauseCpus, "not with another writer fixed");
+        CollectionAssert.AreEqual(
+            new[] { HvoPolicy.Arm64Bbml2, HvoPolicy.Arm64BbmFaultRetry, HvoPolicy.Arm64BbmAccessFlag, HvoPolicy.Arm64PauseCpus },
+            CompareCommand.ApplyingPolicies(arm, new ScenarioOptions()).Where(p => p.RequiredWriter is not null).ToArray(),
+            "with no writer chosen, all four arm64 strategies, each on its own writer");
+        CollectionAssert.AreEqual(
+            new[] { HvoPolicy.S390Safe },
+            CompareCommand.ApplyingPolicies(Archs.Get("s390x").Info, new ScenarioOptions()).Where(p => p.RequiredWriter is not null).ToArray(),
+            "s390x's strategy is the invalidating one");
     }
 
     [TestMethod]
@@ -205,7 +213,7 @@ public sealed class DailyUseTests
         CollectionAssert.AreEqual(new[] { "address", "level", "oldEntry", "newEntry", "step", "rule" }, all[0].EnumerateObject().Select(p => p.Name).ToArray());
         Assert.AreEqual(findings[0].Trim().Split(' ')[0], all[0].GetProperty("address").GetString(), "the same first finding");
         string[] safe = [.. root.GetProperty("breakBeforeMakeSafePolicies").EnumerateArray().Select(p => p.GetProperty("policy").GetString()!)];
-        CollectionAssert.AreEqual(HvoPolicy.All.Where(p => p.RequiredWriter is not null and not EntryWriterKind.Direct && MachineOptions.OptionsFor(new ScenarioOptions { Policy = p }, Archs.Get("arm64-4k").Info) is not null).Select(p => p.Name).ToArray(), safe);
+        CollectionAssert.AreEqual(HvoPolicy.All.Where(p => p.RequiredWriter is not null and not EntryWriterKind.Direct && p.ForRule == ReplacementRule.BreakBeforeMake && MachineOptions.OptionsFor(new ScenarioOptions { Policy = p }, Archs.Get("arm64-4k").Info) is not null).Select(p => p.Name).ToArray(), safe);
 
         // Each safe policy, run with the options named, keeps the rule.
         foreach (JsonElement p in root.GetProperty("breakBeforeMakeSafePolicies").EnumerateArray())

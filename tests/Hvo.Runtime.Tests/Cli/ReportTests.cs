@@ -27,7 +27,7 @@ public sealed class ReportTests
         HvoEnabled: false,
         new MemInfo(1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008),
         [new HstateReport(2UL << 20, 11, 12, 13, 14, requested), new HstateReport(32UL << 20, 0, 0, 0, 0)],
-        new HvoReport(21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 38, 39, BbmViolations: 33, bbmChecked),
+        new HvoReport(21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 38, 39, 0, 0, 0, 0, BbmViolations: 33, bbmChecked),
         ShellErrors: 34,
         BootMs: 35,
         WorkMs: 36,
@@ -95,9 +95,9 @@ public sealed class ReportTests
         CollectionAssert.AreEqual(new[] { "pageSize", "nrHugepages", "free", "surplus", "optimized", "requested" }, hstates[0].EnumerateObject().Select(p => p.Name).ToArray());
         Assert.AreEqual(50UL, hstates[0].GetProperty("requested").GetUInt64());
         Assert.IsFalse(hstates[1].TryGetProperty("requested", out _), "requested only where it was asked");
-        string[] counters = ["vmemmapPagesFreed", "vmemmapPagesRestored", "pteTablesAllocated", "pmdsSplit", "optimizeFailures", "restoreFailures", "tlbFlushes", "netBytesSaved", "tlbRangeFlushes", "tlbFullFlushes", "bbmRetries", "bbmRetriesExhausted", "sharedTailPages", "gracePeriods"];
+        string[] counters = ["vmemmapPagesFreed", "vmemmapPagesRestored", "pteTablesAllocated", "pmdsSplit", "optimizeFailures", "restoreFailures", "tlbFlushes", "netBytesSaved", "tlbRangeFlushes", "tlbFullFlushes", "bbmRetries", "bbmRetriesExhausted", "sharedTailPages", "gracePeriods", "entryInvalidations", "cpuPauses", "pauseIpis", "pausedCpuSteps"];
         CollectionAssert.AreEqual(counters, root.GetProperty("hvo").EnumerateObject().Select(p => p.Name).ToArray());
-        CollectionAssert.AreEqual(Enumerable.Range(21, 12).Append(38).Append(39).Select(n => (long)n).ToArray(), root.GetProperty("hvo").EnumerateObject().Select(p => p.Value.GetInt64()).ToArray());
+        CollectionAssert.AreEqual(Enumerable.Range(21, 12).Append(38).Append(39).Concat(Enumerable.Repeat(0, 4)).Select(n => (long)n).ToArray(), root.GetProperty("hvo").EnumerateObject().Select(p => p.Value.GetInt64()).ToArray());
         Assert.AreEqual(33, root.GetProperty("breakBeforeMakeViolations").GetInt64());
 
         using JsonDocument unchecked_ = JsonDocument.Parse(ReportJson.Render(Made(bbmChecked: false, requested: null)));
@@ -151,7 +151,7 @@ public sealed class ReportTests
         string[] rows = output.ToString().Split('\n');
         string[] Cells(string label) => [.. rows.Single(l => l.StartsWith("| " + label, StringComparison.Ordinal)).Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         CollectionAssert.AreEqual(new[] { "PTE tables (page-table cost)", "23 (368 kB)", "23 (368 kB)" }, Cells("PTE tables"), "23 tables of the report's 16 KiB page");
-        CollectionAssert.AreEqual(new[] { "BBM violations (arm64 rule)", "33", "not required" }, Cells("BBM violations"));
+        CollectionAssert.AreEqual(new[] { "rule violations (arm64 BBM, s390 invalidate)", "33", "not required" }, Cells("rule violations"));
         CollectionAssert.AreEqual(new[] { "shell errors", "34", "34" }, Cells("shell errors"));
         CollectionAssert.AreEqual(new[] { "MemTotal", "1,001 kB", "1,001 kB" }, Cells("MemTotal"));
         StringAssert.Contains(rows[0], "toy-arch v9.9");

@@ -248,7 +248,7 @@ public sealed class RunCommandTests
     {
         var (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14,arm64-bbm-fault", "--archs", "x86_64,arm64-4k", "--entry-writer", "break-flush-make");
         Assert.AreEqual(0, exit, err);
-        string row = output.Split('\n').Single(l => l.StartsWith("| BBM violations", StringComparison.Ordinal));
+        string row = output.Split('\n').Single(l => l.StartsWith("| rule violations", StringComparison.Ordinal));
         string[] cells = [.. row.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         Assert.AreEqual("not required", cells[1], "x86_64 v5.14");
         Assert.AreEqual("not required", cells[2], "x86_64 arm64-bbm-fault");
@@ -257,13 +257,13 @@ public sealed class RunCommandTests
 
         (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14,arm64-bbm-af", "--archs", "arm64-4k", "--entry-writer", "clear-af");
         Assert.AreEqual(0, exit, err);
-        row = output.Split('\n').Single(l => l.StartsWith("| BBM violations", StringComparison.Ordinal));
+        row = output.Split('\n').Single(l => l.StartsWith("| rule violations", StringComparison.Ordinal));
         cells = [.. row.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         Assert.AreEqual("0", cells[2], "arm64-4k arm64-bbm-af keeps it");
 
         (exit, output, err) = Hvo("compare", "grow-shrink", "--policies", "v5.14", "--archs", "arm64-4k");
         Assert.AreEqual(0, exit, err);
-        row = output.Split('\n').Single(l => l.StartsWith("| BBM violations", StringComparison.Ordinal));
+        row = output.Split('\n').Single(l => l.StartsWith("| rule violations", StringComparison.Ordinal));
         cells = [.. row.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         Assert.IsGreaterThan(0L, long.Parse(cells[1], NumberStyles.AllowThousands, CultureInfo.InvariantCulture), "arm64-4k v5.14 writing directly, as mainline, breaks the rule");
 

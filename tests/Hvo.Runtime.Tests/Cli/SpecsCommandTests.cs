@@ -36,6 +36,17 @@ public sealed class SpecsCommandTests
 
     /// <summary>Mainline's ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP per architecture, as of v7.1: the specs' mainlineHvo.</summary>
     [TestMethod]
+    public void SpecsShowS390sTablesEmptyEntriesAndRule()
+    {
+        var (exit, output, _) = Hvo("specs");
+        Assert.AreEqual(0, exit);
+        string[] block = output[output.IndexOf("s390x: ", System.StringComparison.Ordinal)..].Split('\n');
+        StringAssert.Contains(block[3], "live entries: invalidate");
+        StringAssert.Contains(block[4], "tables of pud 16K, pmd 16K, pte 2K");
+        StringAssert.Contains(block[4], "empty entries have the invalid bit set: pud 0x24, pmd 0x20, pte 0x400");
+    }
+
+    [TestMethod]
     [DataRow("x86_64", "since v5.14")]
     [DataRow("x86_64-la57", "since v5.14")]
     [DataRow("arm64-4k", "on from v5.19, off since v6.3")]
@@ -44,6 +55,7 @@ public sealed class SpecsCommandTests
     [DataRow("riscv64-sv57", "since v6.4")]
     [DataRow("loongarch64-16k", "since v6.2")]
     [DataRow("loongarch64-4k", "since v6.2")]
+    [DataRow("s390x", "on from v6.2, off since v6.18")]
     public void SpecsSayWhetherAndSinceWhenMainlineEnablesHvo(string arch, string mainline)
     {
         var (exit, output, _) = Hvo("specs");

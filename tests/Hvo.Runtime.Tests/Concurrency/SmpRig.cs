@@ -12,26 +12,27 @@ namespace Hvo.Runtime.Tests.Concurrency;
 public static class SmpCases
 {
     /// <summary>
-    /// (architecture, optimizable huge page size, policy) where break-before-make is not required:
+    /// (architecture, optimizable huge page size, policy) where the spec's replacement rule is "store":
     /// there a valid PTE may be replaced by another and flushed afterwards, which is what every
     /// policy here does. On arm64 the same policies break BBM by design (why arm64 HVO was
     /// reverted); those architectures are left to the BBM-safe policies' own tests.
     /// </summary>
     /// <remarks>
-    /// And, on the architectures that require break-before-make, the strategies that honour it by
-    /// breaking live entries (break-flush-make, clear-AF + cmpxchg): there a reader meets invalid or
+    /// And, on the architectures with a stricter rule (arm64's break-before-make, s390's invalidate),
+    /// the strategies written for it that break live entries (break-flush-make, clear-AF + cmpxchg,
+    /// pause-cpus, invalidate): there a reader meets invalid or
     /// access-flag-clear entries, takes the fault and retries, and must still never read wrong bytes.
     /// </remarks>
     public static IEnumerable<object[]> ReaderCases =>
         from e in ArchRegistry.All
         from h in e.Info.HugePageSizes
         from p in HvoPolicy.All
-        where e.Info.BreakBeforeMake ? ReadersRetry(p) : p.RequiredWriter is null
+        where e.Info.Replacement != ReplacementRule.Store ? ReadersRetry(p) && p.ForRule == e.Info.Replacement : p.RequiredWriter is null
         where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
         select new object[] { e.Name, h.Size, p.Name };
 
     /// <summary>The policy breaks live entries: a reader may fault on them and retries, as the kernel's fault handler would.</summary>
-    public static bool ReadersRetry(HvoPolicy p) => p.RequiredWriter is EntryWriterKind.BreakFlushMake or EntryWriterKind.ClearAccessFlag;
+    public static bool ReadersRetry(HvoPolicy p) => p.RequiredWriter is EntryWriterKind.BreakFlushMake or EntryWriterKind.ClearAccessFlag or EntryWriterKind.Invalidate or EntryWriterKind.PauseCpus;
 
     /// <summary>
     /// (architecture, policy) for every architecture whose boot vmemmap is mapped with blocks, so a

@@ -15,7 +15,8 @@ public static class HvoCases
     public static IEnumerable<object[]> SizesAndPolicies =>
         from e in ArchRegistry.All
         from h in e.Info.HugePageSizes
-        from p in e.Info.BreakBeforeMake ? HvoPolicy.All : HvoPolicy.Kernel
+        from p in HvoPolicy.All
+        where p.RequiredWriter is null || p.ForRule == e.Info.Replacement
         where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
         select new object[] { e.Name, h.Size, p.Name };
 
@@ -46,7 +47,7 @@ public static class HvoCases
     /// </summary>
     public static IEnumerable<object[]> OptimizeFaultCases(ulong minVmemmapBytes, ulong maxVmemmapBytes, bool kernelPolicies) =>
         (kernelPolicies ? FaultCases : Enumerable.Empty<object[]>()).Concat(
-            from c in Arm64(Safe)
+            from c in Ruled(Safe)
             let info = ArchRegistry.Find((string)c[0])!.Info
             let bytes = HugePageVmemmap.For(info, (ulong)c[1]).VmemmapPages * info.PageSize
             where bytes >= minVmemmapBytes && bytes <= maxVmemmapBytes
@@ -68,12 +69,22 @@ public static class HvoCases
     /// <summary>The policies that keep arm64's break-before-make rule.</summary>
     public static IEnumerable<HvoPolicy> Safe => HvoPolicy.All.Where(p => p.RequiredWriter is not null);
 
-    /// <summary>(arm64 architecture, optimizable size, policy) for the given policies.</summary>
+    /// <summary>(arm64 architecture, optimizable size, policy) for the given policies that apply to arm64's rule.</summary>
     public static IEnumerable<object[]> Arm64(IEnumerable<HvoPolicy> policies) =>
+        from c in Ruled(policies)
+        where ArchRegistry.Find((string)c[0])!.Info.Replacement == ReplacementRule.BreakBeforeMake
+        select c;
+
+    /// <summary>
+    /// (architecture with a replacement rule to check, optimizable size, policy): arm64's and s390's, each
+    /// with the kernel policies given and the strategies written for its rule.
+    /// </summary>
+    public static IEnumerable<object[]> Ruled(IEnumerable<HvoPolicy> policies) =>
         from e in ArchRegistry.All
-        where e.Info.BreakBeforeMake
+        where e.Info.Replacement != ReplacementRule.Store
         from h in e.Info.HugePageSizes
         from p in policies
+        where p.ForRule is null || p.ForRule == e.Info.Replacement
         where HugePageVmemmap.For(e.Info, h.Size).IsOptimizable(p.ReservePages)
         select new object[] { e.Name, h.Size, p.Name };
 }
@@ -96,7 +107,7 @@ public sealed class HvoRig<TArch> : IDisposable where TArch : struct, IPagingArc
         {
             MemoryBytes = memory,
             Strict = true,
-            CheckBreakBeforeMake = checkBreakBeforeMake ?? (TArch.BreakBeforeMake && policy.RequiredWriter is not null),
+            CheckBreakBeforeMake = checkBreakBeforeMake ?? (TArch.Replacement != ReplacementRule.Store && policy.RequiredWriter is not null),
             EntryWriter = TestMachines.WriterFor(policy),
             BreakBeforeMakeLevel = bbmLevel ?? TestMachines.BbmLevelFor(policy),
             HardwareAccessFlag = hardwareAccessFlag,

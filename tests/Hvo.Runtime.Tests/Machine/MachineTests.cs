@@ -148,7 +148,7 @@ public sealed class MachineTests
             Assert.AreEqual(AccessFault.None, m.Mmu.Read(1, va, b));
             WalkResult pte = m.PageTable.Walk(va);
             var ctx = m.PageTable.Ctx();
-            ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, 0, va);
+            ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, ctx.EmptyEntry(pte.Level), va);
 
             m.CheckFrameUnreachable(pfn, "test free");
 

@@ -50,13 +50,13 @@ public sealed class DescriptorTests
     {
         public bool Visit<TArch>() where TArch : struct, IPagingArch
         {
-            ulong pfn = 0x123UL << 18; // aligned for every leaf size in the specs, inside every pfn field
+            ulong pfn = 0x123UL << 19; // aligned for every leaf size in the specs (s390: 2 GiB), inside every pfn field
             for (int level = 0; level < TArch.LevelCount; level++)
             {
-                Assert.IsFalse(TArch.IsValid(level, 0), $"an empty entry must be invalid at level {level}");
+                Assert.IsFalse(TArch.IsValid(level, TArch.EmptyEntryOf(level)), $"an empty entry must be invalid at level {level}");
                 if (level < TArch.LastLevel)
                 {
-                    ulong table = TArch.MakeTable(0x1234);
+                    ulong table = TArch.MakeTable(level, 0x1234);
                     Assert.IsTrue(TArch.IsTable(level, table), $"table at level {level}");
                     Assert.IsTrue(TArch.IsValid(level, table));
                     Assert.IsFalse(TArch.IsLeaf(level, table), $"a table is not a leaf at level {level}");
@@ -77,7 +77,7 @@ public sealed class DescriptorTests
                 }
                 else
                 {
-                    Assert.IsFalse(TArch.IsLeaf(level, TArch.MakeTable(1) | 0xfff), $"level {level} holds no leaves");
+                    Assert.IsFalse(TArch.IsLeaf(level, TArch.MakeTable(level, 1) | 0xfff), $"level {level} holds no leaves");
                 }
             }
 

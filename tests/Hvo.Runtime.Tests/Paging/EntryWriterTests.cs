@@ -28,6 +28,14 @@ public sealed class EntryWriterTests
         Archs.Run(arch, new OneChange(EntryWriterKind.BreakFlushMake, flushOwed: false, "break", "flush", "make"));
 
     [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void InvalidateGoesThroughAnInvalidEntryEvenForAPermissionChange(string arch) => Archs.Run(arch, new Invalidating());
+
+    [TestMethod]
+    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    public void PauseCpusParksTheOthersOncePerWalkAndCountsTheSteps(string arch) => Archs.Run(arch, new Pausing());
+
+    [TestMethod]
     [DynamicData(nameof(Archs.SplittableLevels), typeof(Archs))]
     public void Bbml2WritesEquivalentChangesDirectlyAndBreaksTheOthers(string arch, int level) => Archs.Run(arch, new Bbml2(level));
 
@@ -106,7 +114,7 @@ public sealed class EntryWriterTests
             Assert.AreEqual(SplitStatus.Split, t.Table.SplitLeaf(TArch.VmemmapBootLevel, va));
         }
 
-        var r = new Recorder();
+        var r = new Recorder { Empty = TArch.EmptyEntryOf };
         t.Table.Observer = r;
         return (t, r, va);
     }
@@ -116,8 +124,11 @@ public sealed class EntryWriterTests
     {
         public List<string> Events { get; } = [];
 
+        /// <summary>What an empty entry of a level holds (levels[].empty: s390's invalid entries), 0 elsewhere.</summary>
+        public Func<int, ulong> Empty { get; init; } = _ => 0;
+
         public void EntryChanging(int level, ulong tablePfn, int index, ulong oldEntry, ulong newEntry, ulong va, string? step) =>
-            Events.Add(newEntry == 0 ? "break" : oldEntry == 0 ? "make" : "store");
+            Events.Add(newEntry == Empty(level) ? "break" : oldEntry == Empty(level) ? "make" : "store");
 
         public void Flushed(ulong start, ulong end) => Events.Add("flush");
     }
@@ -146,13 +157,68 @@ public sealed class EntryWriterTests
         }
     }
 
+    /// <summary>s390's rule: a moved PTE and a read-only one alike are invalidated (IPTE), flushed, then written.</summary>
+    private sealed class Invalidating : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            (TestPageTable<TArch> t, Recorder r, ulong va) = Setup<TArch>(EntryWriterKind.Invalidate);
+            using (t)
+            {
+                WalkResult pte = t.Table.Walk(va);
+                var ctx = t.Table.Ctx();
+                ulong other = TArch.WithPfn(pte.Level, pte.Entry, TArch.PfnOf(pte.Level, pte.Entry) + 1);
+                long before = t.Table.Counters.Invalidations;
+                Assert.IsFalse(ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, pte.Entry, other, va), "the invalidation flushed it");
+                CollectionAssert.AreEqual(new[] { "break", "flush", "make" }, r.Events);
+
+                r.Events.Clear();
+                Assert.IsFalse(ctx.SetEntry(pte.Level, pte.TablePfn, pte.Index, other, TArch.ToReadOnly(other), va));
+                CollectionAssert.AreEqual(new[] { "break", "flush", "make" }, r.Events, "permissions too: no valid-to-valid store at all");
+                Assert.AreEqual(before + 2, t.Table.Counters.Invalidations);
+                Assert.AreEqual(TArch.ToReadOnly(other), t.Table.Walk(va).Entry);
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Yu Zhao's: one pause (an IPI to each other CPU) for a walk's changes, resumed when the walk ends.</summary>
+    private sealed class Pausing : IArchVisitor<bool>
+    {
+        public bool Visit<TArch>() where TArch : struct, IPagingArch
+        {
+            (TestPageTable<TArch> t, Recorder r, ulong va) = Setup<TArch>(EntryWriterKind.PauseCpus);
+            using (t)
+            {
+                const int Cpus = 4, Pages = 3;
+                t.Table.Writer = EntryWriter<TArch>.Create(EntryWriterKind.PauseCpus, null, 3, Cpus);
+                ulong target = TestPageTable<TArch>.DataPfn + 100;
+                var v = PteVisitor<TArch>.Recording(pte => TArch.WithPfn(TArch.LastLevel, pte, target));
+                PageTableCounters c = t.Table.Counters;
+                (long pauses, long ipis, long invalidations, long steps) = (c.CpuPauses, c.PauseIpis, c.Invalidations, c.PausedCpuSteps);
+                PageWalkResult w = t.Table.WalkRange(va, va + (Pages * TArch.PageSize), ref v);
+
+                Assert.IsTrue(w.Done, w.Status.ToString());
+                Assert.IsFalse(w.NeedsFlush, "every change was flushed inside the pause");
+                Assert.AreEqual(1, c.CpuPauses - pauses, "one pause for the walk");
+                Assert.AreEqual(Cpus - 1, c.PauseIpis - ipis);
+                Assert.AreEqual(Pages, c.Invalidations - invalidations);
+                Assert.AreEqual(3L * Pages * (Cpus - 1), c.PausedCpuSteps - steps, "clear, flush, write of each entry, for each parked CPU");
+                CollectionAssert.AreEqual(Enumerable.Repeat(new[] { "break", "flush", "make" }, Pages).SelectMany(e => e).ToArray(), r.Events);
+            }
+
+            return true;
+        }
+    }
+
     private sealed class Bbml2(int level) : IArchVisitor<bool>
     {
         public bool Visit<TArch>() where TArch : struct, IPagingArch
         {
             using var t = new TestPageTable<TArch>();
             t.Table.Writer = EntryWriter<TArch>.Create(EntryWriterKind.Bbml2, (a, b) => t.Store.Read(a).SequenceEqual(t.Store.Read(b)), new MachineConfig().AccessFlagRetries);
-            var r = new Recorder();
+            var r = new Recorder { Empty = TArch.EmptyEntryOf };
             ulong va = SplitTests.MapOneLeaf(t, level);
             t.Table.Observer = r;
 

@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Linq;
 using Hvo.Paging;
 using Hvo.Vmemmap;
@@ -74,8 +75,14 @@ public sealed class GeometryTests
         }
     }
 
+    /// <summary>
+    /// The specs whose vmemmap is sized by a fixed linear map. s390x is left out: its kernel sizes the
+    /// vmemmap by the memory found at boot (setup_kernel_memory_layout), so its spec has no linearMapBits.
+    /// </summary>
+    public static IEnumerable<object[]> FixedLinearMap => Archs.All.Where(c => (string)c[0] != "s390x");
+
     [TestMethod]
-    [DynamicData(nameof(Archs.All), typeof(Archs))]
+    [DynamicData(nameof(FixedLinearMap))]
     public void VmemmapRegionHoldsTheStructPagesOfTheLinearMap(string arch)
     {
         ArchInfo a = Archs.Get(arch).Info;

@@ -603,7 +603,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
             }
 
             PteTable = TArch.PfnOf(e.Level, e.Entry);
-            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, 0, e.Addr);
+            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, ctx.EmptyEntry(e.Level), e.Addr);
             return WalkAction.Continue;
         }
 
@@ -619,7 +619,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
         public readonly WalkAction Leaf<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
-            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, 0, e.Addr);
+            ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, ctx.EmptyEntry(e.Level), e.Addr);
             return WalkAction.Continue;
         }
 

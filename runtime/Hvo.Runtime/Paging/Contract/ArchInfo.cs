@@ -12,6 +12,41 @@ public sealed record LevelInfo(string Name, int Shift, int Bits, bool CanMapLeaf
 {
     public ulong Size => 1UL << Shift;
     public int Entries => 1 << Bits;
+
+    /// <summary>levels[].tableBytes: bytes of one table of this level; 0 where it is one page.</summary>
+    public int TableBytes { get; init; }
+
+    /// <summary>levels[].tableMake: the level's own table descriptor bits, or null for entry.kinds.table.make.</summary>
+    public ulong? TableMake { get; init; }
+
+    /// <summary>levels[].blockMake: the level's own block protection, or null for entry.kinds.block.make.</summary>
+    public ulong? BlockMake { get; init; }
+
+    /// <summary>levels[].empty: what an empty entry of this level holds (s390's invalid entries), or null for 0.</summary>
+    public ulong? Empty { get; init; }
+}
+
+/// <summary>
+/// The spec's <c>replacement</c>: what the architecture allows when a live valid entry is to become
+/// another valid entry (specs/README.md, docs/ARCHITECTURE.md §3).
+/// </summary>
+public enum ReplacementRule
+{
+    /// <summary>One store, then a TLB flush (x86-64, RISC-V, LoongArch).</summary>
+    Store,
+
+    /// <summary>
+    /// arm64: a change of a live entry's output (other frames, or a block into a table) goes through an
+    /// invalid entry and a TLB invalidation, unless FEAT_BBM level 2 holds and old and new are equivalent.
+    /// </summary>
+    BreakBeforeMake,
+
+    /// <summary>
+    /// s390: a valid entry is never overwritten by a different valid one; it is invalidated first (IPTE
+    /// for a page-table entry, IDTE for a segment or region entry, each purging every CPU's TLB), or
+    /// replaced by a compare-and-replace-with-purge instruction (CRDTE, CSPG). Commit 64e2f60f355e.
+    /// </summary>
+    Invalidate,
 }
 
 /// <summary>
@@ -59,7 +94,7 @@ public sealed class ArchInfo
         ulong readOnlyClear, ulong readOnlySet, IReadOnlyList<ContiguousRun> contiguous,
         ulong vmemmapStart, ulong vmemmapSize, int structPageBytes, int vmemmapBootLevel,
         int sectionShift, int? linearMapBits, IReadOnlyList<HugePageSizeInfo> hugePageSizes,
-        IReadOnlyList<ZoneSpec> zones, bool breakBeforeMake, PtdumpFormat ptdump)
+        IReadOnlyList<ZoneSpec> zones, bool breakBeforeMake, PtdumpFormat ptdump, ReplacementRule replacement = ReplacementRule.Store)
     {
         Name = name;
         Title = title;
@@ -84,6 +119,7 @@ public sealed class ArchInfo
         HugePageSizes = hugePageSizes;
         Zones = zones;
         BreakBeforeMake = breakBeforeMake;
+        Replacement = breakBeforeMake && replacement == ReplacementRule.Store ? ReplacementRule.BreakBeforeMake : replacement;
         Ptdump = ptdump;
     }
 
@@ -118,7 +154,26 @@ public sealed class ArchInfo
     /// <summary>The zones of each node, lowest first (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL).</summary>
     public IReadOnlyList<ZoneSpec> Zones { get; }
     public bool BreakBeforeMake { get; }
+
+    /// <summary>replacement: the rule for changing a live entry, which the checker holds every step to.</summary>
+    public ReplacementRule Replacement { get; }
+
     public PtdumpFormat Ptdump { get; }
+
+    /// <summary>log2 of the pages a table of <paramref name="level"/> takes (levels[].tableBytes; one page at least).</summary>
+    public int TableOrder(int level)
+    {
+        int bytes = Math.Max(Levels[level].TableBytes, 1 << PageShift), order = 0;
+        while ((1L << (PageShift + order)) < bytes)
+        {
+            order++;
+        }
+
+        return order;
+    }
+
+    /// <summary>What an empty entry of <paramref name="level"/> holds when the spec says so per level (levels[].empty), else 0.</summary>
+    public ulong EmptyEntryOf(int level) => Levels[level].Empty ?? 0;
 
     /// <summary>entry.accessFlag: the descriptor's access flag (arm64 AF, bit 10); 0 when the spec has none.</summary>
     public ulong AccessFlag { get; init; }

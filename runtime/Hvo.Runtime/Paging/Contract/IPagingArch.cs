@@ -52,8 +52,20 @@ public interface IPagingArch
     /// <summary>The frame a table descriptor points at, or the first frame a leaf maps (pmd_pfn, pte_pfn).</summary>
     static abstract ulong PfnOf(int level, ulong entry);
 
-    /// <summary>A kernel table descriptor for the table at <paramref name="tablePfn"/> (pmd_populate_kernel).</summary>
-    static abstract ulong MakeTable(ulong tablePfn);
+    /// <summary>
+    /// A kernel table descriptor, for an entry at <paramref name="level"/>, of the table at
+    /// <paramref name="tablePfn"/> (pmd_populate_kernel; s390's differ by level).
+    /// </summary>
+    static abstract ulong MakeTable(int level, ulong tablePfn);
+
+    /// <summary>log2 of the pages one table of <paramref name="level"/> takes (s390 region and segment tables: 2).</summary>
+    static abstract int TableOrder(int level);
+
+    /// <summary>The 8-byte slots a table view spans: the largest table's pages in entries.</summary>
+    static abstract int MaxTableEntries { get; }
+
+    /// <summary>What an empty entry of <paramref name="level"/> holds by the spec's levels[].empty (s390), else 0.</summary>
+    static abstract ulong EmptyEntryOf(int level);
 
     /// <summary>A <c>PAGE_KERNEL</c> leaf at <paramref name="level"/> (a block above the last level).</summary>
     static abstract ulong MakeLeaf(int level, ulong pfn);
@@ -77,6 +89,9 @@ public interface IPagingArch
 
     /// <summary>arm64: a live valid entry may not be replaced without an invalid entry and a flush between.</summary>
     static abstract bool BreakBeforeMake { get; }
+
+    /// <summary>The architecture's rule for changing a live valid entry into another (spec key replacement).</summary>
+    static abstract ReplacementRule Replacement { get; }
 
     /// <summary>
     /// The access flag of a leaf (arm64 AF, spec key entry.accessFlag), 0 when the architecture has none.

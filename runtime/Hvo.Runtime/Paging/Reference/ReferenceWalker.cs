@@ -44,7 +44,8 @@ public sealed class ReferenceWalker
     public ulong MakeLeaf(int level, ulong pfn)
     {
         DescriptorKind kind = level == Arch.LastLevel ? Arch.Page : Arch.Block ?? throw new InvalidOperationException("no block kind");
-        return kind.Make | ((pfn << Arch.PfnLo) & Arch.PfnMask);
+        ulong make = level == Arch.LastLevel ? kind.Make : Arch.Levels[level].BlockMake ?? kind.Make;
+        return make | ((pfn << Arch.PfnLo) & Arch.PfnMask);
     }
 
     public ulong ToReadOnly(ulong entry) => (entry & ~Arch.ReadOnlyClear) | Arch.ReadOnlySet;
@@ -157,7 +158,7 @@ public sealed class ReferenceWalker
                 return SplitStatus.LostRace;
             }
 
-            ulong table = Arch.Table.Make | ((childPfn << Arch.PfnLo) & Arch.PfnMask);
+            ulong table = (Arch.Levels[level].TableMake ?? Arch.Table.Make) | ((childPfn << Arch.PfnLo) & Arch.PfnMask);
             if (ctx.SetEntry(level, tablePfn, index, leaf, table, baseVa) && (flags & PageWalkFlags.NoTlbFlushOnSplit) == 0)
             {
                 ctx.FlushTlbRange(baseVa, baseVa + Arch.Levels[level].Size);
