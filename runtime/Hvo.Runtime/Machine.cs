@@ -12,7 +12,7 @@ namespace Hvo;
 /// boot allocator and the buddy allocator, the kernel page table over the vmemmap, the MMU with
 /// a TLB per CPU, and the checkers. <see cref="Boot"/> does what the kernel does at boot, in order.
 /// </summary>
-public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingArch
+public sealed partial class Machine<TArch> : IDisposable where TArch : struct, IPagingArch
 {
     private (ulong Start, ulong End)[] _reservedAtBoot = [];
     private readonly List<string> _log = [];
@@ -34,7 +34,10 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
             throw new ArgumentException(where, nameof(config));
         }
 
-        // The machine's physical memory: the boot memory, then what memory hotplug may add above it.
+        // The machine's physical memory: the boot memory (with the firmware's holes in it), then what
+        // memory hotplug may add above it.
+        MachineLayout layout = MachineLayout.For(TArch.Info, config.MemoryBytes, Math.Max(1, config.Nodes), ramBase);
+        frames = layout.Frames;
         ulong physical = frames + (config.HotplugBytes >> TArch.PageShift);
         ulong describable = TArch.Info.DescribableBytes(ramBase) >> TArch.PageShift;
         if (physical > describable || physical < frames)
@@ -53,7 +56,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         }
 
         Config = config;
-        Layout = MachineLayout.For(TArch.Info, config.MemoryBytes, config.Nodes, ramBase);
+        Layout = layout;
         Frames = new FrameStore(physical, TArch.PageShift, Layout.FirstPfn);
         Owners = new FrameOwnerTable(physical, FrameOwner.Free, Layout.FirstPfn);
         if (physical > frames)
@@ -80,7 +83,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// Struct pages memmap_init initialized at boot: one per frame, less those a later boot stage
     /// said were never to be initialized (<see cref="MemmapNeverInitialized"/>).
     /// </summary>
-    public ulong StructPagesInitializedAtBoot => Layout.Frames - (ulong)System.Threading.Interlocked.Read(ref _memmapNotInitialized);
+    public ulong StructPagesInitializedAtBoot => Layout.RamFrames - (ulong)System.Threading.Interlocked.Read(ref _memmapNotInitialized);
 
     /// <summary>
     /// HUGE_BOOTMEM_HVO (v6.15): the struct pages of <paramref name="count"/> frames live in vmemmap that
@@ -406,6 +409,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     private void BootSequence(Action<BootAllocator>? beforeMemblockFreeAll)
     {
+        LogMemoryMap();
         // memblock_reserve: firmware at the start of RAM (the BIOS area on x86, OpenSBI on RISC-V) and the kernel image.
         ReserveAtBoot(Layout.FirstPfn, Config.FirmwareReservedBytes >> TArch.PageShift);
         ulong imageStart = Layout.FirstPfn + (Config.KernelImageStart >> TArch.PageShift);
@@ -422,6 +426,8 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
                 }
             }
         }
+
+        ReserveCrashKernel();
 
         // The kernel page table, its tables from memblock while booting.
         PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);
@@ -454,9 +460,19 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         // After _reservedAtBoot: what later stages take here is not PG_reserved once they hand it
         // on (gigantic hugepages=: prep_compound_gigantic_folio clears it).
         beforeMemblockFreeAll?.Invoke(Memblock);
+
+        // mm_init's swiotlb_init, after the command line's gigantic pages (hugepages_setup); its
+        // buffer stays PG_reserved.
+        AllocateSwiotlb();
+        if (Swiotlb is { } tlb)
+        {
+            _reservedAtBoot = [.. _reservedAtBoot.Append(tlb).OrderBy(r => r.Start)];
+        }
+
         Pages = new PageAllocator(Memblock, Faults);
         _tableFrames.Booted = true;
         Hotplug = new Memory.Hotplug.MemoryHotplug<TArch>(this);
+        LogMemoryInfo();
     }
 
     /// <summary>
@@ -484,6 +500,11 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
                 continue; // vmemmap_verify: the node before filled this leaf already
             }
 
+            if (OnlyHoles(va, va + leaf, first, end))
+            {
+                continue; // sparse_init populates present sections only: none in the firmware's hole
+            }
+
             ulong frames = leaf >> TArch.PageShift;
             if (level < TArch.LastLevel && AllocAtBoot(node, frames, frames, FrameOwner.BootVmemmap, out ulong block))
             {
@@ -493,7 +514,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
             for (ulong page = va; page < va + leaf; page += TArch.PageSize)
             {
-                if (PageTable.Walk(page).IsLeaf)
+                if (PageTable.Walk(page).IsLeaf || OnlyHoles(page, page + TArch.PageSize, first, end))
                 {
                     continue;
                 }
@@ -506,6 +527,19 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
                 MapBootVmemmap(page, pfn, 1, TArch.LastLevel);
             }
         }
+    }
+
+    /// <summary>Whether the struct pages in [<paramref name="va"/>, <paramref name="vaEnd"/>) describe only frames of the firmware's holes within [<paramref name="first"/>, <paramref name="end"/>).</summary>
+    private bool OnlyHoles(ulong va, ulong vaEnd, ulong first, ulong end)
+    {
+        if (Layout.Holes.Count == 0)
+        {
+            return false;
+        }
+
+        ulong spb = (ulong)TArch.StructPageBytes;
+        ulong lo = Math.Max(first, (va - Vmemmap) / spb), hi = Math.Min(end, (vaEnd - Vmemmap + spb - 1) / spb);
+        return hi > lo && Layout.HoleFrames(lo, hi) == hi - lo;
     }
 
     private void MapBootVmemmap(ulong va, ulong pfn, ulong frames, int level)

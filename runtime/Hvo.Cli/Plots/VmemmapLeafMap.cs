@@ -22,6 +22,9 @@ public enum VmemmapLeafState
 
     /// <summary>Base pages since boot, holding struct pages of an optimized page.</summary>
     BasePagesOptimized,
+
+    /// <summary>Struct pages of no RAM (a firmware hole such as a PC's below 4 GiB): never populated.</summary>
+    NoMemory,
 }
 
 /// <summary>
@@ -82,8 +85,17 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
         var blocks = new BlockVisitor { Level = level, Start = start, LeafBytes = leaf, Huge = new bool[count] };
         machine.PageTable.WalkRange(start, end, ref blocks);
         var leaves = new VmemmapLeafState[count];
+        ulong spb = (ulong)TArch.StructPageBytes;
         for (int i = 0; i < count; i++)
         {
+            ulong lo = Math.Max(machine.Layout.FirstPfn, (start + ((ulong)i * leaf) - machine.Vmemmap) / spb);
+            ulong hi = Math.Min(machine.Layout.EndPfn, (start + ((ulong)(i + 1) * leaf) - machine.Vmemmap) / spb);
+            if (hi > lo && machine.Layout.HoleFrames(lo, hi) == hi - lo)
+            {
+                leaves[i] = VmemmapLeafState.NoMemory;
+                continue;
+            }
+
             leaves[i] = (blocks.Huge[i], bootBasePages, holdsOptimized[i]) switch
             {
                 (true, _, _) => VmemmapLeafState.Huge,

@@ -83,6 +83,7 @@ public sealed partial class PageAllocator
                 var zone = new Zone(nid, z, movable ? MovableZoneName : Layout.Zones[z].Name, start, end, MaxOrder, Layout.Zones.Count + 1,
                     movable ? nodeStart : hotpluggable ? Math.Min(nodeStart, start) : start, hotpluggable ? Math.Max(reach, end) : end);
                 zone.ManagedPages = zone.PresentPages - (long)_unmanaged.Count(start, end);
+                zone.PresentPages -= (long)Layout.HoleFrames(start, end); // the firmware's holes are spanned, not present
                 _zones[nid][z] = zone;
                 all.Add(zone);
                 if (zone.IsPopulated)

@@ -28,7 +28,7 @@ public sealed record BootLine
     private static readonly HashSet<string> KnownElsewhere = new(StringComparer.Ordinal)
     {
         "quiet", "debug", "ro", "rw", "root", "rootfstype", "rootwait", "console", "earlycon", "earlyprintk", "loglevel", "init",
-        "nokaslr", "panic", "crashkernel", "transparent_hugepage", "nosmp", "maxcpus", "nr_cpus", "mitigations", "audit", "selinux",
+        "nokaslr", "panic", "transparent_hugepage", "nosmp", "maxcpus", "nr_cpus", "mitigations", "audit", "selinux",
         "apparmor", "splash", "BOOT_IMAGE", "initrd", "page_owner", "init_on_alloc", "init_on_free", "memblock", "ignore_loglevel",
     };
 
@@ -60,6 +60,21 @@ public sealed record BootLine
 
     public HugeTlbCommandLine HugeTlb { get; init; } = HugeTlbCommandLine.Empty;
 
+    /// <summary>swiotlb=N: the bounce buffer's bytes (N slots of 2 KiB, rounded up to a segment of 128); null when not given.</summary>
+    public ulong? SwiotlbBytes { get; init; }
+
+    /// <summary>swiotlb=...,force (true) or swiotlb=noforce (false); null when not given.</summary>
+    public bool? SwiotlbForce { get; init; }
+
+    /// <summary>crashkernel=: the size chosen for this machine's RAM (0: none) and where, if @OFFSET says.</summary>
+    public ulong CrashKernelBytes { get; init; }
+
+    /// <summary>crashkernel=SIZE@OFFSET: the offset; null when memblock chooses.</summary>
+    public ulong? CrashKernelBase { get; init; }
+
+    /// <summary>memmap=nn$ss, nn#ss, nn!ss: ranges taken from the RAM (physical start, bytes).</summary>
+    public IReadOnlyList<(ulong Start, ulong Bytes)> MemmapReserved { get; init; } = [];
+
     /// <summary>What the kernel logs about the line before the HugeTLB pool's own messages.</summary>
     public IReadOnlyList<string> Notices { get; init; } = [];
 
@@ -73,6 +88,11 @@ public sealed record BootLine
         HotplugBytes = HotplugBytes,
         RamBase = RamBase,
         Nodes = Nodes,
+        SwiotlbBytes = SwiotlbBytes,
+        SwiotlbForce = SwiotlbForce,
+        CrashKernelBytes = CrashKernelBytes,
+        CrashKernelBase = CrashKernelBase,
+        Reserved = MemmapReserved,
         Strict = strict,
         MemmapOnMemory = memmapOnMemory,
         AutoOnlineBlocks = AutoOnlineBlocks,
@@ -130,6 +150,10 @@ public sealed record BootLine
         ScriptWord? memWord = null, numaWord = null;
         var hugetlb = new List<string>();
         var unknown = new List<string>();
+        ulong? swiotlbBytes = null;
+        bool? swiotlbForce = null;
+        (string Value, ScriptWord Word)? crash = null;
+        var memmapReserved = new List<(ulong Start, ulong Bytes)>();
         foreach (ScriptWord p in boot.Parameters)
         {
             (string name, string? value) = Split(p.Value);
@@ -157,6 +181,29 @@ public sealed record BootLine
                 case "hugepagesz" or "hugepages" or "default_hugepagesz":
                     hugetlb.Add(p.Value);
                     break;
+                case "swiotlb":
+                    (ulong? slots, bool? force) = ParseSwiotlb(value);
+                    swiotlbBytes = slots is { } n ? n * 2048 : swiotlbBytes;
+                    swiotlbForce = force ?? swiotlbForce;
+                    break;
+                case "crashkernel":
+                    crash = (value ?? string.Empty, p);
+                    break;
+                case "memmap":
+                    foreach ((ulong start, ulong length, ulong? limit) in ParseMemmap(value, p, boot.Location))
+                    {
+                        if (limit is { } l)
+                        {
+                            memory = l / arch.PageSize * arch.PageSize; // memmap=nn: as mem=nn
+                            memWord = p;
+                        }
+                        else
+                        {
+                            memmapReserved.Add((start, length));
+                        }
+                    }
+
+                    break;
                 default:
                     if (!name.Contains('.', StringComparison.Ordinal) && !KnownElsewhere.Contains(name))
                     {
@@ -174,6 +221,7 @@ public sealed record BootLine
             notices.Add($"Unknown kernel command line parameters \"{string.Join(' ', unknown)}\", will be passed to user space.");
         }
 
+        (ulong crashBytes, ulong? crashBase) = crash is { } c ? ParseCrashKernel(c.Value, memory, c.Word, boot.Location) : (0, null);
         ulong machine = Math.Min(defaultMemory, maxMemory) / arch.PageSize * arch.PageSize;
         // The machine's memory above mem= (from where RAM starts) is there, hidden, for memory hotplug.
         bool hotpluggable = machine > memory && MachineSize.Check(arch, machine, nodes, maxMemory, ramBase) is null;
@@ -189,7 +237,115 @@ public sealed record BootLine
             FreeVmemmap = free,
             HugeTlb = HugeTlbCommandLine.Parse(string.Join(' ', hugetlb), arch),
             Notices = notices,
+            SwiotlbBytes = swiotlbBytes,
+            SwiotlbForce = swiotlbForce,
+            CrashKernelBytes = crashBytes,
+            CrashKernelBase = crashBase,
+            MemmapReserved = memmapReserved,
         };
+    }
+
+    /// <summary>
+    /// setup_io_tlb_npages: an optional number of 2 KiB slots (rounded up to IO_TLB_SEGSIZE, 128), an
+    /// optional second number (the areas, v6.2), then "force" or "noforce"; anything else after the
+    /// numbers is ignored, as the kernel does.
+    /// </summary>
+    private static (ulong? Slots, bool? Force) ParseSwiotlb(string? value)
+    {
+        string rest = value ?? string.Empty;
+        ulong? slots = null;
+        int end = KernelNumbers.Parse(rest, 0, 0, out ulong n, out _);
+        if (end > 0 && char.IsAsciiDigit(rest[0]))
+        {
+            slots = (n + 127) / 128 * 128;
+            rest = rest[end..];
+        }
+
+        rest = rest.StartsWith(',') ? rest[1..] : rest;
+        end = rest.Length > 0 && char.IsAsciiDigit(rest[0]) ? KernelNumbers.Parse(rest, 0, 0, out _, out _) : 0;
+        rest = rest[end..];
+        rest = rest.StartsWith(',') ? rest[1..] : rest;
+        return (slots, rest switch { "force" => true, "noforce" => false, _ => null });
+    }
+
+    /// <summary>
+    /// parse_crashkernel: SIZE, SIZE@OFFSET, or ranges START-[END]:SIZE,... (the first whose range
+    /// holds the system's RAM; none: no reservation) with an optional @OFFSET. The ",high" and ",low"
+    /// forms are not modelled.
+    /// </summary>
+    private static (ulong Bytes, ulong? Base) ParseCrashKernel(string value, ulong ram, ScriptWord word, SourceLocation line)
+    {
+        ScriptError Bad() => ScriptParser.Error(line, word.Column,
+            $"crashkernel={value}: use SIZE, SIZE@OFFSET or ranges START-[END]:SIZE[,...][@OFFSET] (memparse sizes, e.g. crashkernel=256M or crashkernel=1G-4G:192M,4G-:256M); ',high' and ',low' are not modelled");
+        int at = value.LastIndexOf('@');
+        string sizes = at < 0 ? value : value[..at];
+        ulong? offset = null;
+        if (at >= 0)
+        {
+            offset = CmdLine.Memparse(value[(at + 1)..]) is { IsWhole: true, Bytes: var o } ? o : throw Bad();
+        }
+
+        if (!sizes.Contains(':', StringComparison.Ordinal))
+        {
+            return CmdLine.Memparse(sizes) is { IsWhole: true, Bytes: var b } ? (b, offset) : throw Bad();
+        }
+
+        foreach (string range in sizes.Split(','))
+        {
+            int colon = range.IndexOf(':', StringComparison.Ordinal);
+            int dash = range.IndexOf('-', StringComparison.Ordinal);
+            if (colon < 0 || dash < 0 || dash > colon
+                || CmdLine.Memparse(range[..dash]) is not { IsWhole: true, Bytes: var start }
+                || CmdLine.Memparse(range[(colon + 1)..]) is not { IsWhole: true, Bytes: var size })
+            {
+                throw Bad();
+            }
+
+            string endText = range[(dash + 1)..colon];
+            ulong end = endText.Length == 0 ? ulong.MaxValue : CmdLine.Memparse(endText) is { IsWhole: true, Bytes: var e } && e > start ? e : throw Bad();
+            if (ram >= start && ram < end)
+            {
+                return (size, offset);
+            }
+        }
+
+        return (0, null);
+    }
+
+    /// <summary>
+    /// parse_memmap_opt, each comma-separated entry: nn$ss (reserved), nn#ss (ACPI data), nn!ss
+    /// (persistent memory): taken from the usable RAM; a bare nn limits the RAM as mem=nn does.
+    /// nn@ss (more RAM) and exactmap (a whole map) are not modelled.
+    /// </summary>
+    private static IEnumerable<(ulong Start, ulong Bytes, ulong? Limit)> ParseMemmap(string? value, ScriptWord word, SourceLocation line)
+    {
+        ScriptError Bad(string entry) => ScriptParser.Error(line, word.Column,
+            $"memmap={value}: '{entry}' is not modelled; use nn$ss, nn#ss or nn!ss (take [ss, ss+nn) from the RAM) or nn (as mem=nn), memparse sizes, e.g. memmap=64M$0x40000000");
+        var entries = new List<(ulong, ulong, ulong?)>();
+        foreach (string entry in (value ?? string.Empty).Split(','))
+        {
+            Memparsed size = CmdLine.Memparse(entry);
+            if (!size.HasNumber)
+            {
+                throw Bad(entry);
+            }
+
+            if (size.IsWhole)
+            {
+                entries.Add((0, 0, size.Bytes));
+                continue;
+            }
+
+            char kind = entry[size.End];
+            if (kind is not ('$' or '#' or '!') || CmdLine.Memparse(entry[(size.End + 1)..]) is not { IsWhole: true, Bytes: var start } || size.Bytes == 0)
+            {
+                throw Bad(entry);
+            }
+
+            entries.Add((start, size.Bytes, null));
+        }
+
+        return entries;
     }
 
     /// <summary>The checks that need no architecture, made while parsing, so a bad line stops the script before it runs.</summary>
@@ -209,6 +365,12 @@ public sealed record BootLine
                 break;
             case MemmapOnMemoryParameter:
                 ParseMemmapOnMemory(value, word, line);
+                break;
+            case "crashkernel":
+                ParseCrashKernel(value ?? string.Empty, 0, word, line);
+                break;
+            case "memmap":
+                ParseMemmap(value, word, line);
                 break;
         }
     }

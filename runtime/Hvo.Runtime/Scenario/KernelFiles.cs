@@ -59,6 +59,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         Add("/proc/buddyinfo", machine.Pages.BuddyInfo);
         Add("/proc/vmstat", VmStat);
         Add("/proc/zoneinfo", machine.Pages.ZoneInfo);
+        Add("/proc/iomem", machine.IoMem);
         Add("/sys/kernel/debug/kernel_page_tables", () => PageTableDump.DumpVmemmap(machine.PageTable));
         if (TArch.Info.Ptdump == PtdumpFormat.X86)
         {
