@@ -470,6 +470,7 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         }
 
         Pages = new PageAllocator(Memblock, Faults);
+        Pages.SetTransparentHugepages(Config.TransparentHugepages); // hugepage_init: start_stop_khugepaged
         _tableFrames.Booted = true;
         Hotplug = new Memory.Hotplug.MemoryHotplug<TArch>(this);
         LogMemoryInfo();

@@ -85,6 +85,9 @@ public sealed record MachineConfig
     /// <summary>swiotlb=,force (true: the buffer even where RAM stays below 4 GiB) or swiotlb=noforce (false: none); null: the kernel's choice.</summary>
     public bool? SwiotlbForce { get; init; }
 
+    /// <summary>transparent_hugepage=: THP's mode at boot (the Kconfig default: always); while enabled khugepaged raises min_free_kbytes (set_recommended_min_free_kbytes).</summary>
+    public Memory.ThpMode TransparentHugepages { get; init; } = Memory.ThpMode.Always;
+
     /// <summary>crashkernel=: memory kept for a kdump kernel; 0 for none.</summary>
     public ulong CrashKernelBytes { get; init; }
 

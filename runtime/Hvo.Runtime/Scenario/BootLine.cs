@@ -28,7 +28,7 @@ public sealed record BootLine
     private static readonly HashSet<string> KnownElsewhere = new(StringComparer.Ordinal)
     {
         "quiet", "debug", "ro", "rw", "root", "rootfstype", "rootwait", "console", "earlycon", "earlyprintk", "loglevel", "init",
-        "nokaslr", "panic", "transparent_hugepage", "nosmp", "maxcpus", "nr_cpus", "mitigations", "audit", "selinux",
+        "nokaslr", "panic", "nosmp", "maxcpus", "nr_cpus", "mitigations", "audit", "selinux",
         "apparmor", "splash", "BOOT_IMAGE", "initrd", "page_owner", "init_on_alloc", "init_on_free", "memblock", "ignore_loglevel",
     };
 
@@ -66,6 +66,9 @@ public sealed record BootLine
     /// <summary>swiotlb=...,force (true) or swiotlb=noforce (false); null when not given.</summary>
     public bool? SwiotlbForce { get; init; }
 
+    /// <summary>transparent_hugepage=: THP's mode at boot; always (the Kconfig default) when not given or not understood.</summary>
+    public Memory.ThpMode TransparentHugepages { get; init; } = Memory.ThpMode.Always;
+
     /// <summary>crashkernel=: the size chosen for this machine's RAM (0: none) and where, if @OFFSET says.</summary>
     public ulong CrashKernelBytes { get; init; }
 
@@ -90,6 +93,7 @@ public sealed record BootLine
         Nodes = Nodes,
         SwiotlbBytes = SwiotlbBytes,
         SwiotlbForce = SwiotlbForce,
+        TransparentHugepages = TransparentHugepages,
         CrashKernelBytes = CrashKernelBytes,
         CrashKernelBase = CrashKernelBase,
         Reserved = MemmapReserved,
@@ -154,6 +158,8 @@ public sealed record BootLine
         bool? swiotlbForce = null;
         (string Value, ScriptWord Word)? crash = null;
         var memmapReserved = new List<(ulong Start, ulong Bytes)>();
+        var thp = Memory.ThpMode.Always;
+        var notices = new List<string>();
         foreach (ScriptWord p in boot.Parameters)
         {
             (string name, string? value) = Split(p.Value);
@@ -189,6 +195,17 @@ public sealed record BootLine
                 case "crashkernel":
                     crash = (value ?? string.Empty, p);
                     break;
+                case "transparent_hugepage":
+                    // setup_transparent_hugepage: the three words; anything else is ignored with a warning.
+                    switch (value)
+                    {
+                        case "always": thp = Memory.ThpMode.Always; break;
+                        case "madvise": thp = Memory.ThpMode.Madvise; break;
+                        case "never": thp = Memory.ThpMode.Never; break;
+                        default: notices.Add("transparent_hugepage= cannot parse, ignored"); break;
+                    }
+
+                    break;
                 case "memmap":
                     foreach ((ulong start, ulong length, ulong? limit) in ParseMemmap(value, p, boot.Location))
                     {
@@ -215,7 +232,6 @@ public sealed record BootLine
         }
 
         CheckSize(arch, memory, nodes, maxMemory, boot.Location, memWord ?? numaWord, ramBase);
-        var notices = new List<string>();
         if (unknown.Count > 0)
         {
             notices.Add($"Unknown kernel command line parameters \"{string.Join(' ', unknown)}\", will be passed to user space.");
@@ -239,6 +255,7 @@ public sealed record BootLine
             Notices = notices,
             SwiotlbBytes = swiotlbBytes,
             SwiotlbForce = swiotlbForce,
+            TransparentHugepages = thp,
             CrashKernelBytes = crashBytes,
             CrashKernelBase = crashBase,
             MemmapReserved = memmapReserved,

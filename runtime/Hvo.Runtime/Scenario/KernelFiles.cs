@@ -67,6 +67,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         }
 
         AddProcSysctls();
+        AddVmKnobs();
         foreach (Hstate<TArch> h in pool.Hstates)
         {
             AddHstate(h);
