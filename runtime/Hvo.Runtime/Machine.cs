@@ -429,6 +429,10 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
 
         ReserveCrashKernel();
 
+        // sparse_init's buffers (sparse_buffer_init), one a node, before any table of the vmemmap:
+        // the kernel's top-level table is in its image, its lower tables come as each node is populated.
+        (ulong Start, ulong End)[] buffers = [.. Enumerable.Range(0, Layout.Nodes).Select(SparseBuffer)];
+
         // The kernel page table, its tables from memblock while booting.
         PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);
         Mmu = new Mmu<TArch>(PageTable, Config.Cpus, Violations, BootVmemmap) { Strict = Config.Strict, HardwareAccessFlag = Config.HardwareAccessFlag };
@@ -451,7 +455,7 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
 
         for (int node = 0; node < Layout.Nodes; node++)
         {
-            PopulateVmemmap(node);
+            PopulateVmemmap(node, buffers[node]);
         }
 
         // memblock_free_all: what boot did not keep goes to the page allocator.
@@ -481,7 +485,7 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// memblock on the node (vmemmap_populate_hugepages), falling back to base pages where no
     /// block can be had (vmemmap_populate_basepages).
     /// </summary>
-    private void PopulateVmemmap(int node)
+    private void PopulateVmemmap(int node, (ulong Start, ulong End) sparseBuffer)
     {
         (ulong first, ulong end) = Layout.NodeRange(node);
         if (first == end)
@@ -494,19 +498,26 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         ulong start = StructPageAddress(first) & ~(leaf - 1);
         ulong stop = (StructPageAddress(end) + leaf - 1) & ~(leaf - 1);
         _tableFrames.BootNode = node;
+        ulong frames = leaf >> TArch.PageShift;
+
+        // The node's sparse buffer is handed out in address order (sparse_buffer_alloc); a leaf it
+        // cannot hold gets its own block.
+        (ulong buffer, ulong bufferEnd) = sparseBuffer;
+
         for (ulong va = start; va < stop; va += leaf)
         {
-            if (PageTable.Walk(va).IsLeaf)
+            if (!NeedsLeaf(va, leaf, first, end))
             {
-                continue; // vmemmap_verify: the node before filled this leaf already
+                continue; // filled by the node before (vmemmap_verify), or only the firmware's hole (no present section)
             }
 
-            if (OnlyHoles(va, va + leaf, first, end))
+            if (buffer < bufferEnd)
             {
-                continue; // sparse_init populates present sections only: none in the firmware's hole
+                MapBootVmemmap(va, buffer, frames, level);
+                buffer += frames;
+                continue;
             }
 
-            ulong frames = leaf >> TArch.PageShift;
             if (level < TArch.LastLevel && AllocAtBoot(node, frames, frames, FrameOwner.BootVmemmap, out ulong block))
             {
                 MapBootVmemmap(va, block, frames, level);
@@ -529,6 +540,42 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             }
         }
     }
+
+    /// <summary>
+    /// sparse_buffer_init for node <paramref name="node"/>: one block from memblock, aligned to a boot
+    /// leaf, for the struct pages of every present section of the node (a leaf the node before
+    /// began is that node's), so the vmemmap lies in one run at the top of the node, in address
+    /// order. Empty where the spec maps the vmemmap with base pages or memblock has no such run.
+    /// </summary>
+    private (ulong Start, ulong End) SparseBuffer(int node)
+    {
+        (ulong first, ulong end) = Layout.NodeRange(node);
+        int level = Config.VmemmapBlocks ? TArch.VmemmapBootLevel : TArch.LastLevel;
+        if (first == end || level >= TArch.LastLevel)
+        {
+            return (0, 0);
+        }
+
+        ulong leaf = TArch.LevelSize(level);
+        ulong frames = leaf >> TArch.PageShift;
+        ulong start = StructPageAddress(first) & ~(leaf - 1);
+        if (node > 0 && (StructPageAddress(first) & (leaf - 1)) != 0)
+        {
+            start += leaf; // the node before filled the leaf this node begins in (vmemmap_verify)
+        }
+
+        ulong stop = (StructPageAddress(end) + leaf - 1) & ~(leaf - 1);
+        ulong leaves = 0;
+        for (ulong va = start; va < stop; va += leaf)
+        {
+            leaves += OnlyHoles(va, va + leaf, first, end) ? 0UL : 1UL;
+        }
+
+        _tableFrames.BootNode = node;
+        return leaves > 0 && AllocAtBoot(node, leaves * frames, frames, FrameOwner.BootVmemmap, out ulong buffer) ? (buffer, buffer + (leaves * frames)) : (0, 0);
+    }
+
+    private bool NeedsLeaf(ulong va, ulong leaf, ulong first, ulong end) => !PageTable.Walk(va).IsLeaf && !OnlyHoles(va, va + leaf, first, end);
 
     /// <summary>Whether the struct pages in [<paramref name="va"/>, <paramref name="vaEnd"/>) describe only frames of the firmware's holes within [<paramref name="first"/>, <paramref name="end"/>).</summary>
     private bool OnlyHoles(ulong va, ulong vaEnd, ulong first, ulong end)

@@ -60,6 +60,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         Add("/proc/vmstat", VmStat);
         Add("/proc/zoneinfo", machine.Pages.ZoneInfo);
         Add("/proc/iomem", machine.IoMem);
+        Add("/proc/pagetypeinfo", machine.Pages.PageTypeInfo);
         Add("/sys/kernel/debug/kernel_page_tables", () => PageTableDump.DumpVmemmap(machine.PageTable));
         if (TArch.Info.Ptdump == PtdumpFormat.X86)
         {
