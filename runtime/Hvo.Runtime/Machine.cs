@@ -575,6 +575,9 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         return leaves > 0 && AllocAtBoot(node, leaves * frames, frames, FrameOwner.BootVmemmap, out ulong buffer) ? (buffer, buffer + (leaves * frames)) : (0, 0);
     }
 
+    /// <summary>Whether the struct pages in [<paramref name="va"/>, <paramref name="vaEnd"/>) describe only frames of the firmware's holes: never populated.</summary>
+    public bool VmemmapDescribesOnlyHoles(ulong va, ulong vaEnd) => OnlyHoles(va, vaEnd, Layout.FirstPfn, Layout.EndPfn);
+
     private bool NeedsLeaf(ulong va, ulong leaf, ulong first, ulong end) => !PageTable.Walk(va).IsLeaf && !OnlyHoles(va, va + leaf, first, end);
 
     /// <summary>Whether the struct pages in [<paramref name="va"/>, <paramref name="vaEnd"/>) describe only frames of the firmware's holes within [<paramref name="first"/>, <paramref name="end"/>).</summary>

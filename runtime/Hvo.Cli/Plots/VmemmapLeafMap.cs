@@ -85,12 +85,9 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
         var blocks = new BlockVisitor { Level = level, Start = start, LeafBytes = leaf, Huge = new bool[count] };
         machine.PageTable.WalkRange(start, end, ref blocks);
         var leaves = new VmemmapLeafState[count];
-        ulong spb = (ulong)TArch.StructPageBytes;
         for (int i = 0; i < count; i++)
         {
-            ulong lo = Math.Max(machine.Layout.FirstPfn, (start + ((ulong)i * leaf) - machine.Vmemmap) / spb);
-            ulong hi = Math.Min(machine.Layout.EndPfn, (start + ((ulong)(i + 1) * leaf) - machine.Vmemmap) / spb);
-            if (hi > lo && machine.Layout.HoleFrames(lo, hi) == hi - lo)
+            if (machine.VmemmapDescribesOnlyHoles(start + ((ulong)i * leaf), start + ((ulong)(i + 1) * leaf)))
             {
                 leaves[i] = VmemmapLeafState.NoMemory;
                 continue;

@@ -95,8 +95,7 @@ public sealed partial class PageAllocator
             }
         }
 
-        // pageblock_order: HPAGE_PMD_ORDER (a table of 8-byte entries), at most the highest buddy order.
-        long pageblock = 1L << Math.Min(Layout.PageShift - 3, MaxOrder);
+        long pageblock = (long)PageblockFrames;
         long recommended = (pageblock * zones * 2) + (pageblock * zones * MigratePcpTypes * MigratePcpTypes);
         recommended = Math.Min(recommended, bufferPages / 20) << (Layout.PageShift - 10);
         string? notice = null;

@@ -56,8 +56,9 @@ public sealed class Zone
     public long SpannedPages => (long)(EndPfn - StartPfn);
 
     /// <summary>
-    /// Frames that exist in the zone (present_pages): at boot the spanned ones (the simulated memory
-    /// has no holes), then what memory blocks onlined into it and offlined from it add and take.
+    /// Frames that exist in the zone (present_pages): at boot the spanned ones less the firmware's
+    /// holes (<see cref="MachineLayout.Holes"/>), then what memory blocks onlined into it and offlined
+    /// from it add and take.
     /// </summary>
     public long PresentPages { get; internal set; }
 

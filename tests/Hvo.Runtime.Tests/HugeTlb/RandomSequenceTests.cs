@@ -580,15 +580,6 @@ public sealed class RandomSequenceTests
         /// ends, the entry, the output frame, writability). A leaf above the last level maps the
         /// rest of its block the same way, so one comparison covers the block.
         /// </summary>
-        // Whether the vmemmap page at va describes only frames of the layout's holes.
-        private static bool OnlyHoles(Machine<TArch> m, ulong va)
-        {
-            ulong spb = (ulong)TArch.StructPageBytes;
-            ulong lo = Math.Max(m.Layout.FirstPfn, (va - m.Vmemmap) / spb);
-            ulong hi = Math.Min(m.Layout.EndPfn, (va + TArch.PageSize - m.Vmemmap) / spb);
-            return hi > lo && m.Layout.HoleFrames(lo, hi) == hi - lo;
-        }
-
         private static void CompareTranslations(Side<TArch> a, Side<TArch> b, List<string> problems)
         {
             ulong page = TArch.PageSize;
@@ -602,7 +593,7 @@ public sealed class RandomSequenceTests
                 WalkResult wa = pa.Walk(va);
                 WalkResult wb = pb.Walk(va); // the interpreted walk: pb.Reference is set
                 string? diff = null;
-                if (!wa.IsLeaf && !wb.IsLeaf && OnlyHoles(a.Machine, va))
+                if (!wa.IsLeaf && !wb.IsLeaf && a.Machine.VmemmapDescribesOnlyHoles(va, va + page))
                 {
                     va += page; // struct pages of the firmware's hole: never populated, on either side
                     continue;
