@@ -13,7 +13,8 @@ namespace Hvo.Scenario;
 /// memory it boots with; the machine's memory above it can be hot-added later; <c>mem=SIZE@START</c>,
 /// the form ARM and MIPS kernels take to override the firmware's memory map, also says where RAM
 /// starts), <c>numa=fake=N</c> (N equal nodes), <c>hugetlb_free_vmemmap=</c>,
-/// <c>memory_hotplug.memmap_on_memory=</c>, <c>memhp_default_state=</c>, and the HugeTLB
+/// <c>memory_hotplug.memmap_on_memory=</c>, <c>memhp_default_state=</c>, <c>swiotlb=</c>,
+/// <c>crashkernel=</c>, <c>memmap=</c>, <c>transparent_hugepage=</c>, and the HugeTLB
 /// parameters (<c>hugepagesz=</c>, <c>hugepages=</c>, <c>default_hugepagesz=</c>, parsed by
 /// <see cref="HugeTlbCommandLine.Parse"/> with the kernel's warnings). Parameters the kernel does
 /// not know are reported as the kernel does (print_unknown_bootoptions) and ignored; other module
