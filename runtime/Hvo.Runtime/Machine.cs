@@ -12,7 +12,7 @@ namespace Hvo;
 /// boot allocator and the buddy allocator, the kernel page table over the vmemmap, the MMU with
 /// a TLB per CPU, and the checkers. <see cref="Boot"/> does what the kernel does at boot, in order.
 /// </summary>
-public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingArch
+public sealed partial class Machine<TArch> : IDisposable where TArch : struct, IPagingArch
 {
     private (ulong Start, ulong End)[] _reservedAtBoot = [];
     private readonly List<string> _log = [];
@@ -34,7 +34,10 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
             throw new ArgumentException(where, nameof(config));
         }
 
-        // The machine's physical memory: the boot memory, then what memory hotplug may add above it.
+        // The machine's physical memory: the boot memory (with the firmware's holes in it), then what
+        // memory hotplug may add above it.
+        MachineLayout layout = MachineLayout.For(TArch.Info, config.MemoryBytes, Math.Max(1, config.Nodes), ramBase);
+        frames = layout.Frames;
         ulong physical = frames + (config.HotplugBytes >> TArch.PageShift);
         ulong describable = TArch.Info.DescribableBytes(ramBase) >> TArch.PageShift;
         if (physical > describable || physical < frames)
@@ -53,7 +56,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         }
 
         Config = config;
-        Layout = MachineLayout.For(TArch.Info, config.MemoryBytes, config.Nodes, ramBase);
+        Layout = layout;
         Frames = new FrameStore(physical, TArch.PageShift, Layout.FirstPfn, TArch.MaxTableEntries);
         Owners = new FrameOwnerTable(physical, FrameOwner.Free, Layout.FirstPfn);
         if (physical > frames)
@@ -80,7 +83,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// Struct pages memmap_init initialized at boot: one per frame, less those a later boot stage
     /// said were never to be initialized (<see cref="MemmapNeverInitialized"/>).
     /// </summary>
-    public ulong StructPagesInitializedAtBoot => Layout.Frames - (ulong)System.Threading.Interlocked.Read(ref _memmapNotInitialized);
+    public ulong StructPagesInitializedAtBoot => Layout.RamFrames - (ulong)System.Threading.Interlocked.Read(ref _memmapNotInitialized);
 
     /// <summary>
     /// HUGE_BOOTMEM_HVO (v6.15): the struct pages of <paramref name="count"/> frames live in vmemmap that
@@ -409,6 +412,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     private void BootSequence(Action<BootAllocator>? beforeMemblockFreeAll)
     {
+        LogMemoryMap();
         // memblock_reserve: firmware at the start of RAM (the BIOS area on x86, OpenSBI on RISC-V) and the kernel image.
         ReserveAtBoot(Layout.FirstPfn, Config.FirmwareReservedBytes >> TArch.PageShift);
         ulong imageStart = Layout.FirstPfn + (Config.KernelImageStart >> TArch.PageShift);
@@ -425,6 +429,12 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
                 }
             }
         }
+
+        ReserveCrashKernel();
+
+        // sparse_init's buffers (sparse_buffer_init), one a node, before any table of the vmemmap:
+        // the kernel's top-level table is in its image, its lower tables come as each node is populated.
+        (ulong Start, ulong End)[] buffers = [.. Enumerable.Range(0, Layout.Nodes).Select(SparseBuffer)];
 
         // The kernel page table, its tables from memblock while booting.
         PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);
@@ -448,7 +458,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
         for (int node = 0; node < Layout.Nodes; node++)
         {
-            PopulateVmemmap(node);
+            PopulateVmemmap(node, buffers[node]);
         }
 
         // memblock_free_all: what boot did not keep goes to the page allocator.
@@ -457,11 +467,22 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         // After _reservedAtBoot: what later stages take here is not PG_reserved once they hand it
         // on (gigantic hugepages=: prep_compound_gigantic_folio clears it).
         beforeMemblockFreeAll?.Invoke(Memblock);
+
+        // mm_init's swiotlb_init, after the command line's gigantic pages (hugepages_setup); its
+        // buffer stays PG_reserved.
+        AllocateSwiotlb();
+        if (Swiotlb is { } tlb)
+        {
+            _reservedAtBoot = [.. _reservedAtBoot.Append(tlb).OrderBy(r => r.Start)];
+        }
+
         Pages = new PageAllocator(Memblock, Faults);
         FreeChecks = new FreePageChecks<TArch>(this);
         Pages.FreeChecks = FreeChecks;
+        Pages.SetTransparentHugepages(Config.TransparentHugepages); // hugepage_init: start_stop_khugepaged
         _tableFrames.Booted = true;
         Hotplug = new Memory.Hotplug.MemoryHotplug<TArch>(this);
+        LogMemoryInfo();
     }
 
     /// <summary>
@@ -469,7 +490,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// memblock on the node (vmemmap_populate_hugepages), falling back to base pages where no
     /// block can be had (vmemmap_populate_basepages).
     /// </summary>
-    private void PopulateVmemmap(int node)
+    private void PopulateVmemmap(int node, (ulong Start, ulong End) sparseBuffer)
     {
         (ulong first, ulong end) = Layout.NodeRange(node);
         if (first == end)
@@ -482,14 +503,26 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         ulong start = StructPageAddress(first) & ~(leaf - 1);
         ulong stop = (StructPageAddress(end) + leaf - 1) & ~(leaf - 1);
         _tableFrames.BootNode = node;
+        ulong frames = leaf >> TArch.PageShift;
+
+        // The node's sparse buffer is handed out in address order (sparse_buffer_alloc); a leaf it
+        // cannot hold gets its own block.
+        (ulong buffer, ulong bufferEnd) = sparseBuffer;
+
         for (ulong va = start; va < stop; va += leaf)
         {
-            if (PageTable.Walk(va).IsLeaf)
+            if (!NeedsLeaf(va, leaf, first, end))
             {
-                continue; // vmemmap_verify: the node before filled this leaf already
+                continue; // filled by the node before (vmemmap_verify), or only the firmware's hole (no present section)
             }
 
-            ulong frames = leaf >> TArch.PageShift;
+            if (buffer < bufferEnd)
+            {
+                MapBootVmemmap(va, buffer, frames, level);
+                buffer += frames;
+                continue;
+            }
+
             if (level < TArch.LastLevel && AllocAtBoot(node, frames, frames, FrameOwner.BootVmemmap, out ulong block))
             {
                 MapBootVmemmap(va, block, frames, level);
@@ -498,7 +531,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
             for (ulong page = va; page < va + leaf; page += TArch.PageSize)
             {
-                if (PageTable.Walk(page).IsLeaf)
+                if (PageTable.Walk(page).IsLeaf || OnlyHoles(page, page + TArch.PageSize, first, end))
                 {
                     continue;
                 }
@@ -511,6 +544,58 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
                 MapBootVmemmap(page, pfn, 1, TArch.LastLevel);
             }
         }
+    }
+
+    /// <summary>
+    /// sparse_buffer_init for node <paramref name="node"/>: one block from memblock, aligned to a boot
+    /// leaf, for the struct pages of every present section of the node (a leaf the node before
+    /// began is that node's), so the vmemmap lies in one run at the top of the node, in address
+    /// order. Empty where the spec maps the vmemmap with base pages or memblock has no such run.
+    /// </summary>
+    private (ulong Start, ulong End) SparseBuffer(int node)
+    {
+        (ulong first, ulong end) = Layout.NodeRange(node);
+        int level = Config.VmemmapBlocks ? TArch.VmemmapBootLevel : TArch.LastLevel;
+        if (first == end || level >= TArch.LastLevel)
+        {
+            return (0, 0);
+        }
+
+        ulong leaf = TArch.LevelSize(level);
+        ulong frames = leaf >> TArch.PageShift;
+        ulong start = StructPageAddress(first) & ~(leaf - 1);
+        if (node > 0 && (StructPageAddress(first) & (leaf - 1)) != 0)
+        {
+            start += leaf; // the node before filled the leaf this node begins in (vmemmap_verify)
+        }
+
+        ulong stop = (StructPageAddress(end) + leaf - 1) & ~(leaf - 1);
+        ulong leaves = 0;
+        for (ulong va = start; va < stop; va += leaf)
+        {
+            leaves += OnlyHoles(va, va + leaf, first, end) ? 0UL : 1UL;
+        }
+
+        _tableFrames.BootNode = node;
+        return leaves > 0 && AllocAtBoot(node, leaves * frames, frames, FrameOwner.BootVmemmap, out ulong buffer) ? (buffer, buffer + (leaves * frames)) : (0, 0);
+    }
+
+    /// <summary>Whether the struct pages in [<paramref name="va"/>, <paramref name="vaEnd"/>) describe only frames of the firmware's holes: never populated.</summary>
+    public bool VmemmapDescribesOnlyHoles(ulong va, ulong vaEnd) => OnlyHoles(va, vaEnd, Layout.FirstPfn, Layout.EndPfn);
+
+    private bool NeedsLeaf(ulong va, ulong leaf, ulong first, ulong end) => !PageTable.Walk(va).IsLeaf && !OnlyHoles(va, va + leaf, first, end);
+
+    /// <summary>Whether the struct pages in [<paramref name="va"/>, <paramref name="vaEnd"/>) describe only frames of the firmware's holes within [<paramref name="first"/>, <paramref name="end"/>).</summary>
+    private bool OnlyHoles(ulong va, ulong vaEnd, ulong first, ulong end)
+    {
+        if (Layout.Holes.Count == 0)
+        {
+            return false;
+        }
+
+        ulong spb = (ulong)TArch.StructPageBytes;
+        ulong lo = Math.Max(first, (va - Vmemmap) / spb), hi = Math.Min(end, (vaEnd - Vmemmap + spb - 1) / spb);
+        return hi > lo && Layout.HoleFrames(lo, hi) == hi - lo;
     }
 
     private void MapBootVmemmap(ulong va, ulong pfn, ulong frames, int level)

@@ -74,6 +74,26 @@ public sealed record MachineConfig
             : null;
     }
 
+    /// <summary>
+    /// swiotlb's bounce buffer (swiotlb=N, N slots of 2 KiB): null for IO_TLB_DEFAULT_SIZE (64 MiB).
+    /// Allocated only when RAM reaches above 4 GiB (x86's pci_swiotlb_detect: max_possible_pfn above
+    /// MAX_DMA32_PFN; arm64 and RISC-V likewise only for RAM their DMA zone cannot reach) unless
+    /// <see cref="SwiotlbForce"/> says otherwise; by memblock below 4 GiB, top down (memblock_alloc_low).
+    /// </summary>
+    public ulong? SwiotlbBytes { get; init; }
+
+    /// <summary>swiotlb=,force (true: the buffer even where RAM stays below 4 GiB) or swiotlb=noforce (false: none); null: the kernel's choice.</summary>
+    public bool? SwiotlbForce { get; init; }
+
+    /// <summary>transparent_hugepage=: THP's mode at boot (the Kconfig default: always); while enabled khugepaged raises min_free_kbytes (set_recommended_min_free_kbytes).</summary>
+    public Memory.ThpMode TransparentHugepages { get; init; } = Memory.ThpMode.Always;
+
+    /// <summary>crashkernel=: memory kept for a kdump kernel; 0 for none.</summary>
+    public ulong CrashKernelBytes { get; init; }
+
+    /// <summary>crashkernel=SIZE@OFFSET: where it lies; null: memblock finds it below 4 GiB, top down (reserve_crashkernel).</summary>
+    public ulong? CrashKernelBase { get; init; }
+
     /// <summary>More memblock reservations (memmap=nn$ss): (physical start, bytes).</summary>
     public System.Collections.Generic.IReadOnlyList<(ulong Start, ulong Bytes)> Reserved { get; init; } = [];
 

@@ -165,6 +165,20 @@ public sealed class SpecContractV2Tests
     }
 
     [TestMethod]
+    [DataRow("\"3GiB\"", "\"3000MiB\"", "is not a multiple of the 128M memory section")]
+    [DataRow("\"4GiB\"", "\"3GiB\"", "is not above start")]
+    public void HVO004_ARamHoleOffASectionOrUpsideDown_PointsAtTheValue(string key, string value, string message)
+    {
+        const string Hole = "\"ramHole\": { \"start\": \"3GiB\", \"end\": \"4GiB\", \"from\": \"3584MiB\" }";
+        string field = key == "\"3GiB\"" ? "\"start\": \"3GiB\"" : "\"end\": \"4GiB\"";
+        SpecEdit replaced = SpecEdit.Replace(s_x86.Original, Hole, field, field.Replace(key, value, StringComparison.Ordinal));
+        int keyAt = replaced.Text.IndexOf(field[..field.IndexOf(':', StringComparison.Ordinal)], replaced.Text.IndexOf("\"ramHole\"", StringComparison.Ordinal), StringComparison.Ordinal);
+        SpecEdit edit = replaced.At(replaced.Text.IndexOf(value, keyAt, StringComparison.Ordinal));
+
+        s_x86.ReportsOnly(DiagnosticDescriptors.InvalidValue, edit, message);
+    }
+
+    [TestMethod]
     public void HVO004_MainlineHvoOffBeforeItWasOn_PointsAtUntil()
     {
         SpecEdit replaced = SpecEdit.Replace(s_riscv.Original, "\"mainlineHvo\": { \"since\": \"v6.4\" }", " }", ", \"until\": \"v6.3\" }");

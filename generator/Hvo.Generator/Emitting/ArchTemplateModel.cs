@@ -165,6 +165,13 @@ internal sealed class ArchTemplateModel
             lines.Add("VmemmapOffsetByRamBase = true,");
         }
 
+        if (m.RamHoleEnd != 0)
+        {
+            lines.Add($"RamHoleStart = {U(m.RamHoleStart)},");
+            lines.Add($"RamHoleEnd = {U(m.RamHoleEnd)},");
+            lines.Add($"RamHoleFrom = {U(m.RamHoleFrom)},");
+        }
+
         if (m.MainlineHvoSince is not null)
         {
             lines.Add($"MainlineHvoSince = {Literal(m.MainlineHvoSince)},");

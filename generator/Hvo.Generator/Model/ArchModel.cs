@@ -87,6 +87,15 @@ internal sealed record ArchModel(
     /// <summary>vmemmap.offsetByRamBase: the vmemmap starts with the struct page of the first RAM pfn.</summary>
     public bool VmemmapOffsetByRamBase { get; init; }
 
+    /// <summary>ramHole.start: where the firmware's hole below 4 GiB starts (0: no hole).</summary>
+    public ulong RamHoleStart { get; init; }
+
+    /// <summary>ramHole.end: where RAM resumes above the hole.</summary>
+    public ulong RamHoleEnd { get; init; }
+
+    /// <summary>ramHole.from: the least RAM for which the firmware leaves the hole.</summary>
+    public ulong RamHoleFrom { get; init; }
+
     /// <summary>mainlineHvo.since: the mainline release that enabled HVO for the architecture, or null.</summary>
     public string? MainlineHvoSince { get; init; }
 

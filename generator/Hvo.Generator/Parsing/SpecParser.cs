@@ -61,7 +61,7 @@ internal static class SpecParser
             return null;
         }
 
-        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "zones", "breakBeforeMake", "replacement", "ptdump", "ramBase", "mainlineHvo");
+        r.CheckKeys(root, string.Empty, "$schema", "name", "title", "pageShift", "vaBits", "levels", "entry", "contiguous", "vmemmap", "hugePageSizes", "zones", "breakBeforeMake", "replacement", "ptdump", "ramBase", "ramHole", "mainlineHvo");
 
         // name, title
         JsonNode? nameNode = r.Required(root, string.Empty, "name", "the architecture's identifier, e.g. \"x86_64\"");
@@ -96,6 +96,7 @@ internal static class SpecParser
         VmemmapModel? vm = vmemmap is null ? null : ReadVmemmap(r, vmemmap, pageShift, vaBits, levels, ramBase ?? 0, ramBaseNode);
 
         (string? hvoSince, string? hvoUntil) = ReadMainlineHvo(r, root);
+        (ulong holeStart, ulong holeEnd, ulong holeFrom) = ReadRamHole(r, root, vm?.SectionShift);
 
         List<HugeSizeModel> huge = ReadHugePageSizes(r, root, pageShift, levels, contiguous);
 
@@ -155,6 +156,9 @@ internal static class SpecParser
             PageKernelRo = format.PageKernelRo,
             RamBase = ramBase ?? 0,
             VmemmapOffsetByRamBase = vm.OffsetByRamBase,
+            RamHoleStart = holeStart,
+            RamHoleEnd = holeEnd,
+            RamHoleFrom = holeFrom,
             MainlineHvoSince = hvoSince,
             MainlineHvoUntil = hvoUntil,
             Replacement = replacement,
@@ -190,6 +194,54 @@ internal static class SpecParser
         }
 
         return value;
+    }
+
+    /// <summary>
+    /// ramHole: { "start", "end", "from" }: with at least <c>from</c> bytes of RAM the firmware puts
+    /// the RAM above <c>start</c> at <c>end</c> (a PC's 32-bit PCI hole); start below end, both on a
+    /// memory section, from at or above start. (0, 0, 0) when the spec has none.
+    /// </summary>
+    private static (ulong Start, ulong End, ulong From) ReadRamHole(SpecReader r, JsonNode root, int? sectionShift)
+    {
+        JsonNode? obj = r.Object(SpecReader.Find(root, "ramHole"), "ramHole");
+        if (obj is null)
+        {
+            return (0, 0, 0);
+        }
+
+        r.CheckKeys(obj, "ramHole", "start", "end", "from");
+        JsonNode? startNode = r.Required(obj, "ramHole", "start", "where the hole starts, e.g. \"3GiB\"");
+        JsonNode? endNode = r.Required(obj, "ramHole", "end", "where RAM resumes above the hole, e.g. \"4GiB\"");
+        JsonNode? fromNode = r.Required(obj, "ramHole", "from", "the least RAM for which the firmware leaves the hole, e.g. \"3584MiB\"");
+        ulong? start = r.Number(startNode, "ramHole.start");
+        ulong? end = r.Number(endNode, "ramHole.end");
+        ulong? from = r.Number(fromNode, "ramHole.from");
+        if (start is null || end is null || from is null)
+        {
+            return (0, 0, 0);
+        }
+
+        ulong section = sectionShift is { } shift ? 1UL << shift : 1;
+        if (start.Value == 0 || end.Value <= start.Value)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, endNode, "ramHole.end", $"{Bits.Hex(end.Value)} is not above start ({Bits.Hex(start.Value)}); the hole is [start, end) above 0");
+            return (0, 0, 0);
+        }
+
+        if ((start.Value | end.Value) % section != 0)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, (start.Value % section != 0 ? startNode : endNode)!, (start.Value % section != 0 ? "ramHole.start" : "ramHole.end"),
+                $"{Bits.Hex(start.Value % section != 0 ? start.Value : end.Value)} is not a multiple of the {Bits.Size(section)} memory section (vmemmap.sectionShift)");
+            return (0, 0, 0);
+        }
+
+        if (from.Value < start.Value)
+        {
+            r.Report(DiagnosticDescriptors.InvalidValue, fromNode, "ramHole.from", $"{Bits.Hex(from.Value)} is below start ({Bits.Hex(start.Value)}): with less RAM than start there is nothing to move");
+            return (0, 0, 0);
+        }
+
+        return (start.Value, end.Value, from.Value);
     }
 
     /// <summary>mainlineHvo: { "since": "vX.Y", "until": "vX.Y" } (until optional, after since).</summary>

@@ -67,6 +67,7 @@ public static class HvoPlot
         (VmemmapLeafState.SplitOptimized, "split, holds optimized pages", Color.FromHex("#2a9d8f")),
         (VmemmapLeafState.BasePages, "base pages since boot", Color.FromHex("#a8c5e6")),
         (VmemmapLeafState.BasePagesOptimized, "base pages since boot, holds optimized pages", Color.FromHex("#264653")),
+        (VmemmapLeafState.NoMemory, "no RAM (firmware hole)", Color.FromHex("#ffffff")),
     ];
 
     /// <summary>The format for <paramref name="path"/>'s extension; a usage error for any other.</summary>

@@ -22,6 +22,9 @@ public enum VmemmapLeafState
 
     /// <summary>Base pages since boot, holding struct pages of an optimized page.</summary>
     BasePagesOptimized,
+
+    /// <summary>Struct pages of no RAM (a firmware hole such as a PC's below 4 GiB): never populated.</summary>
+    NoMemory,
 }
 
 /// <summary>
@@ -84,6 +87,12 @@ public sealed record VmemmapLeafMap(ulong Start, ulong LeafBytes, ulong MemoryPe
         var leaves = new VmemmapLeafState[count];
         for (int i = 0; i < count; i++)
         {
+            if (machine.VmemmapDescribesOnlyHoles(start + ((ulong)i * leaf), start + ((ulong)(i + 1) * leaf)))
+            {
+                leaves[i] = VmemmapLeafState.NoMemory;
+                continue;
+            }
+
             leaves[i] = (blocks.Huge[i], bootBasePages, holdsOptimized[i]) switch
             {
                 (true, _, _) => VmemmapLeafState.Huge,

@@ -438,6 +438,10 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
             if (pages.Count == 0 || i % 2 == 0)
             {
                 pfn = Machine.Layout.FirstPfn + (Next() % Machine.Layout.Frames);
+                if (Machine.Layout.IsHole(pfn))
+                {
+                    continue; // the firmware's hole has no struct pages
+                }
             }
             else
             {

@@ -187,7 +187,12 @@ public sealed partial class HugeTlbPool<TArch>
         h.SyncSurplusFlags(page.Node, prefer: page);
     }
 
-    // update_and_free_pages_bulk.
+    // update_and_free_pages_bulk, over the pages in the order remove_pool_hugetlb_folio gave them.
+    // The shrink loop list_adds each to the head of page_list, so the kernel walks them last
+    // removed first. Before v6.7 each page is restored and freed in turn; from v6.7 (cfb8c75099db)
+    // hugetlb_vmemmap_restore_folios restores them all first, list_moving each onto non_hvo_folios
+    // (reversing them again), and only then are they freed: in the order they were removed, after
+    // every restore allocated its vmemmap while all of them still held their memory.
     private (ulong Freed, ulong RestoreFailures) UpdateAndFreeHugetlbFolios(Hstate<TArch> h, List<HugePage> pages)
     {
         ulong freed = 0;
@@ -196,12 +201,32 @@ public sealed partial class HugeTlbPool<TArch>
             Optimizer.SynchronizeBeforeRestoring(pages); // hugetlb_vmemmap_restore_folios, from the shrink loop
         }
 
-        foreach (HugePage page in pages)
+        if (!Optimizer.OptimizesInBatches)
         {
-            if (UpdateAndFreeHugetlbFolio(h, page, inBatch: true))
+            for (int i = pages.Count - 1; i >= 0; i--)
             {
-                freed++;
+                freed += UpdateAndFreeHugetlbFolio(h, pages[i], inBatch: true) ? 1UL : 0;
             }
+
+            return (freed, (ulong)pages.Count - freed);
+        }
+
+        var restored = new List<HugePage>();
+        for (int i = pages.Count - 1; i >= 0; i--)
+        {
+            if (Optimizer.Restore(pages[i], inBatch: true) == RestoreResult.NoMemory)
+            {
+                AddHugetlbFolio(h, pages[i], adjustSurplus: true); // bulk_vmemmap_restore_error: kept as a surplus page
+                continue;
+            }
+
+            restored.Add(pages[i]);
+        }
+
+        for (int i = restored.Count - 1; i >= 0; i--)
+        {
+            FreeRestoredFolio(h, restored[i]);
+            freed++;
         }
 
         return (freed, (ulong)pages.Count - freed);
@@ -223,8 +248,15 @@ public sealed partial class HugeTlbPool<TArch>
             return false;
         }
 
-        // free_pages_prepare (the page allocator's checks) ends the compound page, or keeps the frames
-        // off the free lists for good if its struct pages are bad (bad_page).
+        FreeRestoredFolio(h, page);
+        return true;
+    }
+
+    // The rest of __update_and_free_hugetlb_folio once the vmemmap is back: the frames return to the
+    // page allocator, whose free_pages_prepare (its checks) ends the compound page, or keeps the
+    // frames off the free lists for good if its struct pages are bad (bad_page).
+    private void FreeRestoredFolio(Hstate<TArch> h, HugePage page)
+    {
         if (IsRange(h, page))
         {
             _rangePages.Remove(page.HeadPfn);
@@ -236,7 +268,6 @@ public sealed partial class HugeTlbPool<TArch>
         }
 
         Optimizer.PageFreed(page);
-        return true;
     }
 
     // Frames held as order-0 pages rather than as one buddy block.

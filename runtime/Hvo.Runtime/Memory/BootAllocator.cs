@@ -32,6 +32,14 @@ public sealed class BootAllocator
         Layout = layout;
         Owners = owners;
         _reservedPerNode = new ulong[layout.Nodes];
+
+        // The firmware's holes are not memory (not in memblock.memory): nobody may have them, and
+        // they are no node's reservation. Kept with the reserved regions so no allocation finds them.
+        foreach ((ulong start, ulong end) in layout.Holes)
+        {
+            Owners.Transfer(start, end - start, FrameOwner.Free, FrameOwner.Absent);
+            AddRegion(start, end, counted: false);
+        }
     }
 
     public MachineLayout Layout { get; }
@@ -66,14 +74,44 @@ public sealed class BootAllocator
         }
     }
 
-    /// <summary>The reserved regions, [start, end) in frames, lowest first (memblock.reserved).</summary>
+    /// <summary>The reserved regions, [start, end) in frames, lowest first (memblock.reserved; the firmware's holes are not memory, so not among them).</summary>
     public IReadOnlyList<(ulong Start, ulong End)> ReservedRegions
     {
         get
         {
             lock (_lock)
             {
-                return [.. _reserved];
+                if (Layout.Holes.Count == 0)
+                {
+                    return [.. _reserved];
+                }
+
+                var regions = new List<(ulong Start, ulong End)>();
+                foreach ((ulong start, ulong end) in _reserved)
+                {
+                    ulong at = start;
+                    foreach ((ulong hs, ulong he) in Layout.Holes)
+                    {
+                        if (he <= at || hs >= end)
+                        {
+                            continue;
+                        }
+
+                        if (hs > at)
+                        {
+                            regions.Add((at, hs));
+                        }
+
+                        at = Math.Max(at, he);
+                    }
+
+                    if (at < end)
+                    {
+                        regions.Add((at, end));
+                    }
+                }
+
+                return regions;
             }
         }
     }
@@ -117,7 +155,15 @@ public sealed class BootAllocator
     /// is another node tried when this one has no room (memblock_alloc_try_nid); without it, the
     /// node is exact (memblock_alloc_exact_nid_raw). False when no node has room.
     /// </summary>
-    public bool TryAlloc(int nid, ulong frames, ulong alignFrames, FrameOwner owner, out ulong pfn, bool fallbackToOtherNodes = false)
+    public bool TryAlloc(int nid, ulong frames, ulong alignFrames, FrameOwner owner, out ulong pfn, bool fallbackToOtherNodes = false) =>
+        TryAllocBelow(nid, frames, alignFrames, owner, ulong.MaxValue, out pfn, fallbackToOtherNodes);
+
+    /// <summary>
+    /// memblock_alloc_range_nid with an upper limit: <see cref="TryAlloc"/> within frames below
+    /// <paramref name="limitPfn"/> (memblock_alloc_low's ARCH_LOW_ADDRESS_LIMIT, crashkernel's
+    /// CRASH_ADDR_LOW_MAX).
+    /// </summary>
+    public bool TryAllocBelow(int nid, ulong frames, ulong alignFrames, FrameOwner owner, ulong limitPfn, out ulong pfn, bool fallbackToOtherNodes = false)
     {
         CheckOwner(owner);
         _ = Layout.NodeStart(nid);
@@ -137,7 +183,7 @@ public sealed class BootAllocator
             for (int i = 0; i < Layout.Nodes; i++)
             {
                 int node = (nid + i) % Layout.Nodes;
-                if (TryFindTopDown(node, frames, alignFrames, out pfn))
+                if (TryFindTopDown(node, frames, alignFrames, limitPfn, out pfn))
                 {
                     Owners.Transfer(pfn, frames, FrameOwner.Free, owner);
                     AddRegion(pfn, pfn + frames);
@@ -168,9 +214,16 @@ public sealed class BootAllocator
 
     // The gaps between reserved regions inside the node, highest first; the first that holds an
     // aligned range wins (memblock_find_in_range_node, top-down).
-    private bool TryFindTopDown(int nid, ulong frames, ulong align, out ulong pfn)
+    private bool TryFindTopDown(int nid, ulong frames, ulong align, ulong limitPfn, out ulong pfn)
     {
         (ulong nodeStart, ulong nodeEnd) = Layout.NodeRange(nid);
+        nodeEnd = Math.Min(nodeEnd, limitPfn);
+        if (nodeEnd <= nodeStart)
+        {
+            pfn = 0;
+            return false;
+        }
+
         ulong gapEnd = nodeEnd;
         for (int i = FirstRegionAtOrAbove(nodeEnd) - 1; i >= 0 && gapEnd > nodeStart; i--)
         {
@@ -214,9 +267,9 @@ public sealed class BootAllocator
     }
 
     // The owner table already refused overlaps, so the new region only touches its neighbours.
-    private void AddRegion(ulong start, ulong end)
+    private void AddRegion(ulong start, ulong end, bool counted = true)
     {
-        for (int nid = Layout.NodeOf(start); nid < Layout.Nodes && Layout.NodeStart(nid) < end; nid++)
+        for (int nid = Layout.NodeOf(start); counted && nid < Layout.Nodes && Layout.NodeStart(nid) < end; nid++)
         {
             (ulong nodeStart, ulong nodeEnd) = Layout.NodeRange(nid);
             _reservedPerNode[nid] += Math.Min(end, nodeEnd) - Math.Max(start, nodeStart);

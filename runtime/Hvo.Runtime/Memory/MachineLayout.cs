@@ -50,6 +50,70 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
 
     private readonly ulong _firstPfn;
 
+    /// <summary>
+    /// Ranges of frames in [<see cref="FirstPfn"/>, <see cref="EndPfn"/>) that are not RAM (the
+    /// e820 map's holes and reserved ranges: a PC's PCI hole below 4 GiB, <c>memmap=nn$ss</c>),
+    /// [start, end) in frames, sorted and disjoint: no struct pages, no memblock, no zone's present
+    /// pages. <see cref="Frames"/> spans them; <see cref="RamFrames"/> does not.
+    /// </summary>
+    public IReadOnlyList<(ulong Start, ulong End)> Holes
+    {
+        get => _holes;
+        init => _holes = ValidHoles(value);
+    }
+
+    private readonly (ulong Start, ulong End)[] _holes = [];
+
+    /// <summary>Frames of RAM: <see cref="Frames"/> less the <see cref="Holes"/>.</summary>
+    public ulong RamFrames => Frames - HoleFrames(FirstPfn, EndPfn);
+
+    /// <summary>Frames of the holes inside [<paramref name="start"/>, <paramref name="end"/>).</summary>
+    public ulong HoleFrames(ulong start, ulong end)
+    {
+        ulong n = 0;
+        foreach ((ulong s, ulong e) in _holes)
+        {
+            ulong lo = Math.Max(s, start), hi = Math.Min(e, end);
+            n += hi > lo ? hi - lo : 0;
+        }
+
+        return n;
+    }
+
+    /// <summary>Whether <paramref name="pfn"/> lies in one of the <see cref="Holes"/> (not RAM).</summary>
+    public bool IsHole(ulong pfn)
+    {
+        foreach ((ulong s, ulong e) in _holes)
+        {
+            if (pfn >= s && pfn < e)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The RAM ranges, [start, end) in frames, lowest first: the machine less its holes (e820's usable ranges).</summary>
+    public IEnumerable<(ulong Start, ulong End)> RamRanges()
+    {
+        ulong at = FirstPfn;
+        foreach ((ulong s, ulong e) in _holes)
+        {
+            if (s > at)
+            {
+                yield return (at, s);
+            }
+
+            at = e;
+        }
+
+        if (at < EndPfn)
+        {
+            yield return (at, EndPfn);
+        }
+    }
+
     /// <summary>One past the last frame.</summary>
     public ulong EndPfn => FirstPfn + Frames;
 
@@ -78,17 +142,56 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
     public static MachineLayout For(ArchInfo arch, ulong memoryBytes, int nodes = 1, ulong? ramBase = null)
     {
         ArgumentNullException.ThrowIfNull(arch);
-        return new MachineLayout(arch.PageShift, memoryBytes >> arch.PageShift, nodes, arch.Zones, DefaultMaxOrder(arch.PageShift))
+        ulong first = (ramBase ?? arch.RamBase) >> arch.PageShift;
+        ulong frames = memoryBytes >> arch.PageShift;
+        (ulong Start, ulong End)[] holes = [];
+        if (PcHole(arch, memoryBytes, ramBase ?? arch.RamBase) is { } hole)
         {
-            FirstPfn = (ramBase ?? arch.RamBase) >> arch.PageShift,
+            // The firmware's map (e820 on a PC): the RAM above the hole's start resumes at its end.
+            holes = [(hole.Start >> arch.PageShift, hole.End >> arch.PageShift)];
+            frames += holes[0].End - holes[0].Start;
+        }
+
+        return new MachineLayout(arch.PageShift, frames, nodes, arch.Zones, DefaultMaxOrder(arch.PageShift))
+        {
+            FirstPfn = first,
+            Holes = holes,
         };
+    }
+
+    /// <summary>
+    /// The spec's ramHole where it applies to <paramref name="memoryBytes"/> of RAM from
+    /// <paramref name="ramBase"/>: enough RAM (ramHole.from), starting below the hole; else null.
+    /// </summary>
+    public static (ulong Start, ulong End)? PcHole(ArchInfo arch, ulong memoryBytes, ulong ramBase)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        return arch.RamHoleEnd != 0 && memoryBytes >= arch.RamHoleFrom && ramBase < arch.RamHoleStart && ramBase + memoryBytes > arch.RamHoleStart
+            ? (arch.RamHoleStart, arch.RamHoleEnd)
+            : null;
     }
 
     /// <summary>First frame of node <paramref name="nid"/>.</summary>
     public ulong NodeStart(int nid)
     {
         CheckNode(nid);
-        return FirstPfn + (nid == 0 ? 0 : (ulong)((UInt128)(ulong)nid * Frames / (ulong)Nodes) & ~(MaxOrderFrames - 1));
+        if (nid == 0)
+        {
+            return FirstPfn;
+        }
+
+        // numa=fake splits the RAM, not the holes: the frame nid/Nodes of the way through it.
+        ulong offset = (ulong)((UInt128)(ulong)nid * RamFrames / (ulong)Nodes);
+        ulong pfn = FirstPfn + offset;
+        foreach ((ulong s, ulong e) in _holes)
+        {
+            if (pfn >= s)
+            {
+                pfn += e - s;
+            }
+        }
+
+        return FirstPfn + ((pfn - FirstPfn) & ~(MaxOrderFrames - 1));
     }
 
     /// <summary>One past the last frame of node <paramref name="nid"/>.</summary>
@@ -154,7 +257,7 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
 
     public bool Equals(MachineLayout? other) =>
         other is not null && PageShift == other.PageShift && Frames == other.Frames && Nodes == other.Nodes
-        && MaxOrder == other.MaxOrder && FirstPfn == other.FirstPfn && Zones.SequenceEqual(other.Zones);
+        && MaxOrder == other.MaxOrder && FirstPfn == other.FirstPfn && Zones.SequenceEqual(other.Zones) && Holes.SequenceEqual(other.Holes);
 
     public override int GetHashCode() => HashCode.Combine(PageShift, Frames, Nodes, MaxOrder, FirstPfn, Zones.Count);
 
@@ -175,6 +278,24 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
         {
             throw new ArgumentOutOfRangeException(nameof(nid), nid, $"the machine has {Nodes} nodes");
         }
+    }
+
+    private (ulong Start, ulong End)[] ValidHoles(IReadOnlyList<(ulong Start, ulong End)> holes)
+    {
+        ArgumentNullException.ThrowIfNull(holes);
+        (ulong Start, ulong End)[] sorted = [.. holes.OrderBy(h => h.Start)];
+        ulong at = FirstPfn;
+        foreach ((ulong s, ulong e) in sorted)
+        {
+            if (s < at || e <= s || e > EndPfn || s == FirstPfn)
+            {
+                throw new ArgumentException($"hole [0x{s:x}, 0x{e:x}) must lie inside the machine's frames [0x{FirstPfn:x}, 0x{EndPfn:x}), after its first frame, without overlapping another", nameof(holes));
+            }
+
+            at = e;
+        }
+
+        return sorted;
     }
 
     private static IReadOnlyList<ZoneSpec> ValidZones(IReadOnlyList<ZoneSpec> zones)

@@ -40,6 +40,7 @@ public sealed partial class PageAllocator
                 if (TryFindContig(zone, frames, out pfn))
                 {
                     TakeRange(zone, pfn, pfn + frames);
+                    SetPageblockRange(pfn, frames, MigrateType.Movable); // undo_isolate_page_range(..., MIGRATE_MOVABLE)
                     Owners.Transfer(pfn, frames, FrameOwner.Free, owner);
                     return true;
                 }

@@ -260,6 +260,10 @@ public sealed partial class PageAllocator
 
         SetupPerZoneWmarks();
         SetupPerZoneLowmemReserve();
+        if (_thp != ThpMode.Never)
+        {
+            SetRecommendedMinFreeKbytes(); // khugepaged_min_free_kbytes_update
+        }
     }
 
     private void CheckHotplugRange(ulong start, ulong end)

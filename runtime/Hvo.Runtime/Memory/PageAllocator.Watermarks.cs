@@ -8,9 +8,6 @@ namespace Hvo.Memory;
 /// </summary>
 public sealed partial class PageAllocator
 {
-    /// <summary>vm.watermark_scale_factor: the low-high gap in 1/10000 of a zone's managed pages.</summary>
-    public const int WatermarkScaleFactor = 10;
-
     private int _minFreeKbytes;
 
     /// <summary>
@@ -68,7 +65,7 @@ public sealed partial class PageAllocator
         {
             long min = lowmemPages == 0 ? 0 : (long)((UInt128)(ulong)pagesMin * (ulong)zone.ManagedPages / (ulong)lowmemPages);
             long managed = zone.ManagedPages;
-            long step = Math.Max(min >> 2, (managed / 10000 * WatermarkScaleFactor) + (managed % 10000 * WatermarkScaleFactor / 10000));
+            long step = Math.Max(min >> 2, (managed / 10000 * _watermarkScaleFactor) + (managed % 10000 * _watermarkScaleFactor / 10000));
             zone.MinWatermark = zone.Index == MovableZone ? Math.Clamp(managed / 1024, 32, 128) : min;
             min = zone.MinWatermark;
             zone.LowWatermark = min + step;

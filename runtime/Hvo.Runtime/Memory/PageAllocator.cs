@@ -81,8 +81,9 @@ public sealed partial class PageAllocator
                 (ulong start, ulong end) = movable ? (0UL, 0UL) : Layout.ZoneRange(nid, z);
                 bool hotpluggable = z >= Layout.Zones.Count - 1;
                 var zone = new Zone(nid, z, movable ? MovableZoneName : Layout.Zones[z].Name, start, end, MaxOrder, Layout.Zones.Count + 1,
-                    movable ? nodeStart : hotpluggable ? Math.Min(nodeStart, start) : start, hotpluggable ? Math.Max(reach, end) : end);
+                    movable ? nodeStart : hotpluggable ? Math.Min(nodeStart, start) : start, hotpluggable ? Math.Max(reach, end) : end, PageblockType);
                 zone.ManagedPages = zone.PresentPages - (long)_unmanaged.Count(start, end);
+                zone.PresentPages -= (long)Layout.HoleFrames(start, end); // the firmware's holes are spanned, not present
                 _zones[nid][z] = zone;
                 all.Add(zone);
                 if (zone.IsPopulated)
@@ -94,6 +95,7 @@ public sealed partial class PageAllocator
 
         Zones = all;
         _populated = [.. populated];
+        MarkBootUnmovable(reserved);
 
         long free = 0;
         int next = 0;
@@ -225,9 +227,10 @@ public sealed partial class PageAllocator
             }
 
             int highest = HighestZone(gfp);
+            MigrateType type = GfpMigrateType(gfp);
             foreach (Zone zone in Zonelist(nid, gfp))
             {
-                if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && TryRmqueue(zone, order, out pfn))
+                if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && TryRmqueue(zone, order, type, out pfn))
                 {
                     Commit(zone, pfn, order, gfp, owner);
                     return true;
@@ -421,19 +424,19 @@ public sealed partial class PageAllocator
         }
     }
 
-    // __rmqueue_smallest + expand: the high halves go back to the heads of their lists.
-    private static bool TryRmqueue(Zone zone, int order, out ulong pfn)
+    // __rmqueue_smallest + expand: the high halves go back to the heads of the type's lists.
+    private static bool TryRmqueueSmallest(Zone zone, int order, MigrateType type, out ulong pfn)
     {
         for (int current = order; current < zone.FreeAreaCount; current++)
         {
-            if (!zone.Area(current).TryTake(out pfn))
+            if (!zone.Area(current).TryTake(type, out pfn))
             {
                 continue;
             }
 
             for (int high = current; high > order; high--)
             {
-                zone.Area(high - 1).Add(pfn + (1UL << (high - 1)), toTail: false);
+                zone.Area(high - 1).Add(pfn + (1UL << (high - 1)), toTail: false, type);
             }
 
             zone.FreePages -= 1L << order;

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 
 namespace Hvo.Memory;
@@ -15,10 +16,10 @@ namespace Hvo.Memory;
 /// </remarks>
 public sealed class Zone
 {
-    private readonly FreeArea[] _areas;
+    private readonly FreeAreaSet[] _areas;
     private readonly long[] _lowmemReserve;
 
-    internal Zone(int node, int index, string name, ulong startPfn, ulong endPfn, int maxOrder, int zones, ulong capacityStart, ulong capacityEnd)
+    internal Zone(int node, int index, string name, ulong startPfn, ulong endPfn, int maxOrder, int zones, ulong capacityStart, ulong capacityEnd, Func<ulong, MigrateType>? pageblockType = null)
     {
         Node = node;
         Index = index;
@@ -29,10 +30,11 @@ public sealed class Zone
         CapacityStart = capacityStart;
         CapacityEnd = capacityEnd;
         _lowmemReserve = new long[zones];
-        _areas = new FreeArea[maxOrder + 1];
+        _areas = new FreeAreaSet[maxOrder + 1];
+        pageblockType ??= static _ => MigrateType.Movable;
         for (int order = 0; order <= maxOrder; order++)
         {
-            _areas[order] = new FreeArea(capacityStart, capacityEnd, order);
+            _areas[order] = new FreeAreaSet(capacityStart, capacityEnd, order, pageblockType);
         }
     }
 
@@ -54,8 +56,9 @@ public sealed class Zone
     public long SpannedPages => (long)(EndPfn - StartPfn);
 
     /// <summary>
-    /// Frames that exist in the zone (present_pages): at boot the spanned ones (the simulated memory
-    /// has no holes), then what memory blocks onlined into it and offlined from it add and take.
+    /// Frames that exist in the zone (present_pages): at boot the spanned ones less the firmware's
+    /// holes (<see cref="MachineLayout.Holes"/>), then what memory blocks onlined into it and offlined
+    /// from it add and take.
     /// </summary>
     public long PresentPages { get; internal set; }
 
@@ -95,7 +98,10 @@ public sealed class Zone
 
     internal int FreeAreaCount => _areas.Length;
 
-    internal FreeArea Area(int order) => _areas[order];
+    internal FreeAreaSet Area(int order) => _areas[order];
+
+    /// <summary>Free blocks of <paramref name="order"/> on <paramref name="type"/>'s list (/proc/pagetypeinfo).</summary>
+    public long FreeBlocks(int order, MigrateType type) => _areas[order].CountOf(type);
 
     internal void SetLowmemReserve(int highestZone, long pages) => _lowmemReserve[highestZone] = pages;
 }

@@ -13,7 +13,8 @@ namespace Hvo.Scenario;
 /// memory it boots with; the machine's memory above it can be hot-added later; <c>mem=SIZE@START</c>,
 /// the form ARM and MIPS kernels take to override the firmware's memory map, also says where RAM
 /// starts), <c>numa=fake=N</c> (N equal nodes), <c>hugetlb_free_vmemmap=</c>,
-/// <c>memory_hotplug.memmap_on_memory=</c>, <c>memhp_default_state=</c>, and the HugeTLB
+/// <c>memory_hotplug.memmap_on_memory=</c>, <c>memhp_default_state=</c>, <c>swiotlb=</c>,
+/// <c>crashkernel=</c>, <c>memmap=</c>, <c>transparent_hugepage=</c>, and the HugeTLB
 /// parameters (<c>hugepagesz=</c>, <c>hugepages=</c>, <c>default_hugepagesz=</c>, parsed by
 /// <see cref="HugeTlbCommandLine.Parse"/> with the kernel's warnings). Parameters the kernel does
 /// not know are reported as the kernel does (print_unknown_bootoptions) and ignored; other module
@@ -28,7 +29,7 @@ public sealed record BootLine
     private static readonly HashSet<string> KnownElsewhere = new(StringComparer.Ordinal)
     {
         "quiet", "debug", "ro", "rw", "root", "rootfstype", "rootwait", "console", "earlycon", "earlyprintk", "loglevel", "init",
-        "nokaslr", "panic", "crashkernel", "transparent_hugepage", "nosmp", "maxcpus", "nr_cpus", "mitigations", "audit", "selinux",
+        "nokaslr", "panic", "nosmp", "maxcpus", "nr_cpus", "mitigations", "audit", "selinux",
         "apparmor", "splash", "BOOT_IMAGE", "initrd", "page_owner", "init_on_alloc", "init_on_free", "memblock", "ignore_loglevel",
     };
 
@@ -60,6 +61,24 @@ public sealed record BootLine
 
     public HugeTlbCommandLine HugeTlb { get; init; } = HugeTlbCommandLine.Empty;
 
+    /// <summary>swiotlb=N: the bounce buffer's bytes (N slots of 2 KiB, rounded up to a segment of 128); null when not given.</summary>
+    public ulong? SwiotlbBytes { get; init; }
+
+    /// <summary>swiotlb=...,force (true) or swiotlb=noforce (false); null when not given.</summary>
+    public bool? SwiotlbForce { get; init; }
+
+    /// <summary>transparent_hugepage=: THP's mode at boot; always (the Kconfig default) when not given or not understood.</summary>
+    public Memory.ThpMode TransparentHugepages { get; init; } = Memory.ThpMode.Always;
+
+    /// <summary>crashkernel=: the size chosen for this machine's RAM (0: none) and where, if @OFFSET says.</summary>
+    public ulong CrashKernelBytes { get; init; }
+
+    /// <summary>crashkernel=SIZE@OFFSET: the offset; null when memblock chooses.</summary>
+    public ulong? CrashKernelBase { get; init; }
+
+    /// <summary>memmap=nn$ss, nn#ss, nn!ss: ranges taken from the RAM (physical start, bytes).</summary>
+    public IReadOnlyList<(ulong Start, ulong Bytes)> MemmapReserved { get; init; } = [];
+
     /// <summary>What the kernel logs about the line before the HugeTLB pool's own messages.</summary>
     public IReadOnlyList<string> Notices { get; init; } = [];
 
@@ -73,6 +92,12 @@ public sealed record BootLine
         HotplugBytes = HotplugBytes,
         RamBase = RamBase,
         Nodes = Nodes,
+        SwiotlbBytes = SwiotlbBytes,
+        SwiotlbForce = SwiotlbForce,
+        TransparentHugepages = TransparentHugepages,
+        CrashKernelBytes = CrashKernelBytes,
+        CrashKernelBase = CrashKernelBase,
+        Reserved = MemmapReserved,
         Strict = strict,
         MemmapOnMemory = memmapOnMemory,
         AutoOnlineBlocks = AutoOnlineBlocks,
@@ -130,6 +155,12 @@ public sealed record BootLine
         ScriptWord? memWord = null, numaWord = null;
         var hugetlb = new List<string>();
         var unknown = new List<string>();
+        ulong? swiotlbBytes = null;
+        bool? swiotlbForce = null;
+        (string Value, ScriptWord Word)? crash = null;
+        var memmapReserved = new List<(ulong Start, ulong Bytes)>();
+        var thp = Memory.ThpMode.Always;
+        var notices = new List<string>();
         foreach (ScriptWord p in boot.Parameters)
         {
             (string name, string? value) = Split(p.Value);
@@ -157,6 +188,40 @@ public sealed record BootLine
                 case "hugepagesz" or "hugepages" or "default_hugepagesz":
                     hugetlb.Add(p.Value);
                     break;
+                case "swiotlb":
+                    (ulong? slots, bool? force) = ParseSwiotlb(value);
+                    swiotlbBytes = slots is { } n ? n * 2048 : swiotlbBytes;
+                    swiotlbForce = force ?? swiotlbForce;
+                    break;
+                case "crashkernel":
+                    crash = (value ?? string.Empty, p);
+                    break;
+                case "transparent_hugepage":
+                    // setup_transparent_hugepage: the three words; anything else is ignored with a warning.
+                    switch (value)
+                    {
+                        case "always": thp = Memory.ThpMode.Always; break;
+                        case "madvise": thp = Memory.ThpMode.Madvise; break;
+                        case "never": thp = Memory.ThpMode.Never; break;
+                        default: notices.Add("transparent_hugepage= cannot parse, ignored"); break;
+                    }
+
+                    break;
+                case "memmap":
+                    foreach ((ulong start, ulong length, ulong? limit) in ParseMemmap(value, p, boot.Location))
+                    {
+                        if (limit is { } l)
+                        {
+                            memory = l / arch.PageSize * arch.PageSize; // memmap=nn: as mem=nn
+                            memWord = p;
+                        }
+                        else
+                        {
+                            memmapReserved.Add((start, length));
+                        }
+                    }
+
+                    break;
                 default:
                     if (!name.Contains('.', StringComparison.Ordinal) && !KnownElsewhere.Contains(name))
                     {
@@ -168,12 +233,12 @@ public sealed record BootLine
         }
 
         CheckSize(arch, memory, nodes, maxMemory, boot.Location, memWord ?? numaWord, ramBase);
-        var notices = new List<string>();
         if (unknown.Count > 0)
         {
             notices.Add($"Unknown kernel command line parameters \"{string.Join(' ', unknown)}\", will be passed to user space.");
         }
 
+        (ulong crashBytes, ulong? crashBase) = crash is { } c ? ParseCrashKernel(c.Value, memory, c.Word, boot.Location) : (0, null);
         ulong machine = Math.Min(defaultMemory, maxMemory) / arch.PageSize * arch.PageSize;
         // The machine's memory above mem= (from where RAM starts) is there, hidden, for memory hotplug.
         bool hotpluggable = machine > memory && MachineSize.Check(arch, machine, nodes, maxMemory, ramBase) is null;
@@ -189,7 +254,116 @@ public sealed record BootLine
             FreeVmemmap = free,
             HugeTlb = HugeTlbCommandLine.Parse(string.Join(' ', hugetlb), arch),
             Notices = notices,
+            SwiotlbBytes = swiotlbBytes,
+            SwiotlbForce = swiotlbForce,
+            TransparentHugepages = thp,
+            CrashKernelBytes = crashBytes,
+            CrashKernelBase = crashBase,
+            MemmapReserved = memmapReserved,
         };
+    }
+
+    /// <summary>
+    /// setup_io_tlb_npages: an optional number of 2 KiB slots (rounded up to IO_TLB_SEGSIZE, 128), an
+    /// optional second number (the areas, v6.2), then "force" or "noforce"; anything else after the
+    /// numbers is ignored, as the kernel does.
+    /// </summary>
+    private static (ulong? Slots, bool? Force) ParseSwiotlb(string? value)
+    {
+        string rest = value ?? string.Empty;
+        ulong? slots = null;
+        int end = KernelNumbers.Parse(rest, 0, 0, out ulong n, out _);
+        if (end > 0 && char.IsAsciiDigit(rest[0]))
+        {
+            slots = (n + 127) / 128 * 128;
+            rest = rest[end..];
+        }
+
+        rest = rest.StartsWith(',') ? rest[1..] : rest;
+        end = rest.Length > 0 && char.IsAsciiDigit(rest[0]) ? KernelNumbers.Parse(rest, 0, 0, out _, out _) : 0;
+        rest = rest[end..];
+        rest = rest.StartsWith(',') ? rest[1..] : rest;
+        return (slots, rest switch { "force" => true, "noforce" => false, _ => null });
+    }
+
+    /// <summary>
+    /// parse_crashkernel: SIZE, SIZE@OFFSET, or ranges START-[END]:SIZE,... (the first whose range
+    /// holds the system's RAM; none: no reservation) with an optional @OFFSET. The ",high" and ",low"
+    /// forms are not modelled.
+    /// </summary>
+    private static (ulong Bytes, ulong? Base) ParseCrashKernel(string value, ulong ram, ScriptWord word, SourceLocation line)
+    {
+        ScriptError Bad() => ScriptParser.Error(line, word.Column,
+            $"crashkernel={value}: use SIZE, SIZE@OFFSET or ranges START-[END]:SIZE[,...][@OFFSET] (memparse sizes, e.g. crashkernel=256M or crashkernel=1G-4G:192M,4G-:256M); ',high' and ',low' are not modelled");
+        int at = value.LastIndexOf('@');
+        string sizes = at < 0 ? value : value[..at];
+        ulong? offset = null;
+        if (at >= 0)
+        {
+            offset = CmdLine.Memparse(value[(at + 1)..]) is { IsWhole: true, Bytes: var o } ? o : throw Bad();
+        }
+
+        if (!sizes.Contains(':', StringComparison.Ordinal))
+        {
+            return CmdLine.Memparse(sizes) is { IsWhole: true, Bytes: var b } ? (b, offset) : throw Bad();
+        }
+
+        foreach (string range in sizes.Split(','))
+        {
+            int colon = range.IndexOf(':', StringComparison.Ordinal);
+            int dash = range.IndexOf('-', StringComparison.Ordinal);
+            if (colon < 0 || dash < 0 || dash > colon
+                || CmdLine.Memparse(range[..dash]) is not { IsWhole: true, Bytes: var start }
+                || CmdLine.Memparse(range[(colon + 1)..]) is not { IsWhole: true, Bytes: var size })
+            {
+                throw Bad();
+            }
+
+            string endText = range[(dash + 1)..colon];
+            ulong end = endText.Length == 0 ? ulong.MaxValue : CmdLine.Memparse(endText) is { IsWhole: true, Bytes: var e } && e > start ? e : throw Bad();
+            if (ram >= start && ram < end)
+            {
+                return (size, offset);
+            }
+        }
+
+        return (0, null);
+    }
+
+    /// <summary>
+    /// parse_memmap_opt, each comma-separated entry: nn$ss (reserved), nn#ss (ACPI data), nn!ss
+    /// (persistent memory): taken from the usable RAM; a bare nn limits the RAM as mem=nn does.
+    /// nn@ss (more RAM) and exactmap (a whole map) are not modelled.
+    /// </summary>
+    private static IEnumerable<(ulong Start, ulong Bytes, ulong? Limit)> ParseMemmap(string? value, ScriptWord word, SourceLocation line)
+    {
+        ScriptError Bad(string entry) => ScriptParser.Error(line, word.Column,
+            $"memmap={value}: '{entry}' is not modelled; use nn$ss, nn#ss or nn!ss (take [ss, ss+nn) from the RAM) or nn (as mem=nn), memparse sizes, e.g. memmap=64M$0x40000000");
+        var entries = new List<(ulong, ulong, ulong?)>();
+        foreach (string entry in (value ?? string.Empty).Split(','))
+        {
+            Memparsed size = CmdLine.Memparse(entry);
+            if (!size.HasNumber)
+            {
+                throw Bad(entry);
+            }
+
+            if (size.IsWhole)
+            {
+                entries.Add((0, 0, size.Bytes));
+                continue;
+            }
+
+            char kind = entry[size.End];
+            if (kind is not ('$' or '#' or '!') || CmdLine.Memparse(entry[(size.End + 1)..]) is not { IsWhole: true, Bytes: var start } || size.Bytes == 0)
+            {
+                throw Bad(entry);
+            }
+
+            entries.Add((start, size.Bytes, null));
+        }
+
+        return entries;
     }
 
     /// <summary>The checks that need no architecture, made while parsing, so a bad line stops the script before it runs.</summary>
@@ -209,6 +383,12 @@ public sealed record BootLine
                 break;
             case MemmapOnMemoryParameter:
                 ParseMemmapOnMemory(value, word, line);
+                break;
+            case "crashkernel":
+                ParseCrashKernel(value ?? string.Empty, 0, word, line);
+                break;
+            case "memmap":
+                ParseMemmap(value, word, line);
                 break;
         }
     }

@@ -59,6 +59,8 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         Add("/proc/buddyinfo", machine.Pages.BuddyInfo);
         Add("/proc/vmstat", VmStat);
         Add("/proc/zoneinfo", machine.Pages.ZoneInfo);
+        Add("/proc/iomem", machine.IoMem);
+        Add("/proc/pagetypeinfo", machine.Pages.PageTypeInfo);
         Add("/sys/kernel/debug/kernel_page_tables", () => PageTableDump.DumpVmemmap(machine.PageTable));
         if (TArch.Info.Ptdump == PtdumpFormat.X86)
         {
@@ -66,6 +68,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         }
 
         AddProcSysctls();
+        AddVmKnobs();
         foreach (Hstate<TArch> h in pool.Hstates)
         {
             AddHstate(h);

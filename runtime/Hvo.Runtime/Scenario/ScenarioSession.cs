@@ -165,9 +165,18 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
     /// <summary>
     /// The kernel log so far (what <c>dmesg</c> prints, without timestamps): the boot line's notices,
     /// the HugeTLB command line's warnings and boot-time allocation failures, hugetlb's boot report
-    /// in the kernel version's format, then what the machine printed since (an oops, say).
+    /// in the kernel version's format, then what the machine printed since (an oops, say). The
+    /// machine's own boot messages (the e820 map, swiotlb, the memory summary) come first.
     /// </summary>
-    public IReadOnlyList<string> KernelLog => [.. BootLine.Notices, .. Pool.Log, .. _bootReport, .. Machine.KernelLog];
+    public IReadOnlyList<string> KernelLog
+    {
+        get
+        {
+            IReadOnlyList<string> machine = Machine.KernelLog;
+            int boot = Math.Min(Machine.BootLogLines, machine.Count);
+            return [.. machine.Take(boot), .. BootLine.Notices, .. Pool.Log, .. _bootReport, .. machine.Skip(boot)];
+        }
+    }
 
     public Script Script { get; }
 

@@ -32,7 +32,7 @@ public sealed class DailyUseTests
             Assert.AreEqual(1200 * Freed("x86_64", 1UL << 30, policy), r.GetProperty("hvo").GetProperty("vmemmapPagesFreed").GetInt64());
         }
 
-        var (_, table, _) = CliRun.InProcess("compare", "--memory", "4G", "--hugepages", "2M:100,1G:2", "--policies", "v6.7");
+        var (_, table, _) = CliRun.InProcess("compare", "--memory", "8G", "--hugepages", "2M:100,1G:2", "--policies", "v6.7");
         string[] Cells(string label) => [.. table.Split('\n').Single(l => l.StartsWith("| " + label, StringComparison.Ordinal)).Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         Assert.AreEqual("2 / 0", Cells("hugepages-1048576kB total / surplus")[1], "the 1 GiB pool has its own row: meminfo's HugePages_Total counts only the default size");
         Assert.AreEqual("100 / 0", Cells("hugepages-2048kB total / surplus")[1]);

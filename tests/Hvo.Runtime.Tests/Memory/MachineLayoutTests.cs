@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Hvo.Memory;
 using Hvo.Paging;
 using static Hvo.Runtime.Tests.Memory.AllocatorMachine;
@@ -43,14 +44,32 @@ public sealed class MachineLayoutTests
     [TestMethod]
     public void ZonesFollowTheSpecsPhysicalLimits()
     {
+        // A PC's 8 GiB: RAM at 0-3 GiB and 4-9 GiB; numa=fake=2 gives each node 4 GiB of it.
         var layout = MachineLayout.For(Archs.Get("x86_64").Info, 8 * GiB, nodes: 2);
 
         Assert.AreEqual((0UL, 16 * MiB >> 12), layout.ZoneRange(0, 0), "DMA: below 16 MiB");
-        Assert.AreEqual((16 * MiB >> 12, 4 * GiB >> 12), layout.ZoneRange(0, 1), "DMA32: below 4 GiB");
-        Assert.AreEqual(layout.ZoneRange(0, 2).Start, layout.ZoneRange(0, 2).End, "node 0 ends at 4 GiB: no Normal");
+        Assert.AreEqual((16 * MiB >> 12, 4 * GiB >> 12), layout.ZoneRange(0, 1), "DMA32: below 4 GiB (the hole spanned)");
+        Assert.AreEqual((4 * GiB >> 12, 5 * GiB >> 12), layout.ZoneRange(0, 2), "node 0's fourth GiB of RAM lies above the hole: Normal");
         Assert.AreEqual(layout.ZoneRange(1, 0).Start, layout.ZoneRange(1, 0).End, "node 1 has no DMA");
-        Assert.AreEqual((4 * GiB >> 12, 8 * GiB >> 12), layout.ZoneRange(1, 2));
+        Assert.AreEqual((5 * GiB >> 12, 9 * GiB >> 12), layout.ZoneRange(1, 2));
         Assert.AreEqual(2, layout.ZoneOf(5 * GiB >> 12));
+    }
+
+    [TestMethod]
+    public void APcMovesTheRamAboveThreeGiBAboveTheHoleFromThreeAndAHalfGiB()
+    {
+        ArchInfo x86 = Archs.Get("x86_64").Info;
+        var pc = MachineLayout.For(x86, 4 * GiB);
+
+        CollectionAssert.AreEqual(new[] { (x86.RamHoleStart >> 12, x86.RamHoleEnd >> 12) }, pc.Holes.ToArray(), "the spec's ramHole");
+        Assert.AreEqual(4 * GiB >> 12, pc.RamFrames);
+        Assert.AreEqual(((4 * GiB) + x86.RamHoleEnd - x86.RamHoleStart) >> 12, pc.EndPfn, "the GiB above 3 GiB lies at 4-5 GiB");
+        CollectionAssert.AreEqual(new[] { (0UL, 3 * GiB >> 12), (4 * GiB >> 12, 5 * GiB >> 12) }, pc.RamRanges().ToArray());
+        Assert.IsTrue(pc.IsHole(3 * GiB >> 12) && !pc.IsHole((4 * GiB >> 12) - 1 + 1) && pc.IsHole((4 * GiB >> 12) - 1));
+
+        Assert.AreEqual(0, MachineLayout.For(x86, x86.RamHoleFrom - (256 * MiB)).Holes.Count, "below ramHole.from all RAM stays below 4 GiB");
+        Assert.AreEqual(1, MachineLayout.For(x86, x86.RamHoleFrom).Holes.Count);
+        Assert.AreEqual(0, MachineLayout.For(Archs.Get("arm64-4k").Info, 4 * GiB).Holes.Count, "no ramHole in the spec: one range");
     }
 
     [TestMethod]

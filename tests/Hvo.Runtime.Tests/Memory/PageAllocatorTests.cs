@@ -165,7 +165,8 @@ public sealed class PageAllocatorTests
         Assert.AreEqual(1, dma.FreeBlocks(10));
         string initial = allocator.BuddyInfo();
 
-        Assert.IsTrue(allocator.TryAllocPages(0, 9, Gfp.Dma, AllocSite.Other, FrameOwner.Buddy, out ulong pfn));
+        // Movable: the smallest movable block that fits (an unmovable request would steal the largest).
+        Assert.IsTrue(allocator.TryAllocPages(0, 9, Gfp.Dma | Gfp.Movable, AllocSite.Other, FrameOwner.Buddy, out ulong pfn));
         Assert.AreEqual(1024UL, pfn);
         allocator.FreePages(pfn, 9, FrameOwner.Buddy);
 

@@ -79,6 +79,12 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
             ulong first = Math.Max(start, layout.FirstPfn);
             ulong present = Math.Min(start + BlockFrames, layout.EndPfn) - first;
             ulong last = first + present - 1;
+            present -= layout.HoleFrames(first, last + 1);
+            if (present == 0)
+            {
+                continue; // all of it in the firmware's hole: no section, no block
+            }
+
             int node = layout.NodeOf(first) == layout.NodeOf(last) ? layout.NodeOf(first) : -1;
             int? zone = node >= 0 && layout.ZoneOf(first) == layout.ZoneOf(last) ? layout.ZoneOf(first) : null;
             _blocks[id - _firstBlock] = new MemoryBlock(id, start, BlockFrames, present, node, MemoryBlockState.Online, zone, hotAdded: false, selfHostedFrames: 0);
@@ -348,7 +354,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
             for (ulong pfn = start; pfn < start + BlockFrames; pfn++)
             {
-                if (_machine.Owners[pfn] != FrameOwner.Absent)
+                if (_machine.Owners[pfn] != FrameOwner.Absent || (pfn < _machine.Layout.EndPfn && _machine.Layout.IsHole(pfn)))
                 {
                     return HotplugResult.Exists;
                 }

@@ -201,6 +201,21 @@ public sealed class ArchInfo
     /// </summary>
     public bool VmemmapOffsetByRamBase { get; init; }
 
+    /// <summary>
+    /// ramHole.start: where the firmware's memory hole below 4 GiB starts (a PC's 32-bit PCI hole:
+    /// 3 GiB on QEMU's pc machine); 0 where the spec has none. See <see cref="RamHoleFrom"/>.
+    /// </summary>
+    public ulong RamHoleStart { get; init; }
+
+    /// <summary>ramHole.end: where the RAM the hole displaced resumes (4 GiB on a PC).</summary>
+    public ulong RamHoleEnd { get; init; }
+
+    /// <summary>
+    /// ramHole.from: the least RAM for which the firmware leaves the hole (QEMU's pc machine: 3.5 GiB;
+    /// a smaller machine keeps all its RAM below 4 GiB).
+    /// </summary>
+    public ulong RamHoleFrom { get; init; }
+
     /// <summary>mainlineHvo.since: the mainline release that enabled HVO here (ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP), or null.</summary>
     public string? MainlineHvoSince { get; init; }
 
