@@ -32,6 +32,14 @@ public static class StructPageScan
         Tlb tlb = machine.Mmu.Tlbs[cpu];
         tlb.InvalidateAll(); // a cold start: what the scan costs, not what the run left cached
         long misses = tlb.Misses;
+        StructPageScanResult r = Scan(machine, startPfn, endPfn, cpu);
+        return r with { TlbMisses = tlb.Misses - misses };
+    }
+
+    // The reads of [startPfn, endPfn) on a TLB as it is; TlbMisses is left 0 for the caller to fill.
+    private static StructPageScanResult Scan<TArch>(Machine<TArch> machine, ulong startPfn, ulong endPfn, int cpu)
+        where TArch : struct, IPagingArch
+    {
         long faults = 0;
         for (ulong pfn = startPfn; pfn < endPfn; pfn++)
         {
@@ -42,14 +50,30 @@ public static class StructPageScan
         }
 
         ulong count = endPfn - startPfn;
-        return new StructPageScanResult(count, count * (ulong)TArch.StructPageBytes, tlb.Misses - misses, faults);
+        return new StructPageScanResult(count, count * (ulong)TArch.StructPageBytes, 0, faults);
     }
 
-    /// <summary>Every struct page of the machine's boot memory.</summary>
+    /// <summary>
+    /// Every struct page of the machine's boot RAM, range by range: a firmware hole (a PC's PCI hole)
+    /// has no memmap, and a PFN walker skips it as pfn_valid says (one cold start for the whole scan).
+    /// </summary>
     public static StructPageScanResult All<TArch>(Machine<TArch> machine, int cpu = 0)
         where TArch : struct, IPagingArch
     {
         ArgumentNullException.ThrowIfNull(machine);
-        return Run(machine, machine.Layout.FirstPfn, machine.Layout.FirstPfn + machine.Layout.Frames, cpu);
+        Tlb tlb = machine.Mmu.Tlbs[cpu];
+        tlb.InvalidateAll();
+        long misses = tlb.Misses;
+        ulong pages = 0, bytes = 0;
+        long faults = 0;
+        foreach ((ulong start, ulong end) in machine.Layout.RamRanges())
+        {
+            StructPageScanResult r = Scan(machine, start, end, cpu);
+            pages += r.StructPages;
+            bytes += r.Bytes;
+            faults += r.Faults;
+        }
+
+        return new StructPageScanResult(pages, bytes, tlb.Misses - misses, faults);
     }
 }
