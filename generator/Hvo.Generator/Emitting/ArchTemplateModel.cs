@@ -282,8 +282,8 @@ internal sealed class LevelTemplateModel
             inits.Add($"FragmentsUntil = {ArchTemplateModel.Literal(l.FragmentsUntil)}");
         }
 
-        // A table smaller than a page may start inside one (a fragment, or where fragments were the rule):
-        // the entry above holds the address bits from log2(tableBytes) up (s390 _SEGMENT_ENTRY_ORIGIN ~0x7ff).
+        // levels[].fragmentsUntil: a table smaller than a page may start inside one (a fragment); the entry
+        // above holds the address bits from log2(tableBytes) up (s390 _SEGMENT_ENTRY_ORIGIN ~0x7ff).
         SubPageOrigin = l.FragmentsUntil is not null && l.TableBytes != 0 && l.TableBytes < 1 << m.PageShift && m.PfnLo == m.PageShift
             ? ArchTemplateModel.U(((1UL << m.PageShift) - 1) & ~((ulong)l.TableBytes - 1))
             : null;

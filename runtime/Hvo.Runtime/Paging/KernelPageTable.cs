@@ -468,8 +468,11 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     private void InitFragment(ulong table, int level)
     {
         Frames.Write(TableRef.Pfn(table)); // the frame is materialized (it is: its other fragment is in use)
-        Frames.Table(TableRef.Pfn(table), TableRef.EntryOffset(table))[..TArch.EntriesPerTable(level)].Fill(_emptyEntries[level]);
+        Entries(table)[..TArch.EntriesPerTable(level)].Fill(_emptyEntries[level]);
     }
+
+    /// <summary>The entries of the table <paramref name="table"/> (a <see cref="TableRef"/>), read through the frame store.</summary>
+    internal Span<ulong> Entries(ulong table) => Frames.Table(TableRef.Pfn(table), TableRef.EntryOffset(table));
 
     /// <summary>A new table of level-<paramref name="level"/> entries, all empty: zeroed, or pointing at the shared invalid table below (pgd_init, pud_init, pmd_init).</summary>
     private void InitTable(ulong pfn, int level)
@@ -495,7 +498,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// </summary>
     internal bool HardwareSetAccessFlag(in WalkResult w)
     {
-        ref ulong slot = ref TableEntries.Checked(Frames.Table(TableRef.Pfn(w.TablePfn), TableRef.EntryOffset(w.TablePfn)), w.Index);
+        ref ulong slot = ref TableEntries.Checked(Entries(w.TablePfn), w.Index);
         return Interlocked.CompareExchange(ref slot, w.Entry | TArch.AccessFlag, w.Entry) == w.Entry;
     }
 
