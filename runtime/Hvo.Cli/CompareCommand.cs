@@ -221,7 +221,7 @@ internal static class CompareCommand
         ("memory saved (net)", r => Units.Size(r.Hvo.NetBytesSaved)),
         ("vmemmap pages freed", r => Units.Count(r.Hvo.VmemmapPagesFreed)),
         ("vmemmap pages restored", r => Units.Count(r.Hvo.VmemmapPagesRestored)),
-        ("PTE tables (page-table cost)", r => $"{Units.Count(r.Hvo.PteTablesAllocated)} ({Units.Kb((ulong)r.Hvo.PteTablesAllocated * r.PageSize / 1024)})"),
+        ("PTE tables (page-table cost)", r => $"{Units.Count(r.Hvo.PteTablesAllocated)} ({Units.Kb((ulong)r.Hvo.PteTableBytes(r.PageSize) / 1024)})"),
         ("PMDs split", r => Units.Count(r.Hvo.PmdsSplit)),
         ("TLB flushes", r => Units.Count(r.Hvo.TlbFlushes)),
         ("shared tail pages (v7.1)", r => Units.Count(r.Hvo.SharedTailPages)),

@@ -43,7 +43,8 @@ public static class SpecsCommand
                 var notes = new List<string>();
                 if (ownTables)
                 {
-                    notes.Add("tables of " + string.Join(", ", a.Levels.Select(l => $"{l.Name} {CmdLine.FormatSize((ulong)(l.TableBytes == 0 ? (int)a.PageSize : l.TableBytes))}")));
+                    notes.Add("tables of " + string.Join(", ", a.Levels.Select((l, i) => $"{l.Name} {CmdLine.FormatSize((ulong)(l.TableBytes == 0 ? (int)a.PageSize : l.TableBytes))}"
+                        + (l.FragmentsUntil is { } until ? $" ({a.FragmentsPerPage(i)} to a page before {until})" : string.Empty))));
                 }
 
                 if (ownEmpty)

@@ -138,7 +138,7 @@ internal static class SweepCommand
             {
                 var series = results
                     .GroupBy(r => $"{r.Point.Arch} {r.Point.Policy} {r.Point.Hugepages}")
-                    .Select(g => new SweepSeries(g.Key, [.. g.Select(r => (r.Point.MemoryBytes, (double)r.Report.Hvo.NetBytesSaved, (double)(r.Report.Hvo.PteTablesAllocated * (long)r.Report.PageSize)))]))
+                    .Select(g => new SweepSeries(g.Key, [.. g.Select(r => (r.Point.MemoryBytes, (double)r.Report.Hvo.NetBytesSaved, (double)r.Report.Hvo.PteTableBytes(r.Report.PageSize)))]))
                     .ToList();
                 PlotFile.SaveSweep(plotPath, $"hvo sweep: {points.Count} machines", series);
                 error.WriteLine($"hvo: wrote {plotPath} ({series.Count} curves)");
@@ -196,7 +196,7 @@ internal static class SweepCommand
         {
             HvoReport h = r.Report.Hvo;
             string pages = string.Join(" + ", r.Report.Hstates.Where(x => x.NrHugepages > 0).Select(x => $"{Units.Count((long)x.NrHugepages)} x {CmdLine.FormatSize(x.PageSize)}"));
-            o.WriteLine($"| {r.Point.Arch} | {r.Point.Policy} | {CmdLine.FormatSize(r.Point.MemoryBytes)} | {r.Point.Hugepages} | {(pages.Length > 0 ? pages : "0")} | {Units.Size(h.NetBytesSaved)} | {Units.Count(h.PteTablesAllocated)} ({Units.Kb((ulong)h.PteTablesAllocated * r.Report.PageSize / 1024)}) | {Units.Count(h.TlbFlushes)} | {(h.BbmChecked ? Units.Count(h.BbmViolations) : "not required")} |");
+            o.WriteLine($"| {r.Point.Arch} | {r.Point.Policy} | {CmdLine.FormatSize(r.Point.MemoryBytes)} | {r.Point.Hugepages} | {(pages.Length > 0 ? pages : "0")} | {Units.Size(h.NetBytesSaved)} | {Units.Count(h.PteTablesAllocated)} ({Units.Kb((ulong)h.PteTableBytes(r.Report.PageSize) / 1024)}) | {Units.Count(h.TlbFlushes)} | {(h.BbmChecked ? Units.Count(h.BbmViolations) : "not required")} |");
         }
     }
 }

@@ -437,7 +437,7 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         (ulong Start, ulong End)[] buffers = [.. Enumerable.Range(0, Layout.Nodes).Select(SparseBuffer)];
 
         // The kernel page table, its tables from memblock while booting.
-        PageTable = new KernelPageTable<TArch>(Frames, _tableFrames);
+        PageTable = new KernelPageTable<TArch>(Frames, _tableFrames) { Fragments = Config.PageTableFragments };
         Mmu = new Mmu<TArch>(PageTable, Config.Cpus, Violations, BootVmemmap) { Strict = Config.Strict, HardwareAccessFlag = Config.HardwareAccessFlag };
         PageTable.Writer = EntryWriter<TArch>.Create(Config.DefaultEntryWriter(TArch.Info), Mmu.SameBytes, Config.AccessFlagRetries, Config.Cpus);
         var observers = new List<IPageTableObserver> { Mmu };

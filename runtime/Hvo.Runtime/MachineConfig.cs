@@ -160,6 +160,14 @@ public sealed record MachineConfig
         _ => null,
     };
 
+    /// <summary>
+    /// page_table_alloc hands out the tables of a level with levels[].fragmentsUntil as fragments of a
+    /// page (s390 before v6.7: two 2 KiB page tables per 4 KiB page, the second half listed until
+    /// asked for, the page freed when both halves are). Whether the kernel version simulated is older
+    /// than the spec's release is the caller's to decide. Default false: each table takes pages of its own.
+    /// </summary>
+    public bool PageTableFragments { get; init; }
+
     /// <summary>Map the boot vmemmap with blocks where the spec says so; false forces base pages.</summary>
     public bool VmemmapBlocks { get; init; } = true;
 }

@@ -16,7 +16,7 @@ public sealed class SpecContractV3Tests
     private static readonly SpecAssert s_s390 = new("s390x.json", "S390x.g.cs");
     private static readonly SpecAssert s_x86 = new("x86_64.json", "X86_64.g.cs");
 
-    private const string PteLevel = "{ \"name\": \"pte\", \"shift\": 12, \"bits\": 8, \"tableBytes\": \"2KiB\", \"empty\": \"0x400\" }";
+    private const string PteLevel = "{ \"name\": \"pte\", \"shift\": 12, \"bits\": 8, \"tableBytes\": \"2KiB\", \"empty\": \"0x400\", \"fragmentsUntil\": \"v6.7\" }";
     private const string PmdLevel = "{ \"name\": \"pmd\", \"shift\": 20, \"bits\": 11, \"leaf\": true, \"tableBytes\": \"16KiB\", \"empty\": \"0x20\" }";
 
     [TestMethod]
@@ -27,7 +27,10 @@ public sealed class SpecContractV3Tests
         Assert.IsEmpty(run.Diagnostics, string.Join(Environment.NewLine, run.Diagnostics));
         string code = run.Sources["S390x.g.cs"];
         StringAssert.Contains(code, "0 => 0x7UL | ((tablePfn << 12) & OutputMask),", "_REGION3_ENTRY at the region-third level");
-        StringAssert.Contains(code, "1 => 0x1UL | ((tablePfn << 12) & OutputMask),", "_SEGMENT_ENTRY at the segment level");
+        StringAssert.Contains(code, "1 => 0x1UL | (((tablePfn & TableRef.PfnMask) << 12) & OutputMask) | (((ulong)TableRef.EntryOffset(tablePfn) << 3) & 0x800UL),",
+            "_SEGMENT_ENTRY at the segment level, with the page table's origin inside its page (bit 11: the upper 2 KiB fragment)");
+        StringAssert.Contains(code, "ulong child = ((entry & OutputMask) >> 12) | ((entry & 0x800UL) << (TableRef.OffsetShift - 3));", "the walk finds a fragment at its frame and offset");
+        StringAssert.Contains(code, "FragmentsUntil = \"v6.7\"");
         StringAssert.Contains(code, "0 => 0xf505UL | ((pfn << 12)", "REGION3_KERNEL for a 2 GiB leaf");
         StringAssert.Contains(code, "1 => 0xf501UL | ((pfn << 12)", "SEGMENT_KERNEL for a 1 MiB leaf");
         StringAssert.Contains(code, "public static int MaxTableEntries => 2048;");
@@ -35,6 +38,34 @@ public sealed class SpecContractV3Tests
         StringAssert.Contains(code, "_ => 0x400UL,", "_PAGE_INVALID");
         StringAssert.Contains(code, "public static ReplacementRule Replacement => ReplacementRule.Invalidate;");
         StringAssert.Contains(code, "for (int i = 0; i < 256; i++)", "a split fills a 256-entry page table");
+    }
+
+    [TestMethod]
+    public void HVO004_FragmentsUntilThatIsNoRelease_PointsAtTheValue()
+    {
+        SpecEdit edit = SpecEdit.Replace(s_s390.Original, PteLevel, "\"v6.7\"", "\"6.7-rc1\"");
+
+        s_s390.ReportsOnly(DiagnosticDescriptors.InvalidValue, edit, "is not a mainline release");
+    }
+
+    [TestMethod]
+    public void HVO004_FragmentsUntilOnALevelWhoseTablesFillPages_PointsAtTheKeyAndNamesTableBytes()
+    {
+        // The segment level's tables are 16 KiB: no fragment of a page.
+        SpecEdit edit = SpecEdit.InsertAfter(s_s390.Original, PmdLevel[..^2], ", \"fragmentsUntil\": \"v6.7\"");
+        edit = edit.At(edit.Offset + ", \"fragmentsUntil\": ".Length);
+
+        s_s390.ReportsOnly(DiagnosticDescriptors.InvalidValue, edit, "only tables smaller than the 4096-byte page are handed out as fragments");
+    }
+
+    [TestMethod]
+    public void HVO004_FragmentsUntilWhereTheEntryAboveUsesTheOriginBits_PointsAtTheKey()
+    {
+        // A segment entry's table descriptor with bit 11 set leaves a fragment's origin no room.
+        SpecEdit edit = SpecEdit.Replace(s_s390.Original, PmdLevel, "\"empty\": \"0x20\"", "\"tableMake\": \"0x801\", \"empty\": \"0x20\"");
+        edit = edit.At(edit.Text.IndexOf("\"v6.7\"", StringComparison.Ordinal));
+
+        s_s390.ReportsOnly(DiagnosticDescriptors.InvalidValue, edit, "where a fragment's origin inside its page lies (0x800)");
     }
 
     [TestMethod]

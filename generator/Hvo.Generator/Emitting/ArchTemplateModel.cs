@@ -284,6 +284,16 @@ internal sealed class LevelTemplateModel
             inits.Add($"Empty = {ArchTemplateModel.U(empty)}");
         }
 
+        if (l.FragmentsUntil is not null)
+        {
+            inits.Add($"FragmentsUntil = {ArchTemplateModel.Literal(l.FragmentsUntil)}");
+        }
+
+        // levels[].fragmentsUntil: a table smaller than a page may start inside one (a fragment); the entry
+        // above holds the address bits from log2(tableBytes) up (s390 _SEGMENT_ENTRY_ORIGIN ~0x7ff).
+        SubPageOrigin = l.FragmentsUntil is not null && l.TableBytes != 0 && l.TableBytes < 1 << m.PageShift && m.PfnLo == m.PageShift
+            ? ArchTemplateModel.U(((1UL << m.PageShift) - 1) & ~((ulong)l.TableBytes - 1))
+            : null;
         InfoInit = inits.Count == 0 ? string.Empty : " { " + string.Join(", ", inits) + " }";
         Empty = ArchTemplateModel.U(l.Empty ?? 0);
     }
@@ -299,6 +309,9 @@ internal sealed class LevelTemplateModel
 
     /// <summary>The LevelInfo initializer for the per-level keys, or empty.</summary>
     public string InfoInit { get; }
+
+    /// <summary>The bits of a table address inside its page where this level's tables may start (s390 0x800), or null.</summary>
+    public string? SubPageOrigin { get; }
 
     /// <summary>levels[].empty, or 0.</summary>
     public string Empty { get; }

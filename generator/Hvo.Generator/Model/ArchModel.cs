@@ -16,6 +16,12 @@ internal sealed record LevelModel(string Name, int Shift, int Bits, bool CanMapL
 
     /// <summary>levels[].empty: what an empty entry of this level holds (s390 _SEGMENT_ENTRY_EMPTY), or null for 0.</summary>
     public ulong? Empty { get; init; }
+
+    /// <summary>
+    /// levels[].fragmentsUntil: the release ("v6.7") before which tables of this level, smaller than a
+    /// page, are handed out as fragments of a page (s390 page_table_alloc); null where each takes a page.
+    /// </summary>
+    public string? FragmentsUntil { get; init; }
 }
 
 /// <summary>

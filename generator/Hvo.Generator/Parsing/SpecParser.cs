@@ -311,7 +311,7 @@ internal static class SpecParser
                 continue;
             }
 
-            r.CheckKeys(item, path, "name", "shift", "bits", "leaf", "tableBytes", "tableMake", "blockMake", "empty");
+            r.CheckKeys(item, path, "name", "shift", "bits", "leaf", "tableBytes", "tableMake", "blockMake", "empty", "fragmentsUntil");
             JsonNode? nameNode = r.Required(item, path, "name", "the kernel's name for the level, e.g. \"pmd\"");
             string? name = r.String(nameNode, path + ".name");
             if (name is not null && !s_levelName.IsMatch(name))
@@ -342,7 +342,9 @@ internal static class SpecParser
             ulong? tableMake = r.Number(tableMakeNode, path + ".tableMake");
             ulong? blockMake = r.Number(blockMakeNode, path + ".blockMake");
             ulong? empty = r.Number(emptyNode, path + ".empty");
-            if ((tableBytesNode is not null && tableBytes is null) || (tableMakeNode is not null && tableMake is null) ||
+            JsonNode? fragmentsNode = SpecReader.Find(item, "fragmentsUntil");
+            (int, int)? fragmentsUntil = Release(r, fragmentsNode, path + ".fragmentsUntil");
+            if ((fragmentsNode is not null && fragmentsUntil is null) || (tableBytesNode is not null && tableBytes is null) || (tableMakeNode is not null && tableMake is null) ||
                 (blockMakeNode is not null && blockMake is null) || (emptyNode is not null && empty is null))
             {
                 ok = false;
@@ -369,6 +371,7 @@ internal static class SpecParser
                 TableMake = tableMake,
                 BlockMake = blockMake,
                 Empty = empty,
+                FragmentsUntil = fragmentsUntil is null ? null : fragmentsNode!.Text,
             }, item, shiftNode, bitsNode));
         }
 
@@ -409,6 +412,17 @@ internal static class SpecParser
             for (int i = 0; i < levels.Count; i++)
             {
                 var l = levels[i];
+                long levelBytes = l.Level.TableBytes == 0 ? 1L << pageShift.Value : l.Level.TableBytes;
+                if (l.Level.FragmentsUntil is not null && levelBytes == (8L << l.Level.Bits) && (i == 0 || levelBytes >= 1L << pageShift.Value))
+                {
+                    // (Where tableBytes and bits disagree, HVO006 below says so; that comes first.)
+                    // levels[].fragmentsUntil: page_table_alloc's fragments are tables smaller than a page, below the root.
+                    r.Report(DiagnosticDescriptors.InvalidValue, SpecReader.Find(l.Node, "fragmentsUntil"), $"levels[{i}].fragmentsUntil",
+                        i == 0 ? $"the root level '{l.Level.Name}' is no fragment of a page; fragmentsUntil belongs to a level below it whose tableBytes is less than a page"
+                            : $"level '{l.Level.Name}' has tables of {(l.Level.TableBytes == 0 ? 1 << pageShift.Value : l.Level.TableBytes)} bytes; only tables smaller than the {1 << pageShift.Value}-byte page are handed out as fragments of one (give tableBytes, e.g. \"2KiB\")");
+                    ok = false;
+                }
+
                 if (l.Level.TableBytes != 0)
                 {
                     // levels[].tableBytes: a table of 2^bits entries that is not one page (s390: 2048-entry
@@ -693,6 +707,23 @@ internal static class SpecParser
                     r.Report(DiagnosticDescriptors.AmbiguousKinds, SpecReader.Find(node, "empty"),
                         $"levels[{i}].empty {Bits.Hex(e)} is a valid {(last ? "page" : table.Matches(e) ? "table" : "block")} descriptor, so an empty table would translate; an empty entry has the invalid bit set (s390: _SEGMENT_ENTRY_INVALID)");
                     ok = false;
+                }
+
+                if (l.FragmentsUntil is not null && i > 0 && pageShift is int ps && lo is int pfnLo)
+                {
+                    // A fragment's origin lies inside its page (s390 _SEGMENT_ENTRY_ORIGIN ~0x7ff): the entry
+                    // above holds its address from bit log2(tableBytes), so those bits must be address bits.
+                    LevelModel parent = levels[i - 1].Level;
+                    ulong origin = ((1UL << ps) - 1) & ~((ulong)l.TableBytes - 1);
+                    ulong used = table.Mask | table.Any | (parent.TableMake ?? table.Make);
+                    if (pfnLo != ps || (used & origin) != 0)
+                    {
+                        r.Report(DiagnosticDescriptors.InvalidValue, SpecReader.Find(node, "fragmentsUntil"), $"levels[{i}].fragmentsUntil",
+                            pfnLo != ps
+                                ? $"a '{parent.Name}' entry holds a frame number from bit {pfnLo}, not an address, so it cannot point into a page; fragments need entry.pfn.lo == pageShift ({ps})"
+                                : $"a '{parent.Name}' table descriptor uses bits {Bits.Hex(used & origin)}, where a fragment's origin inside its page lies ({Bits.Hex(origin)})");
+                        ok = false;
+                    }
                 }
             }
         }

@@ -46,7 +46,7 @@ internal static class ReportCsv
         ("vmemmapPagesFreed", r => N(r.Hvo.VmemmapPagesFreed)),
         ("vmemmapPagesRestored", r => N(r.Hvo.VmemmapPagesRestored)),
         ("pteTablesAllocated", r => N(r.Hvo.PteTablesAllocated)),
-        ("pteTableBytes", r => N(r.Hvo.PteTablesAllocated * (long)r.PageSize)),
+        ("pteTableBytes", r => N(r.Hvo.PteTableBytes(r.PageSize))),
         ("pmdsSplit", r => N(r.Hvo.PmdsSplit)),
         ("tlbFlushes", r => N(r.Hvo.TlbFlushes)),
         ("tlbRangeFlushes", r => N(r.Hvo.TlbRangeFlushes)),

@@ -55,6 +55,10 @@ internal static class ReportText
         o.WriteLine($"HVO vmemmap pages freed:    {h.VmemmapPagesFreed,12}   ({Units.Size(h.VmemmapPagesFreed * page)})");
         o.WriteLine($"HVO vmemmap pages restored: {h.VmemmapPagesRestored,12}   ({Units.Size(h.VmemmapPagesRestored * page)})");
         o.WriteLine($"HVO PTE tables allocated:   {h.PteTablesAllocated,12}   ({Units.Size(h.PteTablesAllocated * page)})");
+        if (h.PteTableFrames is { } frames)
+        {
+            o.WriteLine($"HVO PTE table pages:        {frames,12}   ({Units.Size(frames * page)}; the tables are fragments, several to a page)");
+        }
         o.WriteLine($"HVO PMDs split:             {h.PmdsSplit,12}");
         o.WriteLine($"HVO optimizations failed:   {h.OptimizeFailures,12}");
         o.WriteLine($"HVO restores failed:        {h.RestoreFailures,12}");

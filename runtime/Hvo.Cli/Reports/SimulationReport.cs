@@ -41,7 +41,15 @@ internal sealed record HvoReport(
     long PausedCpuSteps,
     [property: JsonIgnore] long BbmViolations,
     [property: JsonIgnore] bool BbmChecked,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] CollapseReport? Collapse = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] CollapseReport? Collapse = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? PteTableFrames = null)
+{
+    /// <summary>
+    /// What the split PTE tables cost: a page each, or, where the kernel packs them as fragments
+    /// (<see cref="PteTableFrames"/>, s390 before v6.7), the pages they hold.
+    /// </summary>
+    public long PteTableBytes(ulong pageSize) => (PteTableFrames ?? PteTablesAllocated) * (long)pageSize;
+}
 
 /// <summary>
 /// Collapse-on-free's counters, for a policy that collapses (<c>VERSION+collapse</c>): PTE tables
@@ -218,7 +226,8 @@ internal sealed record SimulationReport(
                 machine.PageTable.Counters.Invalidations, machine.PageTable.Counters.CpuPauses, machine.PageTable.Counters.PauseIpis, machine.PageTable.Counters.PausedCpuSteps,
                 machine.Violations.CountOf(ViolationKind.BreakBeforeMake),
                 machine.BreakBeforeMake is not null,
-                optimizer.Policy.CollapseOnFree ? new CollapseReport(c.PmdsCollapsed, c.CollapseBytesCopied, c.CollapseFlushes, c.CollapseFailures) : null),
+                optimizer.Policy.CollapseOnFree ? new CollapseReport(c.PmdsCollapsed, c.CollapseBytesCopied, c.CollapseFlushes, c.CollapseFailures) : null,
+                machine.PageTable.IsFragmented(TArch.LastLevel) ? c.PteTableFrames : null),
             shellErrors,
             bootMs,
             workMs,

@@ -39,6 +39,11 @@ internal static class TerminalReport
         Row(table, "vmemmap pages freed", h.VmemmapPagesFreed, h.VmemmapPagesFreed * pageSize, "by vmemmap_remap_free");
         Row(table, "vmemmap pages restored", h.VmemmapPagesRestored, h.VmemmapPagesRestored * pageSize, "by hugetlb_vmemmap_restore");
         Row(table, "PTE tables allocated", h.PteTablesAllocated, h.PteTablesAllocated * pageSize, "by splits; never given back");
+        if (h.PteTableFrames is { } frames)
+        {
+            Row(table, "PTE table pages", frames, frames * pageSize, "the tables are fragments, several to a page");
+        }
+
         Row(table, "PMDs split", h.PmdsSplit, null, "vmemmap PMD -> PTE table");
         Row(table, "optimizations failed", h.OptimizeFailures, null, "-ENOMEM on a split, per try");
         Row(table, "restores failed", h.RestoreFailures, null, "-ENOMEM: page kept, surplus");

@@ -528,9 +528,17 @@ public sealed class Invariants<TArch> where TArch : struct, IPagingArch
         public long Runtime;
         public long Boot;
 
+        // Frames holding fragments already counted: two s390 page tables may share one (levels[].fragmentsUntil).
+        public HashSet<ulong>? FragmentFrames;
+
         public WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext
         {
-            CountTable(TArch.PfnOf(e.Level, e.Entry), e.Level + 1);
+            ulong pfn = TArch.PfnOf(e.Level, e.Entry);
+            if (TArch.Info.OriginInPage(e.Level + 1) == 0 || (FragmentFrames ??= []).Add(pfn))
+            {
+                CountTable(pfn, e.Level + 1);
+            }
+
             return WalkAction.Descend;
         }
 

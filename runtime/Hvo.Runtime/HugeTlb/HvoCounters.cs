@@ -31,6 +31,7 @@ public sealed class HvoCounters
     private long _freed;
     private long _restored;
     private long _tables;
+    private long _tableFrames;
     private long _splits;
     private long _splitNoMemory;
     private long _headCopyNoMemory;
@@ -62,6 +63,12 @@ public sealed class HvoCounters
 
     /// <summary>PTE tables installed by splits (given back only by collapse-on-free: <see cref="PmdsCollapsed"/>).</summary>
     public long PteTablesAllocated => Interlocked.Read(ref _tables);
+
+    /// <summary>
+    /// Frames the PTE tables of splits hold now: one per table, less what collapse gave back, where
+    /// each table takes a page; about half as many where two are fragments of one page (s390 before v6.7).
+    /// </summary>
+    public long PteTableFrames => Interlocked.Read(ref _tableFrames);
 
     public long PmdsSplit => Interlocked.Read(ref _splits);
 
@@ -102,7 +109,7 @@ public sealed class HvoCounters
     public long TlbFlushes => TlbRangeFlushes + TlbFullFlushes;
 
     /// <summary>Bytes given back less what the split tables cost.</summary>
-    public long NetBytesSaved(ulong pageSize) => (VmemmapPagesFreed - VmemmapPagesRestored - PteTablesAllocated + PmdsCollapsed - SharedTailPages) * (long)pageSize;
+    public long NetBytesSaved(ulong pageSize) => (VmemmapPagesFreed - VmemmapPagesRestored - PteTableFrames - SharedTailPages) * (long)pageSize;
 
     public long Failures(OptimizeFailure cause) => cause switch
     {
@@ -129,11 +136,14 @@ public sealed class HvoCounters
         _sum?.Restored(pages);
     }
 
-    internal void Split(int splits)
+    /// <param name="splits">PMDs split, a PTE table each.</param>
+    /// <param name="tableFrames">Frames those tables took (<see cref="PageWalkResult.TableFrames"/>).</param>
+    internal void Split(int splits, int tableFrames)
     {
         Interlocked.Add(ref _splits, splits);
         Interlocked.Add(ref _tables, splits);
-        _sum?.Split(splits);
+        Interlocked.Add(ref _tableFrames, tableFrames);
+        _sum?.Split(splits, tableFrames);
     }
 
     internal void Failed(OptimizeFailure cause)
@@ -172,13 +182,15 @@ public sealed class HvoCounters
         _sum?.GracePeriod();
     }
 
-    internal void Collapsed(long bytesCopied, long flushes)
+    /// <param name="tableFrames">Frames freeing the PTE table gave back: 1, or 0 where it was a fragment whose page still holds another.</param>
+    internal void Collapsed(long bytesCopied, long flushes, int tableFrames)
     {
         Interlocked.Increment(ref _collapsed);
+        Interlocked.Add(ref _tableFrames, -tableFrames);
         Interlocked.Add(ref _collapseBytes, bytesCopied);
         Interlocked.Add(ref _collapseFlushes, flushes);
         Interlocked.Add(ref _rangeFlushes, flushes);
-        _sum?.Collapsed(bytesCopied, flushes);
+        _sum?.Collapsed(bytesCopied, flushes, tableFrames);
     }
 
     internal void CollapseFailed()

@@ -478,7 +478,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     {
         PageWalkResult r = _machine.PageTable.WalkRange(start, end, ref visitor, flags, step);
         HvoCounters c = Counters(page);
-        c.Split(r.Splits);
+        c.Split(r.Splits, r.TableFrames);
         c.RangeFlushes(r.RangeFlushes);
         c.Retried(r.Retries);
         return r;

@@ -25,6 +25,21 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
     /// <summary>The kernel release this policy is, or null for a proposal (the arm64-* strategies).</summary>
     public KernelVersion? Version { get; init; }
 
+    /// <summary>The kernel whose page_table_alloc a strategy runs on (s390-safe: v6.2's); null: <see cref="Version"/>.</summary>
+    public KernelVersion? PageTablesOf { get; init; }
+
+    /// <summary>
+    /// Does this kernel hand out <paramref name="arch"/>'s page tables as fragments of a page? Where the
+    /// spec says until which release (levels[].fragmentsUntil: s390 before v6.7, d08d4e7cd6bf) and this
+    /// policy's kernel (<see cref="PageTablesOf"/>, else <see cref="Version"/>) is older. A strategy with neither: no.
+    /// </summary>
+    public bool PageTableFragments(ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        return (PageTablesOf ?? Version) is { } v
+            && arch.Levels.Any(l => l.FragmentsUntil is { } until && KernelVersion.TryParse(until, out KernelVersion u) && v < u);
+    }
+
     /// <summary>v5.19: /proc/sys/vm/hugetlb_optimize_vmemmap exists (78f39084b41d).</summary>
     public bool HasSysctl { get; init; }
 
@@ -254,6 +269,7 @@ public sealed record HvoPolicy(string Name, int ReservePages, bool ResetStructPa
         Name = "s390-safe",
         Description = "s390 invalidate-then-set (IPTE/IDTE before every new valid entry, as 64e2f60f355e demands); v6.2's layout, page by page",
         Version = null,
+        PageTablesOf = new KernelVersion(6, 2), // v6.2's page tables: 2 KiB fragments, as the kernel it fixes
         RequiredWriter = EntryWriterKind.Invalidate,
         ForRule = ReplacementRule.Invalidate,
     };

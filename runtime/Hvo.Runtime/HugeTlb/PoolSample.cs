@@ -21,6 +21,6 @@ public readonly record struct PoolSample(ulong HugePages, long SavedBytes, long 
             pages += pool.NrHugepages(h);
         }
 
-        return new PoolSample(pages, (c.VmemmapPagesFreed - c.VmemmapPagesRestored) * (long)TArch.PageSize, (c.PteTablesAllocated - c.PmdsCollapsed) * (long)TArch.PageSize);
+        return new PoolSample(pages, (c.VmemmapPagesFreed - c.VmemmapPagesRestored) * (long)TArch.PageSize, c.PteTableFrames * (long)TArch.PageSize);
     }
 }

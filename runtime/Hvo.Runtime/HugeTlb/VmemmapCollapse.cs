@@ -115,7 +115,7 @@ internal sealed class VmemmapCollapse<TArch> where TArch : struct, IPagingArch
             _machine.FreeVmemmapFrame(pfn);
         }
 
-        counters.Collapsed((long)size, flushes);
+        counters.Collapsed((long)size, flushes, -ctx.TableFrames);
     }
 
     /// <summary>One writable frame per vmemmap page, no two the same, each a vmemmap frame the page allocator can take back.</summary>

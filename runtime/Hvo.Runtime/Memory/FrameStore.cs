@@ -121,6 +121,9 @@ public sealed unsafe class FrameStore : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<ulong> Table(ulong pfn) => new(At(pfn), _entriesPerTable);
 
+    /// <summary>A table that starts at entry <paramref name="entryOffset"/> of frame <paramref name="pfn"/> (a fragment of the page: s390's 2 KiB page tables before v6.7).</summary>
+    public Span<ulong> Table(ulong pfn, int entryOffset) => Table(pfn)[entryOffset..];
+
     /// <summary>A copy of what <see cref="Table"/> needs, for a walker to keep in registers.</summary>
     public TableView Tables
     {
@@ -258,6 +261,10 @@ public readonly unsafe struct TableView
         return new Span<ulong>(_pfnZero + (pfn << _shift), _entries);
     }
 
+    /// <summary>A table that starts at entry <paramref name="entryOffset"/> of frame <paramref name="pfn"/> (a fragment of the page).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Span<ulong> Table(ulong pfn, int entryOffset) => Table(pfn)[entryOffset..];
+
     /// <summary>Where pfn 0 would be, for <see cref="Table(byte*, ulong, ulong, int, int, ulong)"/>.</summary>
     internal byte* PfnZero => _pfnZero;
 
@@ -280,6 +287,18 @@ public readonly unsafe struct TableView
         }
 
         return new Span<ulong>(pfnZero + (pfn << shift), entries);
+    }
+
+    /// <summary><see cref="Table(byte*, ulong, ulong, int, int, ulong)"/> for a table that starts at entry <paramref name="entryOffset"/> of its frame.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Span<ulong> Table(byte* pfnZero, ulong first, ulong frames, int shift, int entries, ulong pfn, int entryOffset)
+    {
+        if (pfn - first >= frames || (uint)entryOffset > (uint)entries)
+        {
+            Throw(pfn, frames);
+        }
+
+        return new Span<ulong>(pfnZero + (pfn << shift) + ((nuint)(uint)entryOffset << 3), entries - entryOffset);
     }
 
     private static void Throw(ulong pfn, ulong frames) => throw (frames == 0

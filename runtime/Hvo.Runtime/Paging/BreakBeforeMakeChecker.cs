@@ -72,7 +72,7 @@ public sealed class BreakBeforeMakeChecker<TArch> : IPageTableObserver where TAr
             {
                 // The writer's idea of the old entry may be stale: a CPU may have set the access flag
                 // meanwhile (and cached the translation). A plain store over it is a live change.
-                ulong current = TableEntries.Read(_pageTable.Frames.Table(tablePfn), index);
+                ulong current = TableEntries.Read(_pageTable.Entries(tablePfn), index);
                 if (current != oldEntry && current != newEntry && TArch.IsValid(level, current))
                 {
                     Report(level, va, current, newEntry, step, $"the entry changed under the writer (it expected 0x{oldEntry:x16}) and was overwritten without a compare-and-exchange");

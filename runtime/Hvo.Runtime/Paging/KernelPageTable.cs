@@ -23,6 +23,13 @@ public sealed class PageTableCounters
     /// <summary>Tables given back unpublished (a lost split race).</summary>
     public long TablesFreed => Interlocked.Read(ref _tablesFreed);
 
+    private long _tableFrames;
+
+    /// <summary>Frames the tables allocated through walks hold now: pages taken less pages given back (two s390 fragments share one).</summary>
+    public long TableFrames => Interlocked.Read(ref _tableFrames);
+
+    internal void TableFramesTaken(int frames) => Interlocked.Add(ref _tableFrames, frames);
+
     internal void EntryWritten() => Interlocked.Increment(ref _entryWrites);
 
     internal void Flushed() => Interlocked.Increment(ref _tlbRangeFlushes);
@@ -336,6 +343,137 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         return true;
     }
 
+    /// <summary>
+    /// page_table_alloc hands out tables of the levels with levels[].fragmentsUntil as fragments of a
+    /// page (s390 before v6.7, commit d08d4e7cd6bf: two 2 KiB page tables per 4 KiB page); false: each
+    /// table takes pages of its own. The machine sets it from <see cref="MachineConfig.PageTableFragments"/>
+    /// before the first table below the root is allocated.
+    /// </summary>
+    public bool Fragments { get; set; }
+
+    // mm->context.pgtable_list, per level: frames with a fragment free, the most recently listed last
+    // (list_add puts a page first, page_table_alloc takes the first). _fragmentsInUse: for every frame
+    // holding fragments, which are handed out (the kernel's AA bits in page->_refcount).
+    private readonly System.Collections.Generic.List<ulong>[] _partial = new System.Collections.Generic.List<ulong>[TArch.LevelCount];
+    private readonly System.Collections.Generic.Dictionary<ulong, ulong> _fragmentsInUse = [];
+    private readonly Lock _fragmentLock = new();
+
+    /// <summary>Are tables of <paramref name="level"/> fragments of a page on this page table?</summary>
+    public bool IsFragmented(int level) => Fragments && TArch.Info.FragmentsPerPage(level) > 1;
+
+    /// <summary>Tables handed out as fragments now, and the frames holding them.</summary>
+    public (long Tables, long Frames) FragmentsInUse()
+    {
+        lock (_fragmentLock)
+        {
+            long tables = 0;
+            foreach (ulong used in _fragmentsInUse.Values)
+            {
+                tables += System.Numerics.BitOperations.PopCount(used);
+            }
+
+            return (tables, _fragmentsInUse.Count);
+        }
+    }
+
+    /// <summary>
+    /// page_table_alloc for a fragmented level: a free fragment of a listed page if there is one, else a
+    /// fresh page (both halves set empty, as its memset64 of _PAGE_INVALID does) whose first fragment is
+    /// handed out while the page is listed for the rest. <paramref name="freshFrame"/>: a page was allocated.
+    /// </summary>
+    private bool TryAllocFragment(int level, out ulong table, out bool freshFrame)
+    {
+        int perPage = TArch.Info.FragmentsPerPage(level), entries = TArch.EntriesPerTable(level);
+        lock (_fragmentLock)
+        {
+            System.Collections.Generic.List<ulong> partial = _partial[level] ??= [];
+            if (partial.Count > 0)
+            {
+                ulong pfn = partial[^1];
+                ulong used = _fragmentsInUse[pfn];
+                int free = System.Numerics.BitOperations.TrailingZeroCount(~used);
+                used |= 1UL << free;
+                _fragmentsInUse[pfn] = used;
+                if (System.Numerics.BitOperations.PopCount(used) == perPage)
+                {
+                    partial.RemoveAt(partial.Count - 1); // list_del: no fragment left
+                }
+
+                table = TableRef.Of(pfn, free * entries);
+                freshFrame = false;
+                InitFragment(table, level); // the model's tables start empty, whatever the half held before
+                return true;
+            }
+        }
+
+        // alloc_page outside the list's lock, as the kernel does.
+        if (!TableFrames.TryAllocate(level, out ulong fresh))
+        {
+            table = 0;
+            freshFrame = false;
+            return false;
+        }
+
+        InitTable(fresh, level);
+        lock (_fragmentLock)
+        {
+            _fragmentsInUse[fresh] = 1;
+            (_partial[level] ??= []).Add(fresh);
+        }
+
+        table = TableRef.Of(fresh, 0);
+        freshFrame = true;
+        return true;
+    }
+
+    /// <summary>
+    /// page_table_free for a fragment: the page goes back to the page allocator only when none of its
+    /// fragments is handed out; until then it is listed for page_table_alloc. True when the page was freed.
+    /// </summary>
+    private bool FreeFragment(int level, ulong table)
+    {
+        ulong pfn = TableRef.Pfn(table);
+        int fragment = TableRef.EntryOffset(table) / TArch.EntriesPerTable(level);
+        lock (_fragmentLock)
+        {
+            if (!_fragmentsInUse.TryGetValue(pfn, out ulong used) || (used & (1UL << fragment)) == 0)
+            {
+                throw new InvalidOperationException($"page_table_free: fragment {fragment} of frame 0x{pfn:x} is not handed out");
+            }
+
+            System.Collections.Generic.List<ulong> partial = _partial[level]!;
+            bool wasFull = System.Numerics.BitOperations.PopCount(used) == TArch.Info.FragmentsPerPage(level);
+            used &= ~(1UL << fragment);
+            if (used != 0)
+            {
+                _fragmentsInUse[pfn] = used;
+                if (wasFull)
+                {
+                    partial.Add(pfn); // list_add: a fragment is free again
+                }
+
+                return false;
+            }
+
+            _fragmentsInUse.Remove(pfn);
+            partial.Remove(pfn); // list_del
+        }
+
+        Frames.Discard(pfn);
+        TableFrames.Free(level, pfn);
+        return true;
+    }
+
+    /// <summary>A fragment's entries, all empty.</summary>
+    private void InitFragment(ulong table, int level)
+    {
+        Frames.Write(TableRef.Pfn(table)); // the frame is materialized (it is: its other fragment is in use)
+        Entries(table)[..TArch.EntriesPerTable(level)].Fill(_emptyEntries[level]);
+    }
+
+    /// <summary>The entries of the table <paramref name="table"/> (a <see cref="TableRef"/>), read through the frame store.</summary>
+    internal Span<ulong> Entries(ulong table) => Frames.Table(TableRef.Pfn(table), TableRef.EntryOffset(table));
+
     /// <summary>A new table of level-<paramref name="level"/> entries, all empty: zeroed, or pointing at the shared invalid table below (pgd_init, pud_init, pmd_init).</summary>
     private void InitTable(ulong pfn, int level)
     {
@@ -360,7 +498,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     /// </summary>
     internal bool HardwareSetAccessFlag(in WalkResult w)
     {
-        ref ulong slot = ref TableEntries.Checked(Frames.Table(w.TablePfn), w.Index);
+        ref ulong slot = ref TableEntries.Checked(Entries(w.TablePfn), w.Index);
         return Interlocked.CompareExchange(ref slot, w.Entry | TArch.AccessFlag, w.Entry) == w.Entry;
     }
 
@@ -375,6 +513,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         private int _entriesWritten;
         private int _tablesAllocated;
         private int _rangeFlushes;
+        private int _tableFrames;
         private ulong _unflushedStart;
         private ulong _unflushedEnd;
 
@@ -387,6 +526,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             _entriesWritten = 0;
             _tablesAllocated = 0;
             _rangeFlushes = 0;
+            _tableFrames = 0;
             _unflushedStart = ulong.MaxValue;
             _unflushedEnd = 0;
             Retries = 0;
@@ -438,16 +578,36 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         /// <summary>Changes the entry writer makes when the walk is over.</summary>
         internal EntryWriter<TArch>.Rounds? Deferred;
 
-        public readonly Span<ulong> Table(ulong pfn) => Tables.Table(pfn);
+        /// <summary>The table <paramref name="pfn"/> (a <see cref="TableRef"/>: a frame, or a fragment of one) as entries.</summary>
+        public readonly Span<ulong> Table(ulong pfn) => Tables.Table(TableRef.Pfn(pfn), TableRef.EntryOffset(pfn));
+
+        /// <summary>Frames the walk took for tables less those it gave back (a fragment taken from a listed page costs none).</summary>
+        public readonly int TableFrames => _tableFrames;
 
         public bool TryAllocTable(int level, out ulong pfn)
         {
-            if (!_pt.TableFrames.TryAllocate(level, out pfn))
+            if (_pt.IsFragmented(level))
             {
-                return false;
+                if (!_pt.TryAllocFragment(level, out pfn, out bool fresh))
+                {
+                    return false;
+                }
+
+                _tableFrames += fresh ? 1 : 0;
+                _pt.Counters.TableFramesTaken(fresh ? 1 : 0);
+            }
+            else
+            {
+                if (!_pt.TableFrames.TryAllocate(level, out pfn))
+                {
+                    return false;
+                }
+
+                _pt.InitTable(pfn, level);
+                _tableFrames += 1 << TArch.TableOrder(level);
+                _pt.Counters.TableFramesTaken(1 << TArch.TableOrder(level));
             }
 
-            _pt.InitTable(pfn, level);
             _pt.Counters.TableAllocated();
             _tablesAllocated++;
             return true;
@@ -455,14 +615,26 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
 
         public readonly ulong EmptyEntry(int level) => _pt._emptyEntries[level];
 
-        public readonly void FreeTable(int level, ulong pfn)
+        public void FreeTable(int level, ulong pfn)
         {
-            for (ulong i = 0; i < 1UL << TArch.TableOrder(level); i++)
+            if (_pt.IsFragmented(level))
             {
-                _pt.Frames.Discard(pfn + i);
+                int freed = _pt.FreeFragment(level, pfn) ? 1 : 0;
+                _tableFrames -= freed;
+                _pt.Counters.TableFramesTaken(-freed);
+            }
+            else
+            {
+                for (ulong i = 0; i < 1UL << TArch.TableOrder(level); i++)
+                {
+                    _pt.Frames.Discard(pfn + i);
+                }
+
+                _pt.TableFrames.Free(level, pfn);
+                _tableFrames -= 1 << TArch.TableOrder(level);
+                _pt.Counters.TableFramesTaken(-(1 << TArch.TableOrder(level)));
             }
 
-            _pt.TableFrames.Free(level, pfn);
             _pt.Counters.TableFreed();
         }
 
@@ -542,6 +714,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         {
             EntriesWritten = _entriesWritten,
             TablesAllocated = _tablesAllocated,
+            TableFrames = _tableFrames,
             RangeFlushes = _rangeFlushes,
             Retries = Retries,
             NeedsFlush = _unflushedStart < _unflushedEnd,
@@ -560,7 +733,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         private readonly ulong _frames = pageTable._tables.Frames;
         private readonly ulong[] _empty = pageTable._emptyEntries;
 
-        public Span<ulong> Table(ulong pfn) => TableView.Table(_pfnZero, _first, _frames, TArch.PageShift, TArch.MaxTableEntries, pfn);
+        public Span<ulong> Table(ulong pfn) => TableView.Table(_pfnZero, _first, _frames, TArch.PageShift, TArch.MaxTableEntries, TableRef.Pfn(pfn), TableRef.EntryOffset(pfn));
 
         // The generated walk asks for its own levels only (0 to LastLevel), and the array has one
         // entry per level: no bounds check on the look-up's path.

@@ -89,6 +89,13 @@ public sealed record ScenarioOptions
         return config with { EntryWriter = EntryWriter, BreakBeforeMakeLevel = BbmLevel, HardwareAccessFlag = HardwareAccessFlag };
     }
 
+    /// <summary><paramref name="config"/> with page-table fragments where <see cref="Policy"/>'s kernel version has them on <paramref name="arch"/> (<see cref="HvoPolicy.PageTableFragments"/>).</summary>
+    public MachineConfig Apply(MachineConfig config, ArchInfo arch)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        return Apply(config) with { PageTableFragments = Policy.PageTableFragments(arch) };
+    }
+
     /// <summary>
     /// Why this run cannot boot on <paramref name="arch"/>: its entry writer needs what the CPUs or the
     /// spec lack, or its policy was written for another entry writer. Null when it can.
@@ -249,7 +256,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         bool memmapOnMemory = TArch.Info.Ptdump == PtdumpFormat.X86 && options.Policy.MemmapOnMemoryInEffect(boot.MemmapOnMemory, hvoAtBoot);
         try
         {
-            machine = HugeBootPages.Boot<TArch>(options.Apply(boot.Config(options.Strict, memmapOnMemory)), boot.HugeTlb, out bootPages);
+            machine = HugeBootPages.Boot<TArch>(options.Apply(boot.Config(options.Strict, memmapOnMemory), TArch.Info), boot.HugeTlb, out bootPages);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or OutOfMemoryException)
         {
@@ -384,7 +391,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         long hotplugVmemmap = Machine.Hotplug.VmemmapFrames, hotplugTables = Machine.Hotplug.TableFrames;
         Check(VmemmapFrames(Machine) == _vmemmapFramesAtBoot - c.VmemmapPagesFreed + c.VmemmapPagesRestored + c.SharedTailPages + hotplugVmemmap,
             "vmemmap frames: boot's - freed + restored + shared tails + hot-added memory's (none leaked)");
-        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTablesAllocated - c.PmdsCollapsed + hotplugTables, "page-table frames: boot's + split tables - collapsed ones + hot-added memory's (none leaked)");
+        Check(owners.Count(FrameOwner.PageTable) == _tableFramesAtBoot + c.PteTableFrames + hotplugTables, "page-table frames: boot's + split tables' (less collapsed ones) + hot-added memory's (none leaked)");
         Check(owners.Count(FrameOwner.Buddy) == _buddyFramesAtBoot, "no other allocation kept");
         broken.AddRange(Machine.FreeChecks.BadPages.Select(bad => bad.ToString())); // pages lost to bad_page, each with its first wrong struct page
         return broken;

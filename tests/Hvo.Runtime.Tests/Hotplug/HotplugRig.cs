@@ -92,7 +92,7 @@ internal static class HotplugRig
                 session.ShellErrors,
                 broken,
                 session.Pool.MemInfo(),
-                new CounterValues(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.OptimizedPages, c.NetBytesSaved(TArch.PageSize)),
+                new CounterValues(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.OptimizedPages, c.NetBytesSaved(TArch.PageSize), c.PteTableFrames),
                 files,
                 TArch.Info,
                 hp.BlockFrames,

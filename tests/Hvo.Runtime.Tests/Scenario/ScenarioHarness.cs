@@ -8,7 +8,7 @@ using Hvo.Scenario;
 namespace Hvo.Runtime.Tests.Scenario;
 
 /// <summary>HVO's counters at the end of a script.</summary>
-internal sealed record CounterValues(long Freed, long Restored, long Tables, long Splits, long OptimizeFailures, long RestoreFailures, long Flushes, long OptimizedPages, long NetBytes);
+internal sealed record CounterValues(long Freed, long Restored, long Tables, long Splits, long OptimizeFailures, long RestoreFailures, long Flushes, long OptimizedPages, long NetBytes, long TableFrames);
 
 /// <summary>What a script left: its transcript, the shell errors it printed, broken invariants, counters and the files read at the end.</summary>
 internal sealed record ScenarioOutcome(
@@ -68,7 +68,7 @@ internal static class ScenarioHarness
                 output.ToString(),
                 session.ShellErrors,
                 session.Invariants(),
-                new CounterValues(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.OptimizedPages, c.NetBytesSaved(TArch.PageSize)),
+                new CounterValues(c.VmemmapPagesFreed, c.VmemmapPagesRestored, c.PteTablesAllocated, c.PmdsSplit, c.OptimizeFailures, c.RestoreFailures, c.TlbFlushes, c.OptimizedPages, c.NetBytesSaved(TArch.PageSize), c.PteTableFrames),
                 session.Pool.MemInfo(),
                 TArch.Info,
                 session.Optimizer.Policy,

@@ -398,7 +398,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
         ulong leaf = TArch.LevelSize(level);
         ulong vaStart = _machine.StructPageAddress(startPfn);
         ulong vaEnd = _machine.StructPageAddress(startPfn + BlockFrames);
-        ulong tablesBefore = (ulong)_machine.PageTable.Counters.TablesAllocated;
+        long tableFramesBefore = _machine.PageTable.Counters.TableFrames;
         var mapped = new List<(ulong Va, ulong Pfn, ulong Frames)>();
         ulong altmapNext = startPfn;
         bool ok = true;
@@ -455,7 +455,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
             }
         }
 
-        Interlocked.Add(ref _tableFrames, _machine.PageTable.Counters.TablesAllocated - (long)tablesBefore);
+        Interlocked.Add(ref _tableFrames, _machine.PageTable.Counters.TableFrames - tableFramesBefore); // pages: fragments share one
         if (!ok)
         {
             Unpopulate(mapped, startPfn, selfHosted);
@@ -546,7 +546,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
             KernelPageTable<TArch>.Context ctx = _machine.PageTable.Ctx();
             ctx.FlushTlbRange(va, va + span);
             ctx.FreeTable(TArch.LastLevel, unhook.PteTable);
-            Interlocked.Decrement(ref _tableFrames);
+            Interlocked.Add(ref _tableFrames, ctx.TableFrames); // -1, or 0 for a fragment whose page holds another
         }
     }
 

@@ -24,6 +24,13 @@ public sealed record LevelInfo(string Name, int Shift, int Bits, bool CanMapLeaf
 
     /// <summary>levels[].empty: what an empty entry of this level holds (s390's invalid entries), or null for 0.</summary>
     public ulong? Empty { get; init; }
+
+    /// <summary>
+    /// levels[].fragmentsUntil: the release ("v6.7") before which this level's tables, smaller than a
+    /// page, are handed out as fragments of one (s390 page_table_alloc, two 2 KiB page tables per
+    /// 4 KiB page); null where each table takes pages of its own.
+    /// </summary>
+    public string? FragmentsUntil { get; init; }
 }
 
 /// <summary>
@@ -171,6 +178,22 @@ public sealed class ArchInfo
 
         return order;
     }
+
+    /// <summary>
+    /// The address bits inside a page at which a table of <paramref name="level"/> may start, which the
+    /// entry above holds beside the frame (s390: 0x800, _SEGMENT_ENTRY_ORIGIN ~0x7ff); 0 where tables
+    /// start on a page (every level without levels[].fragmentsUntil).
+    /// </summary>
+    public ulong OriginInPage(int level)
+    {
+        LevelInfo l = Levels[level];
+        return l.FragmentsUntil is null || l.TableBytes == 0 || l.TableBytes >= 1 << PageShift || PfnLo != PageShift
+            ? 0
+            : ((1UL << PageShift) - 1) & ~((ulong)l.TableBytes - 1);
+    }
+
+    /// <summary>The number of tables of <paramref name="level"/> one page holds as fragments: 1 where tables are not fragments.</summary>
+    public int FragmentsPerPage(int level) => OriginInPage(level) == 0 ? 1 : (1 << PageShift) / Levels[level].TableBytes;
 
     /// <summary>What an empty entry of <paramref name="level"/> holds when the spec says so per level (levels[].empty), else 0.</summary>
     public ulong EmptyEntryOf(int level) => Levels[level].Empty ?? 0;

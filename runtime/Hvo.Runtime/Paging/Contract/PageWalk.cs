@@ -114,6 +114,9 @@ public readonly record struct PageWalkResult(PageWalkStatus Status, ulong Stoppe
     /// <summary>Tables allocated (splits, population), including ones a lost race gave back.</summary>
     public int TablesAllocated { get; init; }
 
+    /// <summary>Frames those tables took, less frames given back (s390's fragments: two page tables per frame).</summary>
+    public int TableFrames { get; init; }
+
     /// <summary>flush_tlb_kernel_range calls the walk made (after splits, inside the entry writer).</summary>
     public int RangeFlushes { get; init; }
 

@@ -37,8 +37,17 @@ public sealed class ReferenceWalker
     public ulong LeafPfn(int level, ulong entry) =>
         (entry & Arch.PfnMask & ~(((Arch.Levels[level].Size >> Arch.PageShift) - 1) << Arch.PfnLo)) >> Arch.PfnLo;
 
-    /// <summary>The frame a table descriptor points at.</summary>
-    public ulong TablePfn(ulong entry) => (entry & Arch.PfnMask) >> Arch.PfnLo;
+    /// <summary>
+    /// The table a descriptor at <paramref name="level"/> points at, as a <see cref="TableRef"/>: its
+    /// frame, and where the table below may start inside a page (<see cref="ArchInfo.OriginInPage"/>), the entry it starts at.
+    /// </summary>
+    public ulong TablePfn(int level, ulong entry) =>
+        ((entry & Arch.PfnMask) >> Arch.PfnLo) | ((entry & Arch.OriginInPage(level + 1)) << (TableRef.OffsetShift - 3));
+
+    /// <summary>The descriptor at <paramref name="level"/> of the table <paramref name="table"/> (a <see cref="TableRef"/>).</summary>
+    public ulong MakeTable(int level, ulong table) =>
+        (Arch.Levels[level].TableMake ?? Arch.Table.Make) | (((table & TableRef.PfnMask) << Arch.PfnLo) & Arch.PfnMask)
+        | ((ulong)TableRef.EntryOffset(table) << 3 & Arch.OriginInPage(level + 1));
 
     /// <summary>The descriptor the kernel builds for a leaf at <paramref name="level"/> mapping <paramref name="pfn"/>.</summary>
     public ulong MakeLeaf(int level, ulong pfn)
@@ -78,7 +87,7 @@ public sealed class ReferenceWalker
                     action = visitor.Table(ref ctx, e);
                     if (action == WalkAction.Descend)
                     {
-                        PageWalkStop below = WalkLevel(ref ctx, level + 1, TablePfn(entry), addr, next, ref visitor, flags, ref splits);
+                        PageWalkStop below = WalkLevel(ref ctx, level + 1, TablePfn(level, entry), addr, next, ref visitor, flags, ref splits);
                         if (below.Stopped)
                         {
                             return below;
@@ -158,7 +167,7 @@ public sealed class ReferenceWalker
                 return SplitStatus.LostRace;
             }
 
-            ulong table = (Arch.Levels[level].TableMake ?? Arch.Table.Make) | ((childPfn << Arch.PfnLo) & Arch.PfnMask);
+            ulong table = MakeTable(level, childPfn);
             if (ctx.SetEntry(level, tablePfn, index, leaf, table, baseVa) && (flags & PageWalkFlags.NoTlbFlushOnSplit) == 0)
             {
                 ctx.FlushTlbRange(baseVa, baseVa + Arch.Levels[level].Size);
