@@ -109,30 +109,12 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
         }
 
         ulong frame = Frames[Next++];
-        Machine.CopyFrame(TArch.PfnOf(TArch.LastLevel, e.Entry), frame, e.Addr);
-        if (ResetStructPages > 0)
-        {
-            ResetCopiedHead(Machine.Mmu.Materialize(frame), ResetStructPages);
-        }
+        Machine.CopyFrame(TArch.PfnOf(TArch.LastLevel, e.Entry), frame, e.Addr, ResetStructPages);
 
         // smp_wmb: the copy is visible before the PTE that maps it.
         System.Threading.Interlocked.MemoryBarrier();
         ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeLeaf(TArch.LastLevel, frame), e.Addr);
         return WalkAction.Continue;
-    }
-
-    /// <summary>
-    /// reset_struct_pages: a copy of the head vmemmap page starts with the head and the first
-    /// tails; in a tail vmemmap page those slots are plain tails, so copy a later tail over them.
-    /// </summary>
-    private static void ResetCopiedHead(System.Span<byte> page, int nrResetStructPage)
-    {
-        int size = TArch.StructPageBytes;
-        System.ReadOnlySpan<byte> from = page.Slice(nrResetStructPage * size, size);
-        for (int i = 0; i < nrResetStructPage; i++)
-        {
-            from.CopyTo(page.Slice(i * size, size));
-        }
     }
 }
 
