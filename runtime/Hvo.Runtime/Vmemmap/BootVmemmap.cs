@@ -179,19 +179,6 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         // One compound page covering the whole frame (every optimizable huge page does): one lookup.
         StructPageOrigin first = origin(firstPfn);
         bool wholeCompound = first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
-        if (wholeCompound && firstPfn >= first.CompoundHead + StructPage.FirstPlainTail)
-        {
-            // Plain tails only: identical records, so write one and copy it.
-            Span<byte> tail = frame[..size];
-            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, _vmemmap + (first.CompoundHead * (ulong)size), first.CompoundOrder, CompoundInfoMask, HugetlbPage3);
-            for (int offset = size; offset + size <= frame.Length; offset += size)
-            {
-                tail.CopyTo(frame[offset..]);
-            }
-
-            return;
-        }
-
         for (int offset = 0; offset + size <= frame.Length; offset += size)
         {
             ulong pfn = firstPfn + (ulong)(offset / size);
@@ -204,11 +191,29 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
                 {
                     StructPage.SetFlags(page, StructPage.Flags(page) | StructPage.PgHugeVmemmapOptimized);
                 }
+                else if (wholeCompound && pfn >= o.CompoundHead + StructPage.FirstPlainTail)
+                {
+                    // The plain tails that follow are identical records: copy this one, doubling.
+                    ReplicateTail(frame.Slice(offset, (frame.Length - offset) / size * size), size);
+                    return;
+                }
             }
             else
             {
                 StructPage.Initialize(page, o.Node, o.Zone, o.Reserved);
             }
+        }
+    }
+
+    /// <summary>The first struct page of <paramref name="rest"/> (whole records) copied over every later one, in doubling runs.</summary>
+    private static void ReplicateTail(Span<byte> rest, int size)
+    {
+        int done = size;
+        while (done < rest.Length)
+        {
+            int n = Math.Min(done, rest.Length - done);
+            rest[..n].CopyTo(rest[done..]);
+            done += n;
         }
     }
 
