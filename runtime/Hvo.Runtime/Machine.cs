@@ -329,6 +329,16 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// </remarks>
     public void CopyFrame(ulong from, ulong to, ulong targetVa, int resetStructPages = 0)
     {
+        bool runtimeVmemmap = Owners[to] == FrameOwner.RuntimeVmemmap;
+        if (runtimeVmemmap && resetStructPages == 0 && !Frames.IsMaterialized(from) &&
+            BootVmemmap.TryGetVirtualAddress(from, out ulong fromVa) && ((fromVa ^ targetVa) & ~(TArch.PageSize - 1)) == 0)
+        {
+            // A deferred page copied to where it is (v6.2's head copy): nothing to compare.
+            BootVmemmap.AddDeferredCopy(to, targetVa);
+            Frames.Discard(to);
+            return;
+        }
+
         int size = (int)TArch.PageSize;
         (byte[] copyBuffer, byte[] producedBuffer) = CopyScratch(size);
         Span<byte> copy = copyBuffer.AsSpan(0, size);
@@ -338,7 +348,7 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
             ResetCopiedHead(copy, resetStructPages);
         }
 
-        if (Owners[to] == FrameOwner.RuntimeVmemmap)
+        if (runtimeVmemmap)
         {
             Span<byte> produced = producedBuffer.AsSpan(0, size);
             BootVmemmap.FillStructPages(targetVa & ~(TArch.PageSize - 1), produced);

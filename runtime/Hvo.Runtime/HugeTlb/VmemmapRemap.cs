@@ -178,7 +178,7 @@ internal sealed class VmemmapPageLists : IDisposable
     public readonly List<ulong> Taken = new();
 
     /// <summary>Frames to free once the flush is done.</summary>
-    public readonly List<ulong> ToFree = new();
+    public readonly VmemmapFrameList ToFree = new();
 
     /// <summary>Frames allocated for a restore.</summary>
     public readonly List<ulong> Restore = new();
@@ -222,5 +222,85 @@ internal sealed class VmemmapPageLists : IDisposable
         ToFree.Clear();
         Restore.Clear();
         t_spare = this;
+    }
+}
+
+/// <summary>
+/// Vmemmap frames to free once a flush is done (the kernel's vmemmap_pages list, which costs it
+/// nothing: it is threaded through the freed pages' own struct pages). Kept in order as runs of
+/// consecutive frames: a batch of a million pages frees about seven million frames, mostly whole
+/// boot vmemmap blocks in a row, so the list holds a few runs instead of an entry per frame.
+/// </summary>
+public sealed class VmemmapFrameList
+{
+    private readonly List<(ulong Start, ulong Count)> _runs = new();
+
+    /// <summary>Frames held.</summary>
+    public int Count { get; private set; }
+
+    public void Add(ulong pfn)
+    {
+        if (_runs.Count > 0 && _runs[^1] is var (start, count) && start + count == pfn)
+        {
+            _runs[^1] = (start, count + 1);
+        }
+        else
+        {
+            _runs.Add((pfn, 1));
+        }
+
+        Count++;
+    }
+
+    public void AddRange(List<ulong> frames)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        foreach (ulong pfn in frames)
+        {
+            Add(pfn);
+        }
+    }
+
+    public void Clear()
+    {
+        _runs.Clear();
+        Count = 0;
+    }
+
+    /// <summary>The frames in the order they were added.</summary>
+    public Enumerator GetEnumerator() => new(_runs);
+
+    /// <summary>Walks the runs frame by frame, allocating nothing.</summary>
+    public struct Enumerator
+    {
+        private readonly List<(ulong Start, ulong Count)> _runs;
+        private int _run;
+        private ulong _next;
+
+        internal Enumerator(List<(ulong Start, ulong Count)> runs)
+        {
+            _runs = runs;
+            _run = -1;
+            _next = 0;
+            Current = 0;
+        }
+
+        public ulong Current { get; private set; }
+
+        public bool MoveNext()
+        {
+            while (_run < 0 || _next == _runs[_run].Count)
+            {
+                if (++_run >= _runs.Count)
+                {
+                    return false;
+                }
+
+                _next = 0;
+            }
+
+            Current = _runs[_run].Start + _next++;
+            return true;
+        }
     }
 }
