@@ -17,7 +17,7 @@ namespace Hvo.Vmemmap;
 public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPagingArch
 {
     private readonly List<Block> _blocks = new();
-    private readonly Dictionary<ulong, ulong> _copies = new();
+    private readonly SparseMap<ulong> _copies; // frame (from the first pfn) to the vmemmap address it holds a copy of
     private readonly System.Threading.Lock _copiesLock = new();
     private readonly FrameOwnerTable _owners;
     private readonly Func<ulong, StructPageOrigin> _origin;
@@ -32,7 +32,9 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     /// </param>
     public BootVmemmap(FrameOwnerTable owners, Func<ulong, StructPageOrigin> origin, ulong vmemmap)
     {
+        ArgumentNullException.ThrowIfNull(owners);
         _owners = owners;
+        _copies = new SparseMap<ulong>(owners.Frames);
         _origin = origin;
         _vmemmap = vmemmap;
     }
@@ -67,7 +69,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         {
             lock (_copiesLock)
             {
-                return _copies.Count;
+                return (int)_copies.Count;
             }
         }
     }
@@ -77,7 +79,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     {
         lock (_copiesLock)
         {
-            _copies[frame] = va;
+            _copies.Set(frame - _owners.FirstPfn, va);
         }
     }
 
@@ -86,7 +88,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     {
         lock (_copiesLock)
         {
-            _copies.Remove(frame);
+            _copies.Remove(frame - _owners.FirstPfn);
         }
     }
 
@@ -120,7 +122,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     {
         lock (_copiesLock)
         {
-            return _copies.TryGetValue(pfn, out va);
+            return _copies.TryGetValue(pfn - _owners.FirstPfn, out va);
         }
     }
 
