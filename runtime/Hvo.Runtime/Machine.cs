@@ -327,13 +327,23 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
     /// The comparison costs two page-sized fills in per-thread buffers and allocates nothing; it
     /// is what keeps host memory flat over grow/shrink cycles (README, Bench).
     /// </remarks>
-    public void CopyFrame(ulong from, ulong to, ulong targetVa, int resetStructPages = 0)
+    /// <param name="from">The frame copied.</param>
+    /// <param name="to">The frame written.</param>
+    /// <param name="targetVa">Where <paramref name="to"/> is about to be mapped.</param>
+    /// <param name="resetStructPages">reset_struct_pages' count after the copy; 0: none.</param>
+    /// <param name="sameAsLast">
+    /// This thread's previous call copied the same <paramref name="from"/> with the same reset, and
+    /// nothing was written since (one restore walk, whose every PTE copies the reuse page): its
+    /// copy is used again rather than produced and reset once per PTE.
+    /// </param>
+    public void CopyFrame(ulong from, ulong to, ulong targetVa, int resetStructPages = 0, bool sameAsLast = false)
     {
         bool runtimeVmemmap = Owners[to] == FrameOwner.RuntimeVmemmap;
         if (runtimeVmemmap && resetStructPages == 0 && !Frames.IsMaterialized(from) &&
             BootVmemmap.TryGetVirtualAddress(from, out ulong fromVa) && ((fromVa ^ targetVa) & ~(TArch.PageSize - 1)) == 0)
         {
             // A deferred page copied to where it is (v6.2's head copy): nothing to compare.
+            t_copyHolds = false;
             BootVmemmap.AddDeferredCopy(to, targetVa);
             Frames.Discard(to);
             return;
@@ -342,10 +352,15 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
         int size = (int)TArch.PageSize;
         (byte[] copyBuffer, byte[] producedBuffer) = CopyScratch(size);
         Span<byte> copy = copyBuffer.AsSpan(0, size);
-        Mmu.FrameContents(from).CopyTo(copy);
-        if (resetStructPages > 0)
+        if (!sameAsLast || !t_copyHolds || t_copyFrom != from || t_copyReset != resetStructPages)
         {
-            ResetCopiedHead(copy, resetStructPages);
+            Mmu.FrameContents(from).CopyTo(copy);
+            if (resetStructPages > 0)
+            {
+                ResetCopiedHead(copy, resetStructPages);
+            }
+
+            (t_copyHolds, t_copyFrom, t_copyReset) = (true, from, resetStructPages);
         }
 
         if (runtimeVmemmap)
@@ -397,6 +412,14 @@ public sealed class Machine<TArch> : IDisposable where TArch : struct, IPagingAr
 
     [ThreadStatic]
     private static byte[]? t_copyScratch;
+
+    // What t_copyScratch holds: the copy of which frame, reset how (for CopyFrame's sameAsLast).
+    [ThreadStatic]
+    private static bool t_copyHolds;
+    [ThreadStatic]
+    private static ulong t_copyFrom;
+    [ThreadStatic]
+    private static int t_copyReset;
     [ThreadStatic]
     private static byte[]? t_producedScratch;
 

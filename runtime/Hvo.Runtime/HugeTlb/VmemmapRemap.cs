@@ -89,6 +89,8 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
     public int ResetStructPages;
 
     private VmemmapHole _hole;
+    private bool _copied;
+    private ulong _lastSource;
 
     public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
 
@@ -109,7 +111,11 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
         }
 
         ulong frame = Frames[Next++];
-        Machine.CopyFrame(TArch.PfnOf(TArch.LastLevel, e.Entry), frame, e.Addr, ResetStructPages);
+        ulong source = TArch.PfnOf(TArch.LastLevel, e.Entry);
+
+        // Every PTE after the first maps the same reuse (or shared tail) page: read it once a walk.
+        Machine.CopyFrame(source, frame, e.Addr, ResetStructPages, sameAsLast: _copied && source == _lastSource);
+        (_copied, _lastSource) = (true, source);
 
         // smp_wmb: the copy is visible before the PTE that maps it.
         System.Threading.Interlocked.MemoryBarrier();

@@ -4,9 +4,10 @@ namespace Hvo.Memory;
 
 /// <summary>
 /// A map from a large index space (pfns, or pfns shifted by an order) to values, as chunks of a
-/// flat array allocated on the first value set in them and dropped when their last one is
-/// removed: 8 bytes a slot where the indexes are dense (a pool of millions of huge pages), a
-/// reference per 4096 slots where nothing is, and no rehash that doubles memory while it grows.
+/// flat array allocated on the first value set in them: 8 bytes a slot where the indexes are
+/// dense (a pool of millions of huge pages), a reference per 4096 slots where nothing ever was, and
+/// no rehash that doubles memory while it grows. Chunks are kept once allocated (as
+/// <see cref="SparseBitmap"/>'s), so a value set and removed over and over allocates nothing.
 /// <c>default(T)</c> is "no value" (a null reference, address 0). Not thread-safe: its owner
 /// serialises access.
 /// </summary>
@@ -16,14 +17,12 @@ internal sealed class SparseMap<T>
     private const ulong ChunkMask = (1UL << ChunkShift) - 1;
 
     private readonly T[]?[] _chunks;
-    private readonly int[] _used;
 
     public SparseMap(ulong length)
     {
         Length = length;
         ulong chunks = (length + ChunkMask) >> ChunkShift;
         _chunks = new T[]?[chunks];
-        _used = new int[chunks];
     }
 
     public ulong Length { get; }
@@ -52,7 +51,6 @@ internal sealed class SparseMap<T>
         ref T slot = ref chunk[(int)(i & ChunkMask)];
         if (IsEmpty(slot))
         {
-            _used[c]++;
             Count++;
         }
 
@@ -62,8 +60,7 @@ internal sealed class SparseMap<T>
     /// <summary>Clear slot <paramref name="i"/>; false if it held nothing.</summary>
     public bool Remove(ulong i)
     {
-        ulong c = i >> ChunkShift;
-        T[]? chunk = i < Length ? _chunks[c] : null;
+        T[]? chunk = i < Length ? _chunks[i >> ChunkShift] : null;
         if (chunk is null || IsEmpty(chunk[(int)(i & ChunkMask)]))
         {
             return false;
@@ -71,11 +68,6 @@ internal sealed class SparseMap<T>
 
         chunk[(int)(i & ChunkMask)] = default!;
         Count--;
-        if (--_used[c] == 0)
-        {
-            _chunks[c] = null;
-        }
-
         return true;
     }
 
