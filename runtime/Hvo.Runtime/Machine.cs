@@ -313,30 +313,118 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
 
     /// <summary>
     /// copy_page: the contents of frame <paramref name="from"/> into <paramref name="to"/>, which is
-    /// about to be mapped at vmemmap address <paramref name="targetVa"/>. A copy of a vmemmap page
-    /// nobody wrote into a runtime vmemmap frame nobody wrote stays deferred when the bytes are
-    /// those the struct pages at <paramref name="targetVa"/> hold anyway (plain tails copied over
-    /// plain tails of the same huge page, or a page copied to where it is): the frame then holds
-    /// what the vmemmap at <paramref name="targetVa"/> holds, and follows it as a boot frame does
-    /// when the pages there are later prepared or destroyed. Anything else is copied byte for byte.
+    /// about to be mapped at vmemmap address <paramref name="targetVa"/>; with
+    /// <paramref name="resetStructPages"/> &gt; 0, reset_struct_pages after it (the first that many
+    /// struct pages of the copy become copies of the next one). A runtime vmemmap frame whose
+    /// resulting bytes are those the struct pages at <paramref name="targetVa"/> hold anyway (plain
+    /// tails copied over plain tails, a head page copied to where it is, a copied head page once
+    /// reset) stays deferred and costs no host memory: it holds what the vmemmap at
+    /// <paramref name="targetVa"/> holds, and follows it as a boot frame does when the pages there
+    /// are later prepared or destroyed. Anything else is written byte for byte (6.12.114's restore
+    /// of an unreset head page into a tail, a struct page somebody changed).
     /// </summary>
     /// <remarks>
     /// Deferring to the source's address instead was wrong: once the huge page was destroyed and
     /// another prepared over part of it, the copy showed the struct pages at the old reuse
     /// address rather than its own (a head read as a plain page, HPageVmemmapOptimized lost).
+    /// The comparison costs two page-sized fills in per-thread buffers and allocates nothing; it
+    /// is what keeps host memory flat over grow/shrink cycles (README, Bench).
     /// </remarks>
-    public void CopyFrame(ulong from, ulong to, ulong targetVa)
+    /// <param name="from">The frame copied.</param>
+    /// <param name="to">The frame written.</param>
+    /// <param name="targetVa">Where <paramref name="to"/> is about to be mapped.</param>
+    /// <param name="resetStructPages">reset_struct_pages' count after the copy; 0: none.</param>
+    /// <param name="sameAsLast">
+    /// This thread's previous call copied the same <paramref name="from"/> with the same reset, and
+    /// nothing was written since (one restore walk, whose every PTE copies the reuse page): its
+    /// copy is used again rather than produced and reset once per PTE.
+    /// </param>
+    public void CopyFrame(ulong from, ulong to, ulong targetVa, int resetStructPages = 0, bool sameAsLast = false)
     {
-        if (!Frames.IsMaterialized(from) && !Frames.IsMaterialized(to) && Owners[to] == FrameOwner.RuntimeVmemmap &&
-            BootVmemmap.TryGetVirtualAddress(from, out ulong va) && (va == targetVa || SameStructPages(va, targetVa)))
+        bool runtimeVmemmap = Owners[to] == FrameOwner.RuntimeVmemmap;
+        if (runtimeVmemmap && resetStructPages == 0 && !Frames.IsMaterialized(from) &&
+            BootVmemmap.TryGetVirtualAddress(from, out ulong fromVa) && ((fromVa ^ targetVa) & ~(TArch.PageSize - 1)) == 0)
         {
+            // A deferred page copied to where it is (v6.2's head copy): nothing to compare.
+            t_copyHolds = false;
             BootVmemmap.AddDeferredCopy(to, targetVa);
+            Frames.Discard(to);
             return;
         }
 
+        int size = (int)TArch.PageSize;
+        (byte[] copyBuffer, byte[] producedBuffer) = CopyScratch(size);
+        Span<byte> copy = copyBuffer.AsSpan(0, size);
+        if (!sameAsLast || !t_copyHolds || t_copyFrom != from || t_copyReset != resetStructPages)
+        {
+            Mmu.FrameContents(from).CopyTo(copy);
+            if (resetStructPages > 0)
+            {
+                ResetCopiedHead(copy, resetStructPages);
+            }
+
+            (t_copyHolds, t_copyFrom, t_copyReset) = (true, from, resetStructPages);
+        }
+
+        if (runtimeVmemmap)
+        {
+            Span<byte> produced = producedBuffer.AsSpan(0, size);
+            BootVmemmap.FillStructPages(targetVa & ~(TArch.PageSize - 1), produced);
+            if (copy.SequenceEqual(produced))
+            {
+                // Not mapped yet: nobody reads it between forgetting its bytes and deferring it.
+                BootVmemmap.AddDeferredCopy(to, targetVa);
+                Frames.Discard(to);
+                return;
+            }
+        }
+
         BootVmemmap.ForgetCopy(to);
-        Mmu.FrameContents(from).CopyTo(Frames.Write(to));
+        copy.CopyTo(Frames.Write(to));
     }
+
+    /// <summary>
+    /// reset_struct_pages: a copy of the head vmemmap page starts with the head and the first
+    /// tails; in a tail vmemmap page those slots are plain tails, so copy a later tail over them.
+    /// </summary>
+    private static void ResetCopiedHead(Span<byte> page, int nrResetStructPage)
+    {
+        int size = TArch.StructPageBytes;
+        ReadOnlySpan<byte> from = page.Slice(nrResetStructPage * size, size);
+        for (int i = 0; i < nrResetStructPage; i++)
+        {
+            from.CopyTo(page.Slice(i * size, size));
+        }
+    }
+
+    /// <summary>This thread's two page buffers for <see cref="CopyFrame"/> (the copy, and what the target would hold).</summary>
+    private static (byte[] Copy, byte[] Produced) CopyScratch(int size)
+    {
+        if (t_copyScratch is not { } c || c.Length < size)
+        {
+            c = t_copyScratch = new byte[size];
+        }
+
+        if (t_producedScratch is not { } p || p.Length < size)
+        {
+            p = t_producedScratch = new byte[size];
+        }
+
+        return (c, p);
+    }
+
+    [ThreadStatic]
+    private static byte[]? t_copyScratch;
+
+    // What t_copyScratch holds: the copy of which frame, reset how (for CopyFrame's sameAsLast).
+    [ThreadStatic]
+    private static bool t_copyHolds;
+    [ThreadStatic]
+    private static ulong t_copyFrom;
+    [ThreadStatic]
+    private static int t_copyReset;
+    [ThreadStatic]
+    private static byte[]? t_producedScratch;
 
     /// <summary>
     /// Set or clear <paramref name="flag"/> in the struct page of <paramref name="pfn"/>, through the MMU
@@ -387,24 +475,6 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// <summary>The struct page of <paramref name="pfn"/>, read through the MMU as a CPU would.</summary>
     public AccessFault ReadStructPage(int cpu, ulong pfn, Span<byte> destination) =>
         Mmu.Read(cpu, StructPageAddress(pfn), destination[..TArch.StructPageBytes]);
-
-    /// <summary>Do the vmemmap pages at <paramref name="a"/> and <paramref name="b"/> hold the same struct page bytes while unwritten?</summary>
-    private bool SameStructPages(ulong a, ulong b)
-    {
-        int size = (int)TArch.PageSize;
-        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(2 * size);
-        try
-        {
-            Span<byte> x = buffer.AsSpan(0, size), y = buffer.AsSpan(size, size);
-            BootVmemmap.FillStructPages(a & ~(TArch.PageSize - 1), x);
-            BootVmemmap.FillStructPages(b & ~(TArch.PageSize - 1), y);
-            return x.SequenceEqual(y);
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
 
     /// <summary>The owners of all frames add up to the machine.</summary>
     public bool OwnersAddUp() =>

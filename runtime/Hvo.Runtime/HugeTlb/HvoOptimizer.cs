@@ -249,7 +249,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// <param name="page">The page whose counters the flush goes to; null for a batch (a full flush, counted once).</param>
     /// <param name="flush">What to flush.</param>
     /// <param name="frames">The frames to free; emptied.</param>
-    protected virtual void FlushThenFree(HugePage? page, TlbFlush flush, List<ulong> frames)
+    protected virtual void FlushThenFree(HugePage? page, TlbFlush flush, VmemmapFrameList frames)
     {
         Flush(page, flush);
         Free(frames);
@@ -272,7 +272,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     }
 
     /// <summary>free_vmemmap_page_list: each frame back where it came from (Machine.FreeVmemmapFrame), and the list emptied.</summary>
-    protected void Free(List<ulong> frames)
+    protected void Free(VmemmapFrameList frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
         foreach (ulong pfn in frames)

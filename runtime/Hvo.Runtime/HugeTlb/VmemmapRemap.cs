@@ -89,6 +89,8 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
     public int ResetStructPages;
 
     private VmemmapHole _hole;
+    private bool _copied;
+    private ulong _lastSource;
 
     public readonly WalkAction Table<TCtx>(ref TCtx ctx, PageWalkEntry e) where TCtx : struct, IPageTableContext => WalkAction.Descend;
 
@@ -109,30 +111,16 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
         }
 
         ulong frame = Frames[Next++];
-        Machine.CopyFrame(TArch.PfnOf(TArch.LastLevel, e.Entry), frame, e.Addr);
-        if (ResetStructPages > 0)
-        {
-            ResetCopiedHead(Machine.Mmu.Materialize(frame), ResetStructPages);
-        }
+        ulong source = TArch.PfnOf(TArch.LastLevel, e.Entry);
+
+        // Every PTE after the first maps the same reuse (or shared tail) page: read it once a walk.
+        Machine.CopyFrame(source, frame, e.Addr, ResetStructPages, sameAsLast: _copied && source == _lastSource);
+        (_copied, _lastSource) = (true, source);
 
         // smp_wmb: the copy is visible before the PTE that maps it.
         System.Threading.Interlocked.MemoryBarrier();
         ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeLeaf(TArch.LastLevel, frame), e.Addr);
         return WalkAction.Continue;
-    }
-
-    /// <summary>
-    /// reset_struct_pages: a copy of the head vmemmap page starts with the head and the first
-    /// tails; in a tail vmemmap page those slots are plain tails, so copy a later tail over them.
-    /// </summary>
-    private static void ResetCopiedHead(System.Span<byte> page, int nrResetStructPage)
-    {
-        int size = TArch.StructPageBytes;
-        System.ReadOnlySpan<byte> from = page.Slice(nrResetStructPage * size, size);
-        for (int i = 0; i < nrResetStructPage; i++)
-        {
-            from.CopyTo(page.Slice(i * size, size));
-        }
     }
 }
 
@@ -196,7 +184,7 @@ internal sealed class VmemmapPageLists : IDisposable
     public readonly List<ulong> Taken = new();
 
     /// <summary>Frames to free once the flush is done.</summary>
-    public readonly List<ulong> ToFree = new();
+    public readonly VmemmapFrameList ToFree = new();
 
     /// <summary>Frames allocated for a restore.</summary>
     public readonly List<ulong> Restore = new();
@@ -240,5 +228,85 @@ internal sealed class VmemmapPageLists : IDisposable
         ToFree.Clear();
         Restore.Clear();
         t_spare = this;
+    }
+}
+
+/// <summary>
+/// Vmemmap frames to free once a flush is done (the kernel's vmemmap_pages list, which costs it
+/// nothing: it is threaded through the freed pages' own struct pages). Kept in order as runs of
+/// consecutive frames: a batch of a million pages frees about seven million frames, mostly whole
+/// boot vmemmap blocks in a row, so the list holds a few runs instead of an entry per frame.
+/// </summary>
+public sealed class VmemmapFrameList
+{
+    private readonly List<(ulong Start, ulong Count)> _runs = new();
+
+    /// <summary>Frames held.</summary>
+    public int Count { get; private set; }
+
+    public void Add(ulong pfn)
+    {
+        if (_runs.Count > 0 && _runs[^1] is var (start, count) && start + count == pfn)
+        {
+            _runs[^1] = (start, count + 1);
+        }
+        else
+        {
+            _runs.Add((pfn, 1));
+        }
+
+        Count++;
+    }
+
+    public void AddRange(List<ulong> frames)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        foreach (ulong pfn in frames)
+        {
+            Add(pfn);
+        }
+    }
+
+    public void Clear()
+    {
+        _runs.Clear();
+        Count = 0;
+    }
+
+    /// <summary>The frames in the order they were added.</summary>
+    public Enumerator GetEnumerator() => new(_runs);
+
+    /// <summary>Walks the runs frame by frame, allocating nothing.</summary>
+    public struct Enumerator
+    {
+        private readonly List<(ulong Start, ulong Count)> _runs;
+        private int _run;
+        private ulong _next;
+
+        internal Enumerator(List<(ulong Start, ulong Count)> runs)
+        {
+            _runs = runs;
+            _run = -1;
+            _next = 0;
+            Current = 0;
+        }
+
+        public ulong Current { get; private set; }
+
+        public bool MoveNext()
+        {
+            while (_run < 0 || _next == _runs[_run].Count)
+            {
+                if (++_run >= _runs.Count)
+                {
+                    return false;
+                }
+
+                _next = 0;
+            }
+
+            Current = _runs[_run].Start + _next++;
+            return true;
+        }
     }
 }

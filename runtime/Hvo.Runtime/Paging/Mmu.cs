@@ -367,7 +367,15 @@ public sealed class Mmu<TArch> : IPageTableObserver where TArch : struct, IPagin
 
         lock (_unflushedLock)
         {
-            _unflushedBlocks.RemoveAll(b => b.First >= first && b.Last <= last);
+            // A loop, not RemoveAll with a lambda: the lambda's closure would be allocated on every
+            // call, strict or not (README, Bench: nothing allocated per operation).
+            for (int i = _unflushedBlocks.Count - 1; i >= 0; i--)
+            {
+                if (_unflushedBlocks[i].First >= first && _unflushedBlocks[i].Last <= last)
+                {
+                    _unflushedBlocks.RemoveAt(i);
+                }
+            }
             if (_unflushed.Count == 0)
             {
                 return;

@@ -34,6 +34,11 @@ public sealed class Tlb
     private readonly bool[] _valid = new bool[Entries];
     private readonly TlbEntry[] _blocks = new TlbEntry[BlockEntries];
     private readonly bool[] _blockValid = new bool[BlockEntries];
+
+    // The block sizes (in base pages) ever inserted, and how many: a block of N pages sits in slot
+    // (vpn / N) % BlockEntries, so a look-up tries one slot per size instead of scanning them all.
+    private readonly ulong[] _blockSizes = new ulong[BlockEntries];
+    private int _blockSizeCount;
     private readonly Lock _lock = new();
     private long _hits;
     private long _misses;
@@ -72,15 +77,35 @@ public sealed class Tlb
         lock (_lock)
         {
             _invalidations++;
-            for (int i = 0; i < Entries; i++)
+            if (lastVpn - firstVpn < Entries)
             {
-                if (_valid[i] && _entries[i].Vpn >= firstVpn && _entries[i].Vpn <= lastVpn)
+                // A short range (flush_tlb_kernel_range of one page's vmemmap): only its slots can hold it.
+                for (ulong vpn = firstVpn; ; vpn++)
                 {
-                    _valid[i] = false;
+                    int slot = (int)(vpn & (Entries - 1));
+                    if (_valid[slot] && _entries[slot].Vpn == vpn)
+                    {
+                        _valid[slot] = false;
+                    }
+
+                    if (vpn == lastVpn)
+                    {
+                        break;
+                    }
+                }
+            }
+            else
+            {
+                for (int i = 0; i < Entries; i++)
+                {
+                    if (_valid[i] && _entries[i].Vpn >= firstVpn && _entries[i].Vpn <= lastVpn)
+                    {
+                        _valid[i] = false;
+                    }
                 }
             }
 
-            for (int i = 0; i < BlockEntries; i++)
+            for (int i = 0; _blockSizeCount > 0 && i < BlockEntries; i++)
             {
                 if (_blockValid[i] && _blocks[i].Vpn <= lastVpn && _blocks[i].Vpn + _blocks[i].Pages - 1 >= firstVpn)
                 {
@@ -144,8 +169,9 @@ public sealed class Tlb
             return true;
         }
 
-        for (int i = 0; i < BlockEntries; i++)
+        for (int k = 0; k < _blockSizeCount; k++)
         {
+            int i = (int)((vpn / _blockSizes[k]) & (BlockEntries - 1));
             TlbEntry b = _blocks[i];
             if (_blockValid[i] && vpn - b.Vpn < b.Pages)
             {
@@ -168,6 +194,11 @@ public sealed class Tlb
             int block = (int)((entry.Vpn / entry.Pages) & (BlockEntries - 1));
             _blocks[block] = entry;
             _blockValid[block] = true;
+            if (System.Array.IndexOf(_blockSizes, entry.Pages, 0, _blockSizeCount) < 0)
+            {
+                _blockSizes[_blockSizeCount++] = entry.Pages;
+            }
+
             return;
         }
 

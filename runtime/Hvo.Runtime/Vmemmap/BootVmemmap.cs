@@ -17,12 +17,13 @@ namespace Hvo.Vmemmap;
 public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPagingArch
 {
     private readonly List<Block> _blocks = new();
-    private readonly Dictionary<ulong, ulong> _copies = new();
+    private readonly SparseMap<ulong> _copies; // frame (from the first pfn) to the vmemmap address it holds a copy of
     private readonly System.Threading.Lock _copiesLock = new();
     private readonly FrameOwnerTable _owners;
     private readonly Func<ulong, StructPageOrigin> _origin;
     private readonly ulong _vmemmap;
     private bool _sorted = true;
+    private int _lastBlock; // the block of the last boot-address look-up that found one
 
     /// <param name="owners">Frames count as boot vmemmap only while they are owned as such.</param>
     /// <param name="origin">Node, zone and reserved-at-boot of a pfn: what its struct page starts with.</param>
@@ -32,7 +33,9 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     /// </param>
     public BootVmemmap(FrameOwnerTable owners, Func<ulong, StructPageOrigin> origin, ulong vmemmap)
     {
+        ArgumentNullException.ThrowIfNull(owners);
         _owners = owners;
+        _copies = new SparseMap<ulong>(owners.Frames);
         _origin = origin;
         _vmemmap = vmemmap;
     }
@@ -67,7 +70,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         {
             lock (_copiesLock)
             {
-                return _copies.Count;
+                return (int)_copies.Count;
             }
         }
     }
@@ -77,7 +80,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     {
         lock (_copiesLock)
         {
-            _copies[frame] = va;
+            _copies.Set(frame - _owners.FirstPfn, va);
         }
     }
 
@@ -86,7 +89,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     {
         lock (_copiesLock)
         {
-            _copies.Remove(frame);
+            _copies.Remove(frame - _owners.FirstPfn);
         }
     }
 
@@ -120,7 +123,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     {
         lock (_copiesLock)
         {
-            return _copies.TryGetValue(pfn, out va);
+            return _copies.TryGetValue(pfn - _owners.FirstPfn, out va);
         }
     }
 
@@ -140,6 +143,14 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             }
         }
 
+        // Look-ups come in runs of frames of one block (a huge page's vmemmap): try the last hit first.
+        int hint = System.Threading.Volatile.Read(ref _lastBlock);
+        if (hint < _blocks.Count && _blocks[hint] is var h && pfn - h.Frame < h.Count)
+        {
+            va = h.Va + ((pfn - h.Frame) << TArch.PageShift);
+            return true;
+        }
+
         int lo = 0, hi = _blocks.Count - 1;
         while (lo <= hi)
         {
@@ -155,6 +166,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             }
             else
             {
+                System.Threading.Volatile.Write(ref _lastBlock, mid);
                 va = b.Va + ((pfn - b.Frame) << TArch.PageShift);
                 return true;
             }
@@ -179,19 +191,6 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         // One compound page covering the whole frame (every optimizable huge page does): one lookup.
         StructPageOrigin first = origin(firstPfn);
         bool wholeCompound = first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
-        if (wholeCompound && firstPfn >= first.CompoundHead + StructPage.FirstPlainTail)
-        {
-            // Plain tails only: identical records, so write one and copy it.
-            Span<byte> tail = frame[..size];
-            StructPage.InitializeCompound(tail, first.Node, first.Zone, firstPfn - first.CompoundHead, _vmemmap + (first.CompoundHead * (ulong)size), first.CompoundOrder, CompoundInfoMask, HugetlbPage3);
-            for (int offset = size; offset + size <= frame.Length; offset += size)
-            {
-                tail.CopyTo(frame[offset..]);
-            }
-
-            return;
-        }
-
         for (int offset = 0; offset + size <= frame.Length; offset += size)
         {
             ulong pfn = firstPfn + (ulong)(offset / size);
@@ -204,11 +203,29 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
                 {
                     StructPage.SetFlags(page, StructPage.Flags(page) | StructPage.PgHugeVmemmapOptimized);
                 }
+                else if (wholeCompound && pfn >= o.CompoundHead + StructPage.FirstPlainTail)
+                {
+                    // The plain tails that follow are identical records: copy this one, doubling.
+                    ReplicateTail(frame.Slice(offset, (frame.Length - offset) / size * size), size);
+                    return;
+                }
             }
             else
             {
                 StructPage.Initialize(page, o.Node, o.Zone, o.Reserved);
             }
+        }
+    }
+
+    /// <summary>The first struct page of <paramref name="rest"/> (whole records) copied over every later one, in doubling runs.</summary>
+    private static void ReplicateTail(Span<byte> rest, int size)
+    {
+        int done = size;
+        while (done < rest.Length)
+        {
+            int n = Math.Min(done, rest.Length - done);
+            rest[..n].CopyTo(rest[done..]);
+            done += n;
         }
     }
 

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Threading;
+using Hvo.Memory;
 using Hvo.Paging;
 
 namespace Hvo.Vmemmap;
@@ -38,8 +39,8 @@ public class CompoundPage
 public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
 {
     private readonly Machine<TArch> _machine;
-    private readonly Dictionary<ulong, CompoundPage> _heads = new();
-    private int[] _orders = [];
+    // The pages of each order prepared so far, by head pfn >> order: flat, for millions of pages.
+    private (int Order, SparseMap<CompoundPage> Heads)[] _byOrder = [];
     private readonly Lock _lock = new();
 
     public CompoundPages(Machine<TArch> machine) => _machine = machine;
@@ -50,7 +51,13 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
         {
             lock (_lock)
             {
-                return _heads.Count;
+                long n = 0;
+                foreach ((_, SparseMap<CompoundPage> heads) in _byOrder)
+                {
+                    n += heads.Count;
+                }
+
+                return (int)n;
             }
         }
     }
@@ -60,19 +67,38 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     {
         lock (_lock)
         {
-            foreach (int o in _orders)
+            return TryGetPageLocked(pfn, out page);
+        }
+    }
+
+    private bool TryGetPageLocked(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page)
+    {
+        foreach ((int o, SparseMap<CompoundPage> heads) in _byOrder)
+        {
+            if (heads.TryGetValue(pfn >> o, out page))
             {
-                ulong h = pfn & ~((1UL << o) - 1);
-                if (_heads.TryGetValue(h, out CompoundPage? found) && found.Order == o)
-                {
-                    page = found;
-                    return true;
-                }
+                return true;
             }
         }
 
         page = null;
         return false;
+    }
+
+    /// <summary>The map of the pages of <paramref name="order"/>, made on first use (under the lock).</summary>
+    private SparseMap<CompoundPage> Heads(int order)
+    {
+        foreach ((int o, SparseMap<CompoundPage> heads) in _byOrder)
+        {
+            if (o == order)
+            {
+                return heads;
+            }
+        }
+
+        var map = new SparseMap<CompoundPage>((_machine.PhysicalEndPfn >> order) + 1);
+        _byOrder = [.. _byOrder, (order, map)];
+        return map;
     }
 
     /// <summary>The compound page <paramref name="pfn"/> belongs to, if it was prepared as one.</summary>
@@ -87,13 +113,15 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     /// <summary>prep_new_hugetlb_folio: the page's struct pages become a compound page.</summary>
     public void Prep(CompoundPage page)
     {
+        ArgumentNullException.ThrowIfNull(page);
         lock (_lock)
         {
-            _heads.Add(page.HeadPfn, page);
-            if (Array.IndexOf(_orders, page.Order) < 0)
+            if (TryGetPageLocked(page.HeadPfn, out CompoundPage? there) && there.HeadPfn == page.HeadPfn)
             {
-                _orders = [.. _orders, page.Order];
+                throw new ArgumentException($"a compound page at pfn 0x{page.HeadPfn:x} was prepared already", nameof(page));
             }
+
+            Heads(page.Order).Set(page.HeadPfn >> page.Order, page);
         }
 
         RewriteWrittenFrames(page);
@@ -102,9 +130,10 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     /// <summary>__update_and_free_hugetlb_folio / destroy_compound: back to plain free pages.</summary>
     public void Destroy(CompoundPage page)
     {
+        ArgumentNullException.ThrowIfNull(page);
         lock (_lock)
         {
-            _heads.Remove(page.HeadPfn);
+            Heads(page.Order).Remove(page.HeadPfn >> page.Order);
         }
 
         RewriteWrittenFrames(page);

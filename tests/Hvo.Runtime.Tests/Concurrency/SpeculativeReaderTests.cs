@@ -170,7 +170,7 @@ public sealed class SpeculativeReaderTests
     private sealed class FreesBeforeTheFlush<TArch>(Machine<TArch> machine, HvoPolicy policy) : HvoOptimizer<TArch>(machine, policy)
         where TArch : struct, IPagingArch
     {
-        protected override void FlushThenFree(HugePage? page, TlbFlush flush, List<ulong> frames)
+        protected override void FlushThenFree(HugePage? page, TlbFlush flush, VmemmapFrameList frames)
         {
             Free(frames);
             Flush(page, flush);
