@@ -129,6 +129,16 @@ internal sealed class ShellLexer
         }
 
         int start = _pos;
+        if (_pos >= _text.Length || _text[_pos] == '\n')
+        {
+            // Carriage returns just before a line break or the end belong to the break (a pasted
+            // CRLF text), so a location there stays inside its line as an editor shows it.
+            while (start > 0 && _text[start - 1] == '\r')
+            {
+                start--;
+            }
+        }
+
         if (_pos >= _text.Length)
         {
             return Make(TokenKind.End, start);

@@ -148,17 +148,6 @@ public sealed class RandomSequenceTests
     private static string Print(Sequence s) => s.ToString();
 
     /// <summary>FNV-1a: a seed per case that does not change between runs (string.GetHashCode does).</summary>
-    private static ulong StableHash(string s)
-    {
-        ulong h = 0xcbf29ce484222325UL;
-        foreach (char c in s)
-        {
-            h = (h ^ c) * 0x100000001b3UL;
-        }
-
-        return h;
-    }
-
     /// <summary>Runs the property for one architecture: <c>iterations</c> random seeds, or the CI's fixed ones when <see cref="long.MinValue"/>.</summary>
     private sealed class Runner(HvoPolicy policy, long iterations) : IArchVisitor<bool>
     {
@@ -175,7 +164,7 @@ public sealed class RandomSequenceTests
 
             // Fixed seeds: the same sequences on every run, each machine pair on its own, so they
             // run side by side. The first failing one (by index) is shrunk from its seed.
-            var master = new PCG(7, CiSeed ^ StableHash(label));
+            var master = new PCG(7, CiSeed ^ FixedSeeds.Hash(label));
             string[] seeds = [.. Enumerable.Range(0, CiSamples).Select(_ => new PCG(master.Next(), master.Next64()).ToString())];
             int firstFailure = int.MaxValue;
             Parallel.For(0, seeds.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
@@ -186,7 +175,7 @@ public sealed class RandomSequenceTests
                 }
                 catch (CsCheckException)
                 {
-                    InterlockedMin(ref firstFailure, i);
+                    FixedSeeds.InterlockedMin(ref firstFailure, i);
                 }
             });
 
@@ -198,21 +187,6 @@ public sealed class RandomSequenceTests
             }
 
             return true;
-        }
-
-        private static void InterlockedMin(ref int location, int value)
-        {
-            int seen = Volatile.Read(ref location);
-            while (value < seen)
-            {
-                int was = Interlocked.CompareExchange(ref location, value, seen);
-                if (was == seen)
-                {
-                    return;
-                }
-
-                seen = was;
-            }
         }
 
         private static void Sample(Action<Sequence> property, string label, string? seed, long iter, int time)

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Linq;
 using CsCheck;
 using Hvo.Memory;
+using Hvo.Tests;
 using static Hvo.Runtime.Tests.Memory.AllocatorMachine;
 
 namespace Hvo.Runtime.Tests.Memory;
@@ -40,7 +41,7 @@ public sealed class BuddyPropertyTests
 
     [TestMethod]
     public void NoFrameIsHandedOutTwiceAndCountsAreConserved() =>
-        Check.Sample(Sequences, steps =>
+        FixedSeeds.Sample(Sequences, steps =>
         {
             var run = new Run();
             foreach (var step in steps)
@@ -48,11 +49,11 @@ public sealed class BuddyPropertyTests
                 run.Do(step);
                 run.AssertConserved();
             }
-        }, iter: 150);
+        }, nameof(NoFrameIsHandedOutTwiceAndCountsAreConserved), 150);
 
     [TestMethod]
     public void FreeingEverythingMergesBackToTheInitialBlocks() =>
-        Check.Sample(Sequences, steps =>
+        FixedSeeds.Sample(Sequences, steps =>
         {
             var run = new Run();
             foreach (var step in steps)
@@ -63,7 +64,7 @@ public sealed class BuddyPropertyTests
             run.FreeAll();
             Assert.AreEqual(run.Initial, run.Allocator.BuddyInfo());
             Assert.AreEqual(run.Allocator.ManagedPages, run.Allocator.NrFreePages);
-        }, iter: 150);
+        }, nameof(FreeingEverythingMergesBackToTheInitialBlocks), 150);
 
     private sealed class Run
     {

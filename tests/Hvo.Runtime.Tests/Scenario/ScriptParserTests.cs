@@ -161,6 +161,9 @@ public sealed class ScriptParserTests
     [DataRow("boot numa=fake=-1", 1, 16, "numa=fake=-1")]
     [DataRow("boot hugetlb_free_vmemmap=maybe", 1, 6, "use on or off")]
     [DataRow("boot mem=1G > /x", 1, 13, "no redirection")]
+    [DataRow("echo xK|", 1, 9, "a command is missing here")]
+    [DataRow("echo xK|\r", 1, 9, "a command is missing here")]
+    [DataRow("echo xK| \r\r", 1, 10, "a command is missing here")]
     public void SyntaxErrorsNameTheLineAndColumn(string text, int line, int column, string reason)
     {
         ScriptError e = Error(text);
