@@ -32,4 +32,7 @@ public enum FrameOwner : byte
 
     /// <summary>Present memory of an offline memory block: its struct pages exist, the page allocator does not manage it.</summary>
     Offline,
+
+    /// <summary>A page of a tmpfs file (shmem, /dev/shm): movable, counted in Shmem.</summary>
+    Shmem,
 }

@@ -35,6 +35,7 @@ public sealed partial class PageAllocator
                 return Fail(gfp, out pfn);
             }
 
+            DrainAllPagesLocked(); // alloc_contig_range: drain_all_pages, so no free page hides on a per-CPU list
             foreach (Zone zone in Zonelist(nid, gfp))
             {
                 if (TryFindContig(zone, frames, out pfn))

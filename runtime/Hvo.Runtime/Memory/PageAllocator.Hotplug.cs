@@ -97,6 +97,7 @@ public sealed partial class PageAllocator
                 }
             }
 
+            DrainAllPagesLocked(); // offline_pages: drain_all_pages, so the range's free pages are all on the buddy lists
             Zone zone = ZoneOf(start);
             for (ulong p = start; p < end;)
             {
