@@ -51,7 +51,7 @@ public sealed class ShmemFile
 /// generic_perform_write does; fallocate instead gives back every page it added (shmem_fallocate's
 /// undo). Unlinking or truncating a file frees its pages. docs/ARCHITECTURE.md §5.
 /// </summary>
-public sealed class Shmem
+public sealed class Shmem : IMovablePages
 {
     /// <summary>Files up to this many bytes keep their text (what cat shows); larger ones only their size.</summary>
     public const int TextLimit = 64 * 1024;
@@ -59,6 +59,7 @@ public sealed class Shmem
     private readonly PageAllocator _pages;
     private readonly Dictionary<string, ShmemFile> _files = new(StringComparer.Ordinal);
     private readonly long[] _nodePages;
+    private readonly Dictionary<ulong, (ShmemFile File, int Index)> _fileOf = []; // where each page is, for migration
     private readonly Lock _lock = new();
 
     /// <summary>A mount on <paramref name="pages"/>, limited to <paramref name="maxBlocks"/> pages (0: unlimited).</summary>
@@ -69,6 +70,7 @@ public sealed class Shmem
         _pages = pages;
         MaxBlocks = maxBlocks;
         _nodePages = new long[pages.Layout.Nodes];
+        pages.RegisterMovable(FrameOwner.Shmem, this); // shmem's mapping migrates (shmem_aops.migrate_folio)
     }
 
     /// <summary>shmem_default_max_blocks: half of totalram_pages, what a tmpfs mount without size= gets.</summary>
@@ -244,6 +246,24 @@ public sealed class Shmem
         }
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Called by the page allocator under its lock, while a gigantic allocation moves the page out of its range.</remarks>
+    public void Migrate(ulong from, ulong to)
+    {
+        lock (_lock)
+        {
+            if (!_fileOf.Remove(from, out (ShmemFile File, int Index) at))
+            {
+                throw new InvalidOperationException($"frame 0x{from:x} is no shmem page");
+            }
+
+            at.File.Pages[at.Index] = to;
+            _fileOf[to] = at;
+            _nodePages[_pages.PfnToNid(from)]--;
+            _nodePages[_pages.PfnToNid(to)]++;
+        }
+    }
+
     private long UsedLocked() => _nodePages.Sum();
 
     private ulong PageSize => 1UL << _pages.Layout.PageShift;
@@ -266,6 +286,7 @@ public sealed class Shmem
                 return status;
             }
 
+            _fileOf[pfn] = (file, file.Pages.Count);
             file.Pages.Add(pfn);
             _nodePages[_pages.PfnToNid(pfn)]++;
         }
@@ -288,6 +309,7 @@ public sealed class Shmem
         {
             ulong pfn = file.Pages[i];
             _pages.FreePages(pfn, 0, FrameOwner.Shmem);
+            _fileOf.Remove(pfn);
             _nodePages[_pages.PfnToNid(pfn)]--;
         }
 
