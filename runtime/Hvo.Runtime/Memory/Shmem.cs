@@ -247,7 +247,11 @@ public sealed class Shmem : IMovablePages
     }
 
     /// <inheritdoc/>
-    /// <remarks>Called by the page allocator under its lock, while a gigantic allocation moves the page out of its range.</remarks>
+    /// <remarks>
+    /// Called by the page allocator under its lock, while a gigantic allocation moves the page out of
+    /// its range; a write takes this mount's lock and then the allocator's, so a write and a gigantic
+    /// allocation on two threads at once could wait on each other. The shell runs one command at a time.
+    /// </remarks>
     public void Migrate(ulong from, ulong to)
     {
         lock (_lock)
