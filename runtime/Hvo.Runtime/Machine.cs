@@ -549,6 +549,10 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         Pages = new PageAllocator(Memblock, Faults);
         FreeChecks = new FreePageChecks<TArch>(this);
         Pages.FreeChecks = FreeChecks;
+        if (Config.PerCpuPageLists)
+        {
+            Pages.SetupPerCpuPageset(Config.Cpus); // setup_per_cpu_pageset
+        }
         Pages.SetTransparentHugepages(Config.TransparentHugepages); // hugepage_init: start_stop_khugepaged
         _tableFrames.Booted = true;
         Hotplug = new Memory.Hotplug.MemoryHotplug<TArch>(this);

@@ -37,6 +37,14 @@ public sealed record MachineConfig
     public int Cpus { get; init; } = 2;
 
     /// <summary>
+    /// Per-CPU page lists for order-0 pages (<see cref="Memory.PageAllocator.SetupPerCpuPageset"/>), as
+    /// every kernel has them. Off by default (a script turns them on with Hvo's boot parameter
+    /// <c>hvo.pcp=on</c>): off, order-0 pages go straight to and from the buddy lists, so MemFree
+    /// moves by exactly the pages allocated and freed, which the HVO arithmetic compares.
+    /// </summary>
+    public bool PerCpuPageLists { get; init; }
+
+    /// <summary>
     /// Where RAM starts (the physical address of its first byte; a machine's firmware says, as a
     /// device tree's memory node does); null: where the spec says it usually starts (ramBase:
     /// 0x80000000 on RISC-V, 0 elsewhere). A multiple of the memory section (SECTION_SIZE_BITS).

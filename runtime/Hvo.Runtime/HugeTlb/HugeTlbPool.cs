@@ -183,7 +183,10 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
                 Default.ResvHugePages,
                 Default.SurplusHugePages,
                 Default.SizeKb,
-                hugetlbBytes >> 10);
+                hugetlbBytes >> 10)
+            {
+                ShmemKb = (ulong)Machine.Owners.Count(FrameOwner.Shmem) << TArch.PageShift >> 10,
+            };
         }
     }
 

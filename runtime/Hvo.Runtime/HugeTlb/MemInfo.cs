@@ -19,11 +19,15 @@ public sealed record MemInfo(
     ulong HugepagesizeKb,
     ulong HugetlbKb)
 {
+    /// <summary>Shmem: tmpfs and shared memory pages (NR_SHMEM), between MemFree and the HugePages_ lines as the kernel orders them.</summary>
+    public ulong ShmemKb { get; init; }
+
     /// <summary>The kernel's keys with their values, in the kernel's order (for a JSON report).</summary>
     public IReadOnlyList<KeyValuePair<string, ulong>> Fields =>
     [
         new("MemTotal", MemTotalKb),
         new("MemFree", MemFreeKb),
+        new("Shmem", ShmemKb),
         new("HugePages_Total", HugePagesTotal),
         new("HugePages_Free", HugePagesFree),
         new("HugePages_Rsvd", HugePagesRsvd),
@@ -43,6 +47,7 @@ public sealed record MemInfo(
         CultureInfo c = CultureInfo.InvariantCulture;
         text.Append(c, $"MemTotal:       {MemTotalKb,8} kB\n");
         text.Append(c, $"MemFree:        {MemFreeKb,8} kB\n");
+        text.Append(c, $"Shmem:          {ShmemKb,8} kB\n");
         text.Append(c, $"HugePages_Total:   {HugePagesTotal,5}\n");
         text.Append(c, $"HugePages_Free:    {HugePagesFree,5}\n");
         text.Append(c, $"HugePages_Rsvd:    {HugePagesRsvd,5}\n");

@@ -38,4 +38,7 @@ public enum FrameOwner : byte
     /// lists for good, so it is neither free nor anyone's (PageAllocator.BadPageLeaks).
     /// </summary>
     BadPage,
+
+    /// <summary>A page of a tmpfs file (shmem, /dev/shm): movable, counted in Shmem.</summary>
+    Shmem,
 }

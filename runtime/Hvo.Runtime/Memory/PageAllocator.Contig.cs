@@ -15,7 +15,9 @@ public sealed partial class PageAllocator
     /// Fault injection is asked first, at order log2(frames), so a gigantic huge page can be
     /// failed like any other (the kernel's fail_page_alloc does not see this path). No watermark
     /// is checked: alloc_contig_range isolates the range first, and isolated free pages are taken
-    /// without one. No frame is migrated: frames in use make a candidate range fail. Afterwards the
+    /// without one. A range whose busy frames are all movable pages (<see cref="RegisterMovable"/>)
+    /// is taken after moving them elsewhere (alloc_contig_range's migration); any other busy frame
+    /// makes a candidate fail. Afterwards the
     /// frames are plain order-0 pages, freed with <see cref="FreeContigRange"/> (all or part).
     /// </summary>
     public bool TryAllocContigPages(int nid, ulong frames, Gfp gfp, AllocSite site, FrameOwner owner, out ulong pfn)
@@ -35,6 +37,7 @@ public sealed partial class PageAllocator
                 return Fail(gfp, out pfn);
             }
 
+            DrainAllPagesLocked(); // alloc_contig_range: drain_all_pages, so no free page hides on a per-CPU list
             foreach (Zone zone in Zonelist(nid, gfp))
             {
                 if (TryFindContig(zone, frames, out pfn))
@@ -95,12 +98,13 @@ public sealed partial class PageAllocator
         }
     }
 
-    // The first size-aligned range of the zone whose frames are all free; a candidate that meets
-    // a busy frame is abandoned for the next aligned one past that frame.
+    // The first size-aligned range of the zone whose frames are all free or movable (moved out of
+    // the way once it is found); a candidate that meets another busy frame is abandoned for the next
+    // aligned one past that frame, one whose pages cannot all move for the next one.
     private bool TryFindContig(Zone zone, ulong frames, out ulong pfn)
     {
         pfn = (zone.StartPfn + frames - 1) & ~(frames - 1);
-        if (!zone.IsPopulated || zone.FreePages < (long)frames)
+        if (!zone.IsPopulated || (zone.FreePages < (long)frames && _movable.Count == 0))
         {
             return false;
         }
@@ -109,17 +113,29 @@ public sealed partial class PageAllocator
         {
             ulong p = pfn;
             ulong end = pfn + frames;
-            while (p < end && FreeBlockAt(zone, p, out ulong head, out int order))
+            bool movable = false;
+            while (p < end)
             {
-                p = head + (1UL << order);
+                if (FreeBlockAt(zone, p, out ulong head, out int order))
+                {
+                    p = head + (1UL << order);
+                }
+                else if (IsMovable(p))
+                {
+                    (movable, p) = (true, p + 1);
+                }
+                else
+                {
+                    break;
+                }
             }
 
-            if (p >= end)
+            if (p >= end && (!movable || MigrateRange(zone, pfn, end)))
             {
                 return true;
             }
 
-            pfn = (p + frames) & ~(frames - 1);
+            pfn = p >= end ? end : (p + frames) & ~(frames - 1);
         }
 
         return false;

@@ -97,6 +97,7 @@ public sealed partial class PageAllocator
                 }
             }
 
+            DrainAllPagesLocked(); // offline_pages: drain_all_pages, so the range's free pages are all on the buddy lists
             Zone zone = ZoneOf(start);
             for (ulong p = start; p < end;)
             {
@@ -134,26 +135,31 @@ public sealed partial class PageAllocator
     {
         lock (_lock)
         {
-            (ulong start, ulong end) = (_isolatedStart, _isolatedEnd);
-            (_isolatedStart, _isolatedEnd, _isolatedFree) = (0, 0, 0);
-            Zone zone = ZoneOf(start);
-            for (ulong p = start; p < end;)
+            UndoIsolateLocked();
+        }
+    }
+
+    private void UndoIsolateLocked()
+    {
+        (ulong start, ulong end) = (_isolatedStart, _isolatedEnd);
+        (_isolatedStart, _isolatedEnd, _isolatedFree) = (0, 0, 0);
+        Zone zone = ZoneOf(start);
+        for (ulong p = start; p < end;)
+        {
+            if (Owners[p] != FrameOwner.Free)
             {
-                if (Owners[p] != FrameOwner.Free)
-                {
-                    p++;
-                    continue;
-                }
-
-                ulong run = p;
-                while (run < end && Owners[run] == FrameOwner.Free)
-                {
-                    run++;
-                }
-
-                FreeRange(zone, p, run);
-                p = run;
+                p++;
+                continue;
             }
+
+            ulong run = p;
+            while (run < end && Owners[run] == FrameOwner.Free)
+            {
+                run++;
+            }
+
+            FreeRange(zone, p, run);
+            p = run;
         }
     }
 

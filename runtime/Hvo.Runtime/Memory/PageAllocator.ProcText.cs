@@ -38,7 +38,8 @@ public sealed partial class PageAllocator
     /// <summary>
     /// /proc/zoneinfo (zoneinfo_show_print), every zone of every node: free pages, watermarks,
     /// spanned, present and managed pages and the lowmem reserves ("protection"); populated zones
-    /// add their free-page counter and start pfn. Per-node and per-cpu statistics are not modelled.
+    /// add their free-page counter, their per-CPU pagesets (count, high, batch) and start pfn. Per-node
+    /// statistics are not modelled.
     /// </summary>
     public string ZoneInfo()
     {
@@ -63,6 +64,7 @@ public sealed partial class PageAllocator
                 if (zone.IsPopulated)
                 {
                     text.Append(CultureInfo.InvariantCulture, $"\n      {"nr_free_pages",-12} {zone.FreePages}");
+                    AppendPagesets(text, zone);
                     text.Append("\n  node_unreclaimable:  0");
                     text.Append(CultureInfo.InvariantCulture, $"\n  start_pfn:           {zone.StartPfn}");
                 }

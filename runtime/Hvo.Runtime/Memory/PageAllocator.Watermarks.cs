@@ -71,6 +71,8 @@ public sealed partial class PageAllocator
             zone.LowWatermark = min + step;
             zone.HighWatermark = min + (2 * step);
         }
+
+        ZonePcpUpdate(); // setup_per_zone_wmarks: the pagesets' high follows the low watermark
     }
 
     // setup_per_zone_lowmem_reserve: zone i keeps back (managed pages of zones i+1..j) / ratio[i]

@@ -228,14 +228,18 @@ public sealed partial class PageAllocator
 
             int highest = HighestZone(gfp);
             MigrateType type = GfpMigrateType(gfp);
-            foreach (Zone zone in Zonelist(nid, gfp))
+            do
             {
-                if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && TryRmqueue(zone, order, type, out pfn))
+                foreach (Zone zone in Zonelist(nid, gfp))
                 {
-                    Commit(zone, pfn, order, gfp, owner);
-                    return true;
+                    if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && Rmqueue(zone, order, type, out pfn))
+                    {
+                        Commit(zone, pfn, order, gfp, owner);
+                        return true;
+                    }
                 }
             }
+            while (DrainAllPagesLocked()); // __alloc_pages_direct_reclaim: drain the per-CPU lists and retry
 
             return Fail(gfp, out pfn);
         }
@@ -328,7 +332,10 @@ public sealed partial class PageAllocator
                 _compound[order].Clear(pfn >> order);
             }
 
-            FreeOneBlock(zone, pfn, order);
+            if (order > 0 || !FreeUnrefPage(zone, pfn))
+            {
+                FreeOneBlock(zone, pfn, order);
+            }
         }
     }
 
@@ -382,7 +389,10 @@ public sealed partial class PageAllocator
             _unmanaged.Clear(pfn);
             Zone zone = ZoneOf(pfn);
             zone.ManagedPages++;
-            FreeOneBlock(zone, pfn, 0);
+            if (!FreeUnrefPage(zone, pfn))
+            {
+                FreeOneBlock(zone, pfn, 0);
+            }
         }
     }
 
@@ -617,6 +627,16 @@ public sealed partial class PageAllocator
         }
 
         return name is null && (gfp & Gfp.Movable) != 0 ? MovableZone : Layout.Zones.Count - 1;
+    }
+
+    /// <summary>page_to_nid: the node of the zone holding <paramref name="pfn"/>.</summary>
+    public int PfnToNid(ulong pfn)
+    {
+        CheckBlock(pfn, 0);
+        lock (_lock)
+        {
+            return ZoneOf(pfn).Node;
+        }
     }
 
     // page_zone: the zone a memory block was onlined into, else the boot layout's.

@@ -103,5 +103,8 @@ public sealed class Zone
     /// <summary>Free blocks of <paramref name="order"/> on <paramref name="type"/>'s list (/proc/pagetypeinfo).</summary>
     public long FreeBlocks(int order, MigrateType type) => _areas[order].CountOf(type);
 
+    /// <summary>The zone's per-CPU page lists, one per CPU (zone->per_cpu_pageset); none before setup_per_cpu_pageset.</summary>
+    internal PerCpuPages[] Pagesets { get; set; } = [];
+
     internal void SetLowmemReserve(int highestZone, long pages) => _lowmemReserve[highestZone] = pages;
 }

@@ -70,6 +70,9 @@ public sealed record BootLine
     /// <summary>transparent_hugepage=: THP's mode at boot; always (the Kconfig default) when not given or not understood.</summary>
     public Memory.ThpMode TransparentHugepages { get; init; } = Memory.ThpMode.Always;
 
+    /// <summary><c>hvo.pcp=on</c> (Hvo's own parameter, not the kernel's): per-CPU page lists (<see cref="MachineConfig.PerCpuPageLists"/>).</summary>
+    public bool PerCpuPageLists { get; init; }
+
     /// <summary>crashkernel=: the size chosen for this machine's RAM (0: none) and where, if @OFFSET says.</summary>
     public ulong CrashKernelBytes { get; init; }
 
@@ -95,6 +98,7 @@ public sealed record BootLine
         SwiotlbBytes = SwiotlbBytes,
         SwiotlbForce = SwiotlbForce,
         TransparentHugepages = TransparentHugepages,
+        PerCpuPageLists = PerCpuPageLists,
         CrashKernelBytes = CrashKernelBytes,
         CrashKernelBase = CrashKernelBase,
         Reserved = MemmapReserved,
@@ -160,6 +164,7 @@ public sealed record BootLine
         (string Value, ScriptWord Word)? crash = null;
         var memmapReserved = new List<(ulong Start, ulong Bytes)>();
         var thp = Memory.ThpMode.Always;
+        bool pcp = false;
         var notices = new List<string>();
         foreach (ScriptWord p in boot.Parameters)
         {
@@ -206,6 +211,14 @@ public sealed record BootLine
                         default: notices.Add("transparent_hugepage= cannot parse, ignored"); break;
                     }
 
+                    break;
+                case "hvo.pcp":
+                    pcp = value switch
+                    {
+                        "on" => true,
+                        "off" => false,
+                        _ => throw ScriptParser.Error(boot.Location, p.Column, $"hvo.pcp={value}: Hvo's per-CPU page lists are hvo.pcp=on or hvo.pcp=off"),
+                    };
                     break;
                 case "memmap":
                     foreach ((ulong start, ulong length, ulong? limit) in ParseMemmap(value, p, boot.Location))
@@ -257,6 +270,7 @@ public sealed record BootLine
             SwiotlbBytes = swiotlbBytes,
             SwiotlbForce = swiotlbForce,
             TransparentHugepages = thp,
+            PerCpuPageLists = pcp,
             CrashKernelBytes = crashBytes,
             CrashKernelBase = crashBase,
             MemmapReserved = memmapReserved,

@@ -69,6 +69,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
 
         AddProcSysctls();
         AddVmKnobs();
+        AddShm();
         foreach (Hstate<TArch> h in pool.Hstates)
         {
             AddHstate(h);
@@ -110,6 +111,11 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
             return Errno.EACCES;
         }
 
+        if (ShmUnreadable(path))
+        {
+            return Errno.EFBIG;
+        }
+
         text = file.Read();
         return Errno.None;
     }
@@ -137,6 +143,11 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
     /// <summary>The open of a write: a new name in an existing directory is -EACCES, as sysfs and procfs create no files; so is a read-only file.</summary>
     public Errno OpenForWrite(string path)
     {
+        if (Normalize(path, out _) is { } p && ShmName(p) is not null)
+        {
+            return OpenForWrite(path, append: false);
+        }
+
         Errno e = Open(path, out KernelFile? file);
         if (e == Errno.ENOENT && Parent(path) is { } parent && _directories.Contains(parent))
         {
@@ -155,7 +166,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
 
         AddMemoryBlockFiles(p);
         return _directories.Contains(p) ? ShellFileKind.Directory
-            : _files.ContainsKey(p) ? ShellFileKind.File
+            : _files.ContainsKey(p) || ShmKernelFile(p) is not null ? ShellFileKind.File
             : ShellFileKind.None;
     }
 
@@ -164,6 +175,11 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         if (KernelFilesPath.Normalize(directory) is not { } d || !_directories.Contains(d))
         {
             return [];
+        }
+
+        if (d == ShmDirectory)
+        {
+            return Shm.Names;
         }
 
         _children ??= BuildChildren();
@@ -217,6 +233,12 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
 
         if (_files.TryGetValue(p, out file))
         {
+            return trailingSlash ? Errno.ENOTDIR : Errno.None;
+        }
+
+        if (ShmKernelFile(p) is { } shm)
+        {
+            file = shm;
             return trailingSlash ? Errno.ENOTDIR : Errno.None;
         }
 
@@ -414,6 +436,7 @@ public sealed partial class KernelFiles<TArch> : IShellFiles where TArch : struc
         return string.Create(c, $"Node {nid} MemTotal:       {total,8} kB\n")
             + string.Create(c, $"Node {nid} MemFree:        {free,8} kB\n")
             + string.Create(c, $"Node {nid} MemUsed:        {total - free,8} kB\n")
+            + string.Create(c, $"Node {nid} Shmem:          {(ulong)Shm.NodePages(nid) * TArch.PageSize >> 10,8} kB\n")
             + _pool.NodeMemInfo(nid);
     }
 }

@@ -367,7 +367,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         HvoCounters c = Optimizer.Total;
         FrameOwnerTable owners = Machine.Owners;
         Check(Machine.OwnersAddUp(), "owners add up to the machine");
-        Check(owners.Count(FrameOwner.Free) == Machine.Pages.NrFreePages, "free frames are the buddy allocator's free pages");
+        Check(owners.Count(FrameOwner.Free) == Machine.Pages.NrFreePages + Machine.Pages.PcpPages, "free frames are the buddy allocator's free pages and its per-CPU lists'");
         ulong hugeFrames = 0;
         long optimized = 0;
         foreach (Hstate<TArch> h in Pool.Hstates)

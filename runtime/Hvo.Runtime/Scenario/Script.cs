@@ -85,10 +85,10 @@ public readonly record struct ScriptWord(string Value, int Column);
 public sealed record BootStatement(SourceLocation Location, string Text, IReadOnlyList<ScriptWord> Parameters) : Statement(Location, Text);
 
 /// <summary>
-/// <c>echo [-n] VALUE... [&gt; PATH]</c>: write the words joined by spaces, and a newline unless
+/// <c>echo [-n] VALUE... [/// <c>echo [-n] VALUE... [&gt; PATH]</c>: write the words joined by spaces, and a newline unlessgt; PATH]</c> (or <c>/// <c>echo [-n] VALUE... [&gt; PATH]</c>: write the words joined by spaces, and a newline unlessgt;/// <c>echo [-n] VALUE... [&gt; PATH]</c>: write the words joined by spaces, and a newline unlessgt;</c>, <see cref="Append"/>): write the words joined by spaces, and a newline unless
 /// <c>-n</c>, to <see cref="Target"/>, or print them when there is no redirection.
 /// </summary>
-public sealed record EchoStatement(SourceLocation Location, string Text, string Value, bool Newline, ScriptWord? Target) : Statement(Location, Text)
+public sealed record EchoStatement(SourceLocation Location, string Text, string Value, bool Newline, ScriptWord? Target, bool Append = false) : Statement(Location, Text)
 {
     /// <summary>What write(2) gets: the value and its newline.</summary>
     public string Data => Newline ? Value + "\n" : Value;

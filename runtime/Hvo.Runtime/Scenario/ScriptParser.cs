@@ -249,7 +249,7 @@ public static class ScriptParser
             {
                 case "echo":
                     (string value, bool newline) = EchoCommand.Value(words.AsSpan(1));
-                    return new EchoStatement(c.Location, source, value, newline, c.Redirect?.Target.Word);
+                    return new EchoStatement(c.Location, source, value, newline, c.Redirect?.Target.Word, c.Redirect?.Append == true);
                 case "cat" when c.Redirect is null && words.Length > 1 && !words.Skip(1).Any(w => w.StartsWith('-')):
                     return new CatStatement(c.Location, source, [.. c.Words.Skip(1).Select(w => w.Word)]);
                 default:

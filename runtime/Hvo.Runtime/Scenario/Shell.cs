@@ -57,12 +57,12 @@ public sealed class Shell
             Context.Location = statement.Location;
             Status = statement switch
             {
-                EchoStatement e => RunPlain("echo", e.Text, e.Location, e.Target?.Value, output, o =>
+                EchoStatement e => RunPlain("echo", e.Text, e.Location, e.Target?.Value, e.Append, output, o =>
                 {
                     o.Write(e.Data);
                     return 0;
                 }),
-                CatStatement c => RunPlain("cat", c.Text, c.Location, null, output, o => ShellCommands.Find("cat")!.Run(Context, [.. c.Paths.Select(p => p.Value)], null, o, output)),
+                CatStatement c => RunPlain("cat", c.Text, c.Location, null, false, output, o => ShellCommands.Find("cat")!.Run(Context, [.. c.Paths.Select(p => p.Value)], null, o, output)),
                 ShellStatement s => RunList(s.Body, output),
                 _ => 0,
             };
@@ -83,10 +83,10 @@ public sealed class Shell
     }
 
     // A plain echo or cat: its words are final, so it runs as written.
-    private int RunPlain(string name, string text, SourceLocation at, string? target, TextWriter output, Func<TextWriter, int> run)
+    private int RunPlain(string name, string text, SourceLocation at, string? target, bool append, TextWriter output, Func<TextWriter, int> run)
     {
         _lastCommand = text;
-        return Finish(Redirected(name, target is null ? null : (target, false), output, output, run), at, tested: false);
+        return Finish(Redirected(name, target is null ? null : (target, append), output, output, run), at, tested: false);
     }
 
     private int Finish(int status, SourceLocation at, bool tested)
@@ -233,7 +233,7 @@ public sealed class Shell
             return run(output);
         }
 
-        Errno open = Context.Files.OpenForWrite(r.Path);
+        Errno open = Context.Files.OpenForWrite(r.Path, r.Append);
         if (open != Errno.None)
         {
             Context.CountError();
@@ -243,7 +243,7 @@ public sealed class Shell
             return 1;
         }
 
-        var captured = new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
+        var captured = new RedirectedOutput(r.Path);
         int status = run(captured);
         string data = captured.ToString();
         if (data.Length == 0)
@@ -251,7 +251,7 @@ public sealed class Shell
             return status;
         }
 
-        Errno written = Context.Write(r.Path, data, out _);
+        Errno written = Context.WriteOpened(r.Path, data);
         if (written != Errno.None)
         {
             errors.WriteLine($"sh: {name}: write error: {ErrnoText.Message(written)}");
@@ -368,4 +368,21 @@ public sealed class Shell
     {
         public int Status { get; } = status;
     }
+}
+
+/// <summary>
+/// A command's standard output while a redirection sends it to <see cref="Path"/> (already opened):
+/// what it prints is written there in one write(2) after it ran, and a command that produces bulk
+/// data (<c>head -c 1G /dev/zero</c>) writes it to the file itself instead (<see cref="IShellFiles.WriteZeros"/>).
+/// </summary>
+public sealed class RedirectedOutput : StringWriter
+{
+    public RedirectedOutput(string path)
+        : base(CultureInfo.InvariantCulture)
+    {
+        Path = path;
+        CoreNewLine = ['\n'];
+    }
+
+    public string Path { get; }
 }

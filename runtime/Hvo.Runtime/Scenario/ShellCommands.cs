@@ -39,7 +39,8 @@ public static class ShellCommands
     [
         new EchoCommand(), new CatCommand(), new SysctlCommand(), new TeeCommand(), new GrepCommand(),
         new SleepCommand(), new SyncCommand(), new ConstantCommand("true", 0), new ConstantCommand("false", 1), new SetCommand(),
-        new DmesgCommand(), new PlugCommand(),
+        new DmesgCommand(), new PlugCommand(), new HeadCommand(), new DdCommand(), new FallocateCommand(), new RmCommand(),
+        new LsCommand(), new DuCommand(), new MountCommand(),
     ];
 
     public static IShellCommand? Find(string name) => All.FirstOrDefault(c => c.Name == name);

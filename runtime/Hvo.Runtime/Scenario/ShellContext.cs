@@ -25,6 +25,34 @@ public interface IShellFiles
     /// <summary>Only the open a redirection or tee makes before anything is written.</summary>
     Errno OpenForWrite(string path);
 
+    /// <summary>
+    /// open(O_WRONLY|O_CREAT) as a redirection makes it, truncating (<c>&gt;</c>) unless
+    /// <paramref name="append"/> (<c>&gt;&gt;</c>): a kernel file as <see cref="OpenForWrite(string)"/>,
+    /// a tmpfs file created or emptied.
+    /// </summary>
+    Errno OpenForWrite(string path, bool append);
+
+    /// <summary>One write(2) of <paramref name="data"/> to a file opened with <see cref="OpenForWrite(string, bool)"/> (a tmpfs file grows).</summary>
+    Errno WriteOpened(string path, string data);
+
+    /// <summary>
+    /// write(2)s of <paramref name="bytes"/> zero bytes (from /dev/zero) to a file opened with
+    /// <see cref="OpenForWrite(string, bool)"/>; <paramref name="written"/> is how many made it.
+    /// </summary>
+    Errno WriteZeros(string path, ulong bytes, out ulong written);
+
+    /// <summary>fallocate(2) mode 0 over the first <paramref name="length"/> bytes, creating the file.</summary>
+    Errno Fallocate(string path, ulong length);
+
+    /// <summary>unlink(2).</summary>
+    Errno Unlink(string path);
+
+    /// <summary>The bytes a file's data occupies (st_blocks * 512), for du; 0 for kernel files.</summary>
+    ulong DiskUsage(string path);
+
+    /// <summary>mount -o remount,size=<paramref name="size"/> of the tmpfs mounted on <paramref name="mountPoint"/>.</summary>
+    Errno RemountSize(string mountPoint, string size);
+
     ShellFileKind Kind(string path);
 
     /// <summary>The names in a directory, sorted (none for anything else).</summary>
@@ -194,6 +222,19 @@ public sealed class ShellContext
             _written(path);
         }
 
+        return e;
+    }
+
+    /// <summary>One write(2) to a file a redirection opened: a failure counts as a shell error; the write is a point of the run's trace.</summary>
+    public Errno WriteOpened(string path, string data)
+    {
+        Errno e = Files.WriteOpened(path, data);
+        if (e != Errno.None)
+        {
+            FileErrors++;
+        }
+
+        _written(path);
         return e;
     }
 

@@ -253,6 +253,7 @@ public sealed class PoolTests
         Assert.AreEqual(
             $"MemTotal:       {r.Machine.MemTotalBytes >> 10,8} kB\n" +
             $"MemFree:        {r.Machine.MemFreeBytes >> 10,8} kB\n" +
+            "Shmem:                 0 kB\n" +
             "HugePages_Total:       4\n" +
             "HugePages_Free:        0\n" +
             "HugePages_Rsvd:        0\n" +

@@ -1,0 +1,105 @@
+using System.Collections.Generic;
+
+namespace Hvo.Memory;
+
+/// <summary>An owner of movable pages (a mapping with migratepage): told when one of its frames moves to another.</summary>
+public interface IMovablePages
+{
+    /// <summary>The page at <paramref name="from"/> now lives at <paramref name="to"/> (migrate_folio copied it).</summary>
+    void Migrate(ulong from, ulong to);
+}
+
+/// <summary>
+/// Page migration for alloc_contig_range: a gigantic allocation may take a range whose busy frames
+/// are all movable order-0 pages of an owner that registered itself (<see cref="RegisterMovable"/>:
+/// shmem). The range is isolated (its free blocks off the lists, so no replacement lands in it),
+/// each movable page gets a new page outside it (alloc_migration_target: the page's node first, at
+/// the min watermark) and moves there; a range with an unmovable page is passed over, and one whose
+/// pages cannot all move is given back as it was apart from the pages that moved. docs/ARCHITECTURE.md §5.
+/// </summary>
+public sealed partial class PageAllocator
+{
+    private readonly Dictionary<FrameOwner, IMovablePages> _movable = [];
+
+    /// <summary>Frames owned by <paramref name="owner"/> are movable: a contiguous allocation may move them out of its way.</summary>
+    public void RegisterMovable(FrameOwner owner, IMovablePages pages)
+    {
+        System.ArgumentNullException.ThrowIfNull(pages);
+        CheckOwner(owner);
+        lock (_lock)
+        {
+            _movable[owner] = pages;
+        }
+    }
+
+    /// <summary>Pages moved out of the way of contiguous allocations (pgmigrate_success).</summary>
+    public long PagesMigrated { get; private set; }
+
+    // A busy frame alloc_contig_range could migrate: an order-0 page of a registered owner.
+    private bool IsMovable(ulong pfn) => _movable.Count > 0 && _movable.ContainsKey(Owners[pfn]) && BlockAround(pfn, out _) == 0;
+
+    // Move every movable page of [start, end) elsewhere, leaving the range all free on the lists;
+    // false (the range as it was, less the pages that moved) when a page cannot get a new home or
+    // memory offline holds an isolation.
+    private bool MigrateRange(Zone zone, ulong start, ulong end)
+    {
+        if (_isolatedEnd > _isolatedStart || end - start < 1UL << MaxOrder)
+        {
+            return false; // memory offline holds the isolation; a range below a max-order block is not a gigantic page's
+        }
+
+        for (ulong p = start; p < end;)
+        {
+            if (FreeBlockAt(zone, p, out ulong head, out int order))
+            {
+                zone.Area(order).Remove(head);
+                zone.FreePages -= 1L << order;
+                _isolatedFree += 1L << order;
+                p = head + (1UL << order);
+                continue;
+            }
+
+            p++;
+        }
+
+        (_isolatedStart, _isolatedEnd) = (start, end);
+        bool moved = true;
+        for (ulong p = start; p < end && moved; p++)
+        {
+            FrameOwner owner = Owners[p];
+            if (owner == FrameOwner.Free)
+            {
+                continue;
+            }
+
+            moved = AllocMigrationTarget(zone.Node, owner, out ulong target);
+            if (moved)
+            {
+                _movable[owner].Migrate(p, target);
+                Owners.Transfer(p, 1, owner, FrameOwner.Free);
+                FreeOneBlock(zone, p, 0); // isolated: counted, kept off the lists
+                PagesMigrated++;
+            }
+        }
+
+        UndoIsolateLocked(); // undo_isolate_page_range: the free frames back on the lists, for the caller to take
+        return moved;
+    }
+
+    // alloc_migration_target: a movable order-0 page on the zonelist of the page's node.
+    private bool AllocMigrationTarget(int nid, FrameOwner owner, out ulong pfn)
+    {
+        int highest = HighestZone(Gfp.Movable);
+        foreach (Zone zone in Zonelist(nid, Gfp.Movable))
+        {
+            if (zone.IsPopulated && ZoneWatermarkOk(zone, 0, zone.MinWatermark, highest) && Rmqueue(zone, 0, MigrateType.Movable, out pfn))
+            {
+                Commit(zone, pfn, 0, Gfp.Movable, owner);
+                return true;
+            }
+        }
+
+        pfn = 0;
+        return false;
+    }
+}
