@@ -109,8 +109,9 @@ internal sealed class MachineOptions
 
     public Option<int> HostThreads { get; } = new("--host-threads")
     {
-        Description = "Host threads for the work the kernel spreads over CPUs at boot (v6.13's parallel allocation of hugepages= pages). The simulated results are the same for any count. Default: one per host processor.",
+        Description = "Host threads for the work the kernel spreads over CPUs at boot (v6.13's parallel allocation of hugepages= pages); 0: one per host processor. The simulated results are the same for any count. Default: 1.",
         HelpName = "N",
+        DefaultValueFactory = _ => 1,
     };
 
     public void AddTo(Command command)

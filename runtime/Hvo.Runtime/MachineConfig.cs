@@ -39,9 +39,10 @@ public sealed record MachineConfig
     /// <summary>
     /// Host threads for work the kernel spreads over CPUs at boot (hugetlb_pages_alloc_boot's padata
     /// job); 0: one per host processor (<see cref="System.Environment.ProcessorCount"/>). The results
-    /// do not depend on it (docs/ARCHITECTURE.md, boot-time huge pages).
+    /// do not depend on it (docs/ARCHITECTURE.md, boot-time huge pages). Default 1: on the 2-core
+    /// machine a second thread did not pay (README, Bench).
     /// </summary>
-    public int HostThreads { get; init; }
+    public int HostThreads { get; init; } = 1;
 
     /// <summary>
     /// Where RAM starts (the physical address of its first byte; a machine's firmware says, as a

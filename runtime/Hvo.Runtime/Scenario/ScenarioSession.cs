@@ -83,7 +83,7 @@ public sealed record ScenarioOptions
     public bool TlbReach { get; init; }
 
     /// <summary>Host threads for the boot's parallel work (<see cref="MachineConfig.HostThreads"/>; 0: one per host processor). The results do not depend on it.</summary>
-    public int HostThreads { get; init; }
+    public int HostThreads { get; init; } = 1;
 
     /// <summary><paramref name="config"/> with this run's CPUs, entry writer and host threads.</summary>
     public MachineConfig Apply(MachineConfig config)
