@@ -107,8 +107,16 @@ internal sealed class MachineOptions
         Description = "When the run is over, read every struct page of boot memory through the MMU, as a PFN walker (compaction) does, from a cold TLB, and report the TLB misses: one per vmemmap block (PMD) while it is a leaf, one per page once it is split (collapse-on-free, --policy VERSION+collapse, makes split ones leaves again).",
     };
 
+    public Option<int> HostThreads { get; } = new("--host-threads")
+    {
+        Description = "Host threads for the work the kernel spreads over CPUs at boot (v6.13's parallel allocation of hugepages= pages); 0: one per host processor. The simulated results are the same for any count. Default: 1.",
+        HelpName = "N",
+        DefaultValueFactory = _ => 1,
+    };
+
     public void AddTo(Command command)
     {
+        command.Options.Add(HostThreads);
         command.Options.Add(EntryWriter);
         command.Options.Add(Cpu);
         command.Options.Add(HvoDefaultOn);
@@ -142,7 +150,13 @@ internal sealed class MachineOptions
             "off" or "n" => false,
             { } other => throw new UsageException($"--hvo-default-on: '{other}' is not on or off"),
         };
-        return options with { EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs, HvoDefaultOn = defaultOn, TlbReach = p.GetValue(TlbReach) };
+        int hostThreads = p.GetValue(HostThreads);
+        if (hostThreads < 0)
+        {
+            throw new UsageException($"--host-threads: {hostThreads} is not a thread count (0 or more; 0: one per host processor)");
+        }
+
+        return options with { HostThreads = hostThreads, EntryWriter = writer, BbmLevel = bbmLevel, HardwareAccessFlag = hafdbs, HvoDefaultOn = defaultOn, TlbReach = p.GetValue(TlbReach) };
     }
 
     /// <summary>Refuse a machine whose entry writer needs what its CPUs or its spec lack, whatever the policy.</summary>

@@ -45,6 +45,14 @@ public sealed record MachineConfig
     public bool PerCpuPageLists { get; init; }
 
     /// <summary>
+    /// Host threads for work the kernel spreads over CPUs at boot (hugetlb_pages_alloc_boot's padata
+    /// job); 0: one per host processor (<see cref="System.Environment.ProcessorCount"/>). The results
+    /// do not depend on it (docs/ARCHITECTURE.md, boot-time huge pages). Default 1: on the 2-core
+    /// machine a second thread did not pay (README, Bench).
+    /// </summary>
+    public int HostThreads { get; init; } = 1;
+
+    /// <summary>
     /// Where RAM starts (the physical address of its first byte; a machine's firmware says, as a
     /// device tree's memory node does); null: where the spec says it usually starts (ramBase:
     /// 0x80000000 on RISC-V, 0 elsewhere). A multiple of the memory section (SECTION_SIZE_BITS).

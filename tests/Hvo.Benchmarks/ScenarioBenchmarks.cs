@@ -50,8 +50,8 @@ public class ScenarioBenchmarks
         return ArchRegistry.Find("x86_64")!.Accept(new ScenarioRunner<ulong>(script, options, TextWriter.Null, new Total()));
     }
 
-    /// <summary>HugePages_Total at the end, so the run cannot be optimized away.</summary>
-    private sealed class Total : IScenarioReporter<ulong>
+    /// <summary>HugePages_Total at the end, so the run cannot be optimized away (<see cref="BootAllocBenchmarks"/> too).</summary>
+    internal sealed class Total : IScenarioReporter<ulong>
     {
         public ulong Report<TArch>(ScenarioSession<TArch> session)
             where TArch : struct, IPagingArch => session.Pool.MemInfo().HugePagesTotal;

@@ -113,7 +113,7 @@ public sealed partial class HugeTlbPool<TArch>
     /// allocator would then refuse the split_page that demote needs; the compound page lives in
     /// the struct pages. The page's node is where its frames are.
     /// </summary>
-    private HugePage? AllocFreshHugetlbFolio(Hstate<TArch> h, int nid, Gfp gfp)
+    private HugePage? AllocFreshHugetlbFolio(Hstate<TArch> h, int nid, Gfp gfp, bool prep = true)
     {
         if (h.IsGigantic && h.Frames > Machine.Layout.Frames)
         {
@@ -132,7 +132,11 @@ public sealed partial class HugeTlbPool<TArch>
         }
 
         var page = new HugePage(pfn, h.Order, Machine.NodeOf(pfn), fromBoot: false);
-        Machine.Compounds.Prep(page);
+        if (prep)
+        {
+            Machine.Compounds.Prep(page); // else the caller prepares it (hugetlb_pages_alloc_boot)
+        }
+
         return page;
     }
 

@@ -125,12 +125,12 @@ public sealed partial class HugeTlbPool<TArch>
     }
 
     // alloc_pool_huge_folio: for_each_node_mask_to_alloc, __GFP_THISNODE on each.
-    private HugePage? AllocPoolHugeFolio(Hstate<TArch> h, int? only)
+    private HugePage? AllocPoolHugeFolio(Hstate<TArch> h, int? only, bool prep = true)
     {
         for (int tries = NodesAllowed(only); tries > 0; tries--)
         {
             int node = h.NextNodeToAlloc(only);
-            if (AllocFreshHugetlbFolio(h, node, Memory.Gfp.ThisNode) is { } page)
+            if (AllocFreshHugetlbFolio(h, node, Memory.Gfp.ThisNode, prep) is { } page)
             {
                 return page;
             }

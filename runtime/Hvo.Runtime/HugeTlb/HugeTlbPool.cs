@@ -238,7 +238,15 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
         if (request.PerNode is null)
         {
             ulong before = h.PersistentHugePages;
-            AllocPoolPages(h, request.Count, null, pages);
+            if (Optimizer.OptimizesInBatches)
+            {
+                HugetlbPagesAllocBoot(h, request.Count, pages);
+            }
+            else
+            {
+                AllocPoolPages(h, request.Count, null, pages);
+            }
+
             ulong had = h.PersistentHugePages - before + (ulong)pages.Count;
             if (had < request.Count)
             {
@@ -271,6 +279,47 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
 
         PrepAndAddAllocatedFolios(h, pages);
         h.MaxHugePages = h.PersistentHugePages;
+    }
+
+    // hugetlb_pages_alloc_boot (v6.13): a padata job (padata_do_multithreaded) over the count, in
+    // chunks of at least count / nodes / 2, at most nodes * 2 threads, each allocating its pages
+    // (alloc_pool_huge_folio) and preparing them. Here the buddy allocator (zone->lock on the kernel)
+    // hands out the pages in the serial order, and the struct page part of each new page
+    // (prep_new_hugetlb_folio) runs on host threads over the chunks: each chunk's pages own their
+    // struct pages. The pages and every counter are what the serial loop gives; the batch is then
+    // optimized and enqueued as one (prep_and_add_allocated_folios).
+    private void HugetlbPagesAllocBoot(Hstate<TArch> h, ulong count, List<HugePage> pages)
+    {
+        int first = pages.Count;
+        for (ulong i = 0; i < count && AllocPoolHugeFolio(h, null, prep: false) is { } page; i++)
+        {
+            pages.Add(page);
+        }
+
+        int n = pages.Count - first;
+        int nodes = Machine.Layout.Nodes;
+        long minChunk = Math.Max(1, n / nodes / 2);
+        int works = (int)Math.Min(Math.Max(n / minChunk, 1), nodes * 2);
+        int hostThreads = Machine.Config.HostThreads > 0 ? Machine.Config.HostThreads : Environment.ProcessorCount;
+        int threads = Math.Min(works, hostThreads);
+        if (threads <= 1)
+        {
+            PrepRange(pages, first, pages.Count);
+            return;
+        }
+
+        // padata_do_multithreaded: equal chunks, the last one takes the rest.
+        int chunk = n / threads;
+        System.Threading.Tasks.Parallel.For(0, threads, new System.Threading.Tasks.ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            PrepRange(pages, first + (t * chunk), t == threads - 1 ? pages.Count : first + ((t + 1) * chunk)));
+    }
+
+    private void PrepRange(List<HugePage> pages, int from, int to)
+    {
+        for (int i = from; i < to; i++)
+        {
+            Machine.Compounds.Prep(pages[i]);
+        }
     }
 
     // gather_bootmem_prealloc: memblock's gigantic pages become compound pages of their hstate,

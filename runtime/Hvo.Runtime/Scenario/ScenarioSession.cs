@@ -82,11 +82,14 @@ public sealed record ScenarioOptions
     /// <summary>When the script is over, scan every struct page of boot memory through the MMU and report the TLB misses (<see cref="Vmemmap.StructPageScan"/>).</summary>
     public bool TlbReach { get; init; }
 
-    /// <summary><paramref name="config"/> with this run's CPUs and entry writer.</summary>
+    /// <summary>Host threads for the boot's parallel work (<see cref="MachineConfig.HostThreads"/>; 0: one per host processor). The results do not depend on it.</summary>
+    public int HostThreads { get; init; } = 1;
+
+    /// <summary><paramref name="config"/> with this run's CPUs, entry writer and host threads.</summary>
     public MachineConfig Apply(MachineConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return config with { EntryWriter = EntryWriter, BreakBeforeMakeLevel = BbmLevel, HardwareAccessFlag = HardwareAccessFlag };
+        return config with { EntryWriter = EntryWriter, BreakBeforeMakeLevel = BbmLevel, HardwareAccessFlag = HardwareAccessFlag, HostThreads = HostThreads };
     }
 
     /// <summary><paramref name="config"/> with page-table fragments where <see cref="Policy"/>'s kernel version has them on <paramref name="arch"/> (<see cref="HvoPolicy.PageTableFragments"/>).</summary>

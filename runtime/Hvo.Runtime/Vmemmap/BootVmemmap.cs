@@ -23,7 +23,10 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     private readonly Func<ulong, StructPageOrigin> _origin;
     private readonly ulong _vmemmap;
     private bool _sorted = true;
-    private int _lastBlock; // the block of the last boot-address look-up that found one
+    // The block of this thread's last boot-address look-up that found one: a hint, checked before
+    // use (threads preparing different huge pages at boot would otherwise keep overwriting one).
+    [ThreadStatic]
+    private static int t_lastBlock;
 
     /// <param name="owners">Frames count as boot vmemmap only while they are owned as such.</param>
     /// <param name="origin">Node, zone and reserved-at-boot of a pfn: what its struct page starts with.</param>
@@ -144,7 +147,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         }
 
         // Look-ups come in runs of frames of one block (a huge page's vmemmap): try the last hit first.
-        int hint = System.Threading.Volatile.Read(ref _lastBlock);
+        int hint = t_lastBlock;
         if (hint < _blocks.Count && _blocks[hint] is var h && pfn - h.Frame < h.Count)
         {
             va = h.Va + ((pfn - h.Frame) << TArch.PageShift);
@@ -166,7 +169,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
             }
             else
             {
-                System.Threading.Volatile.Write(ref _lastBlock, mid);
+                t_lastBlock = mid;
                 va = b.Va + ((pfn - b.Frame) << TArch.PageShift);
                 return true;
             }

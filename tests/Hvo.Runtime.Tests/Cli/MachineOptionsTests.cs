@@ -49,6 +49,7 @@ public sealed class MachineOptionsTests
     [TestMethod]
     [DataRow("--entry-writer", "nope", "--entry-writer: unknown entry writer 'nope'; known: direct, bbml2, break-flush-make, clear-af, invalidate, pause-cpus")]
     [DataRow("--cpu", "bbml2,avx", "--cpu: unknown CPU feature 'avx'; known: bbml2, hafdbs")]
+    [DataRow("--host-threads", "-1", "--host-threads: -1 is not a thread count (0 or more; 0: one per host processor)")]
     [DataRow("--entry-writer", "bbml2", "--entry-writer: the FEAT_BBM level 2 entry writer needs CPUs with FEAT_BBM level 2; these have level 0: add --cpu bbml2")]
     [DataRow("--entry-writer", "clear-af", "--entry-writer: the clear-access-flag entry writer needs an access flag in x86_64's entries (spec key entry.accessFlag)")]
     public void AMachineThatCannotBeIsAUsageError(string option, string value, string message)
