@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 using Hvo.Memory;
 using Hvo.Paging;
@@ -68,6 +69,14 @@ public sealed partial class Machine<TArch>
 
             Log(E820Line(start, end, "usable"));
             at = end;
+        }
+
+        if (Layout.IgnoredFrames > 0)
+        {
+            // The firmware's map goes on; the kernel's memory model stops at MAX_PHYSMEM_BITS.
+            ulong end = Layout.EndPfn + Layout.IgnoredFrames;
+            Log(E820Line(Layout.EndPfn, end, "usable"));
+            Log(string.Create(CultureInfo.InvariantCulture, $"[mem 0x{Layout.EndPfn << TArch.PageShift:x16}-0x{(end << TArch.PageShift) - 1:x16}] is above the {BitOperations.Log2(Layout.EndPfn << TArch.PageShift)}-bit physical address space the vmemmap describes (MAX_PHYSMEM_BITS): ignored"));
         }
     }
 

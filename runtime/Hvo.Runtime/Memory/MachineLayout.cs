@@ -64,6 +64,13 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
 
     private readonly (ulong Start, ulong End)[] _holes = [];
 
+    /// <summary>
+    /// Frames of RAM the firmware put above what the vmemmap can describe (a PC's hole moved them
+    /// there): the kernel ignores them (sparse's mminit_validate_memmodel_limits clips every range to
+    /// MAX_PHYSMEM_BITS), so they are not in <see cref="Frames"/>; 0 on every other machine.
+    /// </summary>
+    public ulong IgnoredFrames { get; init; }
+
     /// <summary>Frames of RAM: <see cref="Frames"/> less the <see cref="Holes"/>.</summary>
     public ulong RamFrames => Frames - HoleFrames(FirstPfn, EndPfn);
 
@@ -152,10 +159,14 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
             frames += holes[0].End - holes[0].Start;
         }
 
-        return new MachineLayout(arch.PageShift, frames, nodes, arch.Zones, DefaultMaxOrder(arch.PageShift))
+        // RAM the hole pushed past the vmemmap's reach (64 TiB on 4-level x86-64) is ignored.
+        ulong describable = arch.DescribableBytes(ramBase ?? arch.RamBase) >> arch.PageShift;
+        ulong ignored = holes.Length > 0 && frames > describable ? frames - describable : 0;
+        return new MachineLayout(arch.PageShift, frames - ignored, nodes, arch.Zones, DefaultMaxOrder(arch.PageShift))
         {
             FirstPfn = first,
             Holes = holes,
+            IgnoredFrames = ignored,
         };
     }
 

@@ -2,6 +2,7 @@ using System;
 using System.Linq;
 using Hvo.HugeTlb;
 using Hvo.Memory;
+using Hvo.Paging;
 using Hvo.Runtime.Tests.Scenario;
 using Hvo.Scenario;
 
@@ -55,6 +56,29 @@ public sealed class MemoryMapTests
         Assert.AreEqual((16384UL * 2048) >> 10, noTlb.MemInfo.MemTotalKb - small.MemInfo.MemTotalKb, "swiotlb=N: N slots of 2 KiB");
         double off = Math.Abs(pc.MemInfo.MemTotalKb - ReferenceMemTotalKb) / ReferenceMemTotalKb;
         Assert.IsTrue(off < 0.01, $"MemTotal {pc.MemInfo.MemTotalKb} kB is {off:P2} from the kernel's {ReferenceMemTotalKb} kB");
+    }
+
+    [TestMethod]
+    [DataRow("x86_64")]
+    [DataRow("x86_64-la57")]
+    public void RamTheHolePushesPastTheVmemmapsReachIsIgnored(string arch)
+    {
+        // The largest machine the vmemmap describes, asked for as RAM: the hole moves its last
+        // GiB above that reach on 4-level x86-64, where the kernel's memory model ignores it.
+        ArchInfo info = Archs.Get(arch).Info;
+        ulong describable = info.DescribableBytes(info.RamBase);
+        ulong memory = Math.Min(describable, 64UL << 40);
+        ulong hole = info.RamHoleEnd - info.RamHoleStart;
+        var layout = MachineLayout.For(info, memory);
+        ulong ignoredBytes = memory + hole > describable ? memory + hole - describable : 0;
+        Assert.AreEqual(ignoredBytes >> info.PageShift, layout.IgnoredFrames);
+        Assert.AreEqual((memory - ignoredBytes) >> info.PageShift, layout.RamFrames, "MemTotal counts only what the vmemmap describes");
+        Assert.IsLessThanOrEqualTo(describable >> info.PageShift, layout.Frames);
+        Assert.IsNull(MachineSize.Check(info, memory, 1), "a machine the vmemmap describes is not refused");
+        if (arch == "x86_64")
+        {
+            Assert.AreEqual(hole >> info.PageShift, layout.IgnoredFrames, "64 TiB of RAM on 4-level paging: the GiB above 2^46 is ignored");
+        }
     }
 
     [TestMethod]
