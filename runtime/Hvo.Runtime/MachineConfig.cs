@@ -42,7 +42,7 @@ public sealed record MachineConfig
     /// <c>hvo.pcp=on</c>): off, order-0 pages go straight to and from the buddy lists, so MemFree
     /// moves by exactly the pages allocated and freed, which the HVO arithmetic compares.
     /// </summary>
-    public bool PerCpuPageLists { get; init; }
+    public bool PerCpuPageLists { get; init; } = true;
 
     /// <summary>
     /// Host threads for work the kernel spreads over CPUs at boot (hugetlb_pages_alloc_boot's padata
