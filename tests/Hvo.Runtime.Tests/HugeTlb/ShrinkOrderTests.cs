@@ -39,7 +39,7 @@ public sealed class ShrinkOrderTests
     [DynamicData(nameof(Policies))]
     public void WithThePerCpuListsTheRestoreLeavesTheFreedGigantPagesAlone(string policy)
     {
-        using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 8 * GiB, PerCpuPageLists = true });
+        using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 8 * GiB }); // the lists on, the default
         var pool = new HugeTlbPool<Arch.X86_64>(m, new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.Find(policy)!));
         Hstate<Arch.X86_64> h = pool.Hstate(GiB);
         pool.SetNrHugepages(h, 2);
@@ -79,9 +79,9 @@ public sealed class ShrinkOrderTests
 
     private static ulong Grow8(string policy, bool cycle)
     {
-        // The per-CPU lists off, explicitly: on, the boot vmemmap frames HVO freed wait on the movable
-        // list unmerged, so the cycle's restore steals a block from a free GiB and costs a page
-        // (see WithThePerCpuListsTheRestoreLeavesTheFreedGigantPagesAlone).
+        // The per-CPU lists off, explicitly (hvo.pcp=off): on, as by default, the boot vmemmap frames
+        // HVO freed wait on the movable list unmerged, so the cycle's restore steals a block from a
+        // free GiB and costs a page (see WithThePerCpuListsTheRestoreLeavesTheFreedGigantPagesAlone).
         using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 8 * GiB, PerCpuPageLists = false });
         var pool = new HugeTlbPool<Arch.X86_64>(m, new HvoOptimizer<Arch.X86_64>(m, HvoPolicy.Find(policy)!));
         Hstate<Arch.X86_64> h = pool.Hstate(GiB);

@@ -93,7 +93,7 @@ public sealed class PressureTests
     public void AnUndrainedSlackHelpsOnlyOnceItsBatchesReachTheBuddyLists(string version, int pastHighPlusBatch)
     {
         HvoPolicy policy = HvoPolicy.Find(version)!;
-        Run r = Shrink(policy, slack => slack.High + slack.Batch + pastHighPlusBatch, drain: false);
+        Run r = Shrink(policy, slack => slack!.High + slack.Batch + pastHighPlusBatch, drain: false);
 
         int batch = r.Batches[r.SlackZone];
         long bulk = pastHighPlusBatch < 0 ? batch : batch + (2L * batch);
@@ -105,6 +105,25 @@ public sealed class PressureTests
         }
     }
 
+    /// <summary>
+    /// With the lists off (hvo.pcp=off) every page freed is in MemFree and each request takes its one
+    /// page: a restore needs only its own vmemmap pages of headroom (7 under v6.1).
+    /// </summary>
+    [TestMethod]
+    [DataRow("v6.1", 6)]
+    [DataRow("v6.1", 7)]
+    [DataRow("v7.1", 12)]
+    [DataRow("v7.1", 300)]
+    public void WithTheListsOffARestoreNeedsOnlyItsOwnPages(string version, int slackPages)
+    {
+        HvoPolicy policy = HvoPolicy.Find(version)!;
+        Run r = Shrink(policy, slackPages, drain: false, lists: false);
+        Assert.AreEqual(slackPages, r.Headroom[r.SlackZone], "the slack is headroom at once");
+        long freed = Freed(policy, r);
+        Assert.AreEqual(Pool - (ulong)freed, r.Surplus);
+        Assert.AreEqual(policy.Batched ? slackPages / r.PerRestore : slackPages >= r.PerRestore ? (long)Pool : 0, freed);
+    }
+
     // What the zones serve a run of __GFP_NORETRY order-0 requests (the per-CPU lists empty at the
     // start), and from it the pages a shrink frees.
     private static long Freed(HvoPolicy policy, Run r)
@@ -113,7 +132,7 @@ public sealed class PressureTests
         return policy.Batched ? Math.Min((long)Pool, served / r.PerRestore) : served >= r.PerRestore ? (long)Pool : 0;
     }
 
-    private static Run Shrink(HvoPolicy policy, int slackPages, bool drain) => Shrink(policy, _ => slackPages, drain);
+    private static Run Shrink(HvoPolicy policy, int slackPages, bool drain, bool lists = true) => Shrink(policy, _ => slackPages, drain, lists);
 
     /// <summary>
     /// One run: boot 4 GiB, grow the pool, write a slack file (its size from the pageset of the zone
@@ -121,10 +140,13 @@ public sealed class PressureTests
     /// unlink the slack, drain the lists or not, then shrink the pool to 0. Headroom of a zone a
     /// GFP_KERNEL request may use: NR_FREE_PAGES above min plus the lowmem reserve for ZONE_NORMAL.
     /// </summary>
-    private static Run Shrink(HvoPolicy policy, Func<PerCpuPages, int> slackPages, bool drain)
+    private static Run Shrink(HvoPolicy policy, Func<PerCpuPages?, int> slackPages, bool drain, bool lists = true)
     {
-        using var m = Machine<Arch.X86_64>.Boot(new MachineConfig { MemoryBytes = 4UL << 30, Strict = true });
-        Assert.IsTrue(m.Pages.Cpus > 0, "the per-CPU lists are on by default");
+        using var m = Machine<Arch.X86_64>.Boot(lists
+            ? new MachineConfig { MemoryBytes = 4UL << 30, Strict = true }
+            : new MachineConfig { MemoryBytes = 4UL << 30, Strict = true, PerCpuPageLists = false });
+        Assert.AreEqual(lists, m.Pages.Cpus > 0, "the per-CPU lists are on by default");
+        PerCpuPages? Pageset(Zone z) => lists ? m.Pages.Pageset(z, 0) : null;
         var pool = new HugeTlbPool<Arch.X86_64>(m, new HvoOptimizer<Arch.X86_64>(m, policy));
         Hstate<Arch.X86_64> h = pool.Hstate(TwoMiB);
         pool.SetNrHugepages(h, Pool);
@@ -132,12 +154,12 @@ public sealed class PressureTests
 
         int normal = m.Layout.Zones.Count - 1;
         Zone[] zones = [.. m.Pages.Zones.Where(z => z.IsPopulated && z.Index <= normal)];
-        long Free(Zone z) => z.FreePages + m.Pages.Pageset(z, 0).Count;
+        long Free(Zone z) => z.FreePages + (Pageset(z)?.Count ?? 0);
         long HeadroomOf(Zone z) => z.FreePages - (z.MinWatermark + z.LowmemReserve[normal]);
 
         // The slack comes from the first zone of the zonelist above its min watermark.
         Zone first = zones.Last(z => HeadroomOf(z) > 0);
-        int slack = slackPages(m.Pages.Pageset(first, 0));
+        int slack = slackPages(Pageset(first));
         Dictionary<Zone, long> before = zones.ToDictionary(z => z, Free);
         var shm = new Shmem(m.Pages, 0);
         ulong page = Arch.X86_64.PageSize;
@@ -162,7 +184,7 @@ public sealed class PressureTests
             headroomBefore,
             first,
             onList,
-            zones.ToDictionary(z => z, z => m.Pages.Pageset(z, 0).Batch),
+            zones.ToDictionary(z => z, z => Pageset(z)?.Batch ?? 1), // without lists each request takes its one page
             (long)HugePageVmemmap.For(Arch.X86_64.Info, TwoMiB).FreedPages(policy.ReservePages),
             pool.SurplusHugepages(h),
             pool.NrHugepages(h));
