@@ -252,9 +252,9 @@ public sealed partial class PageAllocator
     /// request that gives up rather than kill (__GFP_NORETRY: one round of direct reclaim; and
     /// __GFP_RETRY_MAYFAIL, which later kernels' alloc_vmemmap_page_list asks instead and which
     /// retries reclaim that makes no progress and fails the same way) fails with the pages on the
-    /// lists unseen by the watermarks. Every other request
-    /// would go on to the OOM killer, which is not modelled: draining and retrying once stands in
-    /// for it (docs/ARCHITECTURE.md, "Per-CPU page lists").
+    /// lists unseen by the watermarks. Every other request would go on to the OOM killer, which is
+    /// not modelled: draining and retrying once stands in for it (docs/ARCHITECTURE.md, "Per-CPU
+    /// page lists").
     /// </summary>
     private static bool DrainsBeforeFailing(Gfp gfp) => (gfp & Gfp.NoRetry) == 0;
 
