@@ -239,7 +239,8 @@ public sealed partial class HugeTlbPool<TArch>
 
     // hugetlb_vmemmap_restore_folios: from folioList[next] on, restore each optimized page (a page
     // already not optimized needs nothing) and move it to nonHvo, until a restore fails; that page
-    // and the rest stay. One grace period for the call (v6.10 to v7.0), false on a failure.
+    // and the rest stay. One grace period for the call (v6.10 to v7.0), one flush_tlb_all after it
+    // when a page was restored; false on a failure.
     private bool HugetlbVmemmapRestoreFolios(List<HugePage> folioList, ref int next, List<HugePage> nonHvo)
     {
         if (next < folioList.Count)
@@ -247,17 +248,24 @@ public sealed partial class HugeTlbPool<TArch>
             Optimizer.SynchronizeBeforeRestoring(folioList.GetRange(next, folioList.Count - next));
         }
 
+        int restored = 0;
+        bool ok = true;
         for (; next < folioList.Count; next++)
         {
-            if (Optimizer.Restore(folioList[next], inBatch: true) == RestoreResult.NoMemory)
+            HugePage page = folioList[next];
+            bool optimized = page.VmemmapOptimized;
+            if (Optimizer.Restore(page, inBatch: true) == RestoreResult.NoMemory)
             {
-                return false;
+                ok = false;
+                break;
             }
 
-            nonHvo.Add(folioList[next]);
+            restored += optimized ? 1 : 0;
+            nonHvo.Add(page);
         }
 
-        return true;
+        Optimizer.FinishRestoring(restored);
+        return ok;
     }
 
     // bulk_vmemmap_restore_error: free what the pass restored (their memory is what the next pass
