@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 
 namespace Hvo.Memory;
 
@@ -65,15 +66,16 @@ public sealed partial class PageAllocator
         }
 
         (_isolatedStart, _isolatedEnd) = (start, end);
-        bool moved = MigrateIsolatedPagesLocked(zone);
+        bool moved = MigrateIsolatedPagesLocked(zone, otherNodes: false);
         UndoIsolateLocked(); // undo_isolate_page_range: the free frames back on the lists, for the caller to take
         return moved;
     }
 
     /// <summary>
     /// Memory offline's do_migrate_range over the range <see cref="TryIsolate"/> isolated: every
-    /// movable page there moves to a new home outside it, and its frame, free now, stays isolated.
-    /// False when a page can get no new home (what moved stays moved).
+    /// movable page there moves to a new home outside it, on another node with memory where there is
+    /// one (the node mask without the page's node), and its frame, free now, stays isolated. False
+    /// when a page can get no new home (what moved stays moved).
     /// </summary>
     public bool MigrateIsolatedPages()
     {
@@ -84,14 +86,16 @@ public sealed partial class PageAllocator
                 throw new InvalidOperationException("no range is isolated: isolate it first");
             }
 
-            return MigrateIsolatedPagesLocked(ZoneOf(_isolatedStart));
+            return MigrateIsolatedPagesLocked(ZoneOf(_isolatedStart), otherNodes: true);
         }
     }
 
     // Each page of a registered owner in the isolated range, in address order, to a page outside it
-    // (the range's free blocks are off the lists), until one cannot get a home.
-    private bool MigrateIsolatedPagesLocked(Zone zone)
+    // (the range's free blocks are off the lists), until one cannot get a home. otherNodes: only
+    // nodes other than the range's when another has memory (do_migrate_range's node_clear).
+    private bool MigrateIsolatedPagesLocked(Zone zone, bool otherNodes)
     {
+        int skipNode = otherNodes && _zones.Any(z => z[0].Node != zone.Node && z.Any(x => x.IsPopulated)) ? zone.Node : -1;
         for (ulong p = _isolatedStart; p < _isolatedEnd; p++)
         {
             FrameOwner owner = Owners[p];
@@ -100,7 +104,7 @@ public sealed partial class PageAllocator
                 continue; // free, or huge page data (the caller's business)
             }
 
-            if (!AllocMigrationTarget(zone.Node, owner, out ulong target))
+            if (!AllocMigrationTarget(zone.Node, skipNode, owner, out ulong target))
             {
                 return false;
             }
@@ -114,13 +118,14 @@ public sealed partial class PageAllocator
         return true;
     }
 
-    // alloc_migration_target: a movable order-0 page on the zonelist of the page's node.
-    private bool AllocMigrationTarget(int nid, FrameOwner owner, out ulong pfn)
+    // alloc_migration_target: a movable order-0 page on the zonelist of the page's node, leaving
+    // out node skipNode (none when -1).
+    private bool AllocMigrationTarget(int nid, int skipNode, FrameOwner owner, out ulong pfn)
     {
         int highest = HighestZone(Gfp.Movable);
         foreach (Zone zone in Zonelist(nid, Gfp.Movable))
         {
-            if (zone.IsPopulated && ZoneWatermarkOk(zone, 0, zone.MinWatermark, highest) && Rmqueue(zone, 0, MigrateType.Movable, out pfn))
+            if (zone.IsPopulated && zone.Node != skipNode && ZoneWatermarkOk(zone, 0, zone.MinWatermark, highest) && Rmqueue(zone, 0, MigrateType.Movable, out pfn))
             {
                 Commit(zone, pfn, 0, Gfp.Movable, owner);
                 return true;

@@ -73,20 +73,62 @@ public sealed class OfflineShmemTests
         Assert.AreEqual(0, retried.Invariants.Count, string.Join("\n", retried.Invariants));
     }
 
+    /// <summary>
+    /// do_migrate_range asks for the new pages on any node with memory but the block's own (its node
+    /// mask less the page's node), even where the own node has room for them.
+    /// </summary>
+    [TestMethod]
+    public void OfflineMovesShmemPagesToAnotherNodeWhenThereIsOne()
+    {
+        const string Script = "boot mem=1G numa=fake=2\nhead -c 300M /dev/zero > /dev/shm/data\n";
+        HotplugOutcome before = HotplugRig.Run("x86_64", Script, step: new ShmemInBlock(1));
+        HotplugOutcome after = HotplugRig.Run("x86_64", Script + "echo offline > /sys/devices/system/memory/memory1/state\n", step: new ShmemInBlock(1));
+        long moved = ShmemPagesInBlock(before);
+
+        Assert.AreEqual(string.Empty, after.Transcript);
+        Assert.AreEqual("Offline", after.Block(1).State);
+        Assert.IsTrue(moved > 0 && NodeFreePages(before, 0) > moved, $"{moved} shmem pages in the block, room for them on its own node");
+        Assert.AreEqual(0, ShmemPagesInBlock(after));
+        Assert.AreEqual(NodeShmemPages(before, 1) + moved, NodeShmemPages(after, 1), "every page that moved went to node 1");
+        Assert.AreEqual(NodeShmemPages(before, 0) - moved, NodeShmemPages(after, 0));
+        Assert.AreEqual(0, after.Invariants.Count, string.Join("\n", after.Invariants));
+    }
+
     private static long ShmemPagesInBlock(HotplugOutcome o) => long.Parse(o.Notes[0], System.Globalization.CultureInfo.InvariantCulture);
 
     private static long ShmemPages(HotplugOutcome o) => long.Parse(o.Notes[1], System.Globalization.CultureInfo.InvariantCulture);
 
-    // Notes the shmem frames in block 8, then the shmem frames in all.
-    private sealed class ShmemInBlock : IHotplugStep
+    private static long NodeShmemPages(HotplugOutcome o, int nid) => long.Parse(o.Notes[2 + (2 * nid)], System.Globalization.CultureInfo.InvariantCulture);
+
+    private static long NodeFreePages(HotplugOutcome o, int nid) => long.Parse(o.Notes[3 + (2 * nid)], System.Globalization.CultureInfo.InvariantCulture);
+
+    // Notes the shmem frames in the block, the shmem frames in all, then each node's shmem and free frames.
+    private sealed class ShmemInBlock(ulong id = 8) : IHotplugStep
     {
         public void Run<TArch>(ScenarioSession<TArch> session, List<string> notes)
             where TArch : struct, IPagingArch
         {
             Machine<TArch> m = session.Machine;
-            ulong block = m.Hotplug.BlockFrames, start = 8 * block;
-            notes.Add(Enumerable.Range(0, (int)block).Count(i => m.Owners[start + (ulong)i] == FrameOwner.Shmem).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            ulong block = m.Hotplug.BlockFrames, start = id * block, end = m.Owners.EndPfn;
+            notes.Add(Count(start, start + block, _ => true));
             notes.Add(m.Owners.Count(FrameOwner.Shmem).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            for (int nid = 0; nid < m.Layout.Nodes; nid++)
+            {
+                int n = nid;
+                notes.Add(Count(m.Owners.FirstPfn, end, pfn => m.NodeOf(pfn) == n));
+                notes.Add(m.Pages.Zones.Where(z => z.Node == n).Sum(z => z.FreePages).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            string Count(ulong from, ulong to, System.Func<ulong, bool> where)
+            {
+                long c = 0;
+                for (ulong pfn = from; pfn < to; pfn++)
+                {
+                    c += m.Owners[pfn] == FrameOwner.Shmem && where(pfn) ? 1 : 0;
+                }
+
+                return c.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
         }
     }
 }
