@@ -193,20 +193,24 @@ public sealed partial class HugeTlbPool<TArch>
 
     // update_and_free_pages_bulk, over the pages in the order remove_pool_hugetlb_folio gave them.
     // The shrink loop list_adds each to the head of page_list, so the kernel walks them last
-    // removed first. Before v6.7 each page is restored and freed in turn; from v6.7 (cfb8c75099db)
-    // hugetlb_vmemmap_restore_folios restores them all first, list_moving each onto non_hvo_folios
+    // removed first. Before v6.7 each page is restored and freed in turn. From v6.7 (cfb8c75099db)
+    // hugetlb_vmemmap_restore_folios restores them first, list_moving each onto non_hvo_folios
     // (reversing them again), and only then are they freed: in the order they were removed, after
-    // every restore allocated its vmemmap while all of them still held their memory.
+    // every restore allocated its vmemmap while all of them still held their memory. That pass
+    // stops at the first restore that fails; bulk_vmemmap_restore_error then frees the pages
+    // restored so far, giving their memory back, or, when there are none, tries the rest one by
+    // one (hugetlb_vmemmap_restore_folio), keeping each failure as a surplus page and freeing the
+    // first success; either way the pass runs again over what is left (goto retry).
     private (ulong Freed, ulong RestoreFailures) UpdateAndFreeHugetlbFolios(Hstate<TArch> h, List<HugePage> pages)
     {
         ulong freed = 0;
-        if (pages.Count > 0)
-        {
-            Optimizer.SynchronizeBeforeRestoring(pages); // hugetlb_vmemmap_restore_folios, from the shrink loop
-        }
-
         if (!Optimizer.OptimizesInBatches)
         {
+            if (pages.Count > 0)
+            {
+                Optimizer.SynchronizeBeforeRestoring(pages);
+            }
+
             for (int i = pages.Count - 1; i >= 0; i--)
             {
                 freed += UpdateAndFreeHugetlbFolio(h, pages[i], inBatch: true) ? 1UL : 0;
@@ -215,25 +219,88 @@ public sealed partial class HugeTlbPool<TArch>
             return (freed, (ulong)pages.Count - freed);
         }
 
-        var restored = new List<HugePage>();
+        // folio_list from its head: the last removed first.
+        var folioList = new List<HugePage>(pages.Count);
         for (int i = pages.Count - 1; i >= 0; i--)
         {
-            if (Optimizer.Restore(pages[i], inBatch: true) == RestoreResult.NoMemory)
+            folioList.Add(pages[i]);
+        }
+
+        var nonHvo = new List<HugePage>(); // in the order moved; list_move makes the kernel's list the reverse
+        int next = 0; // folioList[next..] is what is still on folio_list
+        while (!HugetlbVmemmapRestoreFolios(folioList, ref next, nonHvo))
+        {
+            freed += BulkVmemmapRestoreError(h, folioList, ref next, nonHvo);
+        }
+
+        freed += FreeNonHvoFolios(h, nonHvo);
+        return (freed, (ulong)pages.Count - freed);
+    }
+
+    // hugetlb_vmemmap_restore_folios: from folioList[next] on, restore each optimized page (a page
+    // already not optimized needs nothing) and move it to nonHvo, until a restore fails; that page
+    // and the rest stay. One grace period for the call (v6.10 to v7.0), one flush_tlb_all after it
+    // when a page was restored; false on a failure.
+    private bool HugetlbVmemmapRestoreFolios(List<HugePage> folioList, ref int next, List<HugePage> nonHvo)
+    {
+        if (next < folioList.Count)
+        {
+            Optimizer.SynchronizeBeforeRestoring(folioList.GetRange(next, folioList.Count - next));
+        }
+
+        int restored = 0;
+        bool ok = true;
+        for (; next < folioList.Count; next++)
+        {
+            HugePage page = folioList[next];
+            bool optimized = page.VmemmapOptimized;
+            if (Optimizer.Restore(page, inBatch: true) == RestoreResult.NoMemory)
             {
-                AddHugetlbFolio(h, pages[i], adjustSurplus: true); // bulk_vmemmap_restore_error: kept as a surplus page
-                continue;
+                ok = false;
+                break;
             }
 
-            restored.Add(pages[i]);
+            restored += optimized ? 1 : 0;
+            nonHvo.Add(page);
         }
 
-        for (int i = restored.Count - 1; i >= 0; i--)
+        Optimizer.FinishRestoring(restored);
+        return ok;
+    }
+
+    // bulk_vmemmap_restore_error: free what the pass restored (their memory is what the next pass
+    // needs); with nothing restored, try the remaining pages one at a time: a failure stays as a
+    // surplus page (add_hugetlb_folio), the first success is freed and ends the attempt.
+    private ulong BulkVmemmapRestoreError(Hstate<TArch> h, List<HugePage> folioList, ref int next, List<HugePage> nonHvo)
+    {
+        if (nonHvo.Count > 0)
         {
-            FreeRestoredFolio(h, restored[i]);
-            freed++;
+            return FreeNonHvoFolios(h, nonHvo);
         }
 
-        return (freed, (ulong)pages.Count - freed);
+        for (; next < folioList.Count; next++)
+        {
+            if (UpdateAndFreeHugetlbFolio(h, folioList[next], inBatch: false))
+            {
+                next++;
+                return 1;
+            }
+        }
+
+        return 0;
+    }
+
+    // The pages on non_hvo_folios freed from the list's head: the last moved first.
+    private ulong FreeNonHvoFolios(Hstate<TArch> h, List<HugePage> nonHvo)
+    {
+        for (int i = nonHvo.Count - 1; i >= 0; i--)
+        {
+            FreeRestoredFolio(h, nonHvo[i]);
+        }
+
+        ulong freed = (ulong)nonHvo.Count;
+        nonHvo.Clear();
+        return freed;
     }
 
     /// <summary>

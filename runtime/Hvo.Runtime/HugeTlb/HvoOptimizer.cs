@@ -180,7 +180,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// <summary>
     /// hugetlb_vmemmap_restore: allocate the freed number of pages on the page's node
     /// (GFP_KERNEL | __GFP_NORETRY | __GFP_THISNODE, all or nothing), copy the kept page into each,
-    /// map them PAGE_KERNEL, flush, clear HPageVmemmapOptimized. The split tables stay.
+    /// map them PAGE_KERNEL, flush, clear HPageVmemmapOptimized. The split tables stay. From v6.7 a
+    /// restore in a batch leaves the flush to <see cref="FinishRestoring"/> (VMEMMAP_REMAP_NO_TLB_FLUSH).
     /// </summary>
     public RestoreResult Restore(HugePage page, bool inBatch = false)
     {
@@ -206,7 +207,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
 
         var visitor = new RestorePteVisitor<TArch> { Machine = _machine, Frames = s.Restore, ResetStructPages = Policy.ResetStructPagesOnRestore ? Policy.NrResetStructPage : 0 };
-        WalkToTheEnd(page, reuse, end, ref visitor, "vmemmap_restore_pte");
+        WalkToTheEnd(page, reuse, end, ref visitor, "vmemmap_restore_pte", flush: !(inBatch && Policy.Batched));
         page.VmemmapOptimized = false;
         _machine.SetStructPageFlag(page.HeadPfn, StructPage.PgHugeVmemmapOptimized, false);
         Counters(page).Restored(needed);
@@ -239,6 +240,18 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         if (Policy.RcuBeforeRemap && (!Policy.RcuOnlyWhenOptimizing || pages.Any(p => p.VmemmapOptimized)))
         {
             SynchronizeRcu();
+        }
+    }
+
+    /// <summary>
+    /// hugetlb_vmemmap_restore_folios' flush_tlb_all after its batch ("hugetlb: batch TLB flushes when
+    /// restoring vmemmap", v6.7): once, when it restored a page, before any of them is freed.
+    /// </summary>
+    public void FinishRestoring(int restored)
+    {
+        if (restored > 0 && Policy.Batched)
+        {
+            Flush(null, TlbFlush.Everything);
         }
     }
 
@@ -484,13 +497,13 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         return r;
     }
 
-    /// <summary>A walk that must finish (a restore, a rollback: they allocate nothing), then the flush it left owed over its range.</summary>
-    private void WalkToTheEnd<TVisitor>(HugePage page, ulong start, ulong end, ref TVisitor visitor, string step)
+    /// <summary>A walk that must finish (a restore, a rollback: they allocate nothing), then the flush it left owed over its range unless the caller flushes later.</summary>
+    private void WalkToTheEnd<TVisitor>(HugePage page, ulong start, ulong end, ref TVisitor visitor, string step, bool flush = true)
         where TVisitor : struct, IPageWalkVisitor
     {
         PageWalkResult r = Walk(page, start, end, ref visitor, PageWalkFlags.None, step);
         Expect(r, page, step);
-        if (r.NeedsFlush)
+        if (r.NeedsFlush && flush)
         {
             Flush(page, new TlbFlush(start, end, false));
         }

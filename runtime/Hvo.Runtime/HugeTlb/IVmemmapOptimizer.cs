@@ -65,4 +65,13 @@ public interface IVmemmapOptimizer
     void SynchronizeBeforeRestoring(IReadOnlyList<HugePage> pages)
     {
     }
+
+    /// <summary>
+    /// What hugetlb_vmemmap_restore_folios does once it stops, having restored <paramref name="restored"/>
+    /// pages of its batch (<see cref="Restore"/> with inBatch): from v6.7, whose restores in a batch
+    /// leave their flush (VMEMMAP_REMAP_NO_TLB_FLUSH), one flush_tlb_all when any was restored.
+    /// </summary>
+    void FinishRestoring(int restored)
+    {
+    }
 }

@@ -74,8 +74,9 @@ public sealed partial class PageAllocator
     /// <summary>
     /// start_isolate_page_range for memory offlining: refused (false, with the first such frame in
     /// <paramref name="unmovable"/>) when the range holds a frame that can be neither migrated nor
-    /// freed (has_unmovable_pages: anything the kernel allocated or memblock reserved; huge page data
-    /// and free frames are fine). Otherwise every free block of the range leaves the free lists, and
+    /// freed (has_unmovable_pages: anything the kernel allocated or memblock reserved; huge page data,
+    /// movable pages of a registered owner such as shmem, and free frames are fine). Otherwise every
+    /// free block of the range leaves the free lists, and
     /// until <see cref="UndoIsolate"/> or <see cref="OfflineIsolatedPages"/> whatever is freed into
     /// the range stays off them too, so that no allocation can take it back. One range at a time.
     /// </summary>
@@ -91,7 +92,7 @@ public sealed partial class PageAllocator
 
             for (unmovable = start; unmovable < end; unmovable++)
             {
-                if (Owners[unmovable] is not (FrameOwner.Free or FrameOwner.HugePage))
+                if (Owners[unmovable] is not (FrameOwner.Free or FrameOwner.HugePage) && !IsMovable(unmovable))
                 {
                     return false;
                 }

@@ -1,4 +1,6 @@
+using System;
 using System.Collections.Generic;
+using System.Linq;
 
 namespace Hvo.Memory;
 
@@ -15,7 +17,8 @@ public interface IMovablePages
 /// shmem). The range is isolated (its free blocks off the lists, so no replacement lands in it),
 /// each movable page gets a new page outside it (alloc_migration_target: the page's node first, at
 /// the min watermark) and moves there; a range with an unmovable page is passed over, and one whose
-/// pages cannot all move is given back as it was apart from the pages that moved. docs/ARCHITECTURE.md §5.
+/// pages cannot all move is given back as it was apart from the pages that moved. Memory offline
+/// moves the movable pages of the block it isolated the same way. docs/ARCHITECTURE.md §5.
 /// </summary>
 public sealed partial class PageAllocator
 {
@@ -32,7 +35,7 @@ public sealed partial class PageAllocator
         }
     }
 
-    /// <summary>Pages moved out of the way of contiguous allocations (pgmigrate_success).</summary>
+    /// <summary>Pages moved out of the way of contiguous allocations and memory offline (pgmigrate_success).</summary>
     public long PagesMigrated { get; private set; }
 
     // A busy frame alloc_contig_range could migrate: an order-0 page of a registered owner.
@@ -63,36 +66,66 @@ public sealed partial class PageAllocator
         }
 
         (_isolatedStart, _isolatedEnd) = (start, end);
-        bool moved = true;
-        for (ulong p = start; p < end && moved; p++)
-        {
-            FrameOwner owner = Owners[p];
-            if (owner == FrameOwner.Free)
-            {
-                continue;
-            }
-
-            moved = AllocMigrationTarget(zone.Node, owner, out ulong target);
-            if (moved)
-            {
-                _movable[owner].Migrate(p, target);
-                Owners.Transfer(p, 1, owner, FrameOwner.Free);
-                FreeOneBlock(zone, p, 0); // isolated: counted, kept off the lists
-                PagesMigrated++;
-            }
-        }
-
+        bool moved = MigrateIsolatedPagesLocked(zone, otherNodes: false);
         UndoIsolateLocked(); // undo_isolate_page_range: the free frames back on the lists, for the caller to take
         return moved;
     }
 
-    // alloc_migration_target: a movable order-0 page on the zonelist of the page's node.
-    private bool AllocMigrationTarget(int nid, FrameOwner owner, out ulong pfn)
+    /// <summary>
+    /// Memory offline's do_migrate_range over the range <see cref="TryIsolate"/> isolated: every
+    /// movable page there moves to a new home outside it, on another node with memory where there is
+    /// one (the node mask without the page's node), and its frame, free now, stays isolated. False
+    /// when a page can get no new home (what moved stays moved).
+    /// </summary>
+    public bool MigrateIsolatedPages()
+    {
+        lock (_lock)
+        {
+            if (_isolatedEnd <= _isolatedStart)
+            {
+                throw new InvalidOperationException("no range is isolated: isolate it first");
+            }
+
+            return MigrateIsolatedPagesLocked(ZoneOf(_isolatedStart), otherNodes: true);
+        }
+    }
+
+    // Each page of a registered owner in the isolated range, in address order, to a page outside it
+    // (the range's free blocks are off the lists), until one cannot get a home. otherNodes: only
+    // nodes other than the range's when another has memory (do_migrate_range's node_clear).
+    private bool MigrateIsolatedPagesLocked(Zone zone, bool otherNodes)
+    {
+        int skipNode = otherNodes && _zones.Any(z => z[0].Node != zone.Node && z.Any(x => x.IsPopulated)) ? zone.Node : -1;
+        for (ulong p = _isolatedStart; p < _isolatedEnd; p++)
+        {
+            FrameOwner owner = Owners[p];
+            if (!_movable.TryGetValue(owner, out IMovablePages? pages))
+            {
+                continue; // free, or huge page data (the caller's business)
+            }
+
+            if (!AllocMigrationTarget(zone.Node, skipNode, owner, out ulong target))
+            {
+                return false;
+            }
+
+            pages.Migrate(p, target);
+            Owners.Transfer(p, 1, owner, FrameOwner.Free);
+            FreeOneBlock(zone, p, 0); // isolated: counted, kept off the lists
+            PagesMigrated++;
+        }
+
+        return true;
+    }
+
+    // alloc_migration_target: a movable order-0 page on the zonelist of the page's node, leaving
+    // out node skipNode (none when -1).
+    private bool AllocMigrationTarget(int nid, int skipNode, FrameOwner owner, out ulong pfn)
     {
         int highest = HighestZone(Gfp.Movable);
         foreach (Zone zone in Zonelist(nid, Gfp.Movable))
         {
-            if (zone.IsPopulated && ZoneWatermarkOk(zone, 0, zone.MinWatermark, highest) && Rmqueue(zone, 0, MigrateType.Movable, out pfn))
+            if (zone.IsPopulated && zone.Node != skipNode && ZoneWatermarkOk(zone, 0, zone.MinWatermark, highest) && Rmqueue(zone, 0, MigrateType.Movable, out pfn))
             {
                 Commit(zone, pfn, 0, Gfp.Movable, owner);
                 return true;

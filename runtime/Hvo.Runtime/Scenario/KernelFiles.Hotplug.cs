@@ -135,6 +135,7 @@ public sealed partial class KernelFiles<TArch> : IShellFirmware
         HotplugResult.NoMemory => Errno.ENOMEM,
         HotplugResult.Exists => Errno.EEXIST,
         HotplugResult.OutOfRange => Errno.E2BIG,
+        HotplugResult.Interrupted => Errno.EINTR,
         _ => Errno.EINVAL,
     };
 }

@@ -48,12 +48,16 @@ public sealed class ScenarioTests
             $"cat {sysfs}nr_hugepages {sysfs}surplus_hugepages\n",
             policy);
 
-        int failed = freedPerPage > 0 ? Failing : 0; // a restore that allocates nothing cannot fail
+        // A restore that allocates nothing cannot fail. Before v6.7 each failed allocation strands a
+        // page. From v6.7 the bulk pass stops at the first failure and, having restored nothing,
+        // bulk_vmemmap_restore_error tries that page again alone: two failed allocations, one page.
+        int failures = freedPerPage > 0 ? Failing : 0;
+        int failed = policy.Batched ? Math.Max(0, failures - 1) : failures;
         Assert.AreEqual($"0\n{failed}\n{failed}\n", o.Transcript, "the persistent count is 0; the pages whose restore failed stay as surplus");
         Assert.AreEqual(0, o.ShellErrors);
         Assert.AreEqual(Grown * freedPerPage, o.Counters.Freed);
         Assert.AreEqual((Grown - failed) * freedPerPage, o.Counters.Restored);
-        Assert.AreEqual(failed, o.Counters.RestoreFailures);
+        Assert.AreEqual(failures, o.Counters.RestoreFailures);
         Assert.AreEqual(0, o.Counters.OptimizeFailures);
         Assert.AreEqual(freedPerPage > 0 ? failed : 0, o.Counters.OptimizedPages, "only the surplus pages are still optimized");
         Assert.AreEqual(o.Counters.Splits, o.Counters.Tables, "a table per split, none given back");

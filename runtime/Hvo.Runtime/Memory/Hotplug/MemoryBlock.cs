@@ -48,6 +48,13 @@ public enum HotplugResult
 
     /// <summary>-E2BIG: the range is beyond the addressable physical memory (mhp_range_allowed) or, here, beyond the machine's.</summary>
     OutOfRange,
+
+    /// <summary>
+    /// -EINTR: offline_pages' migration loop ended by a fatal signal ("signal backoff"). The kernel
+    /// retries a page that cannot move until then; nothing here frees memory meanwhile, so a pass
+    /// that leaves a page unmoved ends the write as the user's Ctrl-C or timeout(1) would.
+    /// </summary>
+    Interrupted,
 }
 
 /// <summary>

@@ -212,9 +212,11 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     /// <summary>
     /// device_offline through memory_subsys_offline and offline_pages: <see cref="HotplugResult.Unchanged"/>
     /// for a block offline already; -EINVAL for one spanning zones, nodes or holes; then the usable
-    /// range is isolated (-EBUSY if something in it can be neither migrated nor freed), its free
-    /// huge pages dissolved (the pool's errno if one cannot be), and its frames taken out of the
-    /// page allocator. On failure everything isolated goes back: the block stays online.
+    /// range is isolated (-EBUSY if something in it can be neither migrated nor freed), its movable
+    /// pages (shmem) migrated elsewhere (-EINTR when one cannot be: see <see cref="HotplugResult.Interrupted"/>),
+    /// its free huge pages dissolved (the pool's errno if one cannot be), and its frames taken out of
+    /// the page allocator. On failure everything isolated goes back, what migrated stays where it
+    /// went: the block stays online.
     /// </summary>
     public HotplugResult Offline(MemoryBlock block)
     {
@@ -237,7 +239,14 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
                 return HotplugResult.Busy; // "failure to isolate range"
             }
 
-            HotplugResult r = HugePages?.DissolveFreeHugePages(block.FirstUsablePfn, block.EndPfn) ?? HotplugResult.Ok;
+            // scan_movable_pages and do_migrate_range until no movable page is left; the kernel
+            // retries a page that cannot move until a fatal signal ("signal backoff").
+            HotplugResult r = pages.MigrateIsolatedPages() ? HotplugResult.Ok : HotplugResult.Interrupted;
+            if (r == HotplugResult.Ok)
+            {
+                r = HugePages?.DissolveFreeHugePages(block.FirstUsablePfn, block.EndPfn) ?? HotplugResult.Ok;
+            }
+
             if (r == HotplugResult.Ok && !pages.IsolatedRangeIsFree)
             {
                 r = HotplugResult.Busy; // huge pages nobody here can dissolve
