@@ -38,11 +38,11 @@ public sealed record MachineConfig
 
     /// <summary>
     /// Per-CPU page lists for order-0 pages (<see cref="Memory.PageAllocator.SetupPerCpuPageset"/>), as
-    /// every kernel has them. Off by default (a script turns them on with Hvo's boot parameter
-    /// <c>hvo.pcp=on</c>): off, order-0 pages go straight to and from the buddy lists, so MemFree
-    /// moves by exactly the pages allocated and freed, which the HVO arithmetic compares.
+    /// every kernel has them: on by default. Pages on them are free but not in MemFree, so MemFree
+    /// plus the lists' pages is what moves by the HVO arithmetic. Off (Hvo's boot parameter
+    /// <c>hvo.pcp=off</c>), order-0 pages go straight to and from the buddy lists.
     /// </summary>
-    public bool PerCpuPageLists { get; init; }
+    public bool PerCpuPageLists { get; init; } = true;
 
     /// <summary>
     /// Host threads for work the kernel spreads over CPUs at boot (hugetlb_pages_alloc_boot's padata

@@ -1,3 +1,4 @@
+using System.Linq;
 using Hvo.HugeTlb;
 using Hvo.Paging;
 using Hvo.Scenario;
@@ -20,6 +21,19 @@ public static class TestMachines
     /// <summary>A script run of <paramref name="policy"/> on the machine it was written for.</summary>
     public static ScenarioOptions Options(HvoPolicy policy) =>
         new() { Policy = policy, EntryWriter = WriterFor(policy), BbmLevel = BbmLevelFor(policy) };
+
+    /// <summary>
+    /// Free memory as the kernel has it, in bytes: MemFree (NR_FREE_PAGES, the buddy lists) plus the
+    /// pages waiting on the per-CPU lists (/proc/zoneinfo's pagesets' count), which MemFree does not
+    /// count. What the HVO arithmetic moves, whichever list a freed page waits on.
+    /// </summary>
+    public static ulong FreeBytes<TArch>(Machine<TArch> m) where TArch : struct, IPagingArch =>
+        m.MemFreeBytes + ((ulong)m.Pages.PcpPages << TArch.PageShift);
+
+    /// <summary>Free pages of node <paramref name="nid"/>: its zones' buddy pages and the pages on their per-CPU lists.</summary>
+    public static long NodeFreePages<TArch>(Machine<TArch> m, int nid) where TArch : struct, IPagingArch =>
+        m.Pages.NodeFreePages(nid) + m.Pages.Zones.Where(z => z.Node == nid && m.Pages.Cpus > 0)
+            .Sum(z => Enumerable.Range(0, m.Pages.Cpus).Sum(cpu => (long)m.Pages.Pageset(z, cpu).Count));
 
     /// <summary>The <c>hvo</c> options that give <paramref name="policy"/> its machine (none for the kernel versions' policies).</summary>
     public static string[] CliArgs(HvoPolicy policy) => policy.RequiredWriter switch

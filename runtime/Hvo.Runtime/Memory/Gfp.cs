@@ -17,10 +17,12 @@ public enum Gfp
 
     /// <summary>
     /// __GFP_NORETRY: give up after one round of direct reclaim instead of retrying and invoking
-    /// the OOM killer. This simulator models neither reclaim nor the OOM killer, so every
-    /// allocation already fails as soon as no allowed zone can serve it: the flag changes no
-    /// outcome. It is carried so the fault-injection filter and the callers' counters can tell
-    /// restore-style "fail rather than try hard" allocations apart.
+    /// the OOM killer. Nothing is reclaimable in this simulator, so that round makes no progress and
+    /// the per-CPU lists are not drained (__alloc_pages_direct_reclaim drains them only after
+    /// progress): such a request fails with the pages on the lists unseen. A request without it
+    /// drains the lists and tries once more, in place of the OOM killer, which is not modelled
+    /// (PageAllocator.TryAllocPages). Restore-style callers carry it; the fault-injection filter
+    /// can select them by it.
     /// </summary>
     NoRetry = 1 << 1,
 

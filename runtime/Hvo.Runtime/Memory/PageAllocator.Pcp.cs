@@ -11,15 +11,17 @@ namespace Hvo.Memory;
 /// empty list refills with a batch from the buddy lists (rmqueue_bulk); an order-0 free goes to the
 /// list of its pageblock's type, and when the CPU's count reaches high a batch (growing while frees
 /// follow frees) goes back to the buddy lists (free_pcppages_bulk). Pages on the lists are not in
-/// NR_FREE_PAGES (MemFree), so the watermarks see less than is free; an allocation that no zone can
-/// serve drains every list (drain_all_pages in __alloc_pages_direct_reclaim) and tries once more.
-/// docs/ARCHITECTURE.md §5.
+/// NR_FREE_PAGES (MemFree), so the watermarks see less than is free. An allocation that no zone can
+/// serve drains every list and tries once more only where the OOM killer would come next: a
+/// __GFP_NORETRY one fails as it is, since __alloc_pages_direct_reclaim drains (drain_all_pages)
+/// only after reclaim made progress (<see cref="DrainsBeforeFailing"/>). docs/ARCHITECTURE.md §5.
 /// </summary>
 /// <remarks>
 /// Every caller runs on CPU 0 (the shell's CPU): the other CPUs' lists exist, with their high and
-/// batch, and stay empty. Higher orders (v5.13's pcp lists up to PAGE_ALLOC_COSTLY_ORDER and THP),
-/// v6.7's adaptive high between high_min and high_max, and the ZONE_RECLAIM_ACTIVE cap (no kswapd
-/// here) are not modelled.
+/// batch, and stay empty. Higher orders (v5.13's pcp lists up to PAGE_ALLOC_COSTLY_ORDER and THP's
+/// pageblock order, where a freed 2 MiB huge page would wait too: MemFree would lag; the pressure
+/// thresholds would not move), v6.7's adaptive high between high_min and high_max and its batch scaling,
+/// and the ZONE_RECLAIM_ACTIVE cap (no kswapd here) are not modelled.
 /// </remarks>
 public sealed partial class PageAllocator
 {

@@ -239,11 +239,24 @@ public sealed partial class PageAllocator
                     }
                 }
             }
-            while (DrainAllPagesLocked()); // __alloc_pages_direct_reclaim: drain the per-CPU lists and retry
+            while (DrainsBeforeFailing(gfp) && DrainAllPagesLocked());
 
             return Fail(gfp, out pfn);
         }
     }
+
+    /// <summary>
+    /// Whether the slow path drains the per-CPU lists before a request fails (__alloc_pages_slowpath).
+    /// The kernel drains them (drain_all_pages) only in __alloc_pages_direct_reclaim, and only after
+    /// reclaim made progress; Hvo has nothing reclaimable (shmem without swap, no page cache), so a
+    /// request that gives up rather than kill (__GFP_NORETRY: one round of direct reclaim; and
+    /// __GFP_RETRY_MAYFAIL, which later kernels' alloc_vmemmap_page_list asks instead and which
+    /// retries reclaim that makes no progress and fails the same way) fails with the pages on the
+    /// lists unseen by the watermarks. Every other request would go on to the OOM killer, which is
+    /// not modelled: draining and retrying once stands in for it (docs/ARCHITECTURE.md, "Per-CPU
+    /// page lists").
+    /// </summary>
+    private static bool DrainsBeforeFailing(Gfp gfp) => (gfp & Gfp.NoRetry) == 0;
 
     /// <summary>should_fail_alloc_page, with the call counted whatever it decides.</summary>
     private bool InjectFailure(AllocSite site, int order, Gfp gfp)

@@ -70,8 +70,8 @@ public sealed record BootLine
     /// <summary>transparent_hugepage=: THP's mode at boot; always (the Kconfig default) when not given or not understood.</summary>
     public Memory.ThpMode TransparentHugepages { get; init; } = Memory.ThpMode.Always;
 
-    /// <summary><c>hvo.pcp=on</c> (Hvo's own parameter, not the kernel's): per-CPU page lists (<see cref="MachineConfig.PerCpuPageLists"/>).</summary>
-    public bool PerCpuPageLists { get; init; }
+    /// <summary><c>hvo.pcp=on|off</c> (Hvo's own parameter, not the kernel's): per-CPU page lists, on unless the line says off (<see cref="MachineConfig.PerCpuPageLists"/>).</summary>
+    public bool PerCpuPageLists { get; init; } = true;
 
     /// <summary>crashkernel=: the size chosen for this machine's RAM (0: none) and where, if @OFFSET says.</summary>
     public ulong CrashKernelBytes { get; init; }
@@ -164,7 +164,7 @@ public sealed record BootLine
         (string Value, ScriptWord Word)? crash = null;
         var memmapReserved = new List<(ulong Start, ulong Bytes)>();
         var thp = Memory.ThpMode.Always;
-        bool pcp = false;
+        bool pcp = true;
         var notices = new List<string>();
         foreach (ScriptWord p in boot.Parameters)
         {

@@ -34,8 +34,15 @@ internal sealed record HotplugOutcome(
     long OfflineFrames,
     long AbsentFrames,
     IReadOnlyList<string> KernelLog,
-    IReadOnlyList<string> Notes)
+    IReadOnlyList<string> Notes,
+    long PcpPages)
 {
+    /// <summary>Free memory in kB: MemFree plus the pages on the per-CPU lists, which MemFree does not count.</summary>
+    public ulong FreeKb => MemInfo.MemFreeKb + ((ulong)PcpPages * Arch.PageSize / 1024);
+
+    /// <summary>meminfo with MemFree counting the per-CPU lists' pages too (<see cref="FreeKb"/>).</summary>
+    public MemInfo FreeMemInfo => MemInfo with { MemFreeKb = FreeKb };
+
     public BlockView Block(ulong id) => Blocks.Single(b => b.Id == id);
 
     /// <summary>Pool pages with frames in block <paramref name="id"/>.</summary>
@@ -103,7 +110,8 @@ internal static class HotplugRig
                 m.Owners.Count(FrameOwner.Offline),
                 m.Owners.Count(FrameOwner.Absent),
                 session.KernelLog,
-                notes);
+                notes,
+                m.Pages.PcpPages);
         }
     }
 }

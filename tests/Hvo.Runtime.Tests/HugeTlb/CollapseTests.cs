@@ -116,13 +116,13 @@ public sealed class CollapseTests
             (Machine<TArch> m0, HvoOptimizer<TArch> k, HugeTlbPool<TArch> p0) = Boot<TArch>(kernel);
             using (m0)
             {
-                ulong free0 = m0.MemFreeBytes;
+                ulong free0 = TestMachines.FreeBytes(m0);
                 (int leaves0, int tables0) = BootLevelEntries(m0);
                 GrowAndShrink(p0);
                 Assert.IsTrue(k.Total.PmdsSplit > 0);
                 Assert.AreEqual(0, k.Total.PmdsCollapsed);
                 Assert.AreEqual(tables0 + k.Total.PmdsSplit, BootLevelEntries(m0).Tables, "never coalesced");
-                Assert.AreEqual(free0 - ((ulong)(k.Total.PmdsSplit + k.Total.SharedTailPages) * TArch.PageSize), m0.MemFreeBytes, "a page per table (and v7.1's shared tail) lower");
+                Assert.AreEqual(free0 - ((ulong)(k.Total.PmdsSplit + k.Total.SharedTailPages) * TArch.PageSize), TestMachines.FreeBytes(m0), "a page per table (and v7.1's shared tail) lower");
                 Assert.AreEqual(leaves0 - k.Total.PmdsSplit, BootLevelEntries(m0).Leaves);
             }
 
@@ -130,14 +130,14 @@ public sealed class CollapseTests
             (Machine<TArch> m, HvoOptimizer<TArch> hvo, HugeTlbPool<TArch> pool) = Boot<TArch>(kernel.WithCollapse());
             using (m)
             {
-                ulong free = m.MemFreeBytes;
+                ulong free = TestMachines.FreeBytes(m);
                 (int leaves, int tables) = BootLevelEntries(m);
                 GrowAndShrink(pool);
                 HvoCounters c = hvo.Total;
                 Assert.IsTrue(c.PmdsSplit > 0);
                 Assert.AreEqual(c.PmdsSplit, c.PmdsCollapsed, "every PMD the grow split is collapsed");
                 Assert.AreEqual((leaves, tables), BootLevelEntries(m), "the vmemmap is mapped by the boot leaves again");
-                Assert.AreEqual(free - ((ulong)c.SharedTailPages * TArch.PageSize), m.MemFreeBytes, "MemFree as after boot (v7.1's shared tails are never freed)");
+                Assert.AreEqual(free - ((ulong)c.SharedTailPages * TArch.PageSize), TestMachines.FreeBytes(m), "MemFree as after boot (v7.1's shared tails are never freed)");
                 Assert.AreEqual(c.PmdsCollapsed * (long)TArch.LevelSize(TArch.VmemmapBootLevel), c.CollapseBytesCopied);
                 Assert.IsTrue(c.CollapseFlushes >= c.PmdsCollapsed, "a flush per collapse at least");
                 Assert.AreEqual(0, c.CollapseFailures);
@@ -156,7 +156,7 @@ public sealed class CollapseTests
             (Machine<TArch> m, HvoOptimizer<TArch> hvo, HugeTlbPool<TArch> pool) = Boot<TArch>(kernel.WithCollapse());
             using (m)
             {
-                ulong free = m.MemFreeBytes;
+                ulong free = TestMachines.FreeBytes(m);
                 (int leaves, _) = BootLevelEntries(m);
                 m.Faults.Sites = new HashSet<AllocSite> { AllocSite.VmemmapCollapse };
                 m.Faults.MinOrder = 0;
@@ -167,7 +167,7 @@ public sealed class CollapseTests
                 Assert.AreEqual(0, c.PmdsCollapsed);
                 Assert.IsTrue(c.CollapseFailures >= c.PmdsSplit, "every collapsible PMD tried, and stayed split");
                 Assert.AreEqual(leaves - c.PmdsSplit, BootLevelEntries(m).Leaves);
-                Assert.AreEqual(free - ((ulong)(c.PmdsSplit + c.SharedTailPages) * TArch.PageSize), m.MemFreeBytes, "as the kernel's rule leaves it: nothing leaked");
+                Assert.AreEqual(free - ((ulong)(c.PmdsSplit + c.SharedTailPages) * TArch.PageSize), TestMachines.FreeBytes(m), "as the kernel's rule leaves it: nothing leaked");
                 AssertInvariants(m, pool);
 
                 // Only the first collapse fails: the others go through.

@@ -26,26 +26,26 @@ public sealed class KernelMeasurementTests
         ulong freedKb = HugePageVmemmap.For(Arch.X86_64.Info, TwoMiB).FreedPages(Linux61.ReservePages) * Arch.X86_64.PageSize / 1024;
         ulong tableKb = Arch.X86_64.PageSize / 1024;
         const ulong N = 1000;
-        long free0 = (long)(m.MemFreeBytes / 1024);
+        long free0 = (long)(TestMachines.FreeBytes(m) / 1024);
         long total0 = (long)(m.MemTotalBytes / 1024);
 
         pool.SetNrHugepages(pool.Hstate(TwoMiB), N);
 
         long t = hvo.Total.PmdsSplit;
         Assert.IsTrue(t >= (long)Math.Ceiling(N / 64.0), "at least one vmemmap PMD per 64 pages");
-        Assert.AreEqual(-(long)(2048 * N) + (long)(freedKb * N) - (t * (long)tableKb), (long)(m.MemFreeBytes / 1024) - free0, "-2048N + 28N - 4T kB");
+        Assert.AreEqual(-(long)(2048 * N) + (long)(freedKb * N) - (t * (long)tableKb), (long)(TestMachines.FreeBytes(m) / 1024) - free0, "-2048N + 28N - 4T kB");
         Assert.AreEqual((long)(freedKb * N), (long)(m.MemTotalBytes / 1024) - total0, "MemTotal rises by the boot vmemmap given back");
 
         pool.SetNrHugepages(pool.Hstate(TwoMiB), 0);
 
-        Assert.AreEqual(-(t * (long)tableKb), (long)(m.MemFreeBytes / 1024) - free0, "a full cycle costs exactly the tables: restore took 28N kB of ordinary pages back");
+        Assert.AreEqual(-(t * (long)tableKb), (long)(TestMachines.FreeBytes(m) / 1024) - free0, "a full cycle costs exactly the tables: restore took 28N kB of ordinary pages back");
         Assert.AreEqual((long)(freedKb * N), (long)(m.MemTotalBytes / 1024) - total0, "MemTotal never comes back down");
 
-        long freeAfterCycle = (long)(m.MemFreeBytes / 1024);
+        long freeAfterCycle = (long)(TestMachines.FreeBytes(m) / 1024);
         pool.SetNrHugepages(pool.Hstate(TwoMiB), N);
         pool.SetNrHugepages(pool.Hstate(TwoMiB), 0);
         Assert.AreEqual(t, hvo.Total.PmdsSplit, "a second cycle on the same ground needs no new tables");
-        Assert.AreEqual(freeAfterCycle, (long)(m.MemFreeBytes / 1024));
+        Assert.AreEqual(freeAfterCycle, (long)(TestMachines.FreeBytes(m) / 1024));
         Assert.AreEqual(0, m.Violations.Count, string.Join("\n", m.Violations.Snapshot()));
     }
 
@@ -74,7 +74,7 @@ public sealed class KernelMeasurementTests
         var pool = new HugeTlbPool<Arch.X86_64>(m, hvo);
         Hstate<Arch.X86_64> giant = pool.Hstate(1UL << 30);
         pool.SetNrHugepages(giant, 1);
-        long free0 = (long)(m.MemFreeBytes / 1024);
+        long free0 = (long)(TestMachines.FreeBytes(m) / 1024);
         long total0 = (long)(m.MemTotalBytes / 1024);
         long tables0 = hvo.Total.PteTablesAllocated;
 
@@ -82,7 +82,7 @@ public sealed class KernelMeasurementTests
 
         ulong giantKb = HugePageVmemmap.For(Arch.X86_64.Info, 1UL << 30).FreedPages(1) * 4;
         ulong smallKb = HugePageVmemmap.For(Arch.X86_64.Info, TwoMiB).FreedPages(1) * 4;
-        Assert.AreEqual(-(long)(giantKb - (512 * smallKb)), (long)(m.MemFreeBytes / 1024) - free0, "16380 - 512*28 kB");
+        Assert.AreEqual(-(long)(giantKb - (512 * smallKb)), (long)(TestMachines.FreeBytes(m) / 1024) - free0, "16380 - 512*28 kB");
         Assert.AreEqual(total0, (long)(m.MemTotalBytes / 1024), "MemTotal does not move");
         Assert.AreEqual(tables0, hvo.Total.PteTablesAllocated, "no new PTE table");
         Assert.AreEqual(512UL, pool.NrHugepages(pool.Hstate(TwoMiB)));

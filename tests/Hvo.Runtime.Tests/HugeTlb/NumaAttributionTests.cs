@@ -21,26 +21,26 @@ public sealed class NumaAttributionTests
         var page = new HugePage(pfn, 9, node: 0, fromBoot: false);
         m.Compounds.Prep(page);
         m.CurrentCpu = 1; // on node 1
-        long node0Free = m.Pages.NodeFreePages(0);
-        long node1Free = m.Pages.NodeFreePages(1);
+        long node0Free = TestMachines.NodeFreePages(m, 0);
+        long node1Free = TestMachines.NodeFreePages(m, 1);
 
         hvo.Optimize(page);
 
         ulong freed = hvo.Geometry(9).Freed;
         Assert.AreEqual((long)freed, hvo.For(9, 0).VmemmapPagesFreed, "savings counted on the page's node");
         Assert.AreEqual(0, hvo.For(9, 1).VmemmapPagesFreed);
-        Assert.AreEqual(node0Free + (long)freed, m.Pages.NodeFreePages(0), "the freed vmemmap pages were node 0's");
-        Assert.AreEqual(node1Free - hvo.Total.PteTablesAllocated, m.Pages.NodeFreePages(1), "the split's table came from CPU 1's node");
+        Assert.AreEqual(node0Free + (long)freed, TestMachines.NodeFreePages(m, 0), "the freed vmemmap pages were node 0's");
+        Assert.AreEqual(node1Free - hvo.Total.PteTablesAllocated, TestMachines.NodeFreePages(m, 1), "the split's table came from CPU 1's node");
         WalkResult pte = m.PageTable.Walk(m.StructPageAddress(pfn));
         Assert.AreEqual(1, m.Layout.NodeOf(pte.TablePfn));
 
         m.CurrentCpu = 0;
-        node0Free = m.Pages.NodeFreePages(0);
-        node1Free = m.Pages.NodeFreePages(1);
+        node0Free = TestMachines.NodeFreePages(m, 0);
+        node1Free = TestMachines.NodeFreePages(m, 1);
         Assert.AreEqual(RestoreResult.Ok, hvo.Restore(page));
 
-        Assert.AreEqual(node0Free - (long)freed, m.Pages.NodeFreePages(0), "restore allocates on the page's node (__GFP_THISNODE)");
-        Assert.AreEqual(node1Free, m.Pages.NodeFreePages(1));
+        Assert.AreEqual(node0Free - (long)freed, TestMachines.NodeFreePages(m, 0), "restore allocates on the page's node (__GFP_THISNODE)");
+        Assert.AreEqual(node1Free, TestMachines.NodeFreePages(m, 1));
         Assert.AreEqual((long)freed, hvo.For(9, 0).VmemmapPagesRestored);
         var frames = Enumerable.Range(1, (int)freed).Select(i => m.PageTable.Walk(m.StructPageAddress(pfn) + ((ulong)i << 12)));
         Assert.IsTrue(frames.All(w => m.Layout.NodeOf(Arch.X86_64.PfnOf(w.Level, w.Entry)) == 0));

@@ -46,13 +46,14 @@ public sealed class MigrationTests
         Assert.IsTrue(m.Pages.TryAllocPages(0, 0, Gfp.Kernel, AllocSite.Other, FrameOwner.Buddy, out ulong kernelPage));
         Assert.IsTrue(kernelPage >= frames && kernelPage < 2 * frames, "a kernel page beside the shmem pages of the range at 1 GiB");
 
-        long free = m.Pages.NrFreePages;
+        long free = m.Pages.NrFreePages + m.Pages.PcpPages; // the attempt drains the per-CPU lists (alloc_contig_range)
 
         // The same machine without the kernel page gets the range at 1 GiB (the test above); with it,
         // every 1 GiB range holds a page that cannot move (memblock's, or this one).
         Assert.IsFalse(m.Pages.TryAllocContigPages(0, frames, Gfp.Kernel, AllocSite.HugePage, FrameOwner.HugePage, out _));
         Assert.AreEqual(0, m.Pages.PagesMigrated, "no range was isolated, nothing moved");
         Assert.AreEqual(FrameOwner.Buddy, m.Owners[kernelPage]);
+        Assert.AreEqual(0, m.Pages.PcpPages, "drained");
         Assert.AreEqual(free, m.Pages.NrFreePages);
         Assert.IsTrue(m.OwnersAddUp());
     }

@@ -89,7 +89,7 @@ public sealed class PcpTests
     }
 
     [TestMethod]
-    public void AnAllocationNoZoneCanServeDrainsTheListsAndTriesAgain()
+    public void AnAllocationNoZoneCanServeDrainsTheListsAndTriesAgainUnlessItIsNoRetry()
     {
         using var m = Boot(1);
         var shm = new Shmem(m.Pages, 0);
@@ -99,15 +99,19 @@ public sealed class PcpTests
         Assert.AreEqual(0, m.Pages.PcpPages, "the last attempt drained every list");
         Assert.IsTrue(m.Pages.Zones.Where(z => z.IsPopulated && z.Index < m.Pages.MovableZone).All(z => z.FreePages <= z.MinWatermark + z.LowmemReserve[m.Pages.MovableZone]));
 
-        // Ten pages given back sit on CPU 0's list: MemFree does not see them, the watermark check
-        // fails, and the drain before giving up finds them.
+        // Ten pages given back sit on CPU 0's list: MemFree does not see them and the watermark check
+        // fails. A __GFP_NORETRY request gives up without them; any other drains the lists and finds them.
         long memFree = m.Pages.NrFreePages;
         long failed = m.Pages.FailedAllocations;
         Assert.IsTrue(shm.Unlink("few"));
         Assert.AreEqual(memFree, m.Pages.NrFreePages);
         Assert.AreEqual(10, m.Pages.PcpPages);
+        Assert.IsFalse(m.Pages.TryAllocPages(0, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, out _),
+            "__GFP_NORETRY: direct reclaim makes no progress, so __alloc_pages_direct_reclaim does not drain");
+        Assert.AreEqual(10, m.Pages.PcpPages, "the lists were not drained");
+        Assert.AreEqual(failed + 1, m.Pages.FailedAllocations);
         Assert.AreEqual(ShmemStatus.Ok, shm.Append(shm.Open("again", append: false), page, null, out _));
-        Assert.AreEqual(failed, m.Pages.FailedAllocations);
+        Assert.AreEqual(failed + 1, m.Pages.FailedAllocations, "a request that would go on to the OOM killer drains the lists instead");
         Assert.AreEqual(m.Owners.Count(FrameOwner.Free), m.Pages.NrFreePages + m.Pages.PcpPages);
         Assert.IsTrue(m.OwnersAddUp());
     }
@@ -115,13 +119,14 @@ public sealed class PcpTests
     [TestMethod]
     public void ZoneinfoShowsEachCpusPageset()
     {
-        string text = ScenarioHarness.Run("x86_64", "boot mem=4G hvo.pcp=on\necho 3 > /proc/sys/vm/nr_hugepages\n", readAtEnd: "/proc/zoneinfo").Files["/proc/zoneinfo"];
+        string text = ScenarioHarness.Run("x86_64", "boot mem=4G\necho 3 > /proc/sys/vm/nr_hugepages\n", readAtEnd: "/proc/zoneinfo").Files["/proc/zoneinfo"];
         string normal = text[text.IndexOf("zone   Normal", StringComparison.Ordinal)..];
         StringAssert.Contains(normal, "\n  pagesets\n    cpu: 0\n              count: ");
         StringAssert.Contains(normal, "\n              batch: 63\n  vm stats threshold: ");
         StringAssert.Contains(normal, "\n    cpu: 1\n              count: 0\n");
         Assert.IsTrue(normal.IndexOf("pagesets", StringComparison.Ordinal) < normal.IndexOf("node_unreclaimable", StringComparison.Ordinal));
-        string off = ScenarioHarness.Run("x86_64", "boot mem=4G\n", readAtEnd: "/proc/zoneinfo").Files["/proc/zoneinfo"];
-        Assert.IsFalse(off.Contains("pagesets", StringComparison.Ordinal), "without hvo.pcp=on there are none");
+        Assert.AreEqual(text, ScenarioHarness.Run("x86_64", "boot mem=4G hvo.pcp=on\necho 3 > /proc/sys/vm/nr_hugepages\n", readAtEnd: "/proc/zoneinfo").Files["/proc/zoneinfo"], "on by default");
+        string off = ScenarioHarness.Run("x86_64", "boot mem=4G hvo.pcp=off\n", readAtEnd: "/proc/zoneinfo").Files["/proc/zoneinfo"];
+        Assert.IsFalse(off.Contains("pagesets", StringComparison.Ordinal), "with hvo.pcp=off there are none");
     }
 }

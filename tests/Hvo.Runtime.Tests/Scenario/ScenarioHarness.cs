@@ -26,6 +26,12 @@ internal sealed record ScenarioOutcome(
 
     /// <summary>The pool's samples: before the commands and after each write.</summary>
     public IReadOnlyList<TracePoint> Trace { get; init; } = [];
+
+    /// <summary>Pages on the per-CPU lists at the end (/proc/zoneinfo's pagesets), which MemFree does not count.</summary>
+    public long PcpPages { get; init; }
+
+    /// <summary>Free memory in kB: MemFree plus the pages on the per-CPU lists.</summary>
+    public ulong FreeKb => MemInfo.MemFreeKb + ((ulong)PcpPages * Arch.PageSize / 1024);
 }
 
 /// <summary>Runs scripts on the architecture of the registry named, without the command line.</summary>
@@ -77,6 +83,7 @@ internal static class ScenarioHarness
                 c.GracePeriods,
                 session.Machine.StructPagesInitializedAtBoot)
             {
+                PcpPages = session.Machine.Pages.PcpPages,
                 ExitStatus = session.ExitStatus,
                 Failed = session.Shell.Failed,
                 Trace = session.Trace,
