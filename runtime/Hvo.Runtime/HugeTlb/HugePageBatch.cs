@@ -7,19 +7,16 @@ namespace Hvo.HugeTlb;
 
 /// <summary>
 /// The fresh pages of one write (the kernel's local page_list that prep_and_add_allocated_folios
-/// takes), flat: their head pfns in chunks, eight bytes a page however many millions there are,
-/// with no copy as it grows. Each page read is a view (<see cref="HugePage"/>) of the fresh page:
-/// its node is where its frames are, and once prepared its HPageVmemmapOptimized is the machine's
-/// compound pages' flag. Only pages of that kind go in: allocated by the buddy allocator or as a
-/// range at run time, not at boot from memblock, with no state of their own yet.
+/// takes), flat: runs of pages one after the other in memory, as the buddy allocator hands them
+/// out from a machine fresh from boot, so the 16 million pages of a 64 TiB write are a few runs,
+/// not an object or an entry each. Each page read is a view (<see cref="HugePage"/>) of the fresh
+/// page: its node is where its frames are, and once prepared its HPageVmemmapOptimized is the
+/// machine's compound pages' flag. Only pages of that kind go in: allocated by the buddy
+/// allocator or as a range at run time, not at boot from memblock, with no state of their own yet.
 /// </summary>
 internal sealed class HugePageBatch : IReadOnlyList<HugePage>
 {
-    private const int ChunkShift = 16;
-    private const int ChunkMask = (1 << ChunkShift) - 1;
-
-    private readonly List<ulong> _first = []; // the first chunk's worth, grown as a list: a small batch costs what it holds
-    private readonly List<ulong[]> _chunks = []; // then whole chunks
+    private readonly List<(ulong First, int Index)> _runs = []; // each run's first head pfn and its first page's index
     private readonly int _order;
     private readonly Func<ulong, int> _nodeOf;
     private readonly Action<CompoundPage> _attach;
@@ -36,16 +33,23 @@ internal sealed class HugePageBatch : IReadOnlyList<HugePage>
 
     public int Count { get; private set; }
 
+    /// <summary>Runs of consecutive pages held.</summary>
+    public int Runs => _runs.Count;
+
     public HugePage this[int index]
     {
         get
         {
             ArgumentOutOfRangeException.ThrowIfNegative(index);
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
-            ulong pfn = index <= ChunkMask ? _first[index] : _chunks[(index >> ChunkShift) - 1][index & ChunkMask];
-            var page = new HugePage(pfn, _order, _nodeOf(pfn), fromBoot: false);
-            _attach(page);
-            return page;
+            int lo = 0, hi = _runs.Count - 1;
+            while (lo < hi)
+            {
+                int mid = (lo + hi + 1) / 2;
+                (lo, hi) = _runs[mid].Index <= index ? (mid, hi) : (lo, mid - 1);
+            }
+
+            return View(_runs[lo].First + ((ulong)(index - _runs[lo].Index) << _order));
         }
     }
 
@@ -58,18 +62,9 @@ internal sealed class HugePageBatch : IReadOnlyList<HugePage>
             throw new ArgumentException($"{page} is not a fresh page of order {_order}", nameof(page));
         }
 
-        if (Count <= ChunkMask)
+        if (_runs.Count == 0 || _runs[^1].First + ((ulong)(Count - _runs[^1].Index) << _order) != page.HeadPfn)
         {
-            _first.Add(page.HeadPfn);
-        }
-        else
-        {
-            if ((Count & ChunkMask) == 0)
-            {
-                _chunks.Add(new ulong[1 << ChunkShift]);
-            }
-
-            _chunks[(Count >> ChunkShift) - 1][Count & ChunkMask] = page.HeadPfn;
+            _runs.Add((page.HeadPfn, Count));
         }
 
         Count++;
@@ -77,11 +72,22 @@ internal sealed class HugePageBatch : IReadOnlyList<HugePage>
 
     public IEnumerator<HugePage> GetEnumerator()
     {
-        for (int i = 0; i < Count; i++)
+        for (int r = 0; r < _runs.Count; r++)
         {
-            yield return this[i];
+            int end = r + 1 < _runs.Count ? _runs[r + 1].Index : Count;
+            for (int i = _runs[r].Index; i < end; i++)
+            {
+                yield return View(_runs[r].First + ((ulong)(i - _runs[r].Index) << _order));
+            }
         }
     }
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private HugePage View(ulong pfn)
+    {
+        var page = new HugePage(pfn, _order, _nodeOf(pfn), fromBoot: false);
+        _attach(page);
+        return page;
+    }
 }
