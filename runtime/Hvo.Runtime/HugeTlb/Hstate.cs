@@ -156,6 +156,14 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
         _freeHugePagesNode[page.Node]++;
     }
 
+    /// <summary><see cref="Enqueue"/> of a fresh page of a write's batch, by its head pfn: no view made.</summary>
+    internal void EnqueueFresh(ulong headPfn, int node)
+    {
+        _pages.PushFresh(headPfn, node);
+        FreeHugePages++;
+        _freeHugePagesNode[node]++;
+    }
+
     /// <summary>dequeue_hugetlb_folio_node_exact: the head of the node's free list, off the list.</summary>
     internal HugePage? DequeueHead(int nid)
     {

@@ -72,17 +72,26 @@ internal sealed class HugePageBatch : IReadOnlyList<HugePage>
 
     public IEnumerator<HugePage> GetEnumerator()
     {
+        foreach (ulong head in Heads())
+        {
+            yield return View(head);
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>The pages' head pfns in order, with no view made.</summary>
+    public IEnumerable<ulong> Heads()
+    {
         for (int r = 0; r < _runs.Count; r++)
         {
             int end = r + 1 < _runs.Count ? _runs[r + 1].Index : Count;
             for (int i = _runs[r].Index; i < end; i++)
             {
-                yield return View(_runs[r].First + ((ulong)(i - _runs[r].Index) << _order));
+                yield return _runs[r].First + ((ulong)(i - _runs[r].Index) << _order);
             }
         }
     }
-
-    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
     private HugePage View(ulong pfn)
     {

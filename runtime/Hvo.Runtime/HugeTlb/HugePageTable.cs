@@ -57,13 +57,25 @@ internal sealed class HugePageTable
     public int FreeCount(int nid) => _freeCount[nid];
 
     /// <summary>enqueue_hugetlb_folio's list_add: <paramref name="page"/> at the head of its node's free list.</summary>
-    public void PushFree(HugePage page)
+    public void PushFree(HugePage page) => Push(TakeIn(page));
+
+    /// <summary>
+    /// <see cref="PushFree"/> for a fresh page nobody holds a view of (a write's batch): its record
+    /// made from its head and node, no object.
+    /// </summary>
+    public void PushFresh(ulong headPfn, int node)
     {
-        uint i = TakeIn(page);
+        uint i = Index(headPfn);
+        Init(i, node, 0);
+        Push(i);
+    }
+
+    private void Push(uint i)
+    {
         ref Slot s = ref At(i);
         if ((s.Flags & SlotFlags.OnFreeList) != 0)
         {
-            throw new InvalidOperationException($"{page} is on a free list already");
+            throw new InvalidOperationException($"the page at pfn 0x{(ulong)i << _order:x} is on a free list already");
         }
 
         int nid = s.Node;
@@ -142,21 +154,21 @@ internal sealed class HugePageTable
             throw new InvalidOperationException($"{page} belongs to another hstate");
         }
 
+        Init(i, page.Node, (page.FromBoot ? SlotFlags.FromBoot : 0) | (page.OwnState == HugePageState.InUse ? SlotFlags.InUse : 0) | (page.OwnSurplus ? SlotFlags.Surplus : 0));
+        page.Attach(this);
+        return i;
+    }
+
+    // A new record for the page at index i, on no list.
+    private void Init(uint i, int node, SlotFlags flags)
+    {
         ref Slot s = ref Chunk(i)[(int)(i & ChunkMask)];
         if ((s.Flags & SlotFlags.OnFreeList) != 0)
         {
-            throw new InvalidOperationException($"another page at pfn 0x{page.HeadPfn:x} is on a free list");
+            throw new InvalidOperationException($"another page at pfn 0x{(ulong)i << _order:x} is on a free list");
         }
 
-        s = new Slot
-        {
-            Prev = None,
-            Next = None,
-            Node = checked((ushort)page.Node),
-            Flags = (page.FromBoot ? SlotFlags.FromBoot : 0) | (page.OwnState == HugePageState.InUse ? SlotFlags.InUse : 0) | (page.OwnSurplus ? SlotFlags.Surplus : 0),
-        };
-        page.Attach(this);
-        return i;
+        s = new Slot { Prev = None, Next = None, Node = checked((ushort)node), Flags = flags };
     }
 
     public HugePageState StateOf(ulong headPfn) => (At(Index(headPfn)).Flags & SlotFlags.InUse) != 0 ? HugePageState.InUse : HugePageState.Free;

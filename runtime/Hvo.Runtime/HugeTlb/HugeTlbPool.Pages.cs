@@ -195,13 +195,27 @@ public sealed partial class HugeTlbPool<TArch>
         }
 
         Optimizer.OptimizeBatch(pages);
+
+        // A node's surplus count may exceed its pages (demote leaves a surplus page's count): a new
+        // page then carries a flag the count had no page for, hence the sync after each.
+        if (pages is HugePageBatch batch)
+        {
+            // Fresh pages with no state of their own: enqueued by head pfn, with no view each.
+            foreach (ulong head in batch.Heads())
+            {
+                int node = Machine.NodeOf(head);
+                h.AccountAdded(node, surplus: false);
+                h.EnqueueFresh(head, node);
+                h.SyncSurplusFlags(node);
+            }
+
+            return;
+        }
+
         foreach (HugePage page in pages)
         {
             h.AccountAdded(page.Node, surplus: false);
             h.Enqueue(page);
-
-            // A node's surplus count may exceed its pages (demote leaves a surplus page's count): a
-            // new page then carries a flag the count had no page for.
             h.SyncSurplusFlags(page.Node);
         }
     }

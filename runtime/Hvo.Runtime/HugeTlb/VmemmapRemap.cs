@@ -280,7 +280,7 @@ public sealed class VmemmapFrameList
         }
         else
         {
-            if ((_runs & ChunkMask) == 0)
+            if ((_runs & ChunkMask) == 0 && (_runs >> ChunkShift) > _chunks.Count)
             {
                 _chunks.Add(new ulong[1 << ChunkShift]);
             }
@@ -301,11 +301,10 @@ public sealed class VmemmapFrameList
         }
     }
 
-    /// <summary>Empty again; a list kept for reuse keeps its first chunk only.</summary>
+    /// <summary>Empty again, keeping its chunks for the next batch (as a list keeps its capacity).</summary>
     public void Clear()
     {
         _first.Clear();
-        _chunks.Clear();
         _runs = 0;
         Count = 0;
     }

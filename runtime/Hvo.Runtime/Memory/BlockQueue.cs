@@ -17,6 +17,7 @@ namespace Hvo.Memory;
 internal sealed class BlockQueue
 {
     private Run[] _ring;
+    private Run[]? _spare; // the ring Retain filled last time, reused by the next
     private int _head;
     private int _runs;
 
@@ -118,7 +119,8 @@ internal sealed class BlockQueue
         Run[] old = _ring;
         int oldHead = _head;
         int oldRuns = _runs;
-        _ring = new Run[old.Length];
+        _ring = _spare is { } spare && spare.Length == old.Length ? spare : new Run[old.Length];
+        _spare = old;
         _head = 0;
         _runs = 0;
         Count = 0;
