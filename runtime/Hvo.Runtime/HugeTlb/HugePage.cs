@@ -26,8 +26,7 @@ public enum HugePageState
 public sealed class HugePage : CompoundPage
 {
     private HugePageTable? _pool;
-    private HugePageState _state;
-    private bool _surplus;
+    private HugePageFlags _own; // InUse and Surplus while no table holds them
 
     public HugePage(ulong headPfn, int order, int node, bool fromBoot)
         : base(headPfn, order)
@@ -46,46 +45,39 @@ public sealed class HugePage : CompoundPage
 
     public HugePageState State
     {
-        get => _pool is { } p ? p.StateOf(HeadPfn) : _state;
-        internal set
-        {
-            if (_pool is { } p)
-            {
-                p.SetState(HeadPfn, value);
-            }
-            else
-            {
-                _state = value;
-            }
-        }
+        get => Has(HugePageFlags.InUse) ? HugePageState.InUse : HugePageState.Free;
+        internal set => Set(HugePageFlags.InUse, value == HugePageState.InUse);
     }
 
     /// <summary>Counted as surplus (HPageTemporary / over nr_hugepages) rather than persistent.</summary>
     public bool Surplus
     {
-        get => _pool is { } p ? p.IsSurplus(HeadPfn) : _surplus;
-        internal set
-        {
-            if (_pool is { } p)
-            {
-                p.SetSurplus(HeadPfn, value);
-            }
-            else
-            {
-                _surplus = value;
-            }
-        }
+        get => Has(HugePageFlags.Surplus);
+        internal set => Set(HugePageFlags.Surplus, value);
     }
 
     /// <summary>The hstate's table this page's state lives in, once taken in.</summary>
     internal HugePageTable? Pool => _pool;
 
-    internal HugePageState OwnState => _state;
-
-    internal bool OwnSurplus => _surplus;
+    /// <summary>The flags the page held before a table took it in.</summary>
+    internal HugePageFlags OwnFlags => _own | (FromBoot ? HugePageFlags.FromBoot : 0);
 
     /// <summary>Taken into <paramref name="pool"/>: the state is read from there from now on.</summary>
     internal void Attach(HugePageTable pool) => _pool = pool;
 
     public override string ToString() => $"huge page 0x{HeadPfn:x} order {Order} node {Node}{(VmemmapOptimized ? " optimized" : string.Empty)}";
+
+    private bool Has(HugePageFlags flag) => _pool is { } p ? p.Has(HeadPfn, flag) : (_own & flag) != 0;
+
+    private void Set(HugePageFlags flag, bool on)
+    {
+        if (_pool is { } p)
+        {
+            p.Set(HeadPfn, flag, on);
+        }
+        else
+        {
+            _own = on ? _own | flag : _own & ~flag;
+        }
+    }
 }

@@ -45,15 +45,6 @@ internal sealed class HugePageTable
         _attach = attach;
     }
 
-    [Flags]
-    private enum SlotFlags : byte
-    {
-        FromBoot = 1,
-        InUse = 2,
-        Surplus = 4,
-        OnFreeList = 8,
-    }
-
     public int FreeCount(int nid) => _freeCount[nid];
 
     /// <summary>enqueue_hugetlb_folio's list_add: <paramref name="page"/> at the head of its node's free list.</summary>
@@ -73,13 +64,13 @@ internal sealed class HugePageTable
     private void Push(uint i)
     {
         ref Slot s = ref At(i);
-        if ((s.Flags & SlotFlags.OnFreeList) != 0)
+        if ((s.Flags & HugePageFlags.OnFreeList) != 0)
         {
             throw new InvalidOperationException($"the page at pfn 0x{(ulong)i << _order:x} is on a free list already");
         }
 
         int nid = s.Node;
-        s.Flags = (s.Flags | SlotFlags.OnFreeList) & ~SlotFlags.InUse;
+        s.Flags = (s.Flags | HugePageFlags.OnFreeList) & ~HugePageFlags.InUse;
         s.Prev = None;
         s.Next = _freeHead[nid];
         if (s.Next != None)
@@ -113,7 +104,7 @@ internal sealed class HugePageTable
         }
 
         uint i = Index(page.HeadPfn);
-        if ((At(i).Flags & SlotFlags.OnFreeList) == 0)
+        if ((At(i).Flags & HugePageFlags.OnFreeList) == 0)
         {
             return false;
         }
@@ -154,16 +145,16 @@ internal sealed class HugePageTable
             throw new InvalidOperationException($"{page} belongs to another hstate");
         }
 
-        Init(i, page.Node, (page.FromBoot ? SlotFlags.FromBoot : 0) | (page.OwnState == HugePageState.InUse ? SlotFlags.InUse : 0) | (page.OwnSurplus ? SlotFlags.Surplus : 0));
+        Init(i, page.Node, page.OwnFlags);
         page.Attach(this);
         return i;
     }
 
     // A new record for the page at index i, on no list.
-    private void Init(uint i, int node, SlotFlags flags)
+    private void Init(uint i, int node, HugePageFlags flags)
     {
         ref Slot s = ref Chunk(i)[(int)(i & ChunkMask)];
-        if ((s.Flags & SlotFlags.OnFreeList) != 0)
+        if ((s.Flags & HugePageFlags.OnFreeList) != 0)
         {
             throw new InvalidOperationException($"another page at pfn 0x{(ulong)i << _order:x} is on a free list");
         }
@@ -171,15 +162,9 @@ internal sealed class HugePageTable
         s = new Slot { Prev = None, Next = None, Node = checked((ushort)node), Flags = flags };
     }
 
-    public HugePageState StateOf(ulong headPfn) => (At(Index(headPfn)).Flags & SlotFlags.InUse) != 0 ? HugePageState.InUse : HugePageState.Free;
+    public bool Has(ulong headPfn, HugePageFlags flag) => (At(Index(headPfn)).Flags & flag) != 0;
 
-    public void SetState(ulong headPfn, HugePageState state) => Set(headPfn, SlotFlags.InUse, state == HugePageState.InUse);
-
-    public bool IsSurplus(ulong headPfn) => (At(Index(headPfn)).Flags & SlotFlags.Surplus) != 0;
-
-    public void SetSurplus(ulong headPfn, bool surplus) => Set(headPfn, SlotFlags.Surplus, surplus);
-
-    private void Set(ulong headPfn, SlotFlags flag, bool on)
+    public void Set(ulong headPfn, HugePageFlags flag, bool on)
     {
         ref Slot s = ref At(Index(headPfn));
         s.Flags = on ? s.Flags | flag : s.Flags & ~flag;
@@ -204,14 +189,14 @@ internal sealed class HugePageTable
         }
 
         s.Prev = s.Next = None;
-        s.Flags &= ~SlotFlags.OnFreeList;
+        s.Flags &= ~HugePageFlags.OnFreeList;
         _freeCount[nid]--;
     }
 
     private HugePage View(uint i)
     {
         ref Slot s = ref At(i);
-        var page = new HugePage(this, (ulong)i << _order, _order, s.Node, (s.Flags & SlotFlags.FromBoot) != 0);
+        var page = new HugePage(this, (ulong)i << _order, _order, s.Node, (s.Flags & HugePageFlags.FromBoot) != 0);
         _attach?.Invoke(page);
         return page;
     }
@@ -238,6 +223,23 @@ internal sealed class HugePageTable
         public uint Prev;
         public uint Next;
         public ushort Node;
-        public SlotFlags Flags;
+        public HugePageFlags Flags;
     }
+}
+
+/// <summary>A huge page's flags, in its hstate's table (or in a page no table holds yet).</summary>
+[Flags]
+internal enum HugePageFlags : byte
+{
+    /// <summary>Allocated at boot from memblock.</summary>
+    FromBoot = 1,
+
+    /// <summary>HugePageState.InUse; clear: Free.</summary>
+    InUse = 2,
+
+    /// <summary>Counted as surplus.</summary>
+    Surplus = 4,
+
+    /// <summary>On its node's free list.</summary>
+    OnFreeList = 8,
 }
