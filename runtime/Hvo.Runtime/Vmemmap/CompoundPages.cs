@@ -105,7 +105,7 @@ internal sealed class CompoundPageTable
     {
         lock (Lock)
         {
-            return Find(order) is { } o && o.Heads.Get(headPfn >> order);
+            return Find(order) is { } o && (headPfn >> order) < o.Heads.Length && o.Heads.Get(headPfn >> order);
         }
     }
 
@@ -113,7 +113,7 @@ internal sealed class CompoundPageTable
     {
         lock (Lock)
         {
-            return Find(order) is { } o && o.Optimized.Get(headPfn >> order);
+            return Find(order) is { } o && (headPfn >> order) < o.Optimized.Length && o.Optimized.Get(headPfn >> order);
         }
     }
 
