@@ -16,14 +16,20 @@ namespace Hvo.HugeTlb;
 /// </summary>
 public sealed class Hstate<TArch> where TArch : struct, IPagingArch
 {
-    private readonly List<HugePage>[] _freeLists;
+    private readonly HugePageTable _pages; // the free lists and every page's state, flat
     private readonly HashSet<HugePage>[] _active;
     private readonly HashSet<HugePage>[] _surplusPages;
     private readonly ulong[] _nrHugePagesNode;
     private readonly ulong[] _freeHugePagesNode;
     private readonly ulong[] _surplusHugePagesNode;
 
-    internal Hstate(int index, ulong size, int nodes, int maxOrder)
+    /// <param name="index">hstate_index.</param>
+    /// <param name="size">The huge page size in bytes.</param>
+    /// <param name="nodes">The machine's nodes.</param>
+    /// <param name="maxOrder">The buddy allocator's largest order (larger sizes are gigantic).</param>
+    /// <param name="endPfn">One past the last pfn a page may have.</param>
+    /// <param name="attach">Makes a page view read HPageVmemmapOptimized from the machine's compound pages.</param>
+    internal Hstate(int index, ulong size, int nodes, int maxOrder, ulong endPfn, Action<Vmemmap.CompoundPage>? attach)
     {
         if (!BitOperations.IsPow2(size) || size <= TArch.PageSize)
         {
@@ -35,12 +41,11 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
         Order = BitOperations.Log2(size) - TArch.PageShift;
         IsGigantic = Order > maxOrder;
         Nodes = nodes;
-        _freeLists = new List<HugePage>[nodes];
+        _pages = new HugePageTable(Order, endPfn, nodes, attach);
         _active = new HashSet<HugePage>[nodes];
         _surplusPages = new HashSet<HugePage>[nodes];
         for (int nid = 0; nid < nodes; nid++)
         {
-            _freeLists[nid] = [];
             _active[nid] = [];
             _surplusPages[nid] = [];
         }
@@ -112,14 +117,10 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
     public ulong SurplusHugePagesNode(int nid) => _surplusHugePagesNode[CheckNode(nid)];
 
     /// <summary>hugepage_freelists[nid], head (the next page dequeued) first.</summary>
-    public IEnumerable<HugePage> FreeList(int nid)
-    {
-        List<HugePage> list = _freeLists[CheckNode(nid)];
-        for (int i = list.Count - 1; i >= 0; i--)
-        {
-            yield return list[i];
-        }
-    }
+    public IEnumerable<HugePage> FreeList(int nid) => _pages.FreeList(CheckNode(nid));
+
+    /// <summary>The head pfns of hugepage_freelists[nid], head first: <see cref="FreeList"/> without a view per page.</summary>
+    internal IEnumerable<ulong> FreeHeads(int nid) => _pages.FreeHeads(CheckNode(nid));
 
     /// <summary>The pages of node <paramref name="nid"/> taken into use.</summary>
     public IReadOnlyCollection<HugePage> Active(int nid) => _active[CheckNode(nid)];
@@ -145,28 +146,32 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
         return nid;
     }
 
-    internal int FreeCount(int nid) => _freeLists[nid].Count;
+    internal int FreeCount(int nid) => _pages.FreeCount(nid);
 
     /// <summary>enqueue_hugetlb_folio: to the head of its node's free list.</summary>
     internal void Enqueue(HugePage page)
     {
-        _freeLists[page.Node].Add(page);
-        page.State = HugePageState.Free;
+        _pages.PushFree(page); // also HugePageState.Free
         FreeHugePages++;
         _freeHugePagesNode[page.Node]++;
+    }
+
+    /// <summary><see cref="Enqueue"/> of a fresh page of a write's batch, by its head pfn: no view made.</summary>
+    internal void EnqueueFresh(ulong headPfn, int node)
+    {
+        _pages.PushFresh(headPfn, node);
+        FreeHugePages++;
+        _freeHugePagesNode[node]++;
     }
 
     /// <summary>dequeue_hugetlb_folio_node_exact: the head of the node's free list, off the list.</summary>
     internal HugePage? DequeueHead(int nid)
     {
-        List<HugePage> list = _freeLists[nid];
-        if (list.Count == 0)
+        if (_pages.PopFree(nid) is not { } page)
         {
             return null;
         }
 
-        HugePage page = list[^1];
-        list.RemoveAt(list.Count - 1);
         FreeHugePages--;
         _freeHugePagesNode[nid]--;
         return page;
@@ -175,7 +180,7 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
     /// <summary>A free page taken off its node's free list wherever it is (list_del); false if it is not on it.</summary>
     internal bool RemoveFree(HugePage page)
     {
-        if (page.State != HugePageState.Free || !_freeLists[page.Node].Remove(page))
+        if (page.State != HugePageState.Free || !_pages.RemoveFree(page))
         {
             return false;
         }
@@ -187,6 +192,7 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
 
     internal void AddActive(HugePage page)
     {
+        _pages.TakeIn(page);
         _active[page.Node].Add(page);
         page.State = HugePageState.InUse;
     }
@@ -231,7 +237,7 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
     internal void SyncSurplusFlags(int nid, HugePage? prefer = null)
     {
         HashSet<HugePage> flagged = _surplusPages[nid];
-        ulong pages = (ulong)(_freeLists[nid].Count + _active[nid].Count);
+        ulong pages = (ulong)(_pages.FreeCount(nid) + _active[nid].Count);
         ulong target = Math.Min(_surplusHugePagesNode[nid], pages);
         while ((ulong)flagged.Count < target)
         {
@@ -269,12 +275,11 @@ public sealed class Hstate<TArch> where TArch : struct, IPagingArch
             }
         }
 
-        List<HugePage> list = _freeLists[nid];
-        for (int i = list.Count - 1; i >= 0; i--)
+        foreach (HugePage page in _pages.FreeList(nid))
         {
-            if (!list[i].Surplus)
+            if (!page.Surplus)
             {
-                return list[i];
+                return page;
             }
         }
 

@@ -86,6 +86,34 @@ public sealed partial class HugeTlbPool<TArch>
         }
     }
 
+    /// <summary>
+    /// The pages of <paramref name="h"/>'s pool with HPageVmemmapOptimized set: what
+    /// <c>Pages(h).Count(p =&gt; p.VmemmapOptimized)</c> says, read from the flat lists without a
+    /// view or a list of 16 million pages.
+    /// </summary>
+    public long OptimizedPages(Hstate<TArch> h)
+    {
+        CheckHstate(h);
+        lock (_lock)
+        {
+            long n = 0;
+            for (int nid = 0; nid < h.Nodes; nid++)
+            {
+                foreach (ulong head in h.FreeHeads(nid))
+                {
+                    n += Machine.Compounds.IsVmemmapOptimized(head, h.Order) ? 1 : 0;
+                }
+
+                foreach (HugePage page in h.Active(nid))
+                {
+                    n += page.VmemmapOptimized ? 1 : 0;
+                }
+            }
+
+            return n;
+        }
+    }
+
     // alloc_surplus_hugetlb_folio: a fresh page counted as surplus, from any node (nid first).
     private HugePage? AllocSurplusHugetlbFolio(Hstate<TArch> h, int nid)
     {
@@ -140,8 +168,11 @@ public sealed partial class HugeTlbPool<TArch>
         return page;
     }
 
+    // An empty batch of fresh pages of h: flat, a view made per page read.
+    private HugePageBatch NewBatch(Hstate<TArch> h) => new(h.Order, Machine.NodeOf, Machine.Compounds.Attach);
+
     // A fresh page of a growth: into the batch (v6.7+), or prepared, optimized and enqueued at once.
-    private void AddFresh(Hstate<TArch> h, HugePage page, List<HugePage> batch)
+    private void AddFresh(Hstate<TArch> h, HugePage page, HugePageBatch batch)
     {
         if (Optimizer.OptimizesInBatches)
         {
@@ -156,7 +187,7 @@ public sealed partial class HugeTlbPool<TArch>
 
     // prep_and_add_allocated_folios: the optimizer sees the whole list (hugetlb_vmemmap_optimize_folios),
     // then each page is counted (__prep_account_new_huge_page) and enqueued.
-    private void PrepAndAddAllocatedFolios(Hstate<TArch> h, List<HugePage> pages)
+    private void PrepAndAddAllocatedFolios(Hstate<TArch> h, IReadOnlyList<HugePage> pages)
     {
         if (pages.Count == 0)
         {
@@ -164,13 +195,27 @@ public sealed partial class HugeTlbPool<TArch>
         }
 
         Optimizer.OptimizeBatch(pages);
+
+        // A node's surplus count may exceed its pages (demote leaves a surplus page's count): a new
+        // page then carries a flag the count had no page for, hence the sync after each.
+        if (pages is HugePageBatch batch)
+        {
+            // Fresh pages with no state of their own: enqueued by head pfn, with no view each.
+            foreach (ulong head in batch.Heads())
+            {
+                int node = Machine.NodeOf(head);
+                h.AccountAdded(node, surplus: false);
+                h.EnqueueFresh(head, node);
+                h.SyncSurplusFlags(node);
+            }
+
+            return;
+        }
+
         foreach (HugePage page in pages)
         {
             h.AccountAdded(page.Node, surplus: false);
             h.Enqueue(page);
-
-            // A node's surplus count may exceed its pages (demote leaves a surplus page's count): a
-            // new page then carries a flag the count had no page for.
             h.SyncSurplusFlags(page.Node);
         }
     }

@@ -52,7 +52,7 @@ public sealed partial class HugeTlbPool<TArch>
                 madePersistent++;
             }
 
-            var fresh = new List<HugePage>();
+            HugePageBatch fresh = NewBatch(h);
             bool interrupted = false;
             ulong before = h.PersistentHugePages;
             bool exhausted = count > h.PersistentHugePages && !AllocPoolPages(h, count - h.PersistentHugePages, nid, fresh, cancel, allocated, out interrupted);
@@ -93,13 +93,13 @@ public sealed partial class HugeTlbPool<TArch>
     /// from the first node of the interleave that has one (alloc_pool_huge_folio). False when
     /// no allowed node could give one.
     /// </summary>
-    private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages) =>
+    private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, HugePageBatch pages) =>
         AllocPoolPages(h, count, only, pages, CancellationToken.None, null, out _);
 
     // The allocation loop of set_max_huge_pages, which stops for a pending signal (signal_pending) after
     // each page. From v6.7 the pages gather in the list for prep_and_add_allocated_folios; before, each
     // is prepared, optimized and enqueued as it comes (alloc_pool_huge_page → prep_new_huge_page).
-    private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, List<HugePage> pages, CancellationToken cancel, Action<ulong>? allocated, out bool interrupted)
+    private bool AllocPoolPages(Hstate<TArch> h, ulong count, int? only, HugePageBatch pages, CancellationToken cancel, Action<ulong>? allocated, out bool interrupted)
     {
         interrupted = false;
         ulong done = 0;

@@ -44,7 +44,7 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
         var hstates = new Hstate<TArch>[sizes.Length];
         for (int i = 0; i < sizes.Length; i++)
         {
-            hstates[i] = new Hstate<TArch>(i, sizes[i], machine.Layout.Nodes, machine.Layout.MaxOrder);
+            hstates[i] = new Hstate<TArch>(i, sizes[i], machine.Layout.Nodes, machine.Layout.MaxOrder, machine.PhysicalEndPfn, machine.Compounds.Attach);
             hstates[i].DemoteTarget = i > 0 ? hstates[i - 1] : null; // demote_order: the next smaller size
             _byOrder.Add(hstates[i].Order, hstates[i]);
         }
@@ -233,7 +233,7 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
     // is what was had.
     private void BootAllocPages(Hstate<TArch> h, HugePagesRequest request)
     {
-        var pages = new List<HugePage>();
+        HugePageBatch pages = NewBatch(h);
         string size = HugeBootPages.SizeString(h.Size);
         if (request.PerNode is null)
         {
@@ -288,7 +288,7 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
     // (prep_new_hugetlb_folio) runs on host threads over the chunks: each chunk's pages own their
     // struct pages. The pages and every counter are what the serial loop gives; the batch is then
     // optimized and enqueued as one (prep_and_add_allocated_folios).
-    private void HugetlbPagesAllocBoot(Hstate<TArch> h, ulong count, List<HugePage> pages)
+    private void HugetlbPagesAllocBoot(Hstate<TArch> h, ulong count, HugePageBatch pages)
     {
         int first = pages.Count;
         for (ulong i = 0; i < count && AllocPoolHugeFolio(h, null, prep: false) is { } page; i++)
@@ -314,7 +314,7 @@ public sealed partial class HugeTlbPool<TArch> where TArch : struct, IPagingArch
             PrepRange(pages, first + (t * chunk), t == threads - 1 ? pages.Count : first + ((t + 1) * chunk)));
     }
 
-    private void PrepRange(List<HugePage> pages, int from, int to)
+    private void PrepRange(HugePageBatch pages, int from, int to)
     {
         for (int i = from; i < to; i++)
         {

@@ -376,7 +376,7 @@ public sealed class ScenarioSession<TArch> : IDisposable where TArch : struct, I
         foreach (Hstate<TArch> h in Pool.Hstates)
         {
             hugeFrames += h.NrHugePages * h.Frames;
-            optimized += Pool.Pages(h).Count(p => p.VmemmapOptimized);
+            optimized += Pool.OptimizedPages(h);
             ulong nr = 0, free = 0, surplus = 0;
             for (int nid = 0; nid < Machine.Layout.Nodes; nid++)
             {

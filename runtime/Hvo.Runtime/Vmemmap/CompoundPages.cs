@@ -11,13 +11,25 @@ namespace Hvo.Vmemmap;
 /// vmemmap pages are remapped (HPageVmemmapOptimized, a flag of the head struct page). The
 /// HugeTLB pool's pages are compound pages with more state of their own.
 /// </summary>
-public class CompoundPage
+/// <remarks>
+/// While the page is prepared (<see cref="CompoundPages{TArch}.Prep"/>) the object is a view:
+/// its flag lives in the machine's flat table of compound pages, which every view of the same
+/// page reads, so a pool of millions of pages needs no object per page (docs/ARCHITECTURE.md §5,
+/// host cost). Two views of one page are equal.
+/// </remarks>
+public class CompoundPage : IEquatable<CompoundPage>
 {
+    private CompoundPageTable? _table;
+    private bool _optimized;
+
     public CompoundPage(ulong headPfn, int order)
     {
         HeadPfn = headPfn;
         Order = order;
     }
+
+    internal CompoundPage(CompoundPageTable table, ulong headPfn, int order)
+        : this(headPfn, order) => _table = table;
 
     public ulong HeadPfn { get; }
 
@@ -27,7 +39,163 @@ public class CompoundPage
     public ulong Frames => 1UL << Order;
 
     /// <summary>HPageVmemmapOptimized: set only when every tail vmemmap page was remapped and freed.</summary>
-    public bool VmemmapOptimized { get; set; }
+    public bool VmemmapOptimized
+    {
+        get => _table is { } t ? t.IsOptimized(HeadPfn, Order) : _optimized;
+        set
+        {
+            if (_table is { } t)
+            {
+                t.SetOptimized(HeadPfn, Order, value);
+            }
+            else
+            {
+                _optimized = value;
+            }
+        }
+    }
+
+    public bool Equals(CompoundPage? other) => other is not null && other.GetType() == GetType() && other.HeadPfn == HeadPfn && other.Order == Order;
+
+    public override bool Equals(object? obj) => Equals(obj as CompoundPage);
+
+    public override int GetHashCode() => HashCode.Combine(HeadPfn, Order);
+
+    /// <summary>The flag the object holds while it is not a view of a prepared page.</summary>
+    internal bool OwnOptimized => _optimized;
+
+    /// <summary>Prepared: the flag is read from <paramref name="table"/> from now on.</summary>
+    internal void Attach(CompoundPageTable table) => _table = table;
+
+    /// <summary>Destroyed: the flag comes back into the object.</summary>
+    internal void Detach(bool optimized)
+    {
+        _optimized = optimized;
+        _table = null;
+    }
+
+    /// <summary>A view of a prepared page: reads its flag from <paramref name="table"/> if the page is in it.</summary>
+    internal void AttachIfPrepared(CompoundPageTable table)
+    {
+        if (_table is null && table.IsHead(HeadPfn, Order))
+        {
+            _table = table;
+        }
+    }
+}
+
+/// <summary>
+/// The compound pages prepared on a machine, flat: per order, a bit per possible head (pfn &gt;&gt;
+/// order) and a bit for HPageVmemmapOptimized, in chunks allocated where pages are. A bit each
+/// rather than an object each, for the 16 million pages of 64 TiB. All access under one lock.
+/// </summary>
+internal sealed class CompoundPageTable
+{
+    private readonly ulong _endPfn;
+    private (int Order, SparseBitmap Heads, SparseBitmap Optimized)[] _byOrder = [];
+    private long _count;
+
+    public CompoundPageTable(ulong endPfn) => _endPfn = endPfn;
+
+    public Lock Lock { get; } = new();
+
+    public long Count => _count;
+
+    public bool IsHead(ulong headPfn, int order)
+    {
+        lock (Lock)
+        {
+            return Find(order) is { } o && (headPfn >> order) < o.Heads.Length && o.Heads.Get(headPfn >> order);
+        }
+    }
+
+    public bool IsOptimized(ulong headPfn, int order)
+    {
+        lock (Lock)
+        {
+            return Find(order) is { } o && (headPfn >> order) < o.Optimized.Length && o.Optimized.Get(headPfn >> order);
+        }
+    }
+
+    public void SetOptimized(ulong headPfn, int order, bool value)
+    {
+        lock (Lock)
+        {
+            SetOptimizedLocked(headPfn, order, value);
+        }
+    }
+
+    public void SetOptimizedLocked(ulong headPfn, int order, bool value)
+    {
+        SparseBitmap optimized = Bits(order).Optimized;
+        if (value)
+        {
+            optimized.Set(headPfn >> order);
+        }
+        else
+        {
+            optimized.Clear(headPfn >> order);
+        }
+    }
+
+    /// <summary>The page <paramref name="pfn"/> belongs to (caller holds the lock).</summary>
+    public bool TryFindLocked(ulong pfn, out ulong head, out int order, out bool optimized)
+    {
+        foreach ((int o, SparseBitmap heads, SparseBitmap opt) in _byOrder)
+        {
+            if ((pfn >> o) < heads.Length && heads.Get(pfn >> o))
+            {
+                (head, order, optimized) = ((pfn >> o) << o, o, opt.Get(pfn >> o));
+                return true;
+            }
+        }
+
+        (head, order, optimized) = (0, 0, false);
+        return false;
+    }
+
+    /// <summary>Add a head (caller holds the lock); false if one is there.</summary>
+    public bool AddLocked(ulong headPfn, int order)
+    {
+        bool added = Bits(order).Heads.Set(headPfn >> order);
+        _count += added ? 1 : 0;
+        return added;
+    }
+
+    /// <summary>Remove a head and its flag (caller holds the lock); the flag it had.</summary>
+    public bool RemoveLocked(ulong headPfn, int order)
+    {
+        (int _, SparseBitmap heads, SparseBitmap optimized) = Bits(order);
+        _count -= heads.Clear(headPfn >> order) ? 1 : 0;
+        return optimized.Clear(headPfn >> order);
+    }
+
+    private (int Order, SparseBitmap Heads, SparseBitmap Optimized)? Find(int order)
+    {
+        foreach ((int Order, SparseBitmap Heads, SparseBitmap Optimized) o in _byOrder)
+        {
+            if (o.Order == order)
+            {
+                return o;
+            }
+        }
+
+        return null;
+    }
+
+    // The bitmaps of an order, made on first use.
+    private (int Order, SparseBitmap Heads, SparseBitmap Optimized) Bits(int order)
+    {
+        if (Find(order) is { } o)
+        {
+            return o;
+        }
+
+        ulong length = (_endPfn >> order) + 1;
+        (int, SparseBitmap, SparseBitmap) made = (order, new SparseBitmap(length), new SparseBitmap(length));
+        _byOrder = [.. _byOrder, made];
+        return made;
+    }
 }
 
 /// <summary>
@@ -39,89 +207,76 @@ public class CompoundPage
 public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
 {
     private readonly Machine<TArch> _machine;
-    // The pages of each order prepared so far, by head pfn >> order: flat, for millions of pages.
-    private (int Order, SparseMap<CompoundPage> Heads)[] _byOrder = [];
-    private readonly Lock _lock = new();
+    private readonly CompoundPageTable _table;
 
-    public CompoundPages(Machine<TArch> machine) => _machine = machine;
+    public CompoundPages(Machine<TArch> machine)
+    {
+        _machine = machine;
+        _table = new CompoundPageTable(machine.PhysicalEndPfn);
+    }
 
     public int Count
     {
         get
         {
-            lock (_lock)
+            lock (_table.Lock)
             {
-                long n = 0;
-                foreach ((_, SparseMap<CompoundPage> heads) in _byOrder)
-                {
-                    n += heads.Count;
-                }
-
-                return (int)n;
+                return (int)_table.Count;
             }
         }
     }
 
-    /// <summary>The huge page <paramref name="pfn"/> belongs to, if it was prepared as a compound page.</summary>
+    /// <summary>The huge page <paramref name="pfn"/> belongs to, if it was prepared as a compound page: a view of it.</summary>
     public bool TryGetPage(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page)
     {
-        lock (_lock)
+        bool found;
+        ulong head;
+        int order;
+        lock (_table.Lock)
         {
-            return TryGetPageLocked(pfn, out page);
-        }
-    }
-
-    private bool TryGetPageLocked(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page)
-    {
-        foreach ((int o, SparseMap<CompoundPage> heads) in _byOrder)
-        {
-            if (heads.TryGetValue(pfn >> o, out page))
-            {
-                return true;
-            }
+            found = _table.TryFindLocked(pfn, out head, out order, out _);
         }
 
-        page = null;
-        return false;
-    }
-
-    /// <summary>The map of the pages of <paramref name="order"/>, made on first use (under the lock).</summary>
-    private SparseMap<CompoundPage> Heads(int order)
-    {
-        foreach ((int o, SparseMap<CompoundPage> heads) in _byOrder)
-        {
-            if (o == order)
-            {
-                return heads;
-            }
-        }
-
-        var map = new SparseMap<CompoundPage>((_machine.PhysicalEndPfn >> order) + 1);
-        _byOrder = [.. _byOrder, (order, map)];
-        return map;
+        page = found ? new CompoundPage(_table, head, order) : null;
+        return found;
     }
 
     /// <summary>The compound page <paramref name="pfn"/> belongs to, if it was prepared as one.</summary>
     public bool TryGetHead(ulong pfn, out ulong head, out int order)
     {
-        bool found = TryGetPage(pfn, out CompoundPage? page);
-        head = page?.HeadPfn ?? 0;
-        order = page?.Order ?? 0;
-        return found;
+        lock (_table.Lock)
+        {
+            return _table.TryFindLocked(pfn, out head, out order, out _);
+        }
+    }
+
+    /// <summary>HPageVmemmapOptimized of the prepared page at <paramref name="headPfn"/> of <paramref name="order"/>; false if there is none.</summary>
+    public bool IsVmemmapOptimized(ulong headPfn, int order) => _table.IsOptimized(headPfn, order);
+
+    /// <summary>
+    /// <paramref name="page"/> reads its HPageVmemmapOptimized from the table when it is prepared:
+    /// what a view made from flat storage (the pool's lists) does before it is handed out.
+    /// </summary>
+    public void Attach(CompoundPage page)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        page.AttachIfPrepared(_table);
     }
 
     /// <summary>prep_new_hugetlb_folio: the page's struct pages become a compound page.</summary>
     public void Prep(CompoundPage page)
     {
         ArgumentNullException.ThrowIfNull(page);
-        lock (_lock)
+        lock (_table.Lock)
         {
-            if (TryGetPageLocked(page.HeadPfn, out CompoundPage? there) && there.HeadPfn == page.HeadPfn)
+            if (_table.TryFindLocked(page.HeadPfn, out ulong head, out _, out _) && head == page.HeadPfn)
             {
                 throw new ArgumentException($"a compound page at pfn 0x{page.HeadPfn:x} was prepared already", nameof(page));
             }
 
-            Heads(page.Order).Set(page.HeadPfn >> page.Order, page);
+            _table.AddLocked(page.HeadPfn, page.Order);
+            _table.SetOptimizedLocked(page.HeadPfn, page.Order, page.OwnOptimized);
+            page.Attach(_table);
         }
 
         RewriteWrittenFrames(page);
@@ -131,19 +286,28 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     public void Destroy(CompoundPage page)
     {
         ArgumentNullException.ThrowIfNull(page);
-        lock (_lock)
+        lock (_table.Lock)
         {
-            Heads(page.Order).Remove(page.HeadPfn >> page.Order);
+            page.Detach(_table.RemoveLocked(page.HeadPfn, page.Order));
         }
 
         RewriteWrittenFrames(page);
     }
 
     /// <summary>What an unwritten struct page of <paramref name="pfn"/> holds now.</summary>
-    public StructPageOrigin Origin(StructPageOrigin boot, ulong pfn) =>
-        TryGetPage(pfn, out CompoundPage? page)
-            ? boot with { Reserved = false, CompoundHead = page.HeadPfn, CompoundOrder = page.Order, VmemmapOptimized = page.VmemmapOptimized }
-            : boot;
+    public StructPageOrigin Origin(StructPageOrigin boot, ulong pfn)
+    {
+        bool found;
+        ulong head;
+        int order;
+        bool optimized;
+        lock (_table.Lock)
+        {
+            found = _table.TryFindLocked(pfn, out head, out order, out optimized);
+        }
+
+        return found ? boot with { Reserved = false, CompoundHead = head, CompoundOrder = order, VmemmapOptimized = optimized } : boot;
+    }
 
     /// <summary>
     /// The struct pages of [<paramref name="pfn"/>, +<paramref name="frames"/>) become what they

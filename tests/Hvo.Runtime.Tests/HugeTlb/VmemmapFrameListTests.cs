@@ -34,4 +34,26 @@ public sealed class VmemmapFrameListTests
             Assert.Fail($"a cleared list gave {pfn}");
         }
     }
+
+    [TestMethod]
+    public void ARunLongerThanOneWordHoldsContinuesInTheNext()
+    {
+        // A run's length has 20 bits: a longer stretch of consecutive frames (v6.2+ frees whole
+        // vmemmap blocks, one after the other) spans several runs and still comes back in order.
+        const ulong frames = (1UL << 20) + 5;
+        var list = new VmemmapFrameList();
+        for (ulong pfn = 0; pfn < frames; pfn++)
+        {
+            list.Add(0x1000 + pfn);
+        }
+
+        ulong expected = 0x1000;
+        foreach (ulong pfn in list)
+        {
+            Assert.AreEqual(expected++, pfn);
+        }
+
+        Assert.AreEqual((int)frames, list.Count);
+        Assert.AreEqual(0x1000 + frames, expected);
+    }
 }
