@@ -278,7 +278,49 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// page allocator, MemTotal rises), __free_page for one the page allocator gave. Its bytes go,
     /// or are poisoned (<see cref="MachineConfig.PagePoisoning"/>).
     /// </summary>
-    public void FreeVmemmapFrame(ulong pfn)
+    public void FreeVmemmapFrame(ulong pfn) => FreeVmemmapFrames(pfn, 1);
+
+    /// <summary>
+    /// <see cref="FreeVmemmapFrame"/> for each of the frames [<paramref name="pfn"/>, +<paramref name="count"/>),
+    /// in order. Consecutive frames the page allocator gave go back to it in one call (one hold of
+    /// its lock, free_vmemmap_page_list's frees in the same order); a frame refused throws with the
+    /// frames before it freed.
+    /// </summary>
+    public void FreeVmemmapFrames(ulong pfn, ulong count)
+    {
+        ulong run = pfn, runFrames = 0; // runtime frames prepared and not yet given back
+        try
+        {
+            for (ulong end = pfn + count; pfn < end; pfn++)
+            {
+                if (PrepareVmemmapFrameFree(pfn) == FrameOwner.RuntimeVmemmap)
+                {
+                    run = runFrames == 0 ? pfn : run;
+                    runFrames++;
+                    continue;
+                }
+
+                if (runFrames > 0)
+                {
+                    (ulong from, ulong frames) = (run, runFrames);
+                    runFrames = 0;
+                    Pages.FreeOrder0Pages(from, frames, FrameOwner.RuntimeVmemmap);
+                }
+
+                Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
+            }
+        }
+        finally
+        {
+            if (runFrames > 0)
+            {
+                Pages.FreeOrder0Pages(run, runFrames, FrameOwner.RuntimeVmemmap);
+            }
+        }
+    }
+
+    // Everything free_vmemmap_page_list does to a frame before the page allocator takes it; its owner.
+    private FrameOwner PrepareVmemmapFrameFree(ulong pfn)
     {
         if (Hotplug.IsSelfHostedVmemmap(pfn))
         {
@@ -298,17 +340,9 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         }
 
         BootVmemmap.ForgetCopy(pfn);
-        switch (owner)
-        {
-            case FrameOwner.BootVmemmap:
-                Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
-                break;
-            case FrameOwner.RuntimeVmemmap:
-                Pages.FreePages(pfn, 0, FrameOwner.RuntimeVmemmap);
-                break;
-            default:
-                throw new InvalidOperationException($"frame 0x{pfn:x} is {owner}, not a vmemmap frame");
-        }
+        return owner is FrameOwner.BootVmemmap or FrameOwner.RuntimeVmemmap
+            ? owner
+            : throw new InvalidOperationException($"frame 0x{pfn:x} is {owner}, not a vmemmap frame");
     }
 
     /// <summary>
@@ -364,13 +398,29 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             }
 
             (t_copyHolds, t_copyFrom, t_copyReset) = (true, from, resetStructPages);
+            t_comparedTails = null;
         }
 
         if (runtimeVmemmap)
         {
-            Span<byte> produced = producedBuffer.AsSpan(0, size);
-            BootVmemmap.FillStructPages(targetVa & ~(TArch.PageSize - 1), produced);
-            if (copy.SequenceEqual(produced))
+            ulong targetPage = targetVa & ~(TArch.PageSize - 1);
+            bool same;
+            bool plain = BootVmemmap.TryGetPlainTails(targetPage, out PlainTails tails);
+            if (plain && t_comparedTails == tails)
+            {
+                // The same copy against the same plain tails as the last call (a restore walk's every
+                // tail PTE): the same answer, without producing and comparing the page again.
+                same = t_comparedSame;
+            }
+            else
+            {
+                Span<byte> produced = producedBuffer.AsSpan(0, size);
+                BootVmemmap.FillStructPages(targetPage, produced);
+                same = copy.SequenceEqual(produced);
+                (t_comparedTails, t_comparedSame) = (plain ? tails : null, same);
+            }
+
+            if (same)
             {
                 // Not mapped yet: nobody reads it between forgetting its bytes and deferring it.
                 BootVmemmap.AddDeferredCopy(to, targetVa);
@@ -425,6 +475,12 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     private static int t_copyReset;
     [ThreadStatic]
     private static byte[]? t_producedScratch;
+
+    // What t_copyScratch was last compared with (plain tails, else null), and whether it was the same.
+    [ThreadStatic]
+    private static PlainTails? t_comparedTails;
+    [ThreadStatic]
+    private static bool t_comparedSame;
 
     /// <summary>
     /// Set or clear <paramref name="flag"/> in the struct page of <paramref name="pfn"/>, through the MMU

@@ -195,23 +195,18 @@ internal sealed class VmemmapPageLists : IDisposable
     /// </summary>
     public bool TryAllocRestore(PageAllocator pages, int node, int count)
     {
-        for (int i = 0; i < count; i++)
+        if (pages.TryAllocOrder0Pages(node, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, count, Restore) == count)
         {
-            if (!pages.TryAllocPages(node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, out ulong pfn))
-            {
-                foreach (ulong taken in Restore)
-                {
-                    pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
-                }
-
-                Restore.Clear();
-                return false;
-            }
-
-            Restore.Add(pfn);
+            return true;
         }
 
-        return true;
+        foreach (ulong taken in Restore)
+        {
+            pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
+        }
+
+        Restore.Clear();
+        return false;
     }
 
     public static VmemmapPageLists Rent()
@@ -243,6 +238,9 @@ public sealed class VmemmapFrameList
 
     /// <summary>Frames held.</summary>
     public int Count { get; private set; }
+
+    /// <summary>The frames as runs of consecutive frames, in the order they were added.</summary>
+    internal ReadOnlySpan<(ulong Start, ulong Count)> Runs => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_runs);
 
     public void Add(ulong pfn)
     {

@@ -193,7 +193,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
         // One compound page covering the whole frame (every optimizable huge page does): one lookup.
         StructPageOrigin first = origin(firstPfn);
-        bool wholeCompound = first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
+        bool wholeCompound = WholeCompound(first, firstPfn, count);
         for (int offset = 0; offset + size <= frame.Length; offset += size)
         {
             ulong pfn = firstPfn + (ulong)(offset / size);
@@ -220,6 +220,31 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         }
     }
 
+    /// <summary>
+    /// Whether <see cref="FillStructPages"/> fills the vmemmap page at <paramref name="va"/> with
+    /// plain tails of one compound page only (every record alike), and which: two pages with equal
+    /// <paramref name="tails"/> are filled with the same bytes, so a caller comparing a page's bytes
+    /// with them can reuse the answer it had for the last such page.
+    /// </summary>
+    public bool TryGetPlainTails(ulong va, out PlainTails tails)
+    {
+        int size = TArch.StructPageBytes;
+        ulong firstPfn = (va - _vmemmap) / (ulong)size;
+        StructPageOrigin first = _origin(firstPfn);
+        if (WholeCompound(first, firstPfn, TArch.PageSize / (ulong)size) && firstPfn >= first.CompoundHead + StructPage.FirstPlainTail)
+        {
+            tails = new PlainTails(first.Node, first.Zone, first.CompoundHead, first.CompoundOrder, CompoundInfoMask, HugetlbPage3);
+            return true;
+        }
+
+        tails = default;
+        return false;
+    }
+
+    // The struct pages [firstPfn, +count) all belong to the compound page `first` describes.
+    private static bool WholeCompound(in StructPageOrigin first, ulong firstPfn, ulong count) =>
+        first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
+
     /// <summary>The first struct page of <paramref name="rest"/> (whole records) copied over every later one, in doubling runs.</summary>
     private static void ReplicateTail(Span<byte> rest, int size)
     {
@@ -234,6 +259,9 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
     private readonly record struct Block(ulong Frame, ulong Count, ulong Va);
 }
+
+/// <summary>What decides the bytes of a vmemmap page of plain tails (<see cref="BootVmemmap{TArch}.TryGetPlainTails"/>): the compound page and the layout of its records.</summary>
+public readonly record struct PlainTails(int Node, int Zone, ulong CompoundHead, int CompoundOrder, bool CompoundInfoMask, bool HugetlbPage3);
 
 /// <summary>
 /// What a struct page holds while nobody wrote it: the pfn's node and zone, whether boot kept the
