@@ -282,13 +282,13 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
 
     /// <summary>
     /// <see cref="FreeVmemmapFrame"/> for each of the frames [<paramref name="pfn"/>, +<paramref name="count"/>),
-    /// in order. Consecutive frames the page allocator gave go back to it in one call (one hold of
-    /// its lock, free_vmemmap_page_list's frees in the same order); a frame refused throws with the
-    /// frames before it freed.
+    /// in order. Consecutive frames the page allocator gave lose their deferred copies and go back
+    /// to it one run at a time (one hold of each lock; free_vmemmap_page_list's frees in the same
+    /// order); a frame refused throws with the frames before it freed.
     /// </summary>
     public void FreeVmemmapFrames(ulong pfn, ulong count)
     {
-        ulong run = pfn, runFrames = 0; // runtime frames prepared and not yet given back
+        ulong run = pfn, runFrames = 0; // runtime frames checked and discarded, not yet given back
         try
         {
             for (ulong end = pfn + count; pfn < end; pfn++)
@@ -304,9 +304,10 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
                 {
                     (ulong from, ulong frames) = (run, runFrames);
                     runFrames = 0;
-                    Pages.FreeOrder0Pages(from, frames, FrameOwner.RuntimeVmemmap);
+                    GiveBackRuntimeVmemmap(from, frames);
                 }
 
+                BootVmemmap.ForgetCopy(pfn);
                 Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
             }
         }
@@ -314,12 +315,18 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         {
             if (runFrames > 0)
             {
-                Pages.FreeOrder0Pages(run, runFrames, FrameOwner.RuntimeVmemmap);
+                GiveBackRuntimeVmemmap(run, runFrames);
             }
         }
     }
 
-    // Everything free_vmemmap_page_list does to a frame before the page allocator takes it; its owner.
+    private void GiveBackRuntimeVmemmap(ulong pfn, ulong count)
+    {
+        BootVmemmap.ForgetCopies(pfn, count);
+        Pages.FreeOrder0Pages(pfn, count, FrameOwner.RuntimeVmemmap);
+    }
+
+    // What free_vmemmap_page_list does to a frame before the page allocator takes it, but forgetting its deferred copy: its owner.
     private FrameOwner PrepareVmemmapFrameFree(ulong pfn)
     {
         if (Hotplug.IsSelfHostedVmemmap(pfn))
@@ -339,10 +346,13 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             Frames.Discard(pfn);
         }
 
-        BootVmemmap.ForgetCopy(pfn);
-        return owner is FrameOwner.BootVmemmap or FrameOwner.RuntimeVmemmap
-            ? owner
-            : throw new InvalidOperationException($"frame 0x{pfn:x} is {owner}, not a vmemmap frame");
+        if (owner is not (FrameOwner.BootVmemmap or FrameOwner.RuntimeVmemmap))
+        {
+            BootVmemmap.ForgetCopy(pfn);
+            throw new InvalidOperationException($"frame 0x{pfn:x} is {owner}, not a vmemmap frame");
+        }
+
+        return owner; // its deferred copy is forgotten by the caller, with the others of its run
     }
 
     /// <summary>

@@ -88,11 +88,17 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     }
 
     /// <summary>The frame left the vmemmap (or was written): it no longer holds a deferred copy.</summary>
-    public void ForgetCopy(ulong frame)
+    public void ForgetCopy(ulong frame) => ForgetCopies(frame, 1);
+
+    /// <summary><see cref="ForgetCopy"/> for each of the frames [<paramref name="frame"/>, +<paramref name="count"/>), under one hold of the lock.</summary>
+    public void ForgetCopies(ulong frame, ulong count)
     {
         lock (_copiesLock)
         {
-            _copies.Remove(frame - _owners.FirstPfn);
+            for (ulong i = frame - _owners.FirstPfn, end = i + count; i < end; i++)
+            {
+                _copies.Remove(i);
+            }
         }
     }
 
