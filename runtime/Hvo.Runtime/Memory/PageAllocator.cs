@@ -28,6 +28,7 @@ public sealed partial class PageAllocator
     private readonly long[] _live;              // per order >= 1: bits set in _allocated, so an order-0 free skips the orders with none
     private readonly SparseBitmap _unmanaged;   // PageReserved: frames memblock kept that never joined a zone
     private readonly Lock _lock = new();
+    private bool _ownersHeld; // under _lock: an order-0 batch holds the owner table's lock too
     private long _allocCalls;
     private long _failedAllocations;
     private long _injectedFailures;
@@ -240,17 +241,25 @@ public sealed partial class PageAllocator
         CheckOwner(owner);
         lock (_lock)
         {
-            for (int i = 0; i < count; i++)
+            using Lock.Scope owners = HoldOwners();
+            try
             {
-                if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, out ulong pfn))
+                for (int i = 0; i < count; i++)
                 {
-                    return i;
+                    if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, out ulong pfn))
+                    {
+                        return i;
+                    }
+
+                    pages.Add(pfn);
                 }
 
-                pages.Add(pfn);
+                return count;
             }
-
-            return count;
+            finally
+            {
+                _ownersHeld = false;
+            }
         }
     }
 
@@ -364,10 +373,40 @@ public sealed partial class PageAllocator
         CheckRange(pfn, count);
         lock (_lock)
         {
-            for (ulong end = pfn + count; pfn < end; pfn++)
+            using Lock.Scope owners = HoldOwners();
+            try
             {
-                FreePagesLocked(pfn, 0, owner);
+                for (ulong end = pfn + count; pfn < end; pfn++)
+                {
+                    FreePagesLocked(pfn, 0, owner);
+                }
             }
+            finally
+            {
+                _ownersHeld = false;
+            }
+        }
+    }
+
+    // Under _lock, for a batch: the owner table's lock once for all its transfers, taken where each
+    // transfer would take it (inside _lock); the caller clears _ownersHeld before the scope ends.
+    private Lock.Scope HoldOwners()
+    {
+        Lock.Scope scope = Owners.Sync.EnterScope();
+        _ownersHeld = true;
+        return scope;
+    }
+
+    // FrameOwnerTable.Transfer, with the table's lock unless a batch holds it already.
+    private void TransferOwners(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
+    {
+        if (_ownersHeld)
+        {
+            Owners.TransferHeld(pfn, count, expected, owner);
+        }
+        else
+        {
+            Owners.Transfer(pfn, count, expected, owner);
         }
     }
 
@@ -386,7 +425,7 @@ public sealed partial class PageAllocator
                 $"frame 0x{pfn:x} was reserved by memblock and never managed: free it with FreeReservedPage (free_reserved_page), not __free_pages");
         }
 
-        Owners.Transfer(pfn, 1UL << order, owner, FrameOwner.Free);
+        TransferOwners(pfn, 1UL << order, owner, FrameOwner.Free);
         if (order > 0)
         {
             _live[order] -= _allocated[order].Clear(pfn >> order) ? 1 : 0;
@@ -547,7 +586,7 @@ public sealed partial class PageAllocator
     {
         try
         {
-            Owners.Transfer(pfn, 1UL << order, FrameOwner.Free, owner);
+            TransferOwners(pfn, 1UL << order, FrameOwner.Free, owner);
         }
         catch (InvalidOperationException)
         {
