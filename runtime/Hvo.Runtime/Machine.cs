@@ -401,22 +401,24 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         Span<byte> copy = copyBuffer.AsSpan(0, size);
         if (!sameAsLast || !t_copyHolds || t_copyFrom != from || t_copyReset != resetStructPages)
         {
-            Mmu.FrameContents(from).CopyTo(copy);
-            if (resetStructPages > 0)
-            {
-                ResetCopiedHead(copy, resetStructPages);
-            }
-
-            (t_copyHolds, t_copyFrom, t_copyReset) = (true, from, resetStructPages);
+            // The copy is produced when first needed: a deferred page of plain tails copied over
+            // plain tails of the same compound page needs no bytes at all.
+            (t_copyHolds, t_copyFrom, t_copyReset, t_copyFilled) = (true, from, resetStructPages, false);
             t_comparedTails = null;
+            t_copiedTails = runtimeVmemmap && !Frames.IsMaterialized(from) && BootVmemmap.TryGetVirtualAddress(from, out ulong va)
+                && BootVmemmap.TryGetPlainTails(va, resetStructPages, out PlainTails copied) ? copied : null;
         }
 
         if (runtimeVmemmap)
         {
             ulong targetPage = targetVa & ~(TArch.PageSize - 1);
             bool same;
-            bool plain = BootVmemmap.TryGetPlainTails(targetPage, out PlainTails tails);
-            if (plain && t_comparedTails == tails)
+            bool plain = BootVmemmap.TryGetPlainTails(targetPage, 0, out PlainTails tails);
+            if (plain && t_copiedTails == tails)
+            {
+                same = true; // the same plain tails of the same compound page: the same bytes
+            }
+            else if (plain && t_comparedTails == tails)
             {
                 // The same copy against the same plain tails as the last call (a restore walk's every
                 // tail PTE): the same answer, without producing and comparing the page again.
@@ -424,6 +426,7 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             }
             else
             {
+                FillCopy(copy, from, resetStructPages);
                 Span<byte> produced = producedBuffer.AsSpan(0, size);
                 BootVmemmap.FillStructPages(targetPage, produced);
                 same = copy.SequenceEqual(produced);
@@ -439,8 +442,26 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             }
         }
 
+        FillCopy(copy, from, resetStructPages);
         BootVmemmap.ForgetCopy(to);
         copy.CopyTo(Frames.Write(to));
+    }
+
+    // The copy of `from`, reset, into this thread's buffer, unless it holds it already.
+    private void FillCopy(Span<byte> copy, ulong from, int resetStructPages)
+    {
+        if (t_copyFilled)
+        {
+            return;
+        }
+
+        Mmu.FrameContents(from).CopyTo(copy);
+        if (resetStructPages > 0)
+        {
+            ResetCopiedHead(copy, resetStructPages);
+        }
+
+        t_copyFilled = true;
     }
 
     /// <summary>
@@ -486,7 +507,13 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     [ThreadStatic]
     private static byte[]? t_producedScratch;
 
-    // What t_copyScratch was last compared with (plain tails, else null), and whether it was the same.
+    // Whether t_copyScratch holds the copy yet; the plain tails the copy is made of (null: not only
+    // plain tails of one compound page, or unknown); what it was last compared with (plain tails,
+    // else null), and whether it was the same.
+    [ThreadStatic]
+    private static bool t_copyFilled;
+    [ThreadStatic]
+    private static PlainTails? t_copiedTails;
     [ThreadStatic]
     private static PlainTails? t_comparedTails;
     [ThreadStatic]

@@ -228,16 +228,17 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
     /// <summary>
     /// Whether <see cref="FillStructPages"/> fills the vmemmap page at <paramref name="va"/> with
-    /// plain tails of one compound page only (every record alike), and which: two pages with equal
-    /// <paramref name="tails"/> are filled with the same bytes, so a caller comparing a page's bytes
-    /// with them can reuse the answer it had for the last such page.
+    /// plain tails of one compound page from its record <paramref name="from"/> on (reset_struct_pages
+    /// then copies that record over the ones before it), and which: two pages with equal
+    /// <paramref name="tails"/> hold the same bytes, so a caller comparing them needs not produce them.
     /// </summary>
-    public bool TryGetPlainTails(ulong va, out PlainTails tails)
+    public bool TryGetPlainTails(ulong va, int from, out PlainTails tails)
     {
         int size = TArch.StructPageBytes;
         ulong firstPfn = (va - _vmemmap) / (ulong)size;
         StructPageOrigin first = _origin(firstPfn);
-        if (WholeCompound(first, firstPfn, TArch.PageSize / (ulong)size) && firstPfn >= first.CompoundHead + StructPage.FirstPlainTail)
+        if (WholeCompound(first, firstPfn, TArch.PageSize / (ulong)size) && (ulong)from < TArch.PageSize / (ulong)size
+            && StructPage.IsPlainTail(firstPfn + (ulong)from - first.CompoundHead, HugetlbPage3))
         {
             tails = new PlainTails(first.Node, first.Zone, first.CompoundHead, first.CompoundOrder, CompoundInfoMask, HugetlbPage3);
             return true;
