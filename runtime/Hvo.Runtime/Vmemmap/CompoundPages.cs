@@ -63,17 +63,18 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     }
 
     /// <summary>The huge page <paramref name="pfn"/> belongs to, if it was prepared as a compound page.</summary>
-    public bool TryGetPage(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page)
-    {
-        lock (_lock)
-        {
-            return TryGetPageLocked(pfn, out page);
-        }
-    }
+    /// <remarks>
+    /// Without the lock (every struct page read while nobody wrote it asks): the maps are replaced
+    /// whole when an order is added, and a map's chunks and slots hold references, each read
+    /// atomically, so a look-up racing <see cref="Prep"/> or <see cref="Destroy"/> sees the page as
+    /// it was before or after, as it would with the lock.
+    /// </remarks>
+    public bool TryGetPage(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page) =>
+        Lookup(pfn, out page);
 
-    private bool TryGetPageLocked(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page)
+    private bool Lookup(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page)
     {
-        foreach ((int o, SparseMap<CompoundPage> heads) in _byOrder)
+        foreach ((int o, SparseMap<CompoundPage> heads) in Volatile.Read(ref _byOrder))
         {
             if (heads.TryGetValue(pfn >> o, out page))
             {
@@ -97,7 +98,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
         }
 
         var map = new SparseMap<CompoundPage>((_machine.PhysicalEndPfn >> order) + 1);
-        _byOrder = [.. _byOrder, (order, map)];
+        Volatile.Write(ref _byOrder, [.. _byOrder, (order, map)]);
         return map;
     }
 
@@ -116,7 +117,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
         ArgumentNullException.ThrowIfNull(page);
         lock (_lock)
         {
-            if (TryGetPageLocked(page.HeadPfn, out CompoundPage? there) && there.HeadPfn == page.HeadPfn)
+            if (Lookup(page.HeadPfn, out CompoundPage? there) && there.HeadPfn == page.HeadPfn)
             {
                 throw new ArgumentException($"a compound page at pfn 0x{page.HeadPfn:x} was prepared already", nameof(page));
             }
