@@ -426,10 +426,16 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             }
             else
             {
-                FillCopy(copy, from, resetStructPages);
+                // What the target holds: plain tails depend only on what names them, so the page
+                // produced for the same names last time (this walk or an earlier one) serves again.
                 Span<byte> produced = producedBuffer.AsSpan(0, size);
-                BootVmemmap.FillStructPages(targetPage, produced);
-                same = copy.SequenceEqual(produced);
+                if (!plain || t_producedTails != tails)
+                {
+                    BootVmemmap.FillStructPages(targetPage, produced);
+                    t_producedTails = plain ? tails : null;
+                }
+
+                same = t_copyFilled || !plain ? SameCopy(copy, produced, from, resetStructPages) : SameAsPlainTails(from, resetStructPages, produced);
                 (t_comparedTails, t_comparedSame) = (plain ? tails : null, same);
             }
 
@@ -445,6 +451,23 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         FillCopy(copy, from, resetStructPages);
         BootVmemmap.ForgetCopy(to);
         copy.CopyTo(Frames.Write(to));
+    }
+
+    private bool SameCopy(Span<byte> copy, ReadOnlySpan<byte> produced, ulong from, int resetStructPages)
+    {
+        FillCopy(copy, from, resetStructPages);
+        return copy.SequenceEqual(produced);
+    }
+
+    // Whether the copy of `from`, reset, would be `plainTails` (a page of identical records), read
+    // from the frame itself: from the reset's record on, the copy's records are the frame's, and
+    // the ones before it are copies of that record.
+    private bool SameAsPlainTails(ulong from, int resetStructPages, ReadOnlySpan<byte> plainTails)
+    {
+        int size = TArch.StructPageBytes;
+        int reset = resetStructPages * size;
+        ReadOnlySpan<byte> source = Mmu.FrameContents(from);
+        return source[reset..].SequenceEqual(plainTails[reset..]) && (reset == 0 || source.Slice(reset, size).SequenceEqual(plainTails[..size]));
     }
 
     // The copy of `from`, reset, into this thread's buffer, unless it holds it already.
@@ -489,6 +512,7 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         if (t_producedScratch is not { } p || p.Length < size)
         {
             p = t_producedScratch = new byte[size];
+            t_producedTails = null;
         }
 
         return (c, p);
@@ -518,6 +542,10 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     private static PlainTails? t_comparedTails;
     [ThreadStatic]
     private static bool t_comparedSame;
+
+    // The plain tails t_producedScratch holds (null: something else, or nothing yet).
+    [ThreadStatic]
+    private static PlainTails? t_producedTails;
 
     /// <summary>
     /// Set or clear <paramref name="flag"/> in the struct page of <paramref name="pfn"/>, through the MMU

@@ -240,7 +240,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         if (WholeCompound(first, firstPfn, TArch.PageSize / (ulong)size) && (ulong)from < TArch.PageSize / (ulong)size
             && StructPage.IsPlainTail(firstPfn + (ulong)from - first.CompoundHead, HugetlbPage3))
         {
-            tails = new PlainTails(first.Node, first.Zone, first.CompoundHead, first.CompoundOrder, CompoundInfoMask, HugetlbPage3);
+            tails = new PlainTails(_vmemmap, first.Node, first.Zone, first.CompoundHead, first.CompoundOrder, CompoundInfoMask, HugetlbPage3);
             return true;
         }
 
@@ -267,8 +267,12 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     private readonly record struct Block(ulong Frame, ulong Count, ulong Va);
 }
 
-/// <summary>What decides the bytes of a vmemmap page of plain tails (<see cref="BootVmemmap{TArch}.TryGetPlainTails"/>): the compound page and the layout of its records.</summary>
-public readonly record struct PlainTails(int Node, int Zone, ulong CompoundHead, int CompoundOrder, bool CompoundInfoMask, bool HugetlbPage3);
+/// <summary>
+/// What decides the bytes of a vmemmap page of plain tails (<see cref="BootVmemmap{TArch}.TryGetPlainTails"/>):
+/// the machine's vmemmap pointer (the head's struct page address follows from it), the compound
+/// page, and the layout of its records.
+/// </summary>
+public readonly record struct PlainTails(ulong Vmemmap, int Node, int Zone, ulong CompoundHead, int CompoundOrder, bool CompoundInfoMask, bool HugetlbPage3);
 
 /// <summary>
 /// What a struct page holds while nobody wrote it: the pfn's node and zone, whether boot kept the
