@@ -278,7 +278,56 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// page allocator, MemTotal rises), __free_page for one the page allocator gave. Its bytes go,
     /// or are poisoned (<see cref="MachineConfig.PagePoisoning"/>).
     /// </summary>
-    public void FreeVmemmapFrame(ulong pfn)
+    public void FreeVmemmapFrame(ulong pfn) => FreeVmemmapFrames(pfn, 1);
+
+    /// <summary>
+    /// <see cref="FreeVmemmapFrame"/> for each of the frames [<paramref name="pfn"/>, +<paramref name="count"/>),
+    /// in order. Consecutive frames the page allocator gave lose their deferred copies and go back
+    /// to it one run at a time (one hold of each lock; free_vmemmap_page_list's frees in the same
+    /// order); a frame refused throws with the frames before it freed.
+    /// </summary>
+    public void FreeVmemmapFrames(ulong pfn, ulong count)
+    {
+        ulong run = pfn, runFrames = 0; // runtime frames checked and discarded, not yet given back
+        try
+        {
+            for (ulong end = pfn + count; pfn < end; pfn++)
+            {
+                if (PrepareVmemmapFrameFree(pfn) == FrameOwner.RuntimeVmemmap)
+                {
+                    run = runFrames == 0 ? pfn : run;
+                    runFrames++;
+                    continue;
+                }
+
+                if (runFrames > 0)
+                {
+                    (ulong from, ulong frames) = (run, runFrames);
+                    runFrames = 0;
+                    GiveBackRuntimeVmemmap(from, frames);
+                }
+
+                BootVmemmap.ForgetCopy(pfn);
+                Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
+            }
+        }
+        finally
+        {
+            if (runFrames > 0)
+            {
+                GiveBackRuntimeVmemmap(run, runFrames);
+            }
+        }
+    }
+
+    private void GiveBackRuntimeVmemmap(ulong pfn, ulong count)
+    {
+        BootVmemmap.ForgetCopies(pfn, count);
+        Pages.FreeOrder0Pages(pfn, count, FrameOwner.RuntimeVmemmap);
+    }
+
+    // What free_vmemmap_page_list does to a frame before the page allocator takes it, but forgetting its deferred copy: its owner.
+    private FrameOwner PrepareVmemmapFrameFree(ulong pfn)
     {
         if (Hotplug.IsSelfHostedVmemmap(pfn))
         {
@@ -297,18 +346,13 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             Frames.Discard(pfn);
         }
 
-        BootVmemmap.ForgetCopy(pfn);
-        switch (owner)
+        if (owner is not (FrameOwner.BootVmemmap or FrameOwner.RuntimeVmemmap))
         {
-            case FrameOwner.BootVmemmap:
-                Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
-                break;
-            case FrameOwner.RuntimeVmemmap:
-                Pages.FreePages(pfn, 0, FrameOwner.RuntimeVmemmap);
-                break;
-            default:
-                throw new InvalidOperationException($"frame 0x{pfn:x} is {owner}, not a vmemmap frame");
+            BootVmemmap.ForgetCopy(pfn);
+            throw new InvalidOperationException($"frame 0x{pfn:x} is {owner}, not a vmemmap frame");
         }
+
+        return owner; // its deferred copy is forgotten by the caller, with the others of its run
     }
 
     /// <summary>
@@ -357,20 +401,45 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         Span<byte> copy = copyBuffer.AsSpan(0, size);
         if (!sameAsLast || !t_copyHolds || t_copyFrom != from || t_copyReset != resetStructPages)
         {
-            Mmu.FrameContents(from).CopyTo(copy);
-            if (resetStructPages > 0)
-            {
-                ResetCopiedHead(copy, resetStructPages);
-            }
-
-            (t_copyHolds, t_copyFrom, t_copyReset) = (true, from, resetStructPages);
+            // The copy is produced when first needed: a deferred page of plain tails copied over
+            // plain tails of the same compound page needs no bytes at all.
+            (t_copyHolds, t_copyFrom, t_copyReset, t_copyFilled) = (true, from, resetStructPages, false);
+            t_comparedTails = null;
+            t_copiedTails = runtimeVmemmap && !Frames.IsMaterialized(from) && BootVmemmap.TryGetVirtualAddress(from, out ulong va)
+                && BootVmemmap.TryGetPlainTails(va, resetStructPages, out PlainTails copied) ? copied : null;
         }
 
         if (runtimeVmemmap)
         {
-            Span<byte> produced = producedBuffer.AsSpan(0, size);
-            BootVmemmap.FillStructPages(targetVa & ~(TArch.PageSize - 1), produced);
-            if (copy.SequenceEqual(produced))
+            ulong targetPage = targetVa & ~(TArch.PageSize - 1);
+            bool same;
+            bool plain = BootVmemmap.TryGetPlainTails(targetPage, 0, out PlainTails tails);
+            if (plain && t_copiedTails == tails)
+            {
+                same = true; // the same plain tails of the same compound page: the same bytes
+            }
+            else if (plain && t_comparedTails == tails)
+            {
+                // The same copy against the same plain tails as the last call (a restore walk's every
+                // tail PTE): the same answer, without producing and comparing the page again.
+                same = t_comparedSame;
+            }
+            else
+            {
+                // What the target holds: plain tails depend only on what names them, so the page
+                // produced for the same names last time (this walk or an earlier one) serves again.
+                Span<byte> produced = producedBuffer.AsSpan(0, size);
+                if (!plain || t_producedTails != tails)
+                {
+                    BootVmemmap.FillStructPages(targetPage, produced);
+                    t_producedTails = plain ? tails : null;
+                }
+
+                same = t_copyFilled || !plain ? SameCopy(copy, produced, from, resetStructPages) : SameAsPlainTails(from, resetStructPages, produced);
+                (t_comparedTails, t_comparedSame) = (plain ? tails : null, same);
+            }
+
+            if (same)
             {
                 // Not mapped yet: nobody reads it between forgetting its bytes and deferring it.
                 BootVmemmap.AddDeferredCopy(to, targetVa);
@@ -379,8 +448,43 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             }
         }
 
+        FillCopy(copy, from, resetStructPages);
         BootVmemmap.ForgetCopy(to);
         copy.CopyTo(Frames.Write(to));
+    }
+
+    private bool SameCopy(Span<byte> copy, ReadOnlySpan<byte> produced, ulong from, int resetStructPages)
+    {
+        FillCopy(copy, from, resetStructPages);
+        return copy.SequenceEqual(produced);
+    }
+
+    // Whether the copy of `from`, reset, would be `plainTails` (a page of identical records), read
+    // from the frame itself: from the reset's record on, the copy's records are the frame's, and
+    // the ones before it are copies of that record.
+    private bool SameAsPlainTails(ulong from, int resetStructPages, ReadOnlySpan<byte> plainTails)
+    {
+        int size = TArch.StructPageBytes;
+        int reset = resetStructPages * size;
+        ReadOnlySpan<byte> source = Mmu.FrameContents(from);
+        return source[reset..].SequenceEqual(plainTails[reset..]) && (reset == 0 || source.Slice(reset, size).SequenceEqual(plainTails[..size]));
+    }
+
+    // The copy of `from`, reset, into this thread's buffer, unless it holds it already.
+    private void FillCopy(Span<byte> copy, ulong from, int resetStructPages)
+    {
+        if (t_copyFilled)
+        {
+            return;
+        }
+
+        Mmu.FrameContents(from).CopyTo(copy);
+        if (resetStructPages > 0)
+        {
+            ResetCopiedHead(copy, resetStructPages);
+        }
+
+        t_copyFilled = true;
     }
 
     /// <summary>
@@ -408,6 +512,7 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         if (t_producedScratch is not { } p || p.Length < size)
         {
             p = t_producedScratch = new byte[size];
+            t_producedTails = null;
         }
 
         return (c, p);
@@ -425,6 +530,22 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     private static int t_copyReset;
     [ThreadStatic]
     private static byte[]? t_producedScratch;
+
+    // Whether t_copyScratch holds the copy yet; the plain tails the copy is made of (null: not only
+    // plain tails of one compound page, or unknown); what it was last compared with (plain tails,
+    // else null), and whether it was the same.
+    [ThreadStatic]
+    private static bool t_copyFilled;
+    [ThreadStatic]
+    private static PlainTails? t_copiedTails;
+    [ThreadStatic]
+    private static PlainTails? t_comparedTails;
+    [ThreadStatic]
+    private static bool t_comparedSame;
+
+    // The plain tails t_producedScratch holds (null: something else, or nothing yet).
+    [ThreadStatic]
+    private static PlainTails? t_producedTails;
 
     /// <summary>
     /// Set or clear <paramref name="flag"/> in the struct page of <paramref name="pfn"/>, through the MMU

@@ -140,6 +140,11 @@ public sealed class HvoCounters
     /// <param name="tableFrames">Frames those tables took (<see cref="PageWalkResult.TableFrames"/>).</param>
     internal void Split(int splits, int tableFrames)
     {
+        if ((splits | tableFrames) == 0)
+        {
+            return; // most walks split nothing: no interlocked add of zero on every walk
+        }
+
         Interlocked.Add(ref _splits, splits);
         Interlocked.Add(ref _tables, splits);
         Interlocked.Add(ref _tableFrames, tableFrames);
@@ -166,6 +171,11 @@ public sealed class HvoCounters
 
     internal void Retried(long entries)
     {
+        if (entries == 0)
+        {
+            return;
+        }
+
         Interlocked.Add(ref _bbmRetries, entries);
         _sum?.Retried(entries);
     }
@@ -207,6 +217,11 @@ public sealed class HvoCounters
 
     internal void RangeFlushes(long n)
     {
+        if (n == 0)
+        {
+            return;
+        }
+
         Interlocked.Add(ref _rangeFlushes, n);
         _sum?.RangeFlushes(n);
     }

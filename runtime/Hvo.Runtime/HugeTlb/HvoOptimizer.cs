@@ -284,13 +284,13 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
     }
 
-    /// <summary>free_vmemmap_page_list: each frame back where it came from (Machine.FreeVmemmapFrame), and the list emptied.</summary>
+    /// <summary>free_vmemmap_page_list: each frame back where it came from (Machine.FreeVmemmapFrames, a run of consecutive frames at a time), and the list emptied.</summary>
     protected void Free(VmemmapFrameList frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
-        foreach (ulong pfn in frames)
+        foreach ((ulong start, ulong count) in frames.Runs)
         {
-            _machine.FreeVmemmapFrame(pfn);
+            _machine.FreeVmemmapFrames(start, count);
         }
 
         frames.Clear();

@@ -195,23 +195,18 @@ internal sealed class VmemmapPageLists : IDisposable
     /// </summary>
     public bool TryAllocRestore(PageAllocator pages, int node, int count)
     {
-        for (int i = 0; i < count; i++)
+        if (pages.TryAllocOrder0Pages(node, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, count, Restore) == count)
         {
-            if (!pages.TryAllocPages(node, 0, Gfp.Kernel | Gfp.NoRetry | Gfp.ThisNode, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, out ulong pfn))
-            {
-                foreach (ulong taken in Restore)
-                {
-                    pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
-                }
-
-                Restore.Clear();
-                return false;
-            }
-
-            Restore.Add(pfn);
+            return true;
         }
 
-        return true;
+        foreach (ulong taken in Restore)
+        {
+            pages.FreePages(taken, 0, FrameOwner.RuntimeVmemmap);
+        }
+
+        Restore.Clear();
+        return false;
     }
 
     public static VmemmapPageLists Rent()
@@ -253,6 +248,9 @@ public sealed class VmemmapFrameList
 
     /// <summary>Frames held.</summary>
     public int Count { get; private set; }
+
+    /// <summary>The frames as runs of consecutive frames, in the order they were added.</summary>
+    internal RunList Runs => new(this);
 
     public void Add(ulong pfn)
     {
@@ -314,6 +312,32 @@ public sealed class VmemmapFrameList
 
     private ref ulong Run(int i) =>
         ref i <= ChunkMask ? ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_first)[i] : ref _chunks[(i >> ChunkShift) - 1][i & ChunkMask];
+
+    /// <summary>The runs, in the order they were added (a run longer than a word holds is several).</summary>
+    internal readonly struct RunList(VmemmapFrameList list)
+    {
+        public RunEnumerator GetEnumerator() => new(list);
+    }
+
+    /// <summary>Walks the runs, allocating nothing.</summary>
+    internal struct RunEnumerator(VmemmapFrameList list)
+    {
+        private int _run = -1;
+
+        public (ulong Start, ulong Count) Current { get; private set; }
+
+        public bool MoveNext()
+        {
+            if (++_run >= list._runs)
+            {
+                return false;
+            }
+
+            ulong run = list.Run(_run);
+            Current = (run >> RunBits, run & MaxRun);
+            return true;
+        }
+    }
 
     /// <summary>Walks the runs frame by frame, allocating nothing.</summary>
     public struct Enumerator

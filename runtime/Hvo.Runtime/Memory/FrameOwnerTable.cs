@@ -116,18 +116,37 @@ public sealed class FrameOwnerTable
         Check(pfn, count);
         lock (_lock)
         {
-            ulong first = pfn - FirstPfn;
-            for (ulong p = first; p < first + count; p = NextCheck(p, first + count))
-            {
-                FrameOwner actual = At(p);
-                if (actual != expected)
-                {
-                    throw new InvalidOperationException($"frame 0x{p + FirstPfn:x} belongs to {actual}, not {expected}: it cannot go to {owner}");
-                }
-            }
-
-            SetIndexes(first, count, owner);
+            TransferLocked(pfn, count, expected, owner);
         }
+    }
+
+    /// <summary>
+    /// The table's lock, for a caller that makes several transfers in a row with
+    /// <see cref="TransferHeld"/> (the page allocator's order-0 batches, which take it inside
+    /// their own lock, as every transfer of theirs does).
+    /// </summary>
+    internal Lock Sync => _lock;
+
+    /// <summary><see cref="Transfer"/> by a caller holding <see cref="Sync"/>.</summary>
+    internal void TransferHeld(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
+    {
+        Check(pfn, count);
+        TransferLocked(pfn, count, expected, owner);
+    }
+
+    private void TransferLocked(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
+    {
+        ulong first = pfn - FirstPfn;
+        for (ulong p = first; p < first + count; p = NextCheck(p, first + count))
+        {
+            FrameOwner actual = At(p);
+            if (actual != expected)
+            {
+                throw new InvalidOperationException($"frame 0x{p + FirstPfn:x} belongs to {actual}, not {expected}: it cannot go to {owner}");
+            }
+        }
+
+        SetIndexes(first, count, owner);
     }
 
     // Uniform blocks are checked once; mixed ones frame by frame.

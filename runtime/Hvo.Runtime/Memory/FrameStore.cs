@@ -162,7 +162,15 @@ public sealed unsafe class FrameStore : IDisposable
         ulong i = pfn - FirstPfn;
         ulong[]? chunk = Volatile.Read(ref _written[i >> ChunkShift]);
         ulong bit = 1UL << (int)(i & 63);
-        if (chunk is null || (Interlocked.And(ref chunk[(i & ChunkMask) >> 6], ~bit) & bit) == 0)
+        if (chunk is null)
+        {
+            return;
+        }
+
+        // A frame that holds no bytes (most do not) is left alone without an interlocked write:
+        // the discard takes effect at that read, before any write that sets the bit after it.
+        ref ulong word = ref chunk[(i & ChunkMask) >> 6];
+        if ((Volatile.Read(ref word) & bit) == 0 || (Interlocked.And(ref word, ~bit) & bit) == 0)
         {
             return;
         }

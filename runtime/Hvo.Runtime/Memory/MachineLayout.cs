@@ -257,7 +257,7 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
         CheckPfn(pfn);
         for (int z = 0; z < Zones.Count - 1; z++)
         {
-            if (pfn < ZoneLimits(z).End)
+            if (pfn < LimitPfn(Zones[z])) // ZoneLimits(z).End
             {
                 return z;
             }

@@ -17,6 +17,10 @@ public sealed partial class PageAllocator
     // movable at boot (memmap_init_range), and most stay so, whatever the machine's size.
     private readonly Dictionary<ulong, MigrateType> _pageblockTypes = [];
 
+    // The pageblock PageblockType answered for last, and its type (under the lock, as every use of the types).
+    private ulong _lastPageblock = ulong.MaxValue;
+    private MigrateType _lastPageblockType = MigrateType.Movable;
+
     /// <summary>
     /// pageblock_order: the huge page order of a PMD (HPAGE_PMD_ORDER: PAGE_SHIFT - 3 with 8-byte
     /// entries), at most the highest buddy order (9 for 4 KiB pages, 11 for 16 KiB, 13 for 64 KiB).
@@ -137,11 +141,26 @@ public sealed partial class PageAllocator
     /// <summary>gfp_migratetype: __GFP_MOVABLE allocations are movable, everything else here (GFP_KERNEL) unmovable.</summary>
     private static MigrateType GfpMigrateType(Gfp gfp) => (gfp & Gfp.Movable) != 0 ? MigrateType.Movable : MigrateType.Unmovable;
 
-    private MigrateType PageblockType(ulong pfn) =>
-        _pageblockTypes.TryGetValue(pfn >> PageblockOrder, out MigrateType t) ? t : MigrateType.Movable;
+    private MigrateType PageblockType(ulong pfn)
+    {
+        ulong block = pfn >> PageblockOrder;
+        if (block == _lastPageblock)
+        {
+            return _lastPageblockType; // frees in a row mostly land in one pageblock
+        }
+
+        MigrateType t = _pageblockTypes.TryGetValue(block, out MigrateType found) ? found : MigrateType.Movable;
+        (_lastPageblock, _lastPageblockType) = (block, t);
+        return t;
+    }
 
     private void SetPageblockType(ulong pfn, MigrateType type)
     {
+        if (pfn >> PageblockOrder == _lastPageblock)
+        {
+            _lastPageblockType = type;
+        }
+
         if (type == MigrateType.Movable)
         {
             _pageblockTypes.Remove(pfn >> PageblockOrder);

@@ -25,8 +25,10 @@ public sealed partial class PageAllocator
     private readonly Zone[] _populated;       // populated zones by ascending start pfn
     private readonly SparseBitmap[] _allocated; // per order >= 1: heads of live allocations of that order
     private readonly SparseBitmap[] _compound;  // per order >= 1: those allocated with __GFP_COMP
+    private readonly long[] _live;              // per order >= 1: bits set in _allocated, so an order-0 free skips the orders with none
     private readonly SparseBitmap _unmanaged;   // PageReserved: frames memblock kept that never joined a zone
     private readonly Lock _lock = new();
+    private bool _ownersHeld; // under _lock: an order-0 batch holds the owner table's lock too
     private long _allocCalls;
     private long _failedAllocations;
     private long _injectedFailures;
@@ -57,6 +59,7 @@ public sealed partial class PageAllocator
 
         _allocated = new SparseBitmap[MaxOrder + 1];
         _compound = new SparseBitmap[MaxOrder + 1];
+        _live = new long[MaxOrder + 1];
         for (int order = 1; order <= MaxOrder; order++)
         {
             _allocated[order] = new SparseBitmap((physicalEnd >> order) + 1);
@@ -221,28 +224,69 @@ public sealed partial class PageAllocator
         CheckOwner(owner);
         lock (_lock)
         {
-            if (InjectFailure(site, order, gfp))
-            {
-                return Fail(gfp, out pfn);
-            }
+            return TryAllocPagesLocked(nid, order, gfp, site, owner, out pfn);
+        }
+    }
 
-            int highest = HighestZone(gfp);
-            MigrateType type = GfpMigrateType(gfp);
-            do
+    /// <summary>
+    /// <paramref name="count"/> order-0 pages into <paramref name="pages"/>, one after the other, each
+    /// exactly as <see cref="TryAllocPages"/> would give it (alloc_vmemmap_page_list's loop of
+    /// alloc_pages_node), under one hold of the lock rather than one per page; stops at the first
+    /// page that cannot be had, which counts as that call's failure would. Returns the pages added.
+    /// </summary>
+    public int TryAllocOrder0Pages(int nid, Gfp gfp, AllocSite site, FrameOwner owner, int count, List<ulong> pages)
+    {
+        ArgumentNullException.ThrowIfNull(pages);
+        CheckNode(nid);
+        CheckOwner(owner);
+        lock (_lock)
+        {
+            using Lock.Scope owners = HoldOwners();
+            try
             {
-                foreach (Zone zone in Zonelist(nid, gfp))
+                for (int i = 0; i < count; i++)
                 {
-                    if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && Rmqueue(zone, order, type, out pfn))
+                    if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, out ulong pfn))
                     {
-                        Commit(zone, pfn, order, gfp, owner);
-                        return true;
+                        return i;
                     }
-                }
-            }
-            while (DrainsBeforeFailing(gfp) && DrainAllPagesLocked());
 
+                    pages.Add(pfn);
+                }
+
+                return count;
+            }
+            finally
+            {
+                _ownersHeld = false;
+            }
+        }
+    }
+
+    // The body of alloc_pages_node, under the lock.
+    private bool TryAllocPagesLocked(int nid, int order, Gfp gfp, AllocSite site, FrameOwner owner, out ulong pfn)
+    {
+        if (InjectFailure(site, order, gfp))
+        {
             return Fail(gfp, out pfn);
         }
+
+        int highest = HighestZone(gfp);
+        MigrateType type = GfpMigrateType(gfp);
+        do
+        {
+            foreach (Zone zone in Zonelist(nid, gfp))
+            {
+                if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && Rmqueue(zone, order, type, out pfn))
+                {
+                    Commit(zone, pfn, order, gfp, owner);
+                    return true;
+                }
+            }
+        }
+        while (DrainsBeforeFailing(gfp) && DrainAllPagesLocked()); // __alloc_pages_direct_reclaim: drain the per-CPU lists and retry
+
+        return Fail(gfp, out pfn);
     }
 
     /// <summary>
@@ -326,29 +370,84 @@ public sealed partial class PageAllocator
 
         lock (_lock)
         {
-            Zone zone = ZoneOf(pfn);
-            if (order > 0 ? !_allocated[order].Get(pfn >> order) : BlockAround(pfn, out _) > 0)
-            {
-                throw new InvalidOperationException(DescribeBadFree(pfn, order));
-            }
+            FreePagesLocked(pfn, order, owner);
+        }
+    }
 
-            if (_unmanaged.Get(pfn))
+    /// <summary>
+    /// The order-0 pages [<paramref name="pfn"/>, +<paramref name="count"/>) freed one after the
+    /// other, each exactly as <see cref="FreePages"/> frees it (free_vmemmap_page_list's loop of
+    /// __free_page), under one hold of the lock rather than one per page. A page refused throws, the
+    /// pages before it freed.
+    /// </summary>
+    public void FreeOrder0Pages(ulong pfn, ulong count, FrameOwner owner)
+    {
+        CheckOwner(owner);
+        CheckRange(pfn, count);
+        lock (_lock)
+        {
+            using Lock.Scope owners = HoldOwners();
+            try
             {
-                throw new InvalidOperationException(
-                    $"frame 0x{pfn:x} was reserved by memblock and never managed: free it with FreeReservedPage (free_reserved_page), not __free_pages");
+                for (ulong end = pfn + count; pfn < end; pfn++)
+                {
+                    FreePagesLocked(pfn, 0, owner);
+                }
             }
+            finally
+            {
+                _ownersHeld = false;
+            }
+        }
+    }
 
-            Owners.Transfer(pfn, 1UL << order, owner, FrameOwner.Free);
-            if (order > 0)
-            {
-                _allocated[order].Clear(pfn >> order);
-                _compound[order].Clear(pfn >> order);
-            }
+    // Under _lock, for a batch: the owner table's lock once for all its transfers, taken where each
+    // transfer would take it (inside _lock); the caller clears _ownersHeld before the scope ends.
+    private Lock.Scope HoldOwners()
+    {
+        Lock.Scope scope = Owners.Sync.EnterScope();
+        _ownersHeld = true;
+        return scope;
+    }
 
-            if (order > 0 || !FreeUnrefPage(zone, pfn))
-            {
-                FreeOneBlock(zone, pfn, order);
-            }
+    // FrameOwnerTable.Transfer, with the table's lock unless a batch holds it already.
+    private void TransferOwners(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
+    {
+        if (_ownersHeld)
+        {
+            Owners.TransferHeld(pfn, count, expected, owner);
+        }
+        else
+        {
+            Owners.Transfer(pfn, count, expected, owner);
+        }
+    }
+
+    // The body of __free_pages, under the lock, once the free-time checks of a compound page passed.
+    private void FreePagesLocked(ulong pfn, int order, FrameOwner owner)
+    {
+        Zone zone = ZoneOf(pfn);
+        if (order > 0 ? !_allocated[order].Get(pfn >> order) : BlockAround(pfn, out _) > 0)
+        {
+            throw new InvalidOperationException(DescribeBadFree(pfn, order));
+        }
+
+        if (_unmanaged.Get(pfn))
+        {
+            throw new InvalidOperationException(
+                $"frame 0x{pfn:x} was reserved by memblock and never managed: free it with FreeReservedPage (free_reserved_page), not __free_pages");
+        }
+
+        TransferOwners(pfn, 1UL << order, owner, FrameOwner.Free);
+        if (order > 0)
+        {
+            _live[order] -= _allocated[order].Clear(pfn >> order) ? 1 : 0;
+            _compound[order].Clear(pfn >> order);
+        }
+
+        if (order > 0 || !FreeUnrefPage(zone, pfn))
+        {
+            FreeOneBlock(zone, pfn, order);
         }
     }
 
@@ -378,7 +477,7 @@ public sealed partial class PageAllocator
                 throw new InvalidOperationException($"split_page: the order-{order} block at frame 0x{pfn:x} is a compound page (__GFP_COMP)");
             }
 
-            _allocated[order].Clear(pfn >> order);
+            _live[order] -= _allocated[order].Clear(pfn >> order) ? 1 : 0;
         }
     }
 
@@ -475,7 +574,7 @@ public sealed partial class PageAllocator
     private static bool ZoneWatermarkOk(Zone zone, int order, long mark, int highestZone)
     {
         long free = zone.FreePages - ((1L << order) - 1);
-        if (free <= mark + zone.LowmemReserve[highestZone])
+        if (free <= mark + zone.LowmemReserveFor(highestZone))
         {
             return false;
         }
@@ -500,7 +599,7 @@ public sealed partial class PageAllocator
     {
         try
         {
-            Owners.Transfer(pfn, 1UL << order, FrameOwner.Free, owner);
+            TransferOwners(pfn, 1UL << order, FrameOwner.Free, owner);
         }
         catch (InvalidOperationException)
         {
@@ -510,7 +609,7 @@ public sealed partial class PageAllocator
 
         if (order > 0)
         {
-            _allocated[order].Set(pfn >> order);
+            _live[order] += _allocated[order].Set(pfn >> order) ? 1 : 0;
             if ((gfp & Gfp.Comp) != 0)
             {
                 _compound[order].Set(pfn >> order);
@@ -608,7 +707,7 @@ public sealed partial class PageAllocator
     {
         for (int order = 1; order <= MaxOrder; order++)
         {
-            if (_allocated[order].Get(pfn >> order))
+            if (_live[order] > 0 && _allocated[order].Get(pfn >> order))
             {
                 head = pfn & ~((1UL << order) - 1);
                 return order;

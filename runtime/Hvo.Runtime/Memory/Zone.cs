@@ -107,4 +107,7 @@ public sealed class Zone
     internal PerCpuPages[] Pagesets { get; set; } = [];
 
     internal void SetLowmemReserve(int highestZone, long pages) => _lowmemReserve[highestZone] = pages;
+
+    /// <summary>lowmem_reserve[<paramref name="highestZone"/>], read without the interface call of <see cref="LowmemReserve"/> (every allocation's watermark check).</summary>
+    internal long LowmemReserveFor(int highestZone) => _lowmemReserve[highestZone];
 }

@@ -88,11 +88,17 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
     }
 
     /// <summary>The frame left the vmemmap (or was written): it no longer holds a deferred copy.</summary>
-    public void ForgetCopy(ulong frame)
+    public void ForgetCopy(ulong frame) => ForgetCopies(frame, 1);
+
+    /// <summary><see cref="ForgetCopy"/> for each of the frames [<paramref name="frame"/>, +<paramref name="count"/>), under one hold of the lock.</summary>
+    public void ForgetCopies(ulong frame, ulong count)
     {
         lock (_copiesLock)
         {
-            _copies.Remove(frame - _owners.FirstPfn);
+            for (ulong i = frame - _owners.FirstPfn, end = i + count; i < end; i++)
+            {
+                _copies.Remove(i);
+            }
         }
     }
 
@@ -193,7 +199,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
         // One compound page covering the whole frame (every optimizable huge page does): one lookup.
         StructPageOrigin first = origin(firstPfn);
-        bool wholeCompound = first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
+        bool wholeCompound = WholeCompound(first, firstPfn, count);
         for (int offset = 0; offset + size <= frame.Length; offset += size)
         {
             ulong pfn = firstPfn + (ulong)(offset / size);
@@ -220,6 +226,32 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         }
     }
 
+    /// <summary>
+    /// Whether <see cref="FillStructPages"/> fills the vmemmap page at <paramref name="va"/> with
+    /// plain tails of one compound page from its record <paramref name="from"/> on (reset_struct_pages
+    /// then copies that record over the ones before it), and which: two pages with equal
+    /// <paramref name="tails"/> hold the same bytes, so a caller comparing them needs not produce them.
+    /// </summary>
+    public bool TryGetPlainTails(ulong va, int from, out PlainTails tails)
+    {
+        int size = TArch.StructPageBytes;
+        ulong firstPfn = (va - _vmemmap) / (ulong)size;
+        StructPageOrigin first = _origin(firstPfn);
+        if (WholeCompound(first, firstPfn, TArch.PageSize / (ulong)size) && (ulong)from < TArch.PageSize / (ulong)size
+            && StructPage.IsPlainTail(firstPfn + (ulong)from - first.CompoundHead, HugetlbPage3))
+        {
+            tails = new PlainTails(_vmemmap, first.Node, first.Zone, first.CompoundHead, first.CompoundOrder, CompoundInfoMask, HugetlbPage3);
+            return true;
+        }
+
+        tails = default;
+        return false;
+    }
+
+    // The struct pages [firstPfn, +count) all belong to the compound page `first` describes.
+    private static bool WholeCompound(in StructPageOrigin first, ulong firstPfn, ulong count) =>
+        first.CompoundOrder > 0 && firstPfn + count <= first.CompoundHead + (1UL << first.CompoundOrder);
+
     /// <summary>The first struct page of <paramref name="rest"/> (whole records) copied over every later one, in doubling runs.</summary>
     private static void ReplicateTail(Span<byte> rest, int size)
     {
@@ -234,6 +266,13 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 
     private readonly record struct Block(ulong Frame, ulong Count, ulong Va);
 }
+
+/// <summary>
+/// What decides the bytes of a vmemmap page of plain tails (<see cref="BootVmemmap{TArch}.TryGetPlainTails"/>):
+/// the machine's vmemmap pointer (the head's struct page address follows from it), the compound
+/// page, and the layout of its records.
+/// </summary>
+public readonly record struct PlainTails(ulong Vmemmap, int Node, int Zone, ulong CompoundHead, int CompoundOrder, bool CompoundInfoMask, bool HugetlbPage3);
 
 /// <summary>
 /// What a struct page holds while nobody wrote it: the pfn's node and zone, whether boot kept the

@@ -83,6 +83,13 @@ public static class StructPage
     public static void SetFlags(Span<byte> page, ulong flags) => BinaryPrimitives.WriteUInt64LittleEndian(page[FlagsOffset..], flags);
 
     /// <summary>
+    /// Whether <see cref="InitializeCompound"/> writes tail <paramref name="index"/> as it writes
+    /// every tail from <see cref="FirstPlainTail"/> on (prep_compound_tail and nothing else): tail 3
+    /// too unless the folio keeps its hugetlb fields there.
+    /// </summary>
+    public static bool IsPlainTail(ulong index, bool hugetlbPage3) => index >= FirstPlainTail || (index == 3 && !hugetlbPage3);
+
+    /// <summary>
     /// What prep_compound_page leaves in the struct page at <paramref name="index"/> of a compound
     /// page of <paramref name="order"/> whose head struct page is at <paramref name="headAddress"/>:
     /// the head gets PG_head, every tail points at the head with bit 0 set, and the first tail
