@@ -288,42 +288,47 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// </summary>
     public void FreeVmemmapFrames(ulong pfn, ulong count)
     {
-        ulong run = pfn, runFrames = 0; // runtime frames checked and discarded, not yet given back
+        // Frames checked and discarded, not yet given back: a run of one owner (boot or runtime vmemmap).
+        ulong run = pfn, runFrames = 0;
+        FrameOwner runOwner = FrameOwner.RuntimeVmemmap;
         try
         {
             for (ulong end = pfn + count; pfn < end; pfn++)
             {
-                if (PrepareVmemmapFrameFree(pfn) == FrameOwner.RuntimeVmemmap)
-                {
-                    run = runFrames == 0 ? pfn : run;
-                    runFrames++;
-                    continue;
-                }
-
-                if (runFrames > 0)
+                FrameOwner owner = PrepareVmemmapFrameFree(pfn);
+                if (runFrames > 0 && owner != runOwner)
                 {
                     (ulong from, ulong frames) = (run, runFrames);
                     runFrames = 0;
-                    GiveBackRuntimeVmemmap(from, frames);
+                    GiveBackVmemmap(from, frames, runOwner);
                 }
 
-                BootVmemmap.ForgetCopy(pfn);
-                Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
+                (run, runOwner) = runFrames == 0 ? (pfn, owner) : (run, runOwner);
+                runFrames++;
             }
         }
         finally
         {
             if (runFrames > 0)
             {
-                GiveBackRuntimeVmemmap(run, runFrames);
+                GiveBackVmemmap(run, runFrames, runOwner);
             }
         }
     }
 
-    private void GiveBackRuntimeVmemmap(ulong pfn, ulong count)
+    // A run's deferred copies forgotten, then its frames freed in order: __free_page for runtime
+    // frames, free_bootmem_page (free_reserved_page) for boot ones.
+    private void GiveBackVmemmap(ulong pfn, ulong count, FrameOwner owner)
     {
         BootVmemmap.ForgetCopies(pfn, count);
-        Pages.FreeOrder0Pages(pfn, count, FrameOwner.RuntimeVmemmap);
+        if (owner == FrameOwner.RuntimeVmemmap)
+        {
+            Pages.FreeOrder0Pages(pfn, count, owner);
+        }
+        else
+        {
+            Pages.FreeReservedPages(pfn, count, owner);
+        }
     }
 
     // What free_vmemmap_page_list does to a frame before the page allocator takes it, but forgetting its deferred copy: its owner.
