@@ -511,9 +511,23 @@ public sealed partial class PageAllocator
             using Lock.Scope owners = HoldOwners();
             try
             {
-                for (ulong end = pfn + count; pfn < end; pfn++)
+                ulong end = pfn + count;
+                if (_unmanaged.Count(pfn, end) == count && Owners.TryTransferHeld(pfn, count, owner, FrameOwner.Free))
                 {
-                    FreeReservedPageLocked(pfn, owner);
+                    // Nothing to refuse: the run changes hands and leaves PageReserved at once
+                    // (the frees below read neither), then each frame is freed in order.
+                    _unmanaged.ClearRange(pfn, end);
+                    for (; pfn < end; pfn++)
+                    {
+                        JoinZoneAndFree(pfn);
+                    }
+                }
+                else
+                {
+                    for (; pfn < end; pfn++)
+                    {
+                        FreeReservedPageLocked(pfn, owner);
+                    }
                 }
             }
             finally
@@ -533,6 +547,13 @@ public sealed partial class PageAllocator
 
         TransferOwners(pfn, 1, owner, FrameOwner.Free);
         _unmanaged.Clear(pfn);
+        JoinZoneAndFree(pfn);
+    }
+
+    // A reserved frame, its owner and PageReserved already given up, counts in its zone's managed
+    // pages and is freed as order 0 (free_unref_page, or the buddy lists directly).
+    private void JoinZoneAndFree(ulong pfn)
+    {
         Zone zone = ZoneOf(pfn);
         zone.ManagedPages++;
         if (!FreeUnrefPage(zone, pfn))

@@ -89,6 +89,27 @@ public sealed class ReservedBatchTests
         Assert.AreEqual(FrameOwner.BootVmemmap, batch.Owners[first + 71]);
     }
 
+    [TestMethod]
+    public void ABatchRefusesAFrameOfAnotherOwnerAsItsOwnCallWould()
+    {
+        (PageAllocator single, ulong first) = Booted(2);
+        (PageAllocator batch, _) = Booted(2);
+        single.Owners.Set(first + 40, 1, FrameOwner.Reserved);
+        batch.Owners.Set(first + 40, 1, FrameOwner.Reserved); // still PageReserved, but not the vmemmap's
+
+        for (ulong pfn = first; pfn < first + 40; pfn++)
+        {
+            single.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
+        }
+
+        string refusal = Assert.ThrowsExactly<InvalidOperationException>(() => single.FreeReservedPage(first + 40, FrameOwner.BootVmemmap)).Message;
+        Assert.AreEqual(refusal, Assert.ThrowsExactly<InvalidOperationException>(() => batch.FreeReservedPages(first, 100, FrameOwner.BootVmemmap)).Message);
+
+        Same(single, batch);
+        Assert.IsTrue(batch.IsReserved(first + 40));
+        Assert.IsTrue(batch.IsReserved(first + 41), "the frames after the refused one stay reserved");
+    }
+
     /// <summary>64 MiB of x86-64 with <see cref="Reserved"/> frames of boot vmemmap from memblock, per-CPU lists on <paramref name="cpus"/> CPUs (none: off).</summary>
     private static (PageAllocator Allocator, ulong First) Booted(int cpus)
     {
