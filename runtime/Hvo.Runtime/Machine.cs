@@ -282,9 +282,10 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
 
     /// <summary>
     /// <see cref="FreeVmemmapFrame"/> for each of the frames [<paramref name="pfn"/>, +<paramref name="count"/>),
-    /// in order. Consecutive frames the page allocator gave lose their deferred copies and go back
-    /// to it one run at a time (one hold of each lock; free_vmemmap_page_list's frees in the same
-    /// order); a frame refused throws with the frames before it freed.
+    /// in order. Consecutive frames of one owner (the page allocator's, or memblock's boot vmemmap)
+    /// lose their deferred copies and go back one run at a time (one hold of each lock;
+    /// free_vmemmap_page_list's frees in the same order); a frame refused throws with the frames
+    /// before it freed.
     /// </summary>
     public void FreeVmemmapFrames(ulong pfn, ulong count)
     {
