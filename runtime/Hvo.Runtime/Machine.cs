@@ -282,48 +282,54 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
 
     /// <summary>
     /// <see cref="FreeVmemmapFrame"/> for each of the frames [<paramref name="pfn"/>, +<paramref name="count"/>),
-    /// in order. Consecutive frames the page allocator gave lose their deferred copies and go back
-    /// to it one run at a time (one hold of each lock; free_vmemmap_page_list's frees in the same
-    /// order); a frame refused throws with the frames before it freed.
+    /// in order. Consecutive frames of one owner (the page allocator's, or memblock's boot vmemmap)
+    /// lose their deferred copies and go back one run at a time (one hold of each lock;
+    /// free_vmemmap_page_list's frees in the same order); a frame refused throws with the frames
+    /// before it freed.
     /// </summary>
     public void FreeVmemmapFrames(ulong pfn, ulong count)
     {
-        ulong run = pfn, runFrames = 0; // runtime frames checked and discarded, not yet given back
+        // Frames checked and discarded, not yet given back: a run of one owner (boot or runtime vmemmap).
+        ulong run = pfn, runFrames = 0;
+        FrameOwner runOwner = FrameOwner.RuntimeVmemmap;
         try
         {
             for (ulong end = pfn + count; pfn < end; pfn++)
             {
-                if (PrepareVmemmapFrameFree(pfn) == FrameOwner.RuntimeVmemmap)
-                {
-                    run = runFrames == 0 ? pfn : run;
-                    runFrames++;
-                    continue;
-                }
-
-                if (runFrames > 0)
+                FrameOwner owner = PrepareVmemmapFrameFree(pfn);
+                if (runFrames > 0 && owner != runOwner)
                 {
                     (ulong from, ulong frames) = (run, runFrames);
                     runFrames = 0;
-                    GiveBackRuntimeVmemmap(from, frames);
+                    GiveBackVmemmap(from, frames, runOwner);
                 }
 
-                BootVmemmap.ForgetCopy(pfn);
-                Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
+                (run, runOwner) = runFrames == 0 ? (pfn, owner) : (run, runOwner);
+                runFrames++;
             }
         }
         finally
         {
             if (runFrames > 0)
             {
-                GiveBackRuntimeVmemmap(run, runFrames);
+                GiveBackVmemmap(run, runFrames, runOwner);
             }
         }
     }
 
-    private void GiveBackRuntimeVmemmap(ulong pfn, ulong count)
+    // A run's deferred copies forgotten, then its frames freed in order: __free_page for runtime
+    // frames, free_bootmem_page (free_reserved_page) for boot ones.
+    private void GiveBackVmemmap(ulong pfn, ulong count, FrameOwner owner)
     {
         BootVmemmap.ForgetCopies(pfn, count);
-        Pages.FreeOrder0Pages(pfn, count, FrameOwner.RuntimeVmemmap);
+        if (owner == FrameOwner.RuntimeVmemmap)
+        {
+            Pages.FreeOrder0Pages(pfn, count, owner);
+        }
+        else
+        {
+            Pages.FreeReservedPages(pfn, count, owner);
+        }
     }
 
     // What free_vmemmap_page_list does to a frame before the page allocator takes it, but forgetting its deferred copy: its owner.

@@ -134,6 +134,26 @@ public sealed class FrameOwnerTable
         TransferLocked(pfn, count, expected, owner);
     }
 
+    /// <summary>
+    /// <see cref="TransferHeld"/> when every frame of the range is <paramref name="expected"/>'s;
+    /// false, with nothing changed, when one is not.
+    /// </summary>
+    internal bool TryTransferHeld(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
+    {
+        Check(pfn, count);
+        ulong first = pfn - FirstPfn;
+        for (ulong p = first; p < first + count; p = NextCheck(p, first + count))
+        {
+            if (At(p) != expected)
+            {
+                return false;
+            }
+        }
+
+        SetIndexes(first, count, owner);
+        return true;
+    }
+
     private void TransferLocked(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
     {
         ulong first = pfn - FirstPfn;

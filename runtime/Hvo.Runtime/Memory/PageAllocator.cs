@@ -492,19 +492,73 @@ public sealed partial class PageAllocator
         CheckBlock(pfn, 0);
         lock (_lock)
         {
-            if (!_unmanaged.Get(pfn))
-            {
-                throw new InvalidOperationException($"free_reserved_page: frame 0x{pfn:x} is managed by the page allocator; free it with FreePages");
-            }
+            FreeReservedPageLocked(pfn, owner);
+        }
+    }
 
-            Owners.Transfer(pfn, 1, owner, FrameOwner.Free);
-            _unmanaged.Clear(pfn);
-            Zone zone = ZoneOf(pfn);
-            zone.ManagedPages++;
-            if (!FreeUnrefPage(zone, pfn))
+    /// <summary>
+    /// <see cref="FreeReservedPage"/> for each of the frames [<paramref name="pfn"/>, +<paramref name="count"/>),
+    /// in order, under one hold of the lock and of the owner table's (free_vmemmap_page_list's
+    /// free_bootmem_page calls for a run of boot vmemmap frames): each frame exactly as its own call
+    /// would, per-CPU lists and their flushes included; a frame refused throws with the frames before it freed.
+    /// </summary>
+    public void FreeReservedPages(ulong pfn, ulong count, FrameOwner owner)
+    {
+        CheckOwner(owner);
+        CheckRange(pfn, count);
+        lock (_lock)
+        {
+            using Lock.Scope owners = HoldOwners();
+            try
             {
-                FreeOneBlock(zone, pfn, 0);
+                ulong end = pfn + count;
+                if (_unmanaged.Count(pfn, end) == count && Owners.TryTransferHeld(pfn, count, owner, FrameOwner.Free))
+                {
+                    // Nothing to refuse: the run changes hands and leaves PageReserved at once
+                    // (the frees below read neither), then each frame is freed in order.
+                    _unmanaged.ClearRange(pfn, end);
+                    for (; pfn < end; pfn++)
+                    {
+                        JoinZoneAndFree(pfn);
+                    }
+                }
+                else
+                {
+                    for (; pfn < end; pfn++)
+                    {
+                        FreeReservedPageLocked(pfn, owner);
+                    }
+                }
             }
+            finally
+            {
+                _ownersHeld = false;
+            }
+        }
+    }
+
+    // The body of free_reserved_page, under the lock.
+    private void FreeReservedPageLocked(ulong pfn, FrameOwner owner)
+    {
+        if (!_unmanaged.Get(pfn))
+        {
+            throw new InvalidOperationException($"free_reserved_page: frame 0x{pfn:x} is managed by the page allocator; free it with FreePages");
+        }
+
+        TransferOwners(pfn, 1, owner, FrameOwner.Free);
+        _unmanaged.Clear(pfn);
+        JoinZoneAndFree(pfn);
+    }
+
+    // A reserved frame, its owner and PageReserved already given up, counts in its zone's managed
+    // pages and is freed as order 0 (free_unref_page, or the buddy lists directly).
+    private void JoinZoneAndFree(ulong pfn)
+    {
+        Zone zone = ZoneOf(pfn);
+        zone.ManagedPages++;
+        if (!FreeUnrefPage(zone, pfn))
+        {
+            FreeOneBlock(zone, pfn, 0);
         }
     }
 
