@@ -99,10 +99,10 @@ public class CompoundPage : IEquatable<CompoundPage>
 /// <see cref="CompoundPages{TArch}.Prep"/> stores the flag before the head bit with a full fence
 /// between, so a reader that sees a head sees its flag. A reader racing a change sees the state
 /// before it or after it, as the kernel's readers of a struct page's flags do (PageHead and
-/// HPageVmemmapOptimized are read without a lock); the one mixed state, a head being destroyed read
-/// with its flag already cleared, is a page whose vmemmap was restored (a flag already clear) in
-/// every path that destroys one. Everything that must see a consistent set (Count, preparing over
-/// a head, destroying) still holds the lock.
+/// HPageVmemmapOptimized are read without a lock). The one mixed state, a head being destroyed
+/// read with its flag already cleared, shows only for a page destroyed while optimized, which the
+/// pool does not do (it restores a page's vmemmap before it frees or demotes it). Everything that
+/// must see a consistent set (Count, preparing over a head, destroying) still holds the lock.
 /// </remarks>
 internal sealed class CompoundPageTable
 {
@@ -240,10 +240,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     }
 
     /// <summary>The compound page <paramref name="pfn"/> belongs to, if it was prepared as one.</summary>
-    public bool TryGetHead(ulong pfn, out ulong head, out int order)
-    {
-        return _table.TryFind(pfn, out head, out order, out _);
-    }
+    public bool TryGetHead(ulong pfn, out ulong head, out int order) => _table.TryFind(pfn, out head, out order, out _);
 
     /// <summary>HPageVmemmapOptimized of the prepared page at <paramref name="headPfn"/> of <paramref name="order"/>; false if there is none.</summary>
     public bool IsVmemmapOptimized(ulong headPfn, int order) => _table.IsOptimized(headPfn, order);
