@@ -287,7 +287,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     // The most frames Free gathers into one call (a 2 MiB page of 4 KiB pages frees 7 at most).
     private const int FewFrames = 64;
 
-    /// <summary>free_vmemmap_page_list: each frame back where it came from (Machine.FreeVmemmapFrames, a run of consecutive frames at a time), and the list emptied.</summary>
+    /// <summary>free_vmemmap_page_list: each frame back where it came from, in the list's order (Machine.FreeVmemmapFrames: a few frames in one call, more a run of consecutive frames at a time), and the list emptied.</summary>
     protected void Free(VmemmapFrameList frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
