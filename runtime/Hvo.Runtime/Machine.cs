@@ -317,6 +317,54 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         }
     }
 
+    /// <summary>
+    /// <see cref="FreeVmemmapFrame"/> for each of <paramref name="frames"/>, in order, in any order
+    /// of pfns (a restore's frames come off the per-CPU list newest first, so the next optimize
+    /// frees them descending, one run of one frame each): the page allocator's frames in a row go
+    /// back under one hold of each lock, as <see cref="FreeVmemmapFrames(ulong, ulong)"/> gives back
+    /// a run; a frame refused throws with the frames before it freed.
+    /// </summary>
+    public void FreeVmemmapFrames(ReadOnlySpan<ulong> frames)
+    {
+        int first = 0, runtime = 0; // frames[first..+runtime): runtime frames checked and discarded, not yet given back
+        try
+        {
+            for (int i = 0; i < frames.Length; i++)
+            {
+                ulong pfn = frames[i];
+                if (PrepareVmemmapFrameFree(pfn) == FrameOwner.RuntimeVmemmap)
+                {
+                    first = runtime == 0 ? i : first;
+                    runtime++;
+                    continue;
+                }
+
+                if (runtime > 0)
+                {
+                    int n = runtime;
+                    runtime = 0;
+                    GiveBackRuntimeVmemmap(frames.Slice(first, n));
+                }
+
+                BootVmemmap.ForgetCopy(pfn);
+                Pages.FreeReservedPage(pfn, FrameOwner.BootVmemmap);
+            }
+        }
+        finally
+        {
+            if (runtime > 0)
+            {
+                GiveBackRuntimeVmemmap(frames.Slice(first, runtime));
+            }
+        }
+    }
+
+    private void GiveBackRuntimeVmemmap(ReadOnlySpan<ulong> frames)
+    {
+        BootVmemmap.ForgetCopies(frames);
+        Pages.FreeOrder0Pages(frames, FrameOwner.RuntimeVmemmap);
+    }
+
     // A run's deferred copies forgotten, then its frames freed in order: __free_page for runtime
     // frames, free_bootmem_page (free_reserved_page) for boot ones.
     private void GiveBackVmemmap(ulong pfn, ulong count, FrameOwner owner)

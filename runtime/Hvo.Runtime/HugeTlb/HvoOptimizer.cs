@@ -284,10 +284,28 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         }
     }
 
-    /// <summary>free_vmemmap_page_list: each frame back where it came from (Machine.FreeVmemmapFrames, a run of consecutive frames at a time), and the list emptied.</summary>
+    // The most frames Free gathers into one call (a 2 MiB page of 4 KiB pages frees 7 at most).
+    private const int FewFrames = 64;
+
+    /// <summary>free_vmemmap_page_list: each frame back where it came from, in the list's order (Machine.FreeVmemmapFrames: a few frames in one call, more a run of consecutive frames at a time), and the list emptied.</summary>
     protected void Free(VmemmapFrameList frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
+        if (frames.Count <= FewFrames)
+        {
+            // One page's frames (a restore's come back descending: runs of one): one call for all.
+            Span<ulong> few = stackalloc ulong[FewFrames];
+            int n = 0;
+            foreach (ulong pfn in frames)
+            {
+                few[n++] = pfn;
+            }
+
+            _machine.FreeVmemmapFrames(few[..n]);
+            frames.Clear();
+            return;
+        }
+
         foreach ((ulong start, ulong count) in frames.Runs)
         {
             _machine.FreeVmemmapFrames(start, count);

@@ -117,8 +117,9 @@ internal struct RestorePteVisitor<TArch> : IPageWalkVisitor where TArch : struct
         Machine.CopyFrame(source, frame, e.Addr, ResetStructPages, sameAsLast: _copied && source == _lastSource);
         (_copied, _lastSource) = (true, source);
 
-        // smp_wmb: the copy is visible before the PTE that maps it.
-        System.Threading.Interlocked.MemoryBarrier();
+        // smp_wmb: the copy is visible before the PTE that maps it. Every entry writer stores the
+        // entry with release semantics (Volatile.Write, or a compare-exchange), which orders the
+        // copy's stores before it: no full fence is needed on top.
         ctx.SetEntry(e.Level, e.TablePfn, e.Index, e.Entry, TArch.MakeLeaf(TArch.LastLevel, frame), e.Addr);
         return WalkAction.Continue;
     }

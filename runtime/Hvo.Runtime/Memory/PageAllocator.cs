@@ -401,6 +401,36 @@ public sealed partial class PageAllocator
         }
     }
 
+    /// <summary>
+    /// <see cref="FreeOrder0Pages(ulong, ulong, FrameOwner)"/> for pages in any order: each freed in
+    /// turn, exactly as its own <see cref="FreePages"/> would (to the per-CPU list's head, so the
+    /// order matters), under one hold of the lock and of the owner table's.
+    /// </summary>
+    public void FreeOrder0Pages(ReadOnlySpan<ulong> pfns, FrameOwner owner)
+    {
+        CheckOwner(owner);
+        foreach (ulong pfn in pfns)
+        {
+            CheckRange(pfn, 1);
+        }
+
+        lock (_lock)
+        {
+            using Lock.Scope owners = HoldOwners();
+            try
+            {
+                foreach (ulong pfn in pfns)
+                {
+                    FreePagesLocked(pfn, 0, owner);
+                }
+            }
+            finally
+            {
+                _ownersHeld = false;
+            }
+        }
+    }
+
     // Under _lock, for a batch: the owner table's lock once for all its transfers, taken where each
     // transfer would take it (inside _lock); the caller clears _ownersHeld before the scope ends.
     private Lock.Scope HoldOwners()

@@ -31,7 +31,8 @@ public sealed class PerCpuPages
 
 /// <summary>
 /// A pcp list: frees add to its head and allocations take from the head (the cache-hot end);
-/// rmqueue_bulk appends to its tail and free_pcppages_bulk takes from the tail. A ring of pfns.
+/// rmqueue_bulk appends to its tail and free_pcppages_bulk takes from the tail. A ring of pfns
+/// whose size is a power of two, so each end is pushed and popped with a mask, in O(1).
 /// </summary>
 internal sealed class PcpList
 {
@@ -43,7 +44,7 @@ internal sealed class PcpList
     public void AddHead(ulong pfn)
     {
         Grow();
-        _head = (_head - 1 + _items.Length) % _items.Length;
+        _head = (_head - 1) & (_items.Length - 1);
         _items[_head] = pfn;
         Count++;
     }
@@ -51,14 +52,14 @@ internal sealed class PcpList
     public void AddTail(ulong pfn)
     {
         Grow();
-        _items[(_head + Count) % _items.Length] = pfn;
+        _items[(_head + Count) & (_items.Length - 1)] = pfn;
         Count++;
     }
 
     public ulong TakeHead()
     {
         ulong pfn = _items[_head];
-        _head = (_head + 1) % _items.Length;
+        _head = (_head + 1) & (_items.Length - 1);
         Count--;
         return pfn;
     }
@@ -66,7 +67,7 @@ internal sealed class PcpList
     public ulong TakeTail()
     {
         Count--;
-        return _items[(_head + Count) % _items.Length];
+        return _items[(_head + Count) & (_items.Length - 1)];
     }
 
     private void Grow()
@@ -79,7 +80,7 @@ internal sealed class PcpList
         var bigger = new ulong[_items.Length * 2];
         for (int i = 0; i < Count; i++)
         {
-            bigger[i] = _items[(_head + i) % _items.Length];
+            bigger[i] = _items[(_head + i) & (_items.Length - 1)];
         }
 
         (_items, _head) = (bigger, 0);

@@ -1,6 +1,7 @@
 using System;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Threading;
 
 namespace Hvo.Memory;
 
@@ -8,7 +9,7 @@ namespace Hvo.Memory;
 /// A bitmap over a large index space whose words are allocated a chunk at a time, on the first
 /// bit set in the chunk: a mostly clear bitmap costs a reference per 2^15 bits. Chunks are kept
 /// once allocated, so memory follows the most scattered state the bitmap has held, not its
-/// length. Not thread-safe: its owner serialises access.
+/// length. Not thread-safe: its owner serialises writes (<see cref="GetAcquire"/> reads beside them).
 /// </summary>
 internal sealed class SparseBitmap
 {
@@ -34,6 +35,17 @@ internal sealed class SparseBitmap
     {
         ulong[]? chunk = _chunks[i >> ChunkShift];
         return chunk is not null && (chunk[(int)((i & ChunkMask) >> 6)] & (1UL << (int)i)) != 0;
+    }
+
+    /// <summary>
+    /// <see cref="Get"/> for a reader that does not hold its owner's lock: the chunk and the word
+    /// read with acquire semantics (a later read is not moved before it), the word whole.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool GetAcquire(ulong i)
+    {
+        ulong[]? chunk = Volatile.Read(ref _chunks[i >> ChunkShift]);
+        return chunk is not null && (Volatile.Read(ref chunk[(int)((i & ChunkMask) >> 6)]) & (1UL << (int)i)) != 0;
     }
 
     /// <summary>Set bit <paramref name="i"/>; false if it was set already.</summary>

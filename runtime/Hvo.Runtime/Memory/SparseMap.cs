@@ -9,7 +9,8 @@ namespace Hvo.Memory;
 /// no rehash that doubles memory while it grows. Chunks are kept once allocated (as
 /// <see cref="SparseBitmap"/>'s), so a value set and removed over and over allocates nothing.
 /// <c>default(T)</c> is "no value" (a null reference, address 0). Not thread-safe: its owner
-/// serialises access.
+/// serialises writes; a read beside them sees a slot before or after a write (a slot of a type
+/// the runtime reads whole, such as <c>ulong</c> on a 64-bit host).
 /// </summary>
 internal sealed class SparseMap<T>
 {

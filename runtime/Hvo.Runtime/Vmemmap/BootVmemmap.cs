@@ -102,6 +102,18 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         }
     }
 
+    /// <summary><see cref="ForgetCopy"/> for each of <paramref name="frames"/>, under one hold of the lock.</summary>
+    public void ForgetCopies(ReadOnlySpan<ulong> frames)
+    {
+        lock (_copiesLock)
+        {
+            foreach (ulong frame in frames)
+            {
+                _copies.Remove(frame - _owners.FirstPfn);
+            }
+        }
+    }
+
     /// <summary>The vmemmap address whose struct pages an unwritten vmemmap frame holds.</summary>
     public bool TryGetVirtualAddress(ulong pfn, out ulong va) =>
         _owners[pfn] switch
@@ -128,13 +140,11 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         return false;
     }
 
-    private bool TryGetCopyAddress(ulong pfn, out ulong va)
-    {
-        lock (_copiesLock)
-        {
-            return _copies.TryGetValue(pfn - _owners.FirstPfn, out va);
-        }
-    }
+    // Without the lock: the writers hold it, and each change is one aligned 8-byte store of a slot
+    // (or of a chunk reference to a zeroed array, published whole), so a reader sees a slot before
+    // or after a change, never torn. No reader races one that matters: a frame is deferred before
+    // it is mapped and forgotten once it is unmapped and flushed (docs/ARCHITECTURE.md §5, host cost).
+    private bool TryGetCopyAddress(ulong pfn, out ulong va) => _copies.TryGetValue(pfn - _owners.FirstPfn, out va);
 
     // A frame boot populated (and that still belongs to the vmemmap): where in the vmemmap it sits.
     private bool TryGetBootAddress(ulong pfn, out ulong va)

@@ -87,8 +87,23 @@ public class CompoundPage : IEquatable<CompoundPage>
 /// <summary>
 /// The compound pages prepared on a machine, flat: per order, a bit per possible head (pfn &gt;&gt;
 /// order) and a bit for HPageVmemmapOptimized, in chunks allocated where pages are. A bit each
-/// rather than an object each, for the 16 million pages of 64 TiB. All access under one lock.
+/// rather than an object each, for the 16 million pages of 64 TiB. Writes under one lock; reads
+/// (a look-up of the page a pfn belongs to, HPageVmemmapOptimized) take none.
 /// </summary>
+/// <remarks>
+/// Why a read without the lock is safe: writers are serialised by <see cref="Lock"/>, and each
+/// change is one aligned 64-bit store of a bitmap word (a torn word cannot be seen), of a chunk
+/// reference to a zeroed array (.NET publishes a reference only after the object's contents), or
+/// of <c>_byOrder</c>, which is replaced, never changed in place (a reader iterates the array it
+/// read). A reader reads the head bit with acquire semantics and the flag after it, and
+/// <see cref="CompoundPages{TArch}.Prep"/> stores the flag before the head bit with a full fence
+/// between, so a reader that sees a head sees its flag. A reader racing a change sees the state
+/// before it or after it, as the kernel's readers of a struct page's flags do (PageHead and
+/// HPageVmemmapOptimized are read without a lock). The one mixed state, a head being destroyed
+/// read with its flag already cleared, shows only for a page destroyed while optimized, which the
+/// pool does not do (it restores a page's vmemmap before it frees or demotes it). Everything that
+/// must see a consistent set (Count, preparing over a head, destroying) still holds the lock.
+/// </remarks>
 internal sealed class CompoundPageTable
 {
     private readonly ulong _endPfn;
@@ -101,21 +116,11 @@ internal sealed class CompoundPageTable
 
     public long Count => _count;
 
-    public bool IsHead(ulong headPfn, int order)
-    {
-        lock (Lock)
-        {
-            return Find(order) is { } o && (headPfn >> order) < o.Heads.Length && o.Heads.Get(headPfn >> order);
-        }
-    }
+    public bool IsHead(ulong headPfn, int order) =>
+        Find(order) is { } o && (headPfn >> order) < o.Heads.Length && o.Heads.GetAcquire(headPfn >> order);
 
-    public bool IsOptimized(ulong headPfn, int order)
-    {
-        lock (Lock)
-        {
-            return Find(order) is { } o && (headPfn >> order) < o.Optimized.Length && o.Optimized.Get(headPfn >> order);
-        }
-    }
+    public bool IsOptimized(ulong headPfn, int order) =>
+        Find(order) is { } o && (headPfn >> order) < o.Optimized.Length && o.Optimized.GetAcquire(headPfn >> order);
 
     public void SetOptimized(ulong headPfn, int order, bool value)
     {
@@ -138,14 +143,14 @@ internal sealed class CompoundPageTable
         }
     }
 
-    /// <summary>The page <paramref name="pfn"/> belongs to (caller holds the lock).</summary>
-    public bool TryFindLocked(ulong pfn, out ulong head, out int order, out bool optimized)
+    /// <summary>The page <paramref name="pfn"/> belongs to (no lock needed: see the remarks).</summary>
+    public bool TryFind(ulong pfn, out ulong head, out int order, out bool optimized)
     {
-        foreach ((int o, SparseBitmap heads, SparseBitmap opt) in _byOrder)
+        foreach ((int o, SparseBitmap heads, SparseBitmap opt) in Volatile.Read(ref _byOrder))
         {
-            if ((pfn >> o) < heads.Length && heads.Get(pfn >> o))
+            if ((pfn >> o) < heads.Length && heads.GetAcquire(pfn >> o))
             {
-                (head, order, optimized) = ((pfn >> o) << o, o, opt.Get(pfn >> o));
+                (head, order, optimized) = ((pfn >> o) << o, o, opt.GetAcquire(pfn >> o));
                 return true;
             }
         }
@@ -172,7 +177,7 @@ internal sealed class CompoundPageTable
 
     private (int Order, SparseBitmap Heads, SparseBitmap Optimized)? Find(int order)
     {
-        foreach ((int Order, SparseBitmap Heads, SparseBitmap Optimized) o in _byOrder)
+        foreach ((int Order, SparseBitmap Heads, SparseBitmap Optimized) o in Volatile.Read(ref _byOrder))
         {
             if (o.Order == order)
             {
@@ -193,7 +198,7 @@ internal sealed class CompoundPageTable
 
         ulong length = (_endPfn >> order) + 1;
         (int, SparseBitmap, SparseBitmap) made = (order, new SparseBitmap(length), new SparseBitmap(length));
-        _byOrder = [.. _byOrder, made];
+        Volatile.Write(ref _byOrder, [.. _byOrder, made]);
         return made;
     }
 }
@@ -229,26 +234,13 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     /// <summary>The huge page <paramref name="pfn"/> belongs to, if it was prepared as a compound page: a view of it.</summary>
     public bool TryGetPage(ulong pfn, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CompoundPage? page)
     {
-        bool found;
-        ulong head;
-        int order;
-        lock (_table.Lock)
-        {
-            found = _table.TryFindLocked(pfn, out head, out order, out _);
-        }
-
+        bool found = _table.TryFind(pfn, out ulong head, out int order, out _);
         page = found ? new CompoundPage(_table, head, order) : null;
         return found;
     }
 
     /// <summary>The compound page <paramref name="pfn"/> belongs to, if it was prepared as one.</summary>
-    public bool TryGetHead(ulong pfn, out ulong head, out int order)
-    {
-        lock (_table.Lock)
-        {
-            return _table.TryFindLocked(pfn, out head, out order, out _);
-        }
-    }
+    public bool TryGetHead(ulong pfn, out ulong head, out int order) => _table.TryFind(pfn, out head, out order, out _);
 
     /// <summary>HPageVmemmapOptimized of the prepared page at <paramref name="headPfn"/> of <paramref name="order"/>; false if there is none.</summary>
     public bool IsVmemmapOptimized(ulong headPfn, int order) => _table.IsOptimized(headPfn, order);
@@ -269,13 +261,15 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
         ArgumentNullException.ThrowIfNull(page);
         lock (_table.Lock)
         {
-            if (_table.TryFindLocked(page.HeadPfn, out ulong head, out _, out _) && head == page.HeadPfn)
+            if (_table.TryFind(page.HeadPfn, out ulong head, out _, out _) && head == page.HeadPfn)
             {
                 throw new ArgumentException($"a compound page at pfn 0x{page.HeadPfn:x} was prepared already", nameof(page));
             }
 
-            _table.AddLocked(page.HeadPfn, page.Order);
+            // The flag before the head, fenced: a reader without the lock that sees the head sees its flag.
             _table.SetOptimizedLocked(page.HeadPfn, page.Order, page.OwnOptimized);
+            Interlocked.MemoryBarrier();
+            _table.AddLocked(page.HeadPfn, page.Order);
             page.Attach(_table);
         }
 
@@ -297,15 +291,7 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     /// <summary>What an unwritten struct page of <paramref name="pfn"/> holds now.</summary>
     public StructPageOrigin Origin(StructPageOrigin boot, ulong pfn)
     {
-        bool found;
-        ulong head;
-        int order;
-        bool optimized;
-        lock (_table.Lock)
-        {
-            found = _table.TryFindLocked(pfn, out head, out order, out optimized);
-        }
-
+        bool found = _table.TryFind(pfn, out ulong head, out int order, out bool optimized);
         return found ? boot with { Reserved = false, CompoundHead = head, CompoundOrder = order, VmemmapOptimized = optimized } : boot;
     }
 

@@ -69,6 +69,45 @@ public sealed class Order0BatchTests
         CollectionAssert.AreEqual(AllocateUntilRefused(single, 0, 0), AllocateUntilRefused(batch, 0, 0), "the free lists hand out the same frames in the same order");
     }
 
+    /// <summary>Frames in any order (a restore's, freed descending; shuffled from fixed seeds): the same as one call per page.</summary>
+    [TestMethod]
+    [DataRow(-1)]
+    [DataRow(1)]
+    [DataRow(2)]
+    [DataRow(3)]
+    public void ABatchOfPagesInAnyOrderFreesAsOneCallPerPageFrees(int seed)
+    {
+        (PageAllocator single, _) = Fragmented();
+        (PageAllocator batch, _) = Fragmented();
+        single.SetupPerCpuPageset(2); // the frees go to CPU 0's list head, where their order shows
+        batch.SetupPerCpuPageset(2);
+        var pages = new List<ulong>();
+        Assert.AreEqual(12, single.TryAllocOrder0Pages(0, Gfp.Kernel, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, 12, pages));
+        Assert.AreEqual(12, batch.TryAllocOrder0Pages(0, Gfp.Kernel, AllocSite.VmemmapRestore, FrameOwner.RuntimeVmemmap, 12, new List<ulong>()));
+        ulong[] order = [.. pages];
+        if (seed < 0)
+        {
+            Array.Reverse(order);
+        }
+        else
+        {
+            new Random(seed).Shuffle(order);
+        }
+
+        foreach (ulong pfn in order)
+        {
+            single.FreePages(pfn, 0, FrameOwner.RuntimeVmemmap);
+        }
+
+        batch.FreeOrder0Pages(order, FrameOwner.RuntimeVmemmap);
+
+        Assert.AreEqual(Blocks(single), Blocks(batch));
+        Assert.IsGreaterThan(0L, single.PcpPages, "the pages wait on the per-CPU list");
+        Assert.AreEqual(single.PcpPages, batch.PcpPages);
+        Assert.AreEqual(single.Owners.Count(FrameOwner.Free), batch.Owners.Count(FrameOwner.Free));
+        CollectionAssert.AreEqual(AllocateUntilRefused(single, 0, 0), AllocateUntilRefused(batch, 0, 0), "the lists hand out the same frames in the same order");
+    }
+
     [TestMethod]
     public void ABatchRefusesAPageAsItsOwnCallWouldWithThePagesBeforeItFreed()
     {
