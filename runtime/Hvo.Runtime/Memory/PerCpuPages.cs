@@ -132,6 +132,25 @@ internal sealed class PcpList
         return pfn;
     }
 
+    /// <summary>
+    /// Up to <paramref name="max"/> pages from the tail at once, all of one run: the pages
+    /// <paramref name="last"/>, last - step, ... in the order <see cref="TakeTail"/> would give them.
+    /// </summary>
+    public int TakeTailRun(int max, out ulong last, out long step)
+    {
+        ref Run run = ref _runs[(_head + _runCount - 1) & (_runs.Length - 1)];
+        (last, step) = (run.Last, run.Step);
+        int n = Math.Min(max, run.Length);
+        Count -= n;
+        run.Length -= n;
+        if (run.Length == 0)
+        {
+            _runCount--;
+        }
+
+        return n;
+    }
+
     private void Grow()
     {
         if (_runCount < _runs.Length)

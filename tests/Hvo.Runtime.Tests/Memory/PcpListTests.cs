@@ -7,7 +7,7 @@ namespace Hvo.Runtime.Tests.Memory;
 /// <summary>
 /// A pcp list held as runs of consecutive pfns gives exactly the order one entry per page gives:
 /// frees at the head and allocations from the head (LIFO), rmqueue_bulk at the tail and
-/// free_pcppages_bulk from the tail (FIFO), checked against a plain per-page deque from fixed seeds.
+/// free_pcppages_bulk from the tail (FIFO, a page or a run at a time), checked against a plain per-page deque from fixed seeds.
 /// </summary>
 [TestClass]
 public sealed class PcpListTests
@@ -56,10 +56,21 @@ public sealed class PcpListTests
                 Assert.AreEqual(reference.First!.Value, list.TakeHead(), $"seed {seed}, step {step}: head");
                 reference.RemoveFirst();
             }
-            else
+            else if (op < 9)
             {
                 Assert.AreEqual(reference.Last!.Value, list.TakeTail(), $"seed {seed}, step {step}: tail");
                 reference.RemoveLast();
+            }
+            else
+            {
+                // free_pcppages_bulk's run at a time: the same pages, in the same order, as TakeTail one by one.
+                int n = list.TakeTailRun(random.Next(1, 50), out ulong pfn, out long direction);
+                Assert.IsTrue(n >= 1);
+                for (int i = 0; i < n; i++, pfn -= (ulong)direction)
+                {
+                    Assert.AreEqual(reference.Last!.Value, pfn, $"seed {seed}, step {step}: tail run page {i}");
+                    reference.RemoveLast();
+                }
             }
 
             Assert.AreEqual(reference.Count, list.Count);
