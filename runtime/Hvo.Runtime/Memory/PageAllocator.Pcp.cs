@@ -292,11 +292,15 @@ public sealed partial class PageAllocator
 
             do
             {
-                ulong pfn = list.TakeTail();
-                count--;
-                pcp.Count--;
-                _pcpPages--;
-                FreeOneBlock(zone, pfn, 0);
+                // A run of the list's tail at a time, page by page from its tail end.
+                int n = list.TakeTailRun(count, out ulong pfn, out long step);
+                count -= n;
+                pcp.Count -= n;
+                _pcpPages -= n;
+                for (int i = 0; i < n; i++, pfn -= (ulong)step)
+                {
+                    FreeOneBlock(zone, pfn, 0);
+                }
             }
             while (count > 0 && list.Count > 0);
         }
