@@ -239,28 +239,18 @@ public sealed partial class PageAllocator
         ArgumentNullException.ThrowIfNull(pages);
         CheckNode(nid);
         CheckOwner(owner);
-        lock (_lock)
+        using BatchHold hold = HoldForBatch();
+        for (int i = 0; i < count; i++)
         {
-            using Lock.Scope owners = HoldOwners();
-            try
+            if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, out ulong pfn))
             {
-                for (int i = 0; i < count; i++)
-                {
-                    if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, out ulong pfn))
-                    {
-                        return i;
-                    }
-
-                    pages.Add(pfn);
-                }
-
-                return count;
+                return i;
             }
-            finally
-            {
-                _ownersHeld = false;
-            }
+
+            pages.Add(pfn);
         }
+
+        return count;
     }
 
     // The body of alloc_pages_node, under the lock.
@@ -384,20 +374,10 @@ public sealed partial class PageAllocator
     {
         CheckOwner(owner);
         CheckRange(pfn, count);
-        lock (_lock)
+        using BatchHold hold = HoldForBatch();
+        for (ulong end = pfn + count; pfn < end; pfn++)
         {
-            using Lock.Scope owners = HoldOwners();
-            try
-            {
-                for (ulong end = pfn + count; pfn < end; pfn++)
-                {
-                    FreePagesLocked(pfn, 0, owner);
-                }
-            }
-            finally
-            {
-                _ownersHeld = false;
-            }
+            FreePagesLocked(pfn, 0, owner);
         }
     }
 
@@ -414,30 +394,42 @@ public sealed partial class PageAllocator
             CheckRange(pfn, 1);
         }
 
-        lock (_lock)
+        using BatchHold hold = HoldForBatch();
+        foreach (ulong pfn in pfns)
         {
-            using Lock.Scope owners = HoldOwners();
-            try
-            {
-                foreach (ulong pfn in pfns)
-                {
-                    FreePagesLocked(pfn, 0, owner);
-                }
-            }
-            finally
-            {
-                _ownersHeld = false;
-            }
+            FreePagesLocked(pfn, 0, owner);
         }
     }
 
-    // Under _lock, for a batch: the owner table's lock once for all its transfers, taken where each
-    // transfer would take it (inside _lock); the caller clears _ownersHeld before the scope ends.
-    private Lock.Scope HoldOwners()
+    // An order-0 batch's hold: the allocator's lock, then the owner table's, so each page's owner
+    // transfer inside the batch need not take it (TransferOwners); released in reverse.
+    private BatchHold HoldForBatch()
     {
-        Lock.Scope scope = Owners.Sync.EnterScope();
+        Lock.Scope allocator = _lock.EnterScope();
+        Lock.Scope owners = Owners.Sync.EnterScope();
         _ownersHeld = true;
-        return scope;
+        return new BatchHold(this, allocator, owners);
+    }
+
+    private ref struct BatchHold
+    {
+        private readonly PageAllocator _pages;
+        private Lock.Scope _allocator;
+        private Lock.Scope _owners;
+
+        public BatchHold(PageAllocator pages, Lock.Scope allocator, Lock.Scope owners)
+        {
+            _pages = pages;
+            _allocator = allocator;
+            _owners = owners;
+        }
+
+        public void Dispose()
+        {
+            _pages._ownersHeld = false;
+            _owners.Dispose();
+            _allocator.Dispose();
+        }
     }
 
     // FrameOwnerTable.Transfer, with the table's lock unless a batch holds it already.
@@ -536,33 +528,23 @@ public sealed partial class PageAllocator
     {
         CheckOwner(owner);
         CheckRange(pfn, count);
-        lock (_lock)
+        using BatchHold hold = HoldForBatch();
+        ulong end = pfn + count;
+        if (_unmanaged.Count(pfn, end) == count && Owners.TryTransferHeld(pfn, count, owner, FrameOwner.Free))
         {
-            using Lock.Scope owners = HoldOwners();
-            try
+            // Nothing to refuse: the run changes hands and leaves PageReserved at once
+            // (the frees below read neither), then each frame is freed in order.
+            _unmanaged.ClearRange(pfn, end);
+            for (; pfn < end; pfn++)
             {
-                ulong end = pfn + count;
-                if (_unmanaged.Count(pfn, end) == count && Owners.TryTransferHeld(pfn, count, owner, FrameOwner.Free))
-                {
-                    // Nothing to refuse: the run changes hands and leaves PageReserved at once
-                    // (the frees below read neither), then each frame is freed in order.
-                    _unmanaged.ClearRange(pfn, end);
-                    for (; pfn < end; pfn++)
-                    {
-                        JoinZoneAndFree(pfn);
-                    }
-                }
-                else
-                {
-                    for (; pfn < end; pfn++)
-                    {
-                        FreeReservedPageLocked(pfn, owner);
-                    }
-                }
+                JoinZoneAndFree(pfn);
             }
-            finally
+        }
+        else
+        {
+            for (; pfn < end; pfn++)
             {
-                _ownersHeld = false;
+                FreeReservedPageLocked(pfn, owner);
             }
         }
     }
