@@ -285,7 +285,8 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// in order. Consecutive frames of one owner (the page allocator's, or memblock's boot vmemmap)
     /// lose their deferred copies and go back one run at a time (one hold of each lock;
     /// free_vmemmap_page_list's frees in the same order); a frame refused throws with the frames
-    /// before it freed.
+    /// before it freed (the rest of its run already checked, poisoned or discarded and without
+    /// deferred copies, unfreed: a refusal is a bug in the caller, not a path the kernel takes).
     /// </summary>
     public void FreeVmemmapFrames(ulong pfn, ulong count)
     {
@@ -322,7 +323,9 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// of pfns (a restore's frames come off the per-CPU list newest first, so the next optimize
     /// frees them descending, one run of one frame each): the page allocator's frames in a row go
     /// back under one hold of each lock, as <see cref="FreeVmemmapFrames(ulong, ulong)"/> gives back
-    /// a run; a frame refused throws with the frames before it freed.
+    /// a run; a frame refused throws with the frames before it freed (the frames after it in its
+    /// run were already checked, poisoned or discarded and lost their deferred copies, unfreed: a
+    /// refusal is a bug in the caller, which the tests catch, not a path the kernel takes).
     /// </summary>
     public void FreeVmemmapFrames(ReadOnlySpan<ulong> frames)
     {

@@ -407,26 +407,29 @@ public sealed partial class PageAllocator
     {
         Lock.Scope allocator = _lock.EnterScope();
         Lock.Scope owners = Owners.Sync.EnterScope();
+        bool outer = _ownersHeld; // a batch inside a batch (the locks are reentrant) leaves the outer one's flag as it found it
         _ownersHeld = true;
-        return new BatchHold(this, allocator, owners);
+        return new BatchHold(this, allocator, owners, outer);
     }
 
     private ref struct BatchHold
     {
         private readonly PageAllocator _pages;
+        private readonly bool _outer;
         private Lock.Scope _allocator;
         private Lock.Scope _owners;
 
-        public BatchHold(PageAllocator pages, Lock.Scope allocator, Lock.Scope owners)
+        public BatchHold(PageAllocator pages, Lock.Scope allocator, Lock.Scope owners, bool outer)
         {
             _pages = pages;
+            _outer = outer;
             _allocator = allocator;
             _owners = owners;
         }
 
         public void Dispose()
         {
-            _pages._ownersHeld = false;
+            _pages._ownersHeld = _outer;
             _owners.Dispose();
             _allocator.Dispose();
         }

@@ -119,8 +119,9 @@ internal sealed class CompoundPageTable
     public bool IsHead(ulong headPfn, int order) =>
         Find(order) is { } o && (headPfn >> order) < o.Heads.Length && o.Heads.GetAcquire(headPfn >> order);
 
+    // Only a prepared head carries the flag: a view kept past Destroy reads false (head bit first, as the readers' order says).
     public bool IsOptimized(ulong headPfn, int order) =>
-        Find(order) is { } o && (headPfn >> order) < o.Optimized.Length && o.Optimized.GetAcquire(headPfn >> order);
+        Find(order) is { } o && (headPfn >> order) < o.Optimized.Length && o.Heads.GetAcquire(headPfn >> order) && o.Optimized.GetAcquire(headPfn >> order);
 
     public void SetOptimized(ulong headPfn, int order, bool value)
     {

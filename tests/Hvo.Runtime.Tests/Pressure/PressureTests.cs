@@ -8,7 +8,7 @@ using Hvo.Vmemmap;
 namespace Hvo.Runtime.Tests.Pressure;
 
 /// <summary>
-/// The pressure number (docs/ARCHITECTURE.md, "Per-CPU page lists"): /dev/shm filled until the
+/// The pressure thresholds (README, "/dev/shm and memory pressure"; docs/ARCHITECTURE.md, "Per-CPU page lists"): /dev/shm filled until the
 /// page allocator refuses, then a 1024-page pool of 2 MiB pages shrunk with a known headroom above
 /// the watermarks. A restore's order-0 allocations (__GFP_NORETRY) pass get_page_from_freelist's
 /// watermark check on NR_FREE_PAGES, which leaves out the per-CPU lists, before each page, and an
