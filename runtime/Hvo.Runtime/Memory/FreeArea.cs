@@ -100,6 +100,22 @@ internal sealed class FreeArea
         Count--;
     }
 
+    /// <summary>
+    /// <see cref="IsFree"/> then <see cref="Remove"/> in one bitmap access: the merge step of
+    /// __free_one_page (page_is_buddy, then del_page_from_free_list). False, and nothing changed,
+    /// when the block is not free at this order.
+    /// </summary>
+    public bool TryRemove(ulong pfn)
+    {
+        if (pfn < _start || pfn >= _end || _end - pfn < 1UL << Order || !_free.Clear((pfn >> Order) - _firstIndex))
+        {
+            return false;
+        }
+
+        Count--;
+        return true;
+    }
+
     /// <summary>Take the block at the head of the list (get_page_from_free_area), if any.</summary>
     public bool TryTake(out ulong pfn)
     {

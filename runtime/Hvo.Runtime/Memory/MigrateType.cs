@@ -73,6 +73,12 @@ internal sealed class FreeAreaSet
     /// <summary>memblock_free_all's max-order runs: every pageblock is MIGRATE_MOVABLE at boot.</summary>
     public void AddRun(ulong start, ulong end) => _lists[(int)MigrateType.Movable]!.AddRun(start, end);
 
+    /// <summary>
+    /// If the block at <paramref name="pfn"/> is free at this order, take it off its list: <see cref="IsFree"/>
+    /// then <see cref="Remove"/>, the lists tried in <see cref="ListOf"/>'s order.
+    /// </summary>
+    public bool TryRemove(ulong pfn) => _lists[1]!.TryRemove(pfn) || _lists[0]?.TryRemove(pfn) == true || _lists[2]?.TryRemove(pfn) == true;
+
     /// <summary>Take a free block off whichever list holds it (del_page_from_free_list).</summary>
     public void Remove(ulong pfn) => _lists[(int)ListOf(pfn)]!.Remove(pfn);
 

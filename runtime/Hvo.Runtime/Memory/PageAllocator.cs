@@ -713,12 +713,11 @@ public sealed partial class PageAllocator
         while (order < MaxOrder)
         {
             ulong buddy = pfn ^ (1UL << order);
-            if (!zone.Area(order).IsFree(buddy))
+            if (!zone.Area(order).TryRemove(buddy))
             {
                 break;
             }
 
-            zone.Area(order).Remove(buddy);
             pfn &= buddy;
             order++;
         }
