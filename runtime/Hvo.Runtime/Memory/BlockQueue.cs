@@ -4,7 +4,8 @@ namespace Hvo.Memory;
 
 /// <summary>
 /// A double-ended queue of block frame numbers: the order of a free list, with its head where the
-/// kernel's list_add puts a block and its tail where add_to_free_list_tail does. Not thread-safe:
+/// kernel's list_add puts a block and its tail where add_to_free_list_tail does (a buddy free list,
+/// and a per-CPU page list, <see cref="PcpList"/>). Not thread-safe:
 /// its owner serialises access.
 /// </summary>
 /// <remarks>
@@ -110,6 +111,33 @@ internal sealed class BlockQueue
 
         Count--;
         return true;
+    }
+
+    /// <summary>The entry at the tail, taken off.</summary>
+    public ulong PopBack() => PopBackRun(1, out ulong pfn, out _) == 1 ? pfn : 0;
+
+    /// <summary>
+    /// Up to <paramref name="max"/> entries off the tail at once, all of the tail's run: <paramref name="last"/>,
+    /// last - step, ... in the order one <see cref="PopBack"/> after another would give them.
+    /// </summary>
+    public int PopBackRun(int max, out ulong last, out long step)
+    {
+        if (Count == 0)
+        {
+            throw new InvalidOperationException("the queue is empty");
+        }
+
+        ref Run r = ref _ring[(_head + _runs - 1) & (_ring.Length - 1)];
+        (last, step) = (r.First + ((ulong)(long)r.Step * (ulong)(r.Count - 1)), r.Step);
+        int n = Math.Min(max, r.Count);
+        r.Count -= n;
+        Count -= n;
+        if (r.Count == 0)
+        {
+            _runs--;
+        }
+
+        return n;
     }
 
     /// <summary>Keep, in order, only the entries <paramref name="keep"/> accepts.</summary>
