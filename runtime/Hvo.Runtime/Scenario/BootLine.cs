@@ -73,6 +73,9 @@ public sealed record BootLine
     /// <summary><c>hvo.pcp=on|off</c> (Hvo's own parameter, not the kernel's): per-CPU page lists, on unless the line says off (<see cref="MachineConfig.PerCpuPageLists"/>).</summary>
     public bool PerCpuPageLists { get; init; } = true;
 
+    /// <summary><c>hvo.bootmem=SIZE</c> (Hvo's own parameter): the kernel's own allocations at boot (<see cref="MachineConfig.BootKernelBytes"/>).</summary>
+    public ulong BootKernelBytes { get; init; } = MachineConfig.DefaultBootKernelBytes;
+
     /// <summary>crashkernel=: the size chosen for this machine's RAM (0: none) and where, if @OFFSET says.</summary>
     public ulong CrashKernelBytes { get; init; }
 
@@ -99,6 +102,7 @@ public sealed record BootLine
         SwiotlbForce = SwiotlbForce,
         TransparentHugepages = TransparentHugepages,
         PerCpuPageLists = PerCpuPageLists,
+        BootKernelBytes = BootKernelBytes,
         CrashKernelBytes = CrashKernelBytes,
         CrashKernelBase = CrashKernelBase,
         Reserved = MemmapReserved,
@@ -165,6 +169,7 @@ public sealed record BootLine
         var memmapReserved = new List<(ulong Start, ulong Bytes)>();
         var thp = Memory.ThpMode.Always;
         bool pcp = true;
+        ulong bootKernelBytes = MachineConfig.DefaultBootKernelBytes;
         var notices = new List<string>();
         foreach (ScriptWord p in boot.Parameters)
         {
@@ -220,6 +225,11 @@ public sealed record BootLine
                         _ => throw ScriptParser.Error(boot.Location, p.Column, $"hvo.pcp={value}: Hvo's per-CPU page lists are hvo.pcp=on or hvo.pcp=off"),
                     };
                     break;
+                case "hvo.bootmem":
+                    bootKernelBytes = value is not null && CmdLine.Memparse(value) is { IsWhole: true, Bytes: var kernelBytes }
+                        ? kernelBytes
+                        : throw ScriptParser.Error(boot.Location, p.Column, $"hvo.bootmem={value}: Hvo's boot-time kernel allocations take a size (memparse), e.g. hvo.bootmem=32M, or hvo.bootmem=0 for none");
+                    break;
                 case "memmap":
                     foreach ((ulong start, ulong length, ulong? limit) in ParseMemmap(value, p, boot.Location))
                     {
@@ -271,6 +281,7 @@ public sealed record BootLine
             SwiotlbForce = swiotlbForce,
             TransparentHugepages = thp,
             PerCpuPageLists = pcp,
+            BootKernelBytes = bootKernelBytes,
             CrashKernelBytes = crashBytes,
             CrashKernelBase = crashBase,
             MemmapReserved = memmapReserved,
