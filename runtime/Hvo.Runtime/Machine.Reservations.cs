@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 using System.Numerics;
 using System.Text;
 using Hvo.Memory;
@@ -122,6 +123,58 @@ public sealed partial class Machine<TArch>
     }
 
     /// <summary>swiotlb_init: the bounce buffer from memblock below 4 GiB, top down (memblock_alloc_low), page aligned.</summary>
+    /// <summary>
+    /// vfs_caches_init_early: the dentry and inode hash tables, from memblock (HASH_EARLY) on a
+    /// machine of one node, sized by alloc_large_system_hash from the pages the kernel will manage
+    /// (one bucket per 8 KiB and per 16 KiB of them, a power of two, at most 2^31 buckets or 1/16
+    /// of memory) and logged as the kernel logs them. With more than one node the kernel takes them
+    /// from vmalloc, spread over the nodes, later in boot (hashdist); Hvo leaves those out.
+    /// </summary>
+    private void AllocateSystemHashes()
+    {
+        if (Layout.Nodes > 1)
+        {
+            return;
+        }
+
+        // nr_kernel_pages: each zone's present pages less its struct pages (calc_memmap_size of the present pages).
+        ulong kernelPages = 0;
+        for (int zone = 0; zone < Layout.Zones.Count; zone++)
+        {
+            (ulong start, ulong end) = Layout.ZoneLimits(zone);
+            ulong present = end - start - Layout.HoleFrames(start, end);
+            ulong memmap = ((present * (ulong)TArch.StructPageBytes) + TArch.PageSize - 1) >> TArch.PageShift;
+            kernelPages += present - Math.Min(present, memmap);
+        }
+
+        AllocateSystemHash("Dentry cache", kernelPages, scale: 13); // dhash_entries: hlist_bl_head buckets
+        AllocateSystemHash("Inode-cache", kernelPages, scale: 14); // ihash_entries: hlist_head buckets
+    }
+
+    // alloc_large_system_hash with HASH_EARLY | HASH_ZERO, 8-byte buckets.
+    private void AllocateSystemHash(string name, ulong kernelPages, int scale)
+    {
+        const ulong bucket = 8;
+        ulong entries = TArch.PageSize < MachineConfig.MiB ? (kernelPages + (MachineConfig.MiB / TArch.PageSize) - 1) / (MachineConfig.MiB / TArch.PageSize) * (MachineConfig.MiB / TArch.PageSize) : kernelPages;
+        entries = scale > TArch.PageShift ? entries >> (scale - TArch.PageShift) : entries << (TArch.PageShift - scale);
+        entries = Math.Max(entries, TArch.PageSize / bucket);
+        entries = BitOperations.RoundUpToPowerOf2(entries);
+        ulong max = Math.Min(((kernelPages << TArch.PageShift) >> 4) / bucket, 0x80000000UL);
+        entries = Math.Min(entries, max);
+        int log2 = BitOperations.Log2(entries);
+        ulong bytes = bucket << log2;
+        ulong frames = (bytes + TArch.PageSize - 1) >> TArch.PageShift;
+        if (!Memblock.TryAlloc(0, frames, 1, FrameOwner.Reserved, out ulong pfn, fallbackToOtherNodes: true))
+        {
+            Log($"Failed to allocate {name} hash table");
+            return;
+        }
+
+        _reservedAtBoot = [.. _reservedAtBoot.Append((Start: pfn, End: pfn + frames)).OrderBy(r => r.Start)];
+        Log(string.Create(CultureInfo.InvariantCulture,
+            $"{name} hash table entries: {1UL << log2} (order: {BitOperations.Log2(bytes) - TArch.PageShift}, {bytes} bytes, linear)"));
+    }
+
     private void AllocateSwiotlb()
     {
         ulong bytes = SwiotlbBytes;

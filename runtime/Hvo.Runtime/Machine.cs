@@ -716,6 +716,9 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         // on (gigantic hugepages=: prep_compound_gigantic_folio clears it).
         beforeMemblockFreeAll?.Invoke(Memblock);
 
+        // start_kernel's vfs_caches_init_early, after the command line (and its gigantic pages) and before mm_init.
+        AllocateSystemHashes();
+
         // mm_init's swiotlb_init, after the command line's gigantic pages (hugepages_setup); its
         // buffer stays PG_reserved.
         AllocateSwiotlb();

@@ -82,7 +82,7 @@ public sealed class InvariantsTests
     {
         protected override void Run<TArch>()
         {
-            using var machine = Machine<TArch>.Boot(new MachineConfig { MemoryBytes = Math.Max(4UL << 30, big * 4), Strict = true, CheckBreakBeforeMake = false });
+            using var machine = Machine<TArch>.Boot(new MachineConfig { MemoryBytes = Math.Max(6UL << 30, big * 6), Strict = true, CheckBreakBeforeMake = false });
             var pool = new HugeTlbPool<TArch>(machine, new HvoOptimizer<TArch>(machine, HvoPolicy.V5_14));
             var invariants = new Invariants<TArch>(machine, pool) { StructPageSamples = 1024 };
             Hstate<TArch> hb = pool.Hstate(big), hs = pool.Hstate(small);

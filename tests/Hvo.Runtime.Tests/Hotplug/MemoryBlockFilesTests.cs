@@ -193,11 +193,11 @@ public sealed class MemoryBlockFilesTests
 
         Assert.AreEqual(memmapFrames, (ulong)added.HotplugVmemmapFrames, "a struct page per frame of the block, populated when it is added");
         Assert.AreEqual(before.MemInfo.MemTotalKb, added.MemInfo.MemTotalKb, "an offline block is not in MemTotal");
-        Assert.AreEqual(before.MemInfo.MemFreeKb - ((memmapFrames + (ulong)added.HotplugTableFrames) * pageKb), added.MemInfo.MemFreeKb, "its struct pages came from the page allocator");
+        Assert.AreEqual(before.FreeKb - ((memmapFrames + (ulong)added.HotplugTableFrames) * pageKb), added.FreeKb, "its struct pages came from the page allocator");
         Assert.AreEqual(added.MemInfo.MemTotalKb + blockKb, online.MemInfo.MemTotalKb);
-        Assert.AreEqual(added.MemInfo.MemFreeKb + blockKb, online.MemInfo.MemFreeKb);
+        Assert.AreEqual(added.FreeKb + blockKb, online.FreeKb);
         Assert.AreEqual(added.MemInfo.MemTotalKb, offline.MemInfo.MemTotalKb);
-        Assert.AreEqual(added.MemInfo.MemFreeKb, offline.MemInfo.MemFreeKb);
+        Assert.AreEqual(added.FreeKb, offline.FreeKb);
         Assert.AreEqual("Normal Movable", offline.Block(8).ValidZones);
         foreach (HotplugOutcome o in new[] { before, added, online, offline })
         {

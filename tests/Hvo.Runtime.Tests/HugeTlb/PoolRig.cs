@@ -76,8 +76,12 @@ public static class PoolCases
         where e.Info.HugePageSizes.Any(s => s.Size < h.Size)
         select new object[] { e.Name, h.Size };
 
-    /// <summary>Room for a handful of pages of <paramref name="size"/> on every node, contiguous ones included.</summary>
-    public static ulong MemoryFor(ulong size) => Math.Max(2UL << 30, size * 8);
+    /// <summary>
+    /// Room for a handful of pages of <paramref name="size"/> on every node, contiguous ones included
+    /// (besides the ranges the kernel image, the vmemmap, swiotlb and the kernel's own boot
+    /// allocations keep from gigantic pages).
+    /// </summary>
+    public static ulong MemoryFor(ulong size) => Math.Max(2UL << 30, size * 10);
 
     /// <summary>Room for a handful of default-size pages on each of up to 3 nodes.</summary>
     public static ulong MemoryForDefault(ArchInfo arch) => MemoryFor(HugeTlbCommandLine.ArchDefaultSize(arch) * 2);

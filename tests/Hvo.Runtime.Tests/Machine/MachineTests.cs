@@ -91,7 +91,8 @@ public sealed class MachineTests
                 for (int i = 0; i < n; i++)
                 {
                     ulong pfn = first + (ulong)i;
-                    StructPage.Initialize(expected, m.Layout.NodeOf(pfn), m.Layout.ZoneOf(pfn), reserved: m.Owners[pfn] != FrameOwner.Free);
+                    // PG_reserved for what memblock kept; the kernel's own boot allocations came from the buddy.
+                    StructPage.Initialize(expected, m.Layout.NodeOf(pfn), m.Layout.ZoneOf(pfn), reserved: m.Owners[pfn] is not (FrameOwner.Free or FrameOwner.Buddy));
                     if (!actual.AsSpan(i * size, size).SequenceEqual(expected))
                     {
                         Assert.Fail($"struct page of pfn 0x{pfn:x} differs from what boot wrote");
@@ -111,7 +112,9 @@ public sealed class MachineTests
             ulong vmemmapFrames = (frames * (ulong)TArch.StructPageBytes + TArch.PageSize - 1) / TArch.PageSize;
             Assert.IsTrue((ulong)m.Owners.Count(FrameOwner.BootVmemmap) >= vmemmapFrames, "every struct page is backed");
             Assert.AreEqual(m.BootVmemmap.Frames, (ulong)m.Owners.Count(FrameOwner.BootVmemmap));
-            Assert.AreEqual(m.Pages.NrFreePages, m.Owners.Count(FrameOwner.Free));
+            Assert.AreEqual(m.Pages.NrFreePages + m.Pages.PcpPages, m.Owners.Count(FrameOwner.Free), "free: in the buddy or waiting on a per-CPU list");
+            Assert.AreEqual(MachineConfig.DefaultBootKernelBytes >> TArch.PageShift, m.BootKernelPages, "the kernel's own boot allocations, whole");
+            Assert.AreEqual((long)m.BootKernelPages, m.Owners.Count(FrameOwner.Buddy), "and nothing else allocated");
             return true;
         }
     }
@@ -145,7 +148,8 @@ public sealed class MachineTests
             using var m = Boot<TArch>(2UL << 30);
             ulong kept = (ulong)(m.Owners.Count(FrameOwner.Reserved) + m.Owners.Count(FrameOwner.BootVmemmap) + m.Owners.Count(FrameOwner.PageTable));
             Assert.AreEqual((2UL << 30) - (kept << TArch.PageShift), m.MemTotalBytes);
-            Assert.AreEqual(m.MemTotalBytes, m.MemFreeBytes, "nothing allocated yet");
+            Assert.AreEqual(MachineConfig.DefaultBootKernelBytes >> TArch.PageShift, m.BootKernelPages);
+            Assert.AreEqual(m.MemTotalBytes - ((m.BootKernelPages + (ulong)m.Pages.PcpPages) << TArch.PageShift), m.MemFreeBytes, "nothing allocated but the kernel's own at boot, and pages on the per-CPU lists");
             return true;
         }
     }
