@@ -32,7 +32,9 @@ public sealed class KernelMeasurementTests
         pool.SetNrHugepages(pool.Hstate(TwoMiB), N);
 
         long t = hvo.Total.PmdsSplit;
+        ulong[] firstPmds = VmemmapPmdsOf(m, pool);
         Assert.IsTrue(t >= (long)Math.Ceiling(N / 64.0), "at least one vmemmap PMD per 64 pages");
+        Assert.AreEqual(firstPmds.Length, t, "T: the vmemmap PMDs holding the new pages' struct pages");
         Assert.AreEqual(-(long)(2048 * N) + (long)(freedKb * N) - (t * (long)tableKb), (long)(TestMachines.FreeBytes(m) / 1024) - free0, "-2048N + 28N - 4T kB");
         Assert.AreEqual((long)(freedKb * N), (long)(m.MemTotalBytes / 1024) - total0, "MemTotal rises by the boot vmemmap given back");
 
@@ -43,11 +45,15 @@ public sealed class KernelMeasurementTests
 
         long freeAfterCycle = (long)(TestMachines.FreeBytes(m) / 1024);
         pool.SetNrHugepages(pool.Hstate(TwoMiB), N);
+        long newPmds = VmemmapPmdsOf(m, pool).Except(firstPmds).LongCount();
         pool.SetNrHugepages(pool.Hstate(TwoMiB), 0);
-        Assert.AreEqual(t, hvo.Total.PmdsSplit, "a second cycle on the same ground needs no new tables");
-        Assert.AreEqual(freeAfterCycle, (long)(TestMachines.FreeBytes(m) / 1024));
+        Assert.AreEqual(t + newPmds, hvo.Total.PmdsSplit, "a second cycle splits only the PMDs of ground the first did not cover: on the same ground, none");
+        Assert.AreEqual(freeAfterCycle - (newPmds * (long)tableKb), (long)(TestMachines.FreeBytes(m) / 1024), "and costs only their tables");
         Assert.AreEqual(0, m.Violations.Count, string.Join("\n", m.Violations.Snapshot()));
     }
+
+    private static ulong[] VmemmapPmdsOf(Machine<Arch.X86_64> m, HugeTlbPool<Arch.X86_64> pool) =>
+        [.. pool.Pages(pool.Hstate(TwoMiB)).Select(p => m.StructPageAddress(p.HeadPfn) >> 21).Distinct()];
 
     [TestMethod]
     public void BootTimeGiganticPagesWithHvoRaiseMemTotalByWhatTheyFree()
