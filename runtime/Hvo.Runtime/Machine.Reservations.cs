@@ -122,7 +122,6 @@ public sealed partial class Machine<TArch>
             $"Reserving {bytes >> 20}MB of memory at {(pfn << TArch.PageShift) >> 20}MB for crashkernel (System RAM: {(Layout.RamFrames << TArch.PageShift) >> 20}MB)"));
     }
 
-    /// <summary>swiotlb_init: the bounce buffer from memblock below 4 GiB, top down (memblock_alloc_low), page aligned.</summary>
     /// <summary>
     /// vfs_caches_init_early: the dentry and inode hash tables, from memblock (HASH_EARLY) on a
     /// machine of one node, sized by alloc_large_system_hash from the pages the kernel will manage
@@ -175,6 +174,7 @@ public sealed partial class Machine<TArch>
             $"{name} hash table entries: {1UL << log2} (order: {BitOperations.Log2(bytes) - TArch.PageShift}, {bytes} bytes, linear)"));
     }
 
+    /// <summary>swiotlb_init: the bounce buffer from memblock below 4 GiB, top down (memblock_alloc_low), page aligned.</summary>
     private void AllocateSwiotlb()
     {
         ulong bytes = SwiotlbBytes;
