@@ -243,17 +243,34 @@ public sealed partial class PageAllocator
             return false;
         }
 
+        FreeUnrefPages(zone, pfn, pfn + 1);
+        return true;
+    }
+
+    // free_unref_page for each page of [pfn, end), in order: pages of one pageblock (one type), with
+    // the lists set up and none isolated. They go to the list's head in a row up to the count that
+    // reaches high, then free_pcppages_bulk, as one page after the other would (a flush changes no
+    // pageblock's type).
+    private void FreeUnrefPages(Zone zone, ulong pfn, ulong end)
+    {
         MigrateType type = PageblockType(pfn);
         PerCpuPages pcp = zone.Pagesets[CurrentCpu];
-        pcp.Lists[(uint)type < FreeAreaSet.ListTypes ? (int)type : (int)MigrateType.Movable].AddHead(pfn);
-        pcp.Count++;
-        _pcpPages++;
-        if (pcp.Count >= pcp.High)
+        PcpList list = pcp.Lists[(uint)type < FreeAreaSet.ListTypes ? (int)type : (int)MigrateType.Movable];
+        while (pfn < end)
         {
-            FreePcppagesBulk(zone, pcp, NrPcpFree(pcp), (int)type);
-        }
+            int n = (int)Math.Min(end - pfn, (ulong)Math.Max(1, pcp.High - pcp.Count));
+            for (ulong last = pfn + (ulong)n; pfn < last; pfn++)
+            {
+                list.AddHead(pfn);
+            }
 
-        return true;
+            pcp.Count += n;
+            _pcpPages += n;
+            if (pcp.Count >= pcp.High)
+            {
+                FreePcppagesBulk(zone, pcp, NrPcpFree(pcp), (int)type);
+            }
+        }
     }
 
     // nr_pcp_free: batch << free_factor (free_factor growing while that stays below high - batch),

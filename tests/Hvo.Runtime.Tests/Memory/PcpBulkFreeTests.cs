@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Text;
 using Hvo.Memory;
 using static Hvo.Runtime.Tests.Memory.AllocatorMachine;
 
@@ -133,38 +132,14 @@ public sealed class PcpBulkFreeTests
                 pages.DrainAllPages();
             }
 
-            Assert.AreEqual(Lists(pages), Lists(blocks), where);
+            Assert.AreEqual(FreeLists(pages), FreeLists(blocks), where);
         }
 
         Assert.IsGreaterThan(0L, blocks.RunsFreedByBlocks, "runs went to the buddy lists as blocks");
         Assert.AreEqual(0L, pages.RunsFreedByBlocks);
         blocks.DrainAllPages();
         pages.DrainAllPages();
-        Assert.AreEqual(Lists(pages), Lists(blocks));
+        Assert.AreEqual(FreeLists(pages), FreeLists(blocks));
         CollectionAssert.AreEqual(AllocateUntilRefused(pages, 0, 0), AllocateUntilRefused(blocks, 0, 0), "the lists hand out the same frames in the same order");
-    }
-
-    // Every zone's free lists, order by order and type by type, head first; then the per-CPU pages.
-    private static string Lists(PageAllocator allocator)
-    {
-        var text = new StringBuilder();
-        foreach (Zone zone in allocator.Zones)
-        {
-            for (int order = 0; order < zone.FreeAreaCount; order++)
-            {
-                for (MigrateType type = MigrateType.Unmovable; type <= MigrateType.Reclaimable; type++)
-                {
-                    List<ulong> list = zone.Area(order).Blocks(type);
-                    if (list.Count > 0)
-                    {
-                        text.Append(zone).Append(" order ").Append(order).Append(' ').Append(type).Append(": ").AppendJoin(' ', list).Append('\n');
-                    }
-                }
-            }
-
-            text.Append(zone).Append(" free ").Append(zone.FreePages).Append('\n');
-        }
-
-        return text.Append("pcp ").Append(allocator.PcpPages).ToString();
     }
 }
