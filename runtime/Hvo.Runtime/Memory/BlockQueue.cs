@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace Hvo.Memory;
 
@@ -138,6 +139,19 @@ internal sealed class BlockQueue
         }
 
         return n;
+    }
+
+    /// <summary>The entries from the front, none taken.</summary>
+    public IEnumerable<ulong> Entries()
+    {
+        for (int i = 0; i < _runs; i++)
+        {
+            Run r = _ring[(_head + i) & (_ring.Length - 1)];
+            for (int k = 0; k < r.Count; k++)
+            {
+                yield return r.First + ((ulong)(long)r.Step * (ulong)k);
+            }
+        }
     }
 
     /// <summary>Keep, in order, only the entries <paramref name="keep"/> accepts.</summary>

@@ -157,6 +157,11 @@ public sealed class FaultInjection
     /// <summary>should_fail_alloc_page, then should_fail for an allocation of 2^<paramref name="order"/> pages.</summary>
     public bool ShouldFail(AllocSite site, int order, Gfp gfp)
     {
+        if (order < Volatile.Read(ref _minOrder))
+        {
+            return false; // below min-order, as the first check below says, without the lock: a set racing with it is before or after the call
+        }
+
         lock (_lock)
         {
             if (order < _minOrder || (_sites is not null && !_sites.Contains(site)) || (gfp & _requiredGfp) != _requiredGfp)

@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Runtime.InteropServices;
 
 namespace Hvo.Memory;
 
@@ -11,8 +12,12 @@ namespace Hvo.Memory;
 /// truth is a sparse bitmap with a bit per block of this order, and the list is a queue of
 /// candidates with lazy deletion: a block taken off the list by a merge or a contiguous
 /// allocation (list_del) only loses its bit, and its queue entry is dropped when it comes to the
-/// front. A second bitmap says which blocks have an entry queued, so a block freed again before
-/// its stale entry was dropped is not queued twice, and the queue is compacted once it holds
+/// front. A second bitmap says which blocks have an entry queued. A block freed again before its
+/// stale entry was dropped goes where list_add (or the tail) puts it, as any other: a fresh entry
+/// is queued, and the block's older ones, kept count of on the side, are skipped when they come to
+/// the front. So a block's place on the list never depends on when stale entries were dropped, nor
+/// on which blocks passed through the list on the way to a merge (what the per-CPU lists' runs
+/// skip, <see cref="PageAllocator"/>'s free_pcppages_bulk). The queue is compacted once it holds
 /// more than twice the free blocks: every operation stays O(1) amortized and the queue's size
 /// follows the number of free blocks. The blocks memblock_free_all puts on the tail of the
 /// max-order list are not queued one by one but kept as runs of consecutive blocks, taken from
@@ -28,6 +33,7 @@ internal sealed class FreeArea
     private readonly ulong _start;
     private readonly ulong _end;
     private readonly ulong _firstIndex;
+    private Dictionary<ulong, Queued>? _requeued; // blocks with more than one entry queued, by bit index
     private int _run;
 
     public FreeArea(ulong start, ulong end, int order)
@@ -59,7 +65,16 @@ internal sealed class FreeArea
         Count++;
         if (!_queued.Set(i))
         {
-            return; // its old entry, stale until now, stands for it again
+            // Entries of it are queued from before it left the list, stale: this one is current.
+            _requeued ??= [];
+            ref Queued q = ref CollectionsMarshal.GetValueRefOrAddDefault(_requeued, i, out bool known);
+            if (!known)
+            {
+                q = new Queued { Entries = 1, Current = -1 };
+            }
+
+            q.Entries++;
+            q.Current = toTail ? q.Entries - 1 : 0;
         }
 
         if (toTail)
@@ -122,8 +137,7 @@ internal sealed class FreeArea
         while (_list.TryPopFront(out pfn))
         {
             ulong i = (pfn >> Order) - _firstIndex;
-            _queued.Clear(i);
-            if (_free.Clear(i))
+            if (Dequeued(i) && _free.Clear(i))
             {
                 Count--;
                 return true;
@@ -151,11 +165,112 @@ internal sealed class FreeArea
         return false;
     }
 
-    private void Compact() => _list.Retain(KeepIfFree);
+    /// <summary>The free blocks in the order <see cref="TryTake"/> would give them, none taken (for tests).</summary>
+    internal List<ulong> Blocks()
+    {
+        var blocks = new List<ulong>();
+        var seen = new Dictionary<ulong, int>();
+        foreach (ulong pfn in _list.Entries())
+        {
+            ulong i = (pfn >> Order) - _firstIndex;
+            bool current = true;
+            if (_requeued is not null && _requeued.TryGetValue(i, out Queued q))
+            {
+                seen.TryGetValue(i, out int k);
+                seen[i] = k + 1;
+                current = k == q.Current;
+            }
+
+            if (current && _free.Get(i))
+            {
+                blocks.Add(pfn);
+            }
+        }
+
+        for (int r = _run; r < _runs.Count; r++)
+        {
+            for (ulong pfn = _runs[r].Next; pfn < _runs[r].End; pfn += 1UL << Order)
+            {
+                ulong i = (pfn >> Order) - _firstIndex;
+                if (!_queued.Get(i) && _free.Get(i))
+                {
+                    blocks.Add(pfn);
+                }
+            }
+        }
+
+        return blocks;
+    }
+
+    // The entry of block i at the front came off the queue: whether it is the block's current
+    // entry (the only one, or the one its last Add queued); the block stays marked queued while
+    // older entries of it remain.
+    private bool Dequeued(ulong i)
+    {
+        if (_requeued is not { Count: > 0 } requeued)
+        {
+            _queued.Clear(i);
+            return true;
+        }
+
+        ref Queued q = ref CollectionsMarshal.GetValueRefOrNullRef(requeued, i);
+        if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref q))
+        {
+            _queued.Clear(i);
+            return true;
+        }
+
+        bool current = q.Current == 0;
+        q.Entries--;
+        q.Current = q.Current > 0 ? q.Current - 1 : -1;
+        if (q.Entries == 0)
+        {
+            requeued.Remove(i);
+            _queued.Clear(i);
+        }
+        else if (q.Entries == 1 && q.Current == 0)
+        {
+            requeued.Remove(i); // the one left is current: an ordinary entry again
+        }
+
+        return current;
+    }
+
+    private void Compact()
+    {
+        _list.Retain(KeepIfFree);
+        if (_requeued is { Count: > 0 } requeued)
+        {
+            // Every entry was seen: a block stays marked queued if its current entry was kept.
+            foreach ((ulong i, Queued q) in requeued)
+            {
+                if (q.Kept)
+                {
+                    _queued.Set(i);
+                }
+                else
+                {
+                    _queued.Clear(i);
+                }
+            }
+
+            requeued.Clear();
+        }
+    }
 
     private bool KeepIfFree(ulong pfn)
     {
         ulong i = (pfn >> Order) - _firstIndex;
+        if (_requeued is { Count: > 0 } requeued && requeued.ContainsKey(i))
+        {
+            // Only the current entry may stay; Compact settles the queued mark once all are seen.
+            ref Queued q = ref CollectionsMarshal.GetValueRefOrNullRef(requeued, i);
+            bool keep = q.Current == 0 && _free.Get(i);
+            q.Kept |= keep;
+            q.Current = q.Current > 0 ? q.Current - 1 : -1;
+            return keep;
+        }
+
         if (_free.Get(i))
         {
             return true;
@@ -163,5 +278,14 @@ internal sealed class FreeArea
 
         _queued.Clear(i);
         return false;
+    }
+
+    // A block's entries in the queue: how many, and which of them, counted from the front, is
+    // current (-1: none is, each is stale); Kept while compacting.
+    private struct Queued
+    {
+        public int Entries;
+        public int Current;
+        public bool Kept;
     }
 }

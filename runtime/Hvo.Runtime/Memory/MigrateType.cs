@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace Hvo.Memory;
 
@@ -93,6 +94,9 @@ internal sealed class FreeAreaSet
         pfn = 0;
         return false;
     }
+
+    /// <summary>The free blocks on <paramref name="type"/>'s list, head first, none taken (for tests).</summary>
+    internal List<ulong> Blocks(MigrateType type) => _lists[ListIndex(type)]?.Blocks() ?? [];
 
     private static int ListIndex(MigrateType type) => type == MigrateType.Isolate ? (int)MigrateType.Movable : (int)type;
 }

@@ -243,17 +243,34 @@ public sealed partial class PageAllocator
             return false;
         }
 
+        FreeUnrefPages(zone, pfn, pfn + 1);
+        return true;
+    }
+
+    // free_unref_page for each page of [pfn, end), in order: pages of one pageblock (one type), with
+    // the lists set up and none isolated. They go to the list's head in a row up to the count that
+    // reaches high, then free_pcppages_bulk, as one page after the other would (a flush changes no
+    // pageblock's type).
+    private void FreeUnrefPages(Zone zone, ulong pfn, ulong end)
+    {
         MigrateType type = PageblockType(pfn);
         PerCpuPages pcp = zone.Pagesets[CurrentCpu];
-        pcp.Lists[(uint)type < FreeAreaSet.ListTypes ? (int)type : (int)MigrateType.Movable].AddHead(pfn);
-        pcp.Count++;
-        _pcpPages++;
-        if (pcp.Count >= pcp.High)
+        PcpList list = pcp.Lists[(uint)type < FreeAreaSet.ListTypes ? (int)type : (int)MigrateType.Movable];
+        while (pfn < end)
         {
-            FreePcppagesBulk(zone, pcp, NrPcpFree(pcp), (int)type);
-        }
+            int n = (int)Math.Min(end - pfn, (ulong)Math.Max(1, pcp.High - pcp.Count));
+            for (ulong last = pfn + (ulong)n; pfn < last; pfn++)
+            {
+                list.AddHead(pfn);
+            }
 
-        return true;
+            pcp.Count += n;
+            _pcpPages += n;
+            if (pcp.Count >= pcp.High)
+            {
+                FreePcppagesBulk(zone, pcp, NrPcpFree(pcp), (int)type);
+            }
+        }
     }
 
     // nr_pcp_free: batch << free_factor (free_factor growing while that stays below high - batch),
@@ -292,11 +309,19 @@ public sealed partial class PageAllocator
 
             do
             {
-                // A run of the list's tail at a time, page by page from its tail end.
+                // A run of the list's tail at a time, page by page from its tail end: pages of
+                // ascending pfns as their aligned blocks, which leaves the same free lists.
                 int n = list.TakeTailRun(count, out ulong pfn, out long step);
                 count -= n;
                 pcp.Count -= n;
                 _pcpPages -= n;
+                if (n > 1 && step == -1 && BulkFreeByBlocks && !OverlapsIsolation(pfn, (ulong)n))
+                {
+                    FreeRange(zone, pfn, pfn + (ulong)n);
+                    RunsFreedByBlocks++;
+                    continue;
+                }
+
                 for (int i = 0; i < n; i++, pfn -= (ulong)step)
                 {
                     FreeOneBlock(zone, pfn, 0);
@@ -305,6 +330,25 @@ public sealed partial class PageAllocator
             while (count > 0 && list.Count > 0);
         }
     }
+
+    /// <summary>
+    /// Whether free_pcppages_bulk gives a run of the list's tail whose pfns ascend one by one
+    /// (HVO's freed vmemmap frames, in the order they were freed) to the buddy lists as the aligned
+    /// blocks it is made of (<see cref="FreeRange"/>), each merged once, rather than page by page;
+    /// false: page by page, the tests' reference. The free lists come out the same: while the
+    /// pages of an aligned block go in one after the other, each merge stays inside the block, so
+    /// the last page's merges take the block whole into __free_one_page at its order, with the rest
+    /// of the zone as it would find it; the blocks the pages make on the way are merged away again,
+    /// and a block's place on its list does not depend on them (<see cref="FreeArea"/>). A run
+    /// that reaches an isolated range goes page by page.
+    /// </summary>
+    internal bool BulkFreeByBlocks { get; set; } = true;
+
+    /// <summary>The runs free_pcppages_bulk gave back as blocks (<see cref="BulkFreeByBlocks"/>), for tests.</summary>
+    internal long RunsFreedByBlocks { get; private set; }
+
+    // Whether [pfn, +count) reaches the isolated range (memory offline's, alloc_contig_pages').
+    private bool OverlapsIsolation(ulong pfn, ulong count) => pfn < _isolatedEnd && pfn + count > _isolatedStart;
 
     // drain_all_pages: true when a list held anything.
     private bool DrainAllPagesLocked()

@@ -538,10 +538,7 @@ public sealed partial class PageAllocator
             // Nothing to refuse: the run changes hands and leaves PageReserved at once
             // (the frees below read neither), then each frame is freed in order.
             _unmanaged.ClearRange(pfn, end);
-            for (; pfn < end; pfn++)
-            {
-                JoinZoneAndFree(pfn);
-            }
+            JoinZoneAndFree(pfn, end);
         }
         else
         {
@@ -563,6 +560,30 @@ public sealed partial class PageAllocator
         TransferOwners(pfn, 1, owner, FrameOwner.Free);
         _unmanaged.Clear(pfn);
         JoinZoneAndFree(pfn);
+    }
+
+    // JoinZoneAndFree for each frame of [pfn, end), in order, a pageblock of a zone at a time
+    // (FreeUnrefPages); page by page where there are no per-CPU lists or the run reaches the isolated range.
+    private void JoinZoneAndFree(ulong pfn, ulong end)
+    {
+        while (pfn < end)
+        {
+            Zone zone = ZoneOf(pfn);
+            ulong stop = Math.Min(RunEnd(zone, pfn, end), (pfn | (PageblockFrames - 1)) + 1);
+            if (zone.Pagesets.Length == 0 || OverlapsIsolation(pfn, stop - pfn))
+            {
+                for (; pfn < stop; pfn++)
+                {
+                    JoinZoneAndFree(pfn);
+                }
+
+                continue;
+            }
+
+            zone.ManagedPages += (long)(stop - pfn);
+            FreeUnrefPages(zone, pfn, stop);
+            pfn = stop;
+        }
     }
 
     // A reserved frame, its owner and PageReserved already given up, counts in its zone's managed

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace Hvo.Memory;
 
@@ -46,6 +47,9 @@ internal sealed class PcpList
 
     /// <summary>Runs the pages are held in (for tests: consecutive frees share one).</summary>
     internal int Runs => _pages.Runs;
+
+    /// <summary>The pages from the head, none taken (for tests).</summary>
+    internal IEnumerable<ulong> Pages() => _pages.Entries();
 
     public void AddHead(ulong pfn) => _pages.PushFront(pfn);
 

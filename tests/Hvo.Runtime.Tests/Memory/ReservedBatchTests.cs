@@ -152,6 +152,7 @@ public sealed class ReservedBatchTests
         Assert.AreEqual(single.ManagedPages, batch.ManagedPages);
         Assert.AreEqual(single.NrFreePages, batch.NrFreePages);
         Assert.AreEqual(single.PcpPages, batch.PcpPages);
+        Assert.AreEqual(FreeLists(single), FreeLists(batch), "every list, in order");
         foreach (FrameOwner owner in Enum.GetValues<FrameOwner>())
         {
             Assert.AreEqual(single.Owners.Count(owner), batch.Owners.Count(owner), owner.ToString());
