@@ -215,7 +215,16 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
     public int NodeOf(ulong pfn)
     {
         CheckPfn(pfn);
-        int nid = (int)Math.Min((ulong)Nodes - 1, (ulong)((UInt128)(pfn - FirstPfn) * (ulong)Nodes / Frames));
+        if (Nodes == 1)
+        {
+            return 0;
+        }
+
+        // The guess in 64 bits where the product fits (always, below 2^54 frames and 1024 nodes):
+        // a 128-bit division is a call, and this runs behind every struct page produced.
+        ulong offset = pfn - FirstPfn;
+        ulong guess = offset <= ulong.MaxValue / (ulong)Nodes ? offset * (ulong)Nodes / Frames : (ulong)((UInt128)offset * (ulong)Nodes / Frames);
+        int nid = (int)Math.Min((ulong)Nodes - 1, guess);
         while (pfn < NodeStart(nid))
         {
             nid--;
