@@ -228,11 +228,17 @@ public sealed class FrameOwnerTable
         _counts[(int)owner] += (long)count;
     }
 
+    // Small enough to inline on every look-up and transfer; the message is built apart.
     private void Check(ulong pfn, ulong count)
     {
         if (pfn - FirstPfn >= Frames || count > Frames - (pfn - FirstPfn))
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{count} are outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
+            ThrowOutside(pfn, count);
         }
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ThrowOutside(ulong pfn, ulong count) =>
+        throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{count} are outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
 }

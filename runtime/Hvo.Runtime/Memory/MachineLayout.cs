@@ -284,13 +284,19 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
     // A zone limit is a physical address; the machine's frames lie in [FirstPfn, EndPfn).
     private ulong LimitPfn(ZoneSpec zone) => zone.End is { } end ? Math.Clamp(end >> PageShift, FirstPfn, EndPfn) : EndPfn;
 
+    // Small enough to inline behind every NodeOf and ZoneOf; the message is built apart.
     private void CheckPfn(ulong pfn)
     {
         if (pfn - FirstPfn >= Frames)
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
+            BadPfn(pfn);
         }
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void BadPfn(ulong pfn) =>
+        throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
 
     private void CheckNode(int nid)
     {
