@@ -295,13 +295,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         {
             // One page's frames (a restore's come back descending: runs of one): one call for all.
             Span<ulong> few = stackalloc ulong[FewFrames];
-            int n = 0;
-            foreach (ulong pfn in frames)
-            {
-                few[n++] = pfn;
-            }
-
-            _machine.FreeVmemmapFrames(few[..n]);
+            frames.CopyTo(few);
+            _machine.FreeVmemmapFrames(few[..frames.Count]);
             frames.Clear();
             return;
         }
