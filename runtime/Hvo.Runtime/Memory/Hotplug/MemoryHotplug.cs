@@ -60,12 +60,14 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     private long _vmemmapFrames;
     private long _tableFrames;
     private int _devices;
+    private readonly int _blockFramesShift;
 
     internal MemoryHotplug(Machine<TArch> machine)
     {
         _machine = machine;
         MachineLayout layout = machine.Layout;
         BlockBytes = ProbeMemoryBlockSize(layout.EndPfn << TArch.PageShift);
+        _blockFramesShift = System.Numerics.BitOperations.Log2(BlockFrames); // a power of two, as memory_block_size_bytes is
         _firstBlock = layout.FirstPfn / BlockFrames;
         _blocks = new MemoryBlock?[((machine.PhysicalEndPfn + BlockFrames - 1) / BlockFrames) - _firstBlock];
         AutoOnline = machine.Config.AutoOnlineBlocks;
@@ -124,7 +126,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     public MemoryBlock? Block(ulong id) => id >= _firstBlock && id - _firstBlock < (ulong)_blocks.Length ? Volatile.Read(ref _blocks[id - _firstBlock]) : null;
 
     /// <summary>The block <paramref name="pfn"/> lies in, if present.</summary>
-    public MemoryBlock? BlockOf(ulong pfn) => Block(pfn / BlockFrames);
+    public MemoryBlock? BlockOf(ulong pfn) => Block(pfn >> _blockFramesShift); // behind every freed vmemmap frame: a shift, not a division
 
     /// <summary>
     /// mhp_supports_memmap_on_memory for one block: the parameter is on, the architecture has
