@@ -25,7 +25,9 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 {
     private readonly Machine<TArch> _machine;
     private readonly HvoCounterTable _counters;
-    private readonly Dictionary<(int Node, int Zone, int Order), ulong> _tails = new();
+    // v7.1's shared tail pages: replaced whole under the lock when one is added (once per zone and
+    // order), never changed in place, so a look-up reads the published one without the lock.
+    private Dictionary<(int Node, int Zone, int Order), ulong> _tails = new();
     private readonly System.Threading.Lock _tailsLock = new();
     private readonly VmemmapCollapse<TArch>? _collapse;
 
@@ -82,10 +84,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     public bool TryGetSharedTail(HugePage page, out ulong pfn)
     {
         ArgumentNullException.ThrowIfNull(page);
-        lock (_tailsLock)
-        {
-            return _tails.TryGetValue((page.Node, _machine.ZoneOf(page.HeadPfn), page.Order), out pfn);
-        }
+        return System.Threading.Volatile.Read(ref _tails).TryGetValue((page.Node, _machine.ZoneOf(page.HeadPfn), page.Order), out pfn);
     }
 
     public HvoPolicy Policy { get; }
@@ -330,7 +329,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// with HVO on never had self-hosted struct pages (memmap_on_memory gave way to HVO).
     /// </summary>
     private bool VmemmapSelfHosted(HugePage page) =>
-        _machine.TryTranslateKernel(_machine.StructPageAddress(page.HeadPfn), out ulong pa)
+        _machine.Hotplug.AnySelfHosted // no block hosts its own struct pages: none to find through the page table
+        && _machine.TryTranslateKernel(_machine.StructPageAddress(page.HeadPfn), out ulong pa)
         && _machine.Hotplug.IsSelfHostedVmemmap(pa >> TArch.PageShift);
 
     /// <summary>v6.7's split pass (vmemmap_remap_split, no flush): false when no page is to be optimized; a flush_tlb_all follows.</summary>
@@ -459,6 +459,11 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     private bool TryGetOrAllocSharedTail(HugePage page, out ulong pfn)
     {
         int zone = _machine.ZoneOf(page.HeadPfn);
+        if (System.Threading.Volatile.Read(ref _tails).TryGetValue((page.Node, zone, page.Order), out pfn))
+        {
+            return true; // allocated already: no lock
+        }
+
         lock (_tailsLock)
         {
             if (_tails.TryGetValue((page.Node, zone, page.Order), out pfn))
@@ -479,7 +484,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
                 StructPage.InitializeCompound(bytes.Slice(offset, size), page.Node, zone, StructPage.FirstPlainTail, 0, page.Order, mask: true);
             }
 
-            _tails.Add((page.Node, zone, page.Order), pfn);
+            System.Threading.Volatile.Write(ref _tails, new Dictionary<(int Node, int Zone, int Order), ulong>(_tails) { [(page.Node, zone, page.Order)] = pfn });
             Counters(page).SharedTailAllocated();
             return true;
         }

@@ -61,6 +61,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     private long _tableFrames;
     private int _devices;
     private readonly int _blockFramesShift;
+    private bool _selfHosting;
 
     internal MemoryHotplug(Machine<TArch> machine)
     {
@@ -326,7 +327,14 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
     /// <summary>Whether vmemmap frame <paramref name="frame"/> holds struct pages of its own block (PageVmemmapSelfHosted).</summary>
     public bool IsSelfHostedVmemmap(ulong frame) =>
-        BlockOf(frame) is { SelfHostedFrames: > 0 } b && frame >= b.StartPfn && frame < b.FirstUsablePfn;
+        AnySelfHosted && BlockOf(frame) is { SelfHostedFrames: > 0 } b && frame >= b.StartPfn && frame < b.FirstUsablePfn;
+
+    /// <summary>
+    /// Some block was ever added with its own struct pages (memmap_on_memory): until then no frame
+    /// is self-hosted, and the checks behind every freed vmemmap frame and every page HVO considers
+    /// answer without a look-up.
+    /// </summary>
+    public bool AnySelfHosted => Volatile.Read(ref _selfHosting);
 
     /// <summary>
     /// memory_add_physaddr_to_nid (x86): the node whose memory holds the address, else the first
@@ -384,6 +392,11 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
             _machine.Owners.Transfer(start + selfHosted, BlockFrames - selfHosted, FrameOwner.Absent, FrameOwner.Offline);
             var block = new MemoryBlock(start / BlockFrames, start, BlockFrames, BlockFrames, nid, MemoryBlockState.Offline, zone: null, hotAdded: true, selfHosted);
+            if (selfHosted > 0)
+            {
+                Volatile.Write(ref _selfHosting, true); // before the block is seen
+            }
+
             Volatile.Write(ref _blocks[block.Id - _firstBlock], block);
             if (AutoOnline != OnlineType.Offline)
             {
