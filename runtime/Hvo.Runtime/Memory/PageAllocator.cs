@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics.CodeAnalysis;
+using System.Linq;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Threading;
@@ -30,6 +31,7 @@ public sealed partial class PageAllocator
     private readonly long[] _live;              // per order >= 1: bits set in _allocated, so an order-0 free skips the orders with none
     private readonly SparseBitmap _unmanaged;   // PageReserved: frames memblock kept that never joined a zone
     private readonly Lock _lock; // the owner table's (see the constructor)
+    private readonly ulong[] _bootZoneEnds; // Layout.ZoneLimits(z).End of every zone but the last, for ZoneIndexOf
     private bool _ownersHeld; // under _lock: an order-0 batch holds the owner table's lock too
     private long _allocCalls;
     private long _failedAllocations;
@@ -51,6 +53,7 @@ public sealed partial class PageAllocator
         // hotplug, take the same lock; a lock inside it is the same one, reentered).
         _lock = Owners.Sync;
         Faults = faults;
+        _bootZoneEnds = [.. Enumerable.Range(0, Layout.Zones.Count - 1).Select(z => Layout.ZoneLimits(z).End)];
         MaxOrder = Layout.MaxOrder;
 
         IReadOnlyList<(ulong Start, ulong End)> reserved = boot.Release();
