@@ -249,9 +249,10 @@ public sealed partial class PageAllocator
         CheckNode(nid);
         CheckOwner(owner);
         using BatchHold hold = HoldForBatch();
+        int highest = HighestZone(gfp); // the request's, the same for every page
         for (int i = 0; i < count; i++)
         {
-            if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, out ulong pfn))
+            if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, highest, out ulong pfn))
             {
                 return i;
             }
@@ -263,14 +264,17 @@ public sealed partial class PageAllocator
     }
 
     // The body of alloc_pages_node, under the lock.
-    private bool TryAllocPagesLocked(int nid, int order, Gfp gfp, AllocSite site, FrameOwner owner, out ulong pfn)
+    private bool TryAllocPagesLocked(int nid, int order, Gfp gfp, AllocSite site, FrameOwner owner, out ulong pfn) =>
+        TryAllocPagesLocked(nid, order, gfp, site, owner, HighestZone(gfp), out pfn);
+
+    // The same, with the request's highest zone (gfp_zone) known.
+    private bool TryAllocPagesLocked(int nid, int order, Gfp gfp, AllocSite site, FrameOwner owner, int highest, out ulong pfn)
     {
         if (InjectFailure(site, order, gfp))
         {
             return Fail(gfp, out pfn);
         }
 
-        int highest = HighestZone(gfp);
         MigrateType type = GfpMigrateType(gfp);
         do
         {
