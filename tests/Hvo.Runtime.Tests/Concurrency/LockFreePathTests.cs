@@ -47,45 +47,25 @@ public sealed class LockFreePathTests
         }
 
         // Two CPUs, each its half of the pages, round-robin so their walks, frees and flushes interleave.
-        using var start = new Barrier(2);
-        var failures = new ConcurrentQueue<Exception>();
-        Thread[] cpus = [.. Enumerable.Range(0, 2).Select(cpu => new Thread(() =>
+        AtOnce(cpu =>
         {
-            try
+            using (parallel.Machine.RunOnCpu(cpu))
             {
-                using (parallel.Machine.RunOnCpu(cpu))
+                int[] mine = [.. Enumerable.Range(0, Pages).Where(i => i % 2 == cpu)];
+                int[] done = new int[Pages];
+                for (bool any = true; any;)
                 {
-                    start.SignalAndWait();
-                    int[] mine = [.. Enumerable.Range(0, Pages).Where(i => i % 2 == cpu)];
-                    int[] done = new int[Pages];
-                    for (bool any = true; any;)
+                    any = false;
+                    foreach (int i in mine.Where(i => done[i] < toggles[i].Length))
                     {
-                        any = false;
-                        foreach (int i in mine.Where(i => done[i] < toggles[i].Length))
-                        {
-                            Toggle(parallel, two[i]);
-                            done[i]++;
-                            any = true;
-                        }
+                        Toggle(parallel, two[i]);
+                        done[i]++;
+                        any = true;
                     }
                 }
             }
-            catch (Exception e)
-            {
-                failures.Enqueue(e);
-            }
-        }) { IsBackground = true })];
-        foreach (Thread t in cpus)
-        {
-            t.Start();
-        }
+        });
 
-        foreach (Thread t in cpus)
-        {
-            t.Join();
-        }
-
-        Assert.IsTrue(failures.IsEmpty, string.Join("\n", failures));
         for (int i = 0; i < Pages; i++)
         {
             Assert.AreEqual(toggles[i].Length % 2 == 1, two[i].VmemmapOptimized, $"page {i}: HPageVmemmapOptimized");
@@ -137,24 +117,13 @@ public sealed class LockFreePathTests
         }
 
         var shared = new SparseMap<ulong>(Length);
-        using var start = new Barrier(2);
-        Thread[] threads = [.. writes.Select(w => new Thread(() =>
+        AtOnce(t =>
         {
-            start.SignalAndWait();
-            foreach ((ulong slot, ulong value) in w)
+            foreach ((ulong slot, ulong value) in writes[t])
             {
                 Apply(shared, slot, value);
             }
-        }))];
-        foreach (Thread t in threads)
-        {
-            t.Start();
-        }
-
-        foreach (Thread t in threads)
-        {
-            t.Join();
-        }
+        });
 
         Assert.AreEqual(serial.Count, shared.Count);
         for (ulong i = 0; i < Length; i++)
@@ -191,24 +160,13 @@ public sealed class LockFreePathTests
         }
 
         var shared = new SparseBitmap(Length);
-        using var start = new Barrier(2);
-        Thread[] threads = [.. writes.Select(w => new Thread(() =>
+        AtOnce(t =>
         {
-            start.SignalAndWait();
-            foreach ((ulong bit, bool value) in w)
+            foreach ((ulong bit, bool value) in writes[t])
             {
                 shared.WriteAtomic(bit, value);
             }
-        }))];
-        foreach (Thread t in threads)
-        {
-            t.Start();
-        }
-
-        foreach (Thread t in threads)
-        {
-            t.Join();
-        }
+        });
 
         for (ulong i = 0; i < Length; i++)
         {
@@ -239,6 +197,36 @@ public sealed class LockFreePathTests
         Assert.IsFalse(tlb.Reaches(99, out _));
         tlb.InvalidateAll(); // empty again
         Assert.AreEqual(5, tlb.Invalidations);
+    }
+
+    // Two threads started together, each given its index; whatever either throws fails the test.
+    private static void AtOnce(Action<int> work)
+    {
+        using var start = new Barrier(2);
+        var failures = new ConcurrentQueue<Exception>();
+        Thread[] threads = [.. Enumerable.Range(0, 2).Select(t => new Thread(() =>
+        {
+            try
+            {
+                start.SignalAndWait();
+                work(t);
+            }
+            catch (Exception e)
+            {
+                failures.Enqueue(e);
+            }
+        }) { IsBackground = true })];
+        foreach (Thread t in threads)
+        {
+            t.Start();
+        }
+
+        foreach (Thread t in threads)
+        {
+            t.Join();
+        }
+
+        Assert.IsTrue(failures.IsEmpty, string.Join("\n", failures));
     }
 
     // How many times each page is optimized or restored (odd: it ends optimized).
