@@ -350,7 +350,14 @@ public sealed partial class PageAllocator
                 return false;
             }
 
-            _nodeZones = zones[(nid + _node) % zones.Length]; // the node's zones, once per node rather than per zone
+            // (nid + _node) % zones.Length without a division, once per node rather than per zone.
+            int n = nid + _node;
+            while (n >= zones.Length)
+            {
+                n -= zones.Length;
+            }
+
+            _nodeZones = zones[n];
             _zone = highest;
             return true;
         }
