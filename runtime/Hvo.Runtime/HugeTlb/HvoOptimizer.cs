@@ -287,6 +287,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     private const int FewFrames = 64;
 
     /// <summary>free_vmemmap_page_list: each frame back where it came from, in the list's order (Machine.FreeVmemmapFrames: a few frames in one call, more a run of consecutive frames at a time), and the list emptied.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit] // the stack buffer is written before it is read: no zeroing per call
     protected void Free(VmemmapFrameList frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
