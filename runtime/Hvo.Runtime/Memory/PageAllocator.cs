@@ -29,6 +29,7 @@ public sealed partial class PageAllocator
     private readonly SparseBitmap[] _allocated; // per order >= 1: heads of live allocations of that order
     private readonly SparseBitmap[] _compound;  // per order >= 1: those allocated with __GFP_COMP
     private readonly long[] _live;              // per order >= 1: bits set in _allocated, so an order-0 free skips the orders with none
+    private ulong _liveOrders;                  // bit o: _live[o] > 0
     private readonly SparseBitmap _unmanaged;   // PageReserved: frames memblock kept that never joined a zone
     private readonly Lock _lock; // the owner table's (see the constructor)
     private readonly ulong[] _bootZoneEnds; // Layout.ZoneLimits(z).End of every zone but the last, for ZoneIndexOf
@@ -486,7 +487,7 @@ public sealed partial class PageAllocator
         TransferOwners(pfn, 1UL << order, owner, FrameOwner.Free);
         if (order > 0)
         {
-            _live[order] -= _allocated[order].Clear(pfn >> order) ? 1 : 0;
+            AddLive(order, _allocated[order].Clear(pfn >> order) ? -1 : 0);
             _compound[order].Clear(pfn >> order);
         }
 
@@ -522,7 +523,7 @@ public sealed partial class PageAllocator
                 throw new InvalidOperationException($"split_page: the order-{order} block at frame 0x{pfn:x} is a compound page (__GFP_COMP)");
             }
 
-            _live[order] -= _allocated[order].Clear(pfn >> order) ? 1 : 0;
+            AddLive(order, _allocated[order].Clear(pfn >> order) ? -1 : 0);
         }
     }
 
@@ -698,7 +699,7 @@ public sealed partial class PageAllocator
 
         if (order > 0)
         {
-            _live[order] += _allocated[order].Set(pfn >> order) ? 1 : 0;
+            AddLive(order, _allocated[order].Set(pfn >> order) ? 1 : 0);
             if ((gfp & Gfp.Comp) != 0)
             {
                 _compound[order].Set(pfn >> order);
@@ -790,12 +791,21 @@ public sealed partial class PageAllocator
         return order;
     }
 
-    // The order (> 0) of the live allocation whose block holds pfn, or 0 if none does.
+    // _live[order] += delta, keeping _liveOrders (a bit per order with a live allocation) in step.
+    private void AddLive(int order, int delta)
+    {
+        _live[order] += delta;
+        _liveOrders = _live[order] > 0 ? _liveOrders | (1UL << order) : _liveOrders & ~(1UL << order);
+    }
+
+    // The order (> 0) of the live allocation whose block holds pfn, or 0 if none does: lowest order
+    // first, only the orders that have one (behind every order-0 free).
     private int BlockAround(ulong pfn, out ulong head)
     {
-        for (int order = 1; order <= MaxOrder; order++)
+        for (ulong orders = _liveOrders; orders != 0; orders &= orders - 1)
         {
-            if (_live[order] > 0 && _allocated[order].Get(pfn >> order))
+            int order = BitOperations.TrailingZeroCount(orders);
+            if (_allocated[order].Get(pfn >> order))
             {
                 head = pfn & ~((1UL << order) - 1);
                 return order;
