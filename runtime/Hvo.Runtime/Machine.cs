@@ -442,28 +442,32 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// </param>
     public void CopyFrame(ulong from, ulong to, ulong targetVa, int resetStructPages = 0, bool sameAsLast = false)
     {
+        CopyState st = CopyState.ForThread((int)TArch.PageSize);
         bool runtimeVmemmap = Owners[to] == FrameOwner.RuntimeVmemmap;
-        if (runtimeVmemmap && resetStructPages == 0 && !Frames.IsMaterialized(from) &&
-            BootVmemmap.TryGetVirtualAddress(from, out ulong fromVa) && ((fromVa ^ targetVa) & ~(TArch.PageSize - 1)) == 0)
+
+        // The same source as this thread's last call, nothing written since: what it found about the
+        // source (deferred, and where) holds still, and so does its copy.
+        bool again = sameAsLast && st.Holds && st.From == from && st.Reset == resetStructPages;
+        ulong fromVa = st.FromVa;
+        bool fromDeferred = again ? st.FromDeferred : !Frames.IsMaterialized(from) && BootVmemmap.TryGetVirtualAddress(from, out fromVa);
+        if (runtimeVmemmap && resetStructPages == 0 && fromDeferred && ((fromVa ^ targetVa) & ~(TArch.PageSize - 1)) == 0)
         {
             // A deferred page copied to where it is (v6.2's head copy): nothing to compare.
-            t_copyHolds = false;
+            st.Holds = false;
             BootVmemmap.AddDeferredCopy(to, targetVa);
             Frames.Discard(to);
             return;
         }
 
         int size = (int)TArch.PageSize;
-        (byte[] copyBuffer, byte[] producedBuffer) = CopyScratch(size);
-        Span<byte> copy = copyBuffer.AsSpan(0, size);
-        if (!sameAsLast || !t_copyHolds || t_copyFrom != from || t_copyReset != resetStructPages)
+        Span<byte> copy = st.Copy.AsSpan(0, size);
+        if (!again)
         {
             // The copy is produced when first needed: a deferred page of plain tails copied over
             // plain tails of the same compound page needs no bytes at all.
-            (t_copyHolds, t_copyFrom, t_copyReset, t_copyFilled) = (true, from, resetStructPages, false);
-            t_comparedTails = null;
-            t_copiedTails = runtimeVmemmap && !Frames.IsMaterialized(from) && BootVmemmap.TryGetVirtualAddress(from, out ulong va)
-                && BootVmemmap.TryGetPlainTails(va, resetStructPages, out PlainTails copied) ? copied : null;
+            (st.Holds, st.From, st.Reset, st.Filled, st.FromDeferred, st.FromVa) = (true, from, resetStructPages, false, fromDeferred, fromVa);
+            st.ComparedTails = null;
+            st.CopiedTails = runtimeVmemmap && fromDeferred && BootVmemmap.TryGetPlainTails(fromVa, resetStructPages, out PlainTails copied) ? copied : null;
         }
 
         if (runtimeVmemmap)
@@ -471,29 +475,29 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             ulong targetPage = targetVa & ~(TArch.PageSize - 1);
             bool same;
             bool plain = BootVmemmap.TryGetPlainTails(targetPage, 0, out PlainTails tails);
-            if (plain && t_copiedTails == tails)
+            if (plain && st.CopiedTails == tails)
             {
                 same = true; // the same plain tails of the same compound page: the same bytes
             }
-            else if (plain && t_comparedTails == tails)
+            else if (plain && st.ComparedTails == tails)
             {
                 // The same copy against the same plain tails as the last call (a restore walk's every
                 // tail PTE): the same answer, without producing and comparing the page again.
-                same = t_comparedSame;
+                same = st.ComparedSame;
             }
             else
             {
                 // What the target holds: plain tails depend only on what names them, so the page
                 // produced for the same names last time (this walk or an earlier one) serves again.
-                Span<byte> produced = producedBuffer.AsSpan(0, size);
-                if (!plain || t_producedTails != tails)
+                Span<byte> produced = st.Produced.AsSpan(0, size);
+                if (!plain || st.ProducedTails != tails)
                 {
                     BootVmemmap.FillStructPages(targetPage, produced);
-                    t_producedTails = plain ? tails : null;
+                    st.ProducedTails = plain ? tails : null;
                 }
 
-                same = t_copyFilled || !plain ? SameCopy(copy, produced, from, resetStructPages) : SameAsPlainTails(from, resetStructPages, produced);
-                (t_comparedTails, t_comparedSame) = (plain ? tails : null, same);
+                same = st.Filled || !plain ? SameCopy(st, copy, produced, from, resetStructPages) : SameAsPlainTails(from, resetStructPages, produced);
+                (st.ComparedTails, st.ComparedSame) = (plain ? tails : null, same);
             }
 
             if (same)
@@ -505,14 +509,14 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             }
         }
 
-        FillCopy(copy, from, resetStructPages);
+        FillCopy(st, copy, from, resetStructPages);
         BootVmemmap.ForgetCopy(to);
         copy.CopyTo(Frames.Write(to));
     }
 
-    private bool SameCopy(Span<byte> copy, ReadOnlySpan<byte> produced, ulong from, int resetStructPages)
+    private bool SameCopy(CopyState st, Span<byte> copy, ReadOnlySpan<byte> produced, ulong from, int resetStructPages)
     {
-        FillCopy(copy, from, resetStructPages);
+        FillCopy(st, copy, from, resetStructPages);
         return copy.SequenceEqual(produced);
     }
 
@@ -528,9 +532,9 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     }
 
     // The copy of `from`, reset, into this thread's buffer, unless it holds it already.
-    private void FillCopy(Span<byte> copy, ulong from, int resetStructPages)
+    private void FillCopy(CopyState st, Span<byte> copy, ulong from, int resetStructPages)
     {
-        if (t_copyFilled)
+        if (st.Filled)
         {
             return;
         }
@@ -541,7 +545,7 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
             ResetCopiedHead(copy, resetStructPages);
         }
 
-        t_copyFilled = true;
+        st.Filled = true;
     }
 
     /// <summary>
@@ -558,51 +562,54 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         }
     }
 
-    /// <summary>This thread's two page buffers for <see cref="CopyFrame"/> (the copy, and what the target would hold).</summary>
-    private static (byte[] Copy, byte[] Produced) CopyScratch(int size)
+    /// <summary>
+    /// This thread's state for <see cref="CopyFrame"/>, one object read once a call: its two page
+    /// buffers (the copy, and what the target would hold) and what they hold.
+    /// </summary>
+    private sealed class CopyState
     {
-        if (t_copyScratch is not { } c || c.Length < size)
-        {
-            c = t_copyScratch = new byte[size];
-        }
+        [ThreadStatic]
+        private static CopyState? t_state;
 
-        if (t_producedScratch is not { } p || p.Length < size)
-        {
-            p = t_producedScratch = new byte[size];
-            t_producedTails = null;
-        }
+        public byte[] Copy = [];
+        public byte[] Produced = [];
 
-        return (c, p);
+        // What Copy holds: the copy of which frame, reset how (for CopyFrame's sameAsLast); whether
+        // that frame was deferred, and the vmemmap address it held then.
+        public bool Holds;
+        public ulong From;
+        public int Reset;
+        public bool FromDeferred;
+        public ulong FromVa;
+
+        // Whether Copy holds the copy yet; the plain tails the copy is made of (null: not only
+        // plain tails of one compound page, or unknown); what it was last compared with (plain tails,
+        // else null), and whether it was the same.
+        public bool Filled;
+        public PlainTails? CopiedTails;
+        public PlainTails? ComparedTails;
+        public bool ComparedSame;
+
+        // The plain tails Produced holds (null: something else, or nothing yet).
+        public PlainTails? ProducedTails;
+
+        public static CopyState ForThread(int size)
+        {
+            CopyState st = t_state ??= new CopyState();
+            if (st.Copy.Length < size)
+            {
+                st.Copy = new byte[size];
+            }
+
+            if (st.Produced.Length < size)
+            {
+                st.Produced = new byte[size];
+                st.ProducedTails = null;
+            }
+
+            return st;
+        }
     }
-
-    [ThreadStatic]
-    private static byte[]? t_copyScratch;
-
-    // What t_copyScratch holds: the copy of which frame, reset how (for CopyFrame's sameAsLast).
-    [ThreadStatic]
-    private static bool t_copyHolds;
-    [ThreadStatic]
-    private static ulong t_copyFrom;
-    [ThreadStatic]
-    private static int t_copyReset;
-    [ThreadStatic]
-    private static byte[]? t_producedScratch;
-
-    // Whether t_copyScratch holds the copy yet; the plain tails the copy is made of (null: not only
-    // plain tails of one compound page, or unknown); what it was last compared with (plain tails,
-    // else null), and whether it was the same.
-    [ThreadStatic]
-    private static bool t_copyFilled;
-    [ThreadStatic]
-    private static PlainTails? t_copiedTails;
-    [ThreadStatic]
-    private static PlainTails? t_comparedTails;
-    [ThreadStatic]
-    private static bool t_comparedSame;
-
-    // The plain tails t_producedScratch holds (null: something else, or nothing yet).
-    [ThreadStatic]
-    private static PlainTails? t_producedTails;
 
     /// <summary>
     /// Set or clear <paramref name="flag"/> in the struct page of <paramref name="pfn"/>, through the MMU
@@ -906,8 +913,12 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
         Memblock.TryAlloc(node, frames, align, owner, out pfn);
 
     /// <summary>What the struct page of <paramref name="pfn"/> holds while nobody wrote it.</summary>
-    private StructPageOrigin StructPageOriginOf(ulong pfn) =>
-        Compounds.Origin(new StructPageOrigin(NodeOf(pfn), ZoneOf(pfn), IsReservedAtBoot(pfn)), pfn);
+    private StructPageOrigin StructPageOriginOf(ulong pfn)
+    {
+        // A frame of a compound page is not PageReserved: the boot reservations are searched only for one that is not.
+        var boot = new StructPageOrigin(NodeOf(pfn), ZoneOf(pfn), Reserved: false);
+        return Compounds.TryOrigin(boot, pfn, out StructPageOrigin compound) ? compound : boot with { Reserved = IsReservedAtBoot(pfn) };
+    }
 
     private bool IsReservedAtBoot(ulong pfn)
     {

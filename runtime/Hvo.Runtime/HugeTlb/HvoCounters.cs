@@ -1,3 +1,4 @@
+using System;
 using System.Threading;
 
 namespace Hvo.HugeTlb;
@@ -25,7 +26,10 @@ public enum OptimizeFailure
 /// </summary>
 public sealed class HvoCounters
 {
-    private readonly HvoCounters? _sum;
+    // The counters that add up into these (a sum's hstate-and-node counters): a read adds them up,
+    // so an event costs one interlocked add, not one here and one in the sum.
+    private HvoCounters[] _parts = [];
+    private readonly Lock _partsLock = new();
 
     private long _optimized;
     private long _freed;
@@ -52,59 +56,78 @@ public sealed class HvoCounters
     }
 
     /// <param name="sum">The counters that add up these and their siblings: every event here counts there too.</param>
-    public HvoCounters(HvoCounters sum) => _sum = sum;
+    public HvoCounters(HvoCounters sum)
+    {
+        ArgumentNullException.ThrowIfNull(sum);
+        lock (sum._partsLock)
+        {
+            Volatile.Write(ref sum._parts, [.. sum._parts, this]);
+        }
+    }
+
+    // A counter's value here plus in every part.
+    private long Sum(Func<HvoCounters, long> read)
+    {
+        long total = read(this);
+        foreach (HvoCounters part in Volatile.Read(ref _parts))
+        {
+            total += read(part);
+        }
+
+        return total;
+    }
 
     /// <summary>Pages with HPageVmemmapOptimized set now.</summary>
-    public long OptimizedPages => Interlocked.Read(ref _optimized);
+    public long OptimizedPages => Sum(static c => Interlocked.Read(ref c._optimized));
 
-    public long VmemmapPagesFreed => Interlocked.Read(ref _freed);
+    public long VmemmapPagesFreed => Sum(static c => Interlocked.Read(ref c._freed));
 
-    public long VmemmapPagesRestored => Interlocked.Read(ref _restored);
+    public long VmemmapPagesRestored => Sum(static c => Interlocked.Read(ref c._restored));
 
     /// <summary>PTE tables installed by splits (given back only by collapse-on-free: <see cref="PmdsCollapsed"/>).</summary>
-    public long PteTablesAllocated => Interlocked.Read(ref _tables);
+    public long PteTablesAllocated => Sum(static c => Interlocked.Read(ref c._tables));
 
     /// <summary>
     /// Frames the PTE tables of splits hold now: one per table, less what collapse gave back, where
     /// each table takes a page; about half as many where two are fragments of one page (s390 before v6.7).
     /// </summary>
-    public long PteTableFrames => Interlocked.Read(ref _tableFrames);
+    public long PteTableFrames => Sum(static c => Interlocked.Read(ref c._tableFrames));
 
-    public long PmdsSplit => Interlocked.Read(ref _splits);
+    public long PmdsSplit => Sum(static c => Interlocked.Read(ref c._splits));
 
-    public long OptimizeFailures => Interlocked.Read(ref _splitNoMemory);
+    public long OptimizeFailures => Sum(static c => Interlocked.Read(ref c._splitNoMemory));
 
-    public long HeadCopyFailures => Interlocked.Read(ref _headCopyNoMemory);
+    public long HeadCopyFailures => Sum(static c => Interlocked.Read(ref c._headCopyNoMemory));
 
-    public long RestoreFailures => Interlocked.Read(ref _restoreFailures);
+    public long RestoreFailures => Sum(static c => Interlocked.Read(ref c._restoreFailures));
 
     /// <summary>Pages rolled back because compare-and-exchange retries ran out (arm64-bbm-af).</summary>
-    public long BbmRetriesExhausted => Interlocked.Read(ref _bbmRetriesExhausted);
+    public long BbmRetriesExhausted => Sum(static c => Interlocked.Read(ref c._bbmRetriesExhausted));
 
     /// <summary>Entries whose compare-and-exchange failed and was tried again (arm64-bbm-af).</summary>
-    public long BbmRetries => Interlocked.Read(ref _bbmRetries);
+    public long BbmRetries => Sum(static c => Interlocked.Read(ref c._bbmRetries));
 
     /// <summary>v7.1: shared pages of tail struct pages allocated (one per zone and order used); never freed.</summary>
-    public long SharedTailPages => Interlocked.Read(ref _sharedTails);
+    public long SharedTailPages => Sum(static c => Interlocked.Read(ref c._sharedTails));
 
     /// <summary>v6.10+: RCU grace periods HVO waited for (synchronize_rcu) before remapping.</summary>
-    public long GracePeriods => Interlocked.Read(ref _gracePeriods);
+    public long GracePeriods => Sum(static c => Interlocked.Read(ref c._gracePeriods));
 
     /// <summary>Collapse-on-free: split vmemmap PMDs made one leaf again, each giving back its PTE table.</summary>
-    public long PmdsCollapsed => Interlocked.Read(ref _collapsed);
+    public long PmdsCollapsed => Sum(static c => Interlocked.Read(ref c._collapsed));
 
     /// <summary>Collapse-on-free: bytes of vmemmap copied into the new PMD-aligned blocks.</summary>
-    public long CollapseBytesCopied => Interlocked.Read(ref _collapseBytes);
+    public long CollapseBytesCopied => Sum(static c => Interlocked.Read(ref c._collapseBytes));
 
     /// <summary>Collapse-on-free: collapsible PMDs left split because no PMD-aligned block could be allocated (-ENOMEM).</summary>
-    public long CollapseFailures => Interlocked.Read(ref _collapseFailures);
+    public long CollapseFailures => Sum(static c => Interlocked.Read(ref c._collapseFailures));
 
     /// <summary>Collapse-on-free: TLB flushes its entry changes took (also in <see cref="TlbRangeFlushes"/>).</summary>
-    public long CollapseFlushes => Interlocked.Read(ref _collapseFlushes);
+    public long CollapseFlushes => Sum(static c => Interlocked.Read(ref c._collapseFlushes));
 
-    public long TlbRangeFlushes => Interlocked.Read(ref _rangeFlushes);
+    public long TlbRangeFlushes => Sum(static c => Interlocked.Read(ref c._rangeFlushes));
 
-    public long TlbFullFlushes => Interlocked.Read(ref _fullFlushes);
+    public long TlbFullFlushes => Sum(static c => Interlocked.Read(ref c._fullFlushes));
 
     public long TlbFlushes => TlbRangeFlushes + TlbFullFlushes;
 
@@ -121,19 +144,16 @@ public sealed class HvoCounters
     internal void Optimized(int delta)
     {
         Interlocked.Add(ref _optimized, delta);
-        _sum?.Optimized(delta);
     }
 
     internal void Freed(long pages)
     {
         Interlocked.Add(ref _freed, pages);
-        _sum?.Freed(pages);
     }
 
     internal void Restored(long pages)
     {
         Interlocked.Add(ref _restored, pages);
-        _sum?.Restored(pages);
     }
 
     /// <param name="splits">PMDs split, a PTE table each.</param>
@@ -148,7 +168,6 @@ public sealed class HvoCounters
         Interlocked.Add(ref _splits, splits);
         Interlocked.Add(ref _tables, splits);
         Interlocked.Add(ref _tableFrames, tableFrames);
-        _sum?.Split(splits, tableFrames);
     }
 
     internal void Failed(OptimizeFailure cause)
@@ -165,8 +184,6 @@ public sealed class HvoCounters
                 Interlocked.Increment(ref _bbmRetriesExhausted);
                 break;
         }
-
-        _sum?.Failed(cause);
     }
 
     internal void Retried(long entries)
@@ -177,19 +194,16 @@ public sealed class HvoCounters
         }
 
         Interlocked.Add(ref _bbmRetries, entries);
-        _sum?.Retried(entries);
     }
 
     internal void SharedTailAllocated()
     {
         Interlocked.Increment(ref _sharedTails);
-        _sum?.SharedTailAllocated();
     }
 
     internal void GracePeriod()
     {
         Interlocked.Increment(ref _gracePeriods);
-        _sum?.GracePeriod();
     }
 
     /// <param name="tableFrames">Frames freeing the PTE table gave back: 1, or 0 where it was a fragment whose page still holds another.</param>
@@ -200,19 +214,16 @@ public sealed class HvoCounters
         Interlocked.Add(ref _collapseBytes, bytesCopied);
         Interlocked.Add(ref _collapseFlushes, flushes);
         Interlocked.Add(ref _rangeFlushes, flushes);
-        _sum?.Collapsed(bytesCopied, flushes, tableFrames);
     }
 
     internal void CollapseFailed()
     {
         Interlocked.Increment(ref _collapseFailures);
-        _sum?.CollapseFailed();
     }
 
     internal void RestoreFailed()
     {
         Interlocked.Increment(ref _restoreFailures);
-        _sum?.RestoreFailed();
     }
 
     internal void RangeFlushes(long n)
@@ -223,13 +234,11 @@ public sealed class HvoCounters
         }
 
         Interlocked.Add(ref _rangeFlushes, n);
-        _sum?.RangeFlushes(n);
     }
 
     internal void FullFlush()
     {
         Interlocked.Increment(ref _fullFlushes);
-        _sum?.FullFlush();
     }
 }
 
@@ -238,6 +247,7 @@ public sealed class HvoCounterTable(int nodes)
 {
     // [order][node], filled on first use; reads need no lock.
     private readonly HvoCounters?[]?[] _byOrder = new HvoCounters?[64][];
+    private readonly Lock _makeLock = new();
 
     /// <summary>Every hstate and node together.</summary>
     public HvoCounters Total { get; } = new();
@@ -248,8 +258,21 @@ public sealed class HvoCounterTable(int nodes)
         HvoCounters?[] byNode = Volatile.Read(ref _byOrder[order])
             ?? Interlocked.CompareExchange(ref _byOrder[order], new HvoCounters?[nodes], null)
             ?? _byOrder[order]!;
-        return Volatile.Read(ref byNode[node])
-            ?? Interlocked.CompareExchange(ref byNode[node], new HvoCounters(Total), null)
-            ?? byNode[node]!;
+        return Volatile.Read(ref byNode[node]) ?? Make(byNode, node);
+    }
+
+    // The first use of an hstate on a node: one set of counters made and added to the sum, under a lock (a part made and dropped would count in the sum for ever).
+    private HvoCounters Make(HvoCounters?[] byNode, int node)
+    {
+        lock (_makeLock)
+        {
+            if (byNode[node] is not { } made)
+            {
+                made = new HvoCounters(Total);
+                Volatile.Write(ref byNode[node], made);
+            }
+
+            return made;
+        }
     }
 }

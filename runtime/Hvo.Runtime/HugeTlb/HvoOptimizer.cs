@@ -25,7 +25,9 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
 {
     private readonly Machine<TArch> _machine;
     private readonly HvoCounterTable _counters;
-    private readonly Dictionary<(int Node, int Zone, int Order), ulong> _tails = new();
+    // v7.1's shared tail pages: replaced whole under the lock when one is added (once per zone and
+    // order), never changed in place, so a look-up reads the published one without the lock.
+    private Dictionary<(int Node, int Zone, int Order), ulong> _tails = new();
     private readonly System.Threading.Lock _tailsLock = new();
     private readonly VmemmapCollapse<TArch>? _collapse;
 
@@ -82,10 +84,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     public bool TryGetSharedTail(HugePage page, out ulong pfn)
     {
         ArgumentNullException.ThrowIfNull(page);
-        lock (_tailsLock)
-        {
-            return _tails.TryGetValue((page.Node, _machine.ZoneOf(page.HeadPfn), page.Order), out pfn);
-        }
+        return System.Threading.Volatile.Read(ref _tails).TryGetValue((page.Node, _machine.ZoneOf(page.HeadPfn), page.Order), out pfn);
     }
 
     public HvoPolicy Policy { get; }
@@ -288,6 +287,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     private const int FewFrames = 64;
 
     /// <summary>free_vmemmap_page_list: each frame back where it came from, in the list's order (Machine.FreeVmemmapFrames: a few frames in one call, more a run of consecutive frames at a time), and the list emptied.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit] // the stack buffer is written before it is read: no zeroing per call
     protected void Free(VmemmapFrameList frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
@@ -295,13 +295,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
         {
             // One page's frames (a restore's come back descending: runs of one): one call for all.
             Span<ulong> few = stackalloc ulong[FewFrames];
-            int n = 0;
-            foreach (ulong pfn in frames)
-            {
-                few[n++] = pfn;
-            }
-
-            _machine.FreeVmemmapFrames(few[..n]);
+            frames.CopyTo(few);
+            _machine.FreeVmemmapFrames(few[..frames.Count]);
             frames.Clear();
             return;
         }
@@ -335,7 +330,8 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     /// with HVO on never had self-hosted struct pages (memmap_on_memory gave way to HVO).
     /// </summary>
     private bool VmemmapSelfHosted(HugePage page) =>
-        _machine.TryTranslateKernel(_machine.StructPageAddress(page.HeadPfn), out ulong pa)
+        _machine.Hotplug.AnySelfHosted // no block hosts its own struct pages: none to find through the page table
+        && _machine.TryTranslateKernel(_machine.StructPageAddress(page.HeadPfn), out ulong pa)
         && _machine.Hotplug.IsSelfHostedVmemmap(pa >> TArch.PageShift);
 
     /// <summary>v6.7's split pass (vmemmap_remap_split, no flush): false when no page is to be optimized; a flush_tlb_all follows.</summary>
@@ -464,6 +460,11 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
     private bool TryGetOrAllocSharedTail(HugePage page, out ulong pfn)
     {
         int zone = _machine.ZoneOf(page.HeadPfn);
+        if (System.Threading.Volatile.Read(ref _tails).TryGetValue((page.Node, zone, page.Order), out pfn))
+        {
+            return true; // allocated already: no lock
+        }
+
         lock (_tailsLock)
         {
             if (_tails.TryGetValue((page.Node, zone, page.Order), out pfn))
@@ -484,7 +485,7 @@ public class HvoOptimizer<TArch> : IVmemmapOptimizer where TArch : struct, IPagi
                 StructPage.InitializeCompound(bytes.Slice(offset, size), page.Node, zone, StructPage.FirstPlainTail, 0, page.Order, mask: true);
             }
 
-            _tails.Add((page.Node, zone, page.Order), pfn);
+            System.Threading.Volatile.Write(ref _tails, new Dictionary<(int Node, int Zone, int Order), ulong>(_tails) { [(page.Node, zone, page.Order)] = pfn });
             Counters(page).SharedTailAllocated();
             return true;
         }

@@ -294,9 +294,23 @@ public sealed class VmemmapFrameList
     public void AddRange(List<ulong> frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
-        foreach (ulong pfn in frames)
+        foreach (ulong pfn in System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames))
         {
             Add(pfn);
+        }
+    }
+
+    /// <summary>The frames in the order they were added into <paramref name="destination"/> (at least <see cref="Count"/> long), run by run.</summary>
+    public void CopyTo(Span<ulong> destination)
+    {
+        int n = 0;
+        for (int i = 0; i < _runs; i++)
+        {
+            ulong run = Run(i);
+            for (ulong pfn = run >> RunBits, end = pfn + (run & MaxRun); pfn < end; pfn++)
+            {
+                destination[n++] = pfn;
+            }
         }
     }
 

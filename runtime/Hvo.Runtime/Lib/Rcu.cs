@@ -50,9 +50,22 @@ public sealed class Rcu
     {
         int n = _nesting.Length;
         Span<long> seen = n <= 64 ? stackalloc long[n] : new long[n];
+
+        // smp_mb: what the caller stored before the call is visible before the readers' state is
+        // read (one fence, then plain atomic reads: a 64-bit read is whole, and needs no lock here).
+        Interlocked.MemoryBarrier();
+        bool readers = false;
         for (int cpu = 0; cpu < n; cpu++)
         {
-            seen[cpu] = Interlocked.Read(ref _nesting[cpu]) > 0 && cpu != self ? Interlocked.Read(ref _exits[cpu]) : -1;
+            seen[cpu] = cpu != self && Volatile.Read(ref _nesting[cpu]) > 0 ? Volatile.Read(ref _exits[cpu]) : -1;
+            readers |= seen[cpu] >= 0;
+        }
+
+        if (!readers)
+        {
+            // No CPU was reading: the grace period is over already, with nothing to wait for.
+            Interlocked.Increment(ref _gracePeriods);
+            return;
         }
 
         Interlocked.Increment(ref _waiting);
@@ -61,7 +74,7 @@ public sealed class Rcu
             var spin = default(SpinWait);
             for (int cpu = 0; cpu < n; cpu++)
             {
-                while (seen[cpu] >= 0 && Interlocked.Read(ref _exits[cpu]) == seen[cpu])
+                while (seen[cpu] >= 0 && Volatile.Read(ref _exits[cpu]) == seen[cpu])
                 {
                     spin.SpinOnce();
                 }

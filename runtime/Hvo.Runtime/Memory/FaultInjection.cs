@@ -157,9 +157,12 @@ public sealed class FaultInjection
     /// <summary>should_fail_alloc_page, then should_fail for an allocation of 2^<paramref name="order"/> pages.</summary>
     public bool ShouldFail(AllocSite site, int order, Gfp gfp)
     {
+        // should_fail_alloc_page's order filter first, without the lock: an order-0 page (every
+        // vmemmap page HVO allocates) never counts with the default min-order of 1. A setter racing
+        // the call is ordered either way, as it would be by the lock.
         if (order < Volatile.Read(ref _minOrder))
         {
-            return false; // below min-order, as the first check below says, without the lock: a set racing with it is before or after the call
+            return false;
         }
 
         lock (_lock)

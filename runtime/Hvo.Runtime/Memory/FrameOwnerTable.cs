@@ -157,17 +157,38 @@ public sealed class FrameOwnerTable
     private void TransferLocked(ulong pfn, ulong count, FrameOwner expected, FrameOwner owner)
     {
         ulong first = pfn - FirstPfn;
+        if (count == 1 && _mixed[first >> BlockShift] is { } mixed)
+        {
+            // One frame of a block whose frames have owners of their own (every order-0 page the
+            // page allocator hands out or takes back there): its byte, as SetInBlock would change it.
+            ref FrameOwner slot = ref mixed[first & BlockMask];
+            if (slot != expected)
+            {
+                ThrowNotExpected(first, slot, expected, owner);
+            }
+
+            _counts[(int)expected]--;
+            slot = owner;
+            _counts[(int)owner]++;
+            return;
+        }
+
         for (ulong p = first; p < first + count; p = NextCheck(p, first + count))
         {
             FrameOwner actual = At(p);
             if (actual != expected)
             {
-                throw new InvalidOperationException($"frame 0x{p + FirstPfn:x} belongs to {actual}, not {expected}: it cannot go to {owner}");
+                ThrowNotExpected(p, actual, expected, owner);
             }
         }
 
         SetIndexes(first, count, owner);
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ThrowNotExpected(ulong index, FrameOwner actual, FrameOwner expected, FrameOwner owner) =>
+        throw new InvalidOperationException($"frame 0x{index + FirstPfn:x} belongs to {actual}, not {expected}: it cannot go to {owner}");
 
     // Uniform blocks are checked once; mixed ones frame by frame.
     private ulong NextCheck(ulong p, ulong end)
@@ -228,11 +249,17 @@ public sealed class FrameOwnerTable
         _counts[(int)owner] += (long)count;
     }
 
+    // Small enough to inline on every look-up and transfer; the message is built apart.
     private void Check(ulong pfn, ulong count)
     {
         if (pfn - FirstPfn >= Frames || count > Frames - (pfn - FirstPfn))
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{count} are outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
+            ThrowOutside(pfn, count);
         }
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ThrowOutside(ulong pfn, ulong count) =>
+        throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{count} are outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
 }

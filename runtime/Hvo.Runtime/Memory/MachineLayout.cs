@@ -215,7 +215,16 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
     public int NodeOf(ulong pfn)
     {
         CheckPfn(pfn);
-        int nid = (int)Math.Min((ulong)Nodes - 1, (ulong)((UInt128)(pfn - FirstPfn) * (ulong)Nodes / Frames));
+        if (Nodes == 1)
+        {
+            return 0;
+        }
+
+        // The guess in 64 bits where the product fits (always, below 2^54 frames and 1024 nodes):
+        // a 128-bit division is a call, and this runs behind every struct page produced.
+        ulong offset = pfn - FirstPfn;
+        ulong guess = offset <= ulong.MaxValue / (ulong)Nodes ? offset * (ulong)Nodes / Frames : (ulong)((UInt128)offset * (ulong)Nodes / Frames);
+        int nid = (int)Math.Min((ulong)Nodes - 1, guess);
         while (pfn < NodeStart(nid))
         {
             nid--;
@@ -275,13 +284,19 @@ public sealed record MachineLayout(int PageShift, ulong Frames, int Nodes, IRead
     // A zone limit is a physical address; the machine's frames lie in [FirstPfn, EndPfn).
     private ulong LimitPfn(ZoneSpec zone) => zone.End is { } end ? Math.Clamp(end >> PageShift, FirstPfn, EndPfn) : EndPfn;
 
+    // Small enough to inline behind every NodeOf and ZoneOf; the message is built apart.
     private void CheckPfn(ulong pfn)
     {
         if (pfn - FirstPfn >= Frames)
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
+            BadPfn(pfn);
         }
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void BadPfn(ulong pfn) =>
+        throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside the machine's {Frames} frames from pfn 0x{FirstPfn:x}");
 
     private void CheckNode(int nid)
     {

@@ -31,7 +31,20 @@ public sealed partial class PageAllocator
             return zone.Index;
         }
 
-        return pfn < Layout.EndPfn ? Layout.ZoneOf(pfn) : Layout.Zones.Count - 1;
+        if (pfn >= Layout.EndPfn)
+        {
+            return _bootZoneEnds.Length; // the last zone
+        }
+
+        // Layout.ZoneOf over the limits taken from the layout once (behind every struct page produced).
+        ulong[] ends = _bootZoneEnds;
+        int z = 0;
+        while (z < ends.Length && pfn >= ends[z])
+        {
+            z++;
+        }
+
+        return z;
     }
 
     /// <summary>

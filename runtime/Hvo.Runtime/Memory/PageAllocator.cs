@@ -1,6 +1,9 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics.CodeAnalysis;
+using System.Linq;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Threading;
 
 namespace Hvo.Memory;
@@ -26,8 +29,10 @@ public sealed partial class PageAllocator
     private readonly SparseBitmap[] _allocated; // per order >= 1: heads of live allocations of that order
     private readonly SparseBitmap[] _compound;  // per order >= 1: those allocated with __GFP_COMP
     private readonly long[] _live;              // per order >= 1: bits set in _allocated, so an order-0 free skips the orders with none
+    private ulong _liveOrders;                  // bit o: _live[o] > 0
     private readonly SparseBitmap _unmanaged;   // PageReserved: frames memblock kept that never joined a zone
-    private readonly Lock _lock = new();
+    private readonly Lock _lock; // the owner table's (see the constructor)
+    private readonly ulong[] _bootZoneEnds; // Layout.ZoneLimits(z).End of every zone but the last, for ZoneIndexOf
     private bool _ownersHeld; // under _lock: an order-0 batch holds the owner table's lock too
     private long _allocCalls;
     private long _failedAllocations;
@@ -44,7 +49,12 @@ public sealed partial class PageAllocator
         ArgumentNullException.ThrowIfNull(boot);
         Layout = boot.Layout;
         Owners = boot.Owners;
+        // zone->lock is the owner table's lock: every allocation and free changes owners inside it,
+        // so one lock taken once serves both (the owner table's other writers, memblock and
+        // hotplug, take the same lock; a lock inside it is the same one, reentered).
+        _lock = Owners.Sync;
         Faults = faults;
+        _bootZoneEnds = [.. Enumerable.Range(0, Layout.Zones.Count - 1).Select(z => Layout.ZoneLimits(z).End)];
         MaxOrder = Layout.MaxOrder;
 
         IReadOnlyList<(ulong Start, ulong End)> reserved = boot.Release();
@@ -240,9 +250,10 @@ public sealed partial class PageAllocator
         CheckNode(nid);
         CheckOwner(owner);
         using BatchHold hold = HoldForBatch();
+        int highest = HighestZone(gfp); // the request's, the same for every page
         for (int i = 0; i < count; i++)
         {
-            if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, out ulong pfn))
+            if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, highest, out ulong pfn))
             {
                 return i;
             }
@@ -254,18 +265,21 @@ public sealed partial class PageAllocator
     }
 
     // The body of alloc_pages_node, under the lock.
-    private bool TryAllocPagesLocked(int nid, int order, Gfp gfp, AllocSite site, FrameOwner owner, out ulong pfn)
+    private bool TryAllocPagesLocked(int nid, int order, Gfp gfp, AllocSite site, FrameOwner owner, out ulong pfn) =>
+        TryAllocPagesLocked(nid, order, gfp, site, owner, HighestZone(gfp), out pfn);
+
+    // The same, with the request's highest zone (gfp_zone) known.
+    private bool TryAllocPagesLocked(int nid, int order, Gfp gfp, AllocSite site, FrameOwner owner, int highest, out ulong pfn)
     {
         if (InjectFailure(site, order, gfp))
         {
             return Fail(gfp, out pfn);
         }
 
-        int highest = HighestZone(gfp);
         MigrateType type = GfpMigrateType(gfp);
         do
         {
-            foreach (Zone zone in Zonelist(nid, gfp))
+            foreach (Zone zone in Zonelist(nid, gfp, highest))
             {
                 if (zone.IsPopulated && ZoneWatermarkOk(zone, order, zone.MinWatermark, highest) && Rmqueue(zone, order, type, out pfn))
                 {
@@ -309,17 +323,20 @@ public sealed partial class PageAllocator
     /// The zonelist of a request (build_zonelists): the node's zones from the highest the request
     /// allows down, then, without __GFP_THISNODE, the other nodes' in node order from the next one.
     /// </summary>
-    private ZonelistWalk Zonelist(int nid, Gfp gfp) =>
-        new(_zones, nid, (gfp & Gfp.ThisNode) != 0 ? 1 : Layout.Nodes, HighestZone(gfp));
+    private ZonelistWalk Zonelist(int nid, Gfp gfp) => Zonelist(nid, gfp, HighestZone(gfp));
+
+    private ZonelistWalk Zonelist(int nid, Gfp gfp, int highest) =>
+        new(_zones, nid, (gfp & Gfp.ThisNode) != 0 ? 1 : Layout.Nodes, highest);
 
     private struct ZonelistWalk(Zone[][] zones, int nid, int nodes, int highest)
     {
         private int _node = -1;
         private int _zone = -1;
+        private Zone[] _nodeZones = [];
 
         public readonly ZonelistWalk GetEnumerator() => this;
 
-        public readonly Zone Current => zones[(nid + _node) % zones.Length][_zone];
+        public readonly Zone Current => _nodeZones[_zone];
 
         public bool MoveNext()
         {
@@ -334,6 +351,14 @@ public sealed partial class PageAllocator
                 return false;
             }
 
+            // (nid + _node) % zones.Length without a division, once per node rather than per zone.
+            int n = nid + _node;
+            while (n >= zones.Length)
+            {
+                n -= zones.Length;
+            }
+
+            _nodeZones = zones[n];
             _zone = highest;
             return true;
         }
@@ -401,37 +426,33 @@ public sealed partial class PageAllocator
         }
     }
 
-    // An order-0 batch's hold: the allocator's lock, then the owner table's, so each page's owner
-    // transfer inside the batch need not take it (TransferOwners); released in reverse.
+    // An order-0 batch's hold: the allocator's lock, which is the owner table's, so each page's
+    // owner transfer inside the batch need not enter it again (TransferOwners).
     private BatchHold HoldForBatch()
     {
-        Lock.Scope allocator = _lock.EnterScope();
-        Lock.Scope owners = Owners.Sync.EnterScope();
-        bool outer = _ownersHeld; // a batch inside a batch (the locks are reentrant) leaves the outer one's flag as it found it
+        Lock.Scope held = _lock.EnterScope();
+        bool outer = _ownersHeld; // a batch inside a batch (the lock is reentrant) leaves the outer one's flag as it found it
         _ownersHeld = true;
-        return new BatchHold(this, allocator, owners, outer);
+        return new BatchHold(this, held, outer);
     }
 
     private ref struct BatchHold
     {
         private readonly PageAllocator _pages;
         private readonly bool _outer;
-        private Lock.Scope _allocator;
-        private Lock.Scope _owners;
+        private Lock.Scope _held;
 
-        public BatchHold(PageAllocator pages, Lock.Scope allocator, Lock.Scope owners, bool outer)
+        public BatchHold(PageAllocator pages, Lock.Scope held, bool outer)
         {
             _pages = pages;
             _outer = outer;
-            _allocator = allocator;
-            _owners = owners;
+            _held = held;
         }
 
         public void Dispose()
         {
             _pages._ownersHeld = _outer;
-            _owners.Dispose();
-            _allocator.Dispose();
+            _held.Dispose();
         }
     }
 
@@ -466,7 +487,7 @@ public sealed partial class PageAllocator
         TransferOwners(pfn, 1UL << order, owner, FrameOwner.Free);
         if (order > 0)
         {
-            _live[order] -= _allocated[order].Clear(pfn >> order) ? 1 : 0;
+            AddLive(order, _allocated[order].Clear(pfn >> order) ? -1 : 0);
             _compound[order].Clear(pfn >> order);
         }
 
@@ -502,7 +523,7 @@ public sealed partial class PageAllocator
                 throw new InvalidOperationException($"split_page: the order-{order} block at frame 0x{pfn:x} is a compound page (__GFP_COMP)");
             }
 
-            _live[order] -= _allocated[order].Clear(pfn >> order) ? 1 : 0;
+            AddLive(order, _allocated[order].Clear(pfn >> order) ? -1 : 0);
         }
     }
 
@@ -699,7 +720,7 @@ public sealed partial class PageAllocator
 
         if (order > 0)
         {
-            _live[order] += _allocated[order].Set(pfn >> order) ? 1 : 0;
+            AddLive(order, _allocated[order].Set(pfn >> order) ? 1 : 0);
             if ((gfp & Gfp.Comp) != 0)
             {
                 _compound[order].Set(pfn >> order);
@@ -791,12 +812,21 @@ public sealed partial class PageAllocator
         return order;
     }
 
-    // The order (> 0) of the live allocation whose block holds pfn, or 0 if none does.
+    // _live[order] += delta, keeping _liveOrders (a bit per order with a live allocation) in step.
+    private void AddLive(int order, int delta)
+    {
+        _live[order] += delta;
+        _liveOrders = _live[order] > 0 ? _liveOrders | (1UL << order) : _liveOrders & ~(1UL << order);
+    }
+
+    // The order (> 0) of the live allocation whose block holds pfn, or 0 if none does: lowest order
+    // first, only the orders that have one (behind every order-0 free).
     private int BlockAround(ulong pfn, out ulong head)
     {
-        for (int order = 1; order <= MaxOrder; order++)
+        for (ulong orders = _liveOrders; orders != 0; orders &= orders - 1)
         {
-            if (_live[order] > 0 && _allocated[order].Get(pfn >> order))
+            int order = BitOperations.TrailingZeroCount(orders);
+            if (_allocated[order].Get(pfn >> order))
             {
                 head = pfn & ~((1UL << order) - 1);
                 return order;
@@ -883,11 +913,12 @@ public sealed partial class PageAllocator
         }
     }
 
+    // The checks are small enough to inline on every call; their messages are built apart (Bad*).
     private void CheckNode(int nid)
     {
         if ((uint)nid >= (uint)Layout.Nodes)
         {
-            throw new ArgumentOutOfRangeException(nameof(nid), nid, $"the machine has {Layout.Nodes} nodes");
+            BadNode(nid);
         }
     }
 
@@ -895,7 +926,7 @@ public sealed partial class PageAllocator
     {
         if ((uint)order > (uint)MaxOrder)
         {
-            throw new ArgumentOutOfRangeException(nameof(order), order, $"orders are 0..{MaxOrder}");
+            BadOrder(order);
         }
     }
 
@@ -904,7 +935,7 @@ public sealed partial class PageAllocator
         CheckRange(pfn, 1UL << order);
         if ((pfn & ((1UL << order) - 1)) != 0)
         {
-            throw new ArgumentException($"frame 0x{pfn:x} is not aligned to an order-{order} block", nameof(pfn));
+            BadAlignment(pfn, order);
         }
     }
 
@@ -912,9 +943,26 @@ public sealed partial class PageAllocator
     {
         if (frames == 0 || pfn < Owners.FirstPfn || pfn >= Owners.EndPfn || frames > Owners.EndPfn - pfn)
         {
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Owners.Frames} frames from 0x{Owners.FirstPfn:x}");
+            BadRange(pfn, frames);
         }
     }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void BadNode(int nid) => throw new ArgumentOutOfRangeException(nameof(nid), nid, $"the machine has {Layout.Nodes} nodes");
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void BadOrder(int order) => throw new ArgumentOutOfRangeException(nameof(order), order, $"orders are 0..{MaxOrder}");
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void BadAlignment(ulong pfn, int order) => throw new ArgumentException($"frame 0x{pfn:x} is not aligned to an order-{order} block", nameof(pfn));
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void BadRange(ulong pfn, ulong frames) =>
+        throw new ArgumentOutOfRangeException(nameof(pfn), $"frames 0x{pfn:x}+{frames} are not a range of the machine's {Owners.Frames} frames from 0x{Owners.FirstPfn:x}");
 
     private static void CheckOwner(FrameOwner owner)
     {

@@ -27,8 +27,10 @@ internal sealed class SparseBitmap
 
     public ulong Length { get; }
 
+    private int _allocatedChunks;
+
     /// <summary>Chunks allocated so far: the bitmap's host memory is this times 4 KiB.</summary>
-    public int AllocatedChunks { get; private set; }
+    public int AllocatedChunks => Volatile.Read(ref _allocatedChunks);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Get(ulong i)
@@ -57,6 +59,35 @@ internal sealed class SparseBitmap
         bool wasClear = (word & bit) == 0;
         word |= bit;
         return wasClear;
+    }
+
+    /// <summary>
+    /// Set or clear bit <paramref name="i"/> with one atomic read-modify-write of its word (a chunk
+    /// made by compare-and-exchange), for writers that do not hold the owner's lock; every writer of
+    /// such a bitmap must write this way. The bit's value before.
+    /// </summary>
+    public bool WriteAtomic(ulong i, bool value)
+    {
+        ref ulong[]? slot = ref _chunks[i >> ChunkShift];
+        ulong[]? chunk = Volatile.Read(ref slot);
+        if (chunk is null)
+        {
+            if (!value)
+            {
+                return false;
+            }
+
+            ulong[] made = new ulong[WordsPerChunk];
+            chunk = Interlocked.CompareExchange(ref slot, made, null) ?? made;
+            if (ReferenceEquals(chunk, made))
+            {
+                Interlocked.Increment(ref _allocatedChunks);
+            }
+        }
+
+        ref ulong word = ref chunk[(int)((i & ChunkMask) >> 6)];
+        ulong bit = 1UL << (int)i;
+        return ((value ? Interlocked.Or(ref word, bit) : Interlocked.And(ref word, ~bit)) & bit) != 0;
     }
 
     /// <summary>Clear bit <paramref name="i"/>; false if it was clear already.</summary>
@@ -167,7 +198,7 @@ internal sealed class SparseBitmap
 
     private ulong[] NewChunk()
     {
-        AllocatedChunks++;
+        _allocatedChunks++;
         return new ulong[WordsPerChunk];
     }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Threading;
 
 namespace Hvo.Memory;
 
@@ -8,9 +9,12 @@ namespace Hvo.Memory;
 /// dense (a pool of millions of huge pages), a reference per 4096 slots where nothing ever was, and
 /// no rehash that doubles memory while it grows. Chunks are kept once allocated (as
 /// <see cref="SparseBitmap"/>'s), so a value set and removed over and over allocates nothing.
-/// <c>default(T)</c> is "no value" (a null reference, address 0). Not thread-safe: its owner
-/// serialises writes; a read beside them sees a slot before or after a write (a slot of a type
-/// the runtime reads whole, such as <c>ulong</c> on a 64-bit host).
+/// <c>default(T)</c> is "no value" (a null reference, address 0). Writers of different slots need
+/// no lock: a chunk is published with a compare-and-exchange (a writer that loses uses the
+/// winner's), and a slot is one store. Writers of the same slot must be ordered by their caller
+/// (a frame's slot is written by whoever owns the frame, and frames change hands under the page
+/// allocator's lock). A read beside a write sees the slot before or after it (a slot of a type the
+/// runtime reads whole, such as <c>ulong</c> on a 64-bit host).
 /// </summary>
 internal sealed class SparseMap<T>
 {
@@ -28,8 +32,23 @@ internal sealed class SparseMap<T>
 
     public ulong Length { get; }
 
-    /// <summary>Slots holding a value.</summary>
-    public long Count { get; private set; }
+    /// <summary>Slots holding a value (counted: a report's number, not a fast path's).</summary>
+    public long Count
+    {
+        get
+        {
+            long count = 0;
+            foreach (T[]? chunk in _chunks)
+            {
+                for (int i = 0; chunk is not null && i < chunk.Length; i++)
+                {
+                    count += IsEmpty(chunk[i]) ? 0 : 1;
+                }
+            }
+
+            return count;
+        }
+    }
 
     public bool TryGetValue(ulong i, out T value)
     {
@@ -48,28 +67,28 @@ internal sealed class SparseMap<T>
         }
 
         ulong c = i >> ChunkShift;
-        T[] chunk = _chunks[c] ??= new T[1 << ChunkShift];
-        ref T slot = ref chunk[(int)(i & ChunkMask)];
-        if (IsEmpty(slot))
-        {
-            Count++;
-        }
-
-        slot = value;
+        T[] chunk = Volatile.Read(ref _chunks[c]) ?? NewChunk(c);
+        chunk[(int)(i & ChunkMask)] = value; // ordered before a later release (the PTE that maps the frame)
     }
 
     /// <summary>Clear slot <paramref name="i"/>; false if it held nothing.</summary>
     public bool Remove(ulong i)
     {
-        T[]? chunk = i < Length ? _chunks[i >> ChunkShift] : null;
+        T[]? chunk = i < Length ? Volatile.Read(ref _chunks[i >> ChunkShift]) : null;
         if (chunk is null || IsEmpty(chunk[(int)(i & ChunkMask)]))
         {
             return false;
         }
 
         chunk[(int)(i & ChunkMask)] = default!;
-        Count--;
         return true;
+    }
+
+    // The chunk of slots c * 2^ChunkShift on, made by this writer or by one that raced it.
+    private T[] NewChunk(ulong c)
+    {
+        T[] made = new T[1 << ChunkShift];
+        return Interlocked.CompareExchange(ref _chunks[c], made, null) ?? made;
     }
 
     private static bool IsEmpty(T value) => System.Collections.Generic.EqualityComparer<T>.Default.Equals(value, default!);

@@ -40,6 +40,12 @@ public sealed class Tlb
     private readonly ulong[] _blockSizes = new ulong[BlockEntries];
     private int _blockSizeCount;
     private readonly Lock _lock = new();
+
+    // Translations held (base and block), and whether this CPU is inside an access: together they
+    // let a flush skip a TLB that holds nothing without taking its lock (Invalidate explains why
+    // that is safe). Both change only under the lock.
+    private int _held;
+    private bool _inAccess;
     private long _hits;
     private long _misses;
     private long _invalidations;
@@ -72,11 +78,26 @@ public sealed class Tlb
     }
 
     /// <summary>Drop every translation of a page in [firstVpn, lastVpn].</summary>
+    /// <remarks>
+    /// A TLB that holds nothing, with its CPU outside an access, is skipped without its lock. The
+    /// flusher stored the entries it flushes before it came here, and the interlocked count below
+    /// is a full fence between those stores and the reads of <c>_inAccess</c> and <c>_held</c>;
+    /// <see cref="BeginAccess"/> sets <c>_inAccess</c> and fences before its walk reads an entry.
+    /// So either the flusher sees the access (and waits for it under the lock, as before), or the
+    /// access reads the new entries and cannot cache an old one (Dekker's argument). A translation
+    /// cached earlier counts in <c>_held</c>, which an access raises before it ends (release) and
+    /// the flusher reads after <c>_inAccess</c> (acquire).
+    /// </remarks>
     public void Invalidate(ulong firstVpn, ulong lastVpn)
     {
+        Interlocked.Increment(ref _invalidations);
+        if (!Volatile.Read(ref _inAccess) && Volatile.Read(ref _held) == 0)
+        {
+            return;
+        }
+
         lock (_lock)
         {
-            _invalidations++;
             if (lastVpn - firstVpn < Entries)
             {
                 // A short range (flush_tlb_kernel_range of one page's vmemmap): only its slots can hold it.
@@ -86,6 +107,7 @@ public sealed class Tlb
                     if (_valid[slot] && _entries[slot].Vpn == vpn)
                     {
                         _valid[slot] = false;
+                        _held--;
                     }
 
                     if (vpn == lastVpn)
@@ -101,6 +123,7 @@ public sealed class Tlb
                     if (_valid[i] && _entries[i].Vpn >= firstVpn && _entries[i].Vpn <= lastVpn)
                     {
                         _valid[i] = false;
+                        _held--;
                     }
                 }
             }
@@ -110,6 +133,7 @@ public sealed class Tlb
                 if (_blockValid[i] && _blocks[i].Vpn <= lastVpn && _blocks[i].Vpn + _blocks[i].Pages - 1 >= firstVpn)
                 {
                     _blockValid[i] = false;
+                    _held--;
                 }
             }
         }
@@ -117,11 +141,17 @@ public sealed class Tlb
 
     public void InvalidateAll()
     {
+        Interlocked.Increment(ref _invalidations);
+        if (!Volatile.Read(ref _inAccess) && Volatile.Read(ref _held) == 0)
+        {
+            return; // nothing held, no access under way (Invalidate's remarks)
+        }
+
         lock (_lock)
         {
-            _invalidations++;
             System.Array.Clear(_valid);
             System.Array.Clear(_blockValid);
+            Volatile.Write(ref _held, 0);
         }
     }
 
@@ -154,9 +184,18 @@ public sealed class Tlb
     }
 
     /// <summary>Start one access of this CPU: no flush can land until <see cref="EndAccess"/>.</summary>
-    internal void BeginAccess() => _lock.Enter();
+    internal void BeginAccess()
+    {
+        _lock.Enter();
+        Volatile.Write(ref _inAccess, true);
+        Interlocked.MemoryBarrier(); // before the walk reads an entry (Invalidate's remarks)
+    }
 
-    internal void EndAccess() => _lock.Exit();
+    internal void EndAccess()
+    {
+        Volatile.Write(ref _inAccess, false);
+        _lock.Exit();
+    }
 
     /// <summary>Look-up inside an access (<see cref="BeginAccess"/> held).</summary>
     internal bool LookupLocked(ulong vpn, out TlbEntry entry)
@@ -193,7 +232,7 @@ public sealed class Tlb
         {
             int block = (int)((entry.Vpn / entry.Pages) & (BlockEntries - 1));
             _blocks[block] = entry;
-            _blockValid[block] = true;
+            Hold(ref _blockValid[block]);
             if (System.Array.IndexOf(_blockSizes, entry.Pages, 0, _blockSizeCount) < 0)
             {
                 _blockSizes[_blockSizeCount++] = entry.Pages;
@@ -204,6 +243,16 @@ public sealed class Tlb
 
         int slot = (int)(entry.Vpn & (Entries - 1));
         _entries[slot] = entry;
-        _valid[slot] = true;
+        Hold(ref _valid[slot]);
+    }
+
+    // A slot becomes valid; a slot that was not counts in _held from now on.
+    private void Hold(ref bool valid)
+    {
+        if (!valid)
+        {
+            valid = true;
+            Volatile.Write(ref _held, _held + 1);
+        }
     }
 }

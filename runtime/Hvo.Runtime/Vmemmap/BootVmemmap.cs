@@ -18,7 +18,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
 {
     private readonly List<Block> _blocks = new();
     private readonly SparseMap<ulong> _copies; // frame (from the first pfn) to the vmemmap address it holds a copy of
-    private readonly System.Threading.Lock _copiesLock = new();
+    private readonly System.Threading.Lock _sortLock = new(); // the blocks' one sort after boot
     private readonly FrameOwnerTable _owners;
     private readonly Func<ulong, StructPageOrigin> _origin;
     private readonly ulong _vmemmap;
@@ -66,51 +66,37 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         Frames += count;
     }
 
-    /// <summary>Runtime frames holding a deferred copy.</summary>
-    public int DeferredCopies
-    {
-        get
-        {
-            lock (_copiesLock)
-            {
-                return (int)_copies.Count;
-            }
-        }
-    }
+    /// <summary>Runtime frames holding a deferred copy (counted when asked).</summary>
+    public int DeferredCopies => (int)_copies.Count;
+
+    // The deferred copies take no lock. A frame's slot is written only by whoever holds the frame:
+    // the CPU that allocated it registers its copy before the PTE that maps it is stored (a release,
+    // which orders the slot's store before it), and forgets it once the frame is unmapped and
+    // flushed, before the page allocator takes it back; the allocator's lock orders one holder's
+    // writes before the next one's. Slots of different frames are written at once by different
+    // CPUs (SparseMap publishes a chunk with a compare-and-exchange).
 
     /// <summary>copy_page into an unwritten runtime frame of a vmemmap page still deferred: the copy is deferred too.</summary>
-    public void AddDeferredCopy(ulong frame, ulong va)
-    {
-        lock (_copiesLock)
-        {
-            _copies.Set(frame - _owners.FirstPfn, va);
-        }
-    }
+    public void AddDeferredCopy(ulong frame, ulong va) => _copies.Set(frame - _owners.FirstPfn, va);
 
     /// <summary>The frame left the vmemmap (or was written): it no longer holds a deferred copy.</summary>
-    public void ForgetCopy(ulong frame) => ForgetCopies(frame, 1);
+    public void ForgetCopy(ulong frame) => _copies.Remove(frame - _owners.FirstPfn);
 
-    /// <summary><see cref="ForgetCopy"/> for each of the frames [<paramref name="frame"/>, +<paramref name="count"/>), under one hold of the lock.</summary>
+    /// <summary><see cref="ForgetCopy"/> for each of the frames [<paramref name="frame"/>, +<paramref name="count"/>).</summary>
     public void ForgetCopies(ulong frame, ulong count)
     {
-        lock (_copiesLock)
+        for (ulong i = frame - _owners.FirstPfn, end = i + count; i < end; i++)
         {
-            for (ulong i = frame - _owners.FirstPfn, end = i + count; i < end; i++)
-            {
-                _copies.Remove(i);
-            }
+            _copies.Remove(i);
         }
     }
 
-    /// <summary><see cref="ForgetCopy"/> for each of <paramref name="frames"/>, under one hold of the lock.</summary>
+    /// <summary><see cref="ForgetCopy"/> for each of <paramref name="frames"/>.</summary>
     public void ForgetCopies(ReadOnlySpan<ulong> frames)
     {
-        lock (_copiesLock)
+        foreach (ulong frame in frames)
         {
-            foreach (ulong frame in frames)
-            {
-                _copies.Remove(frame - _owners.FirstPfn);
-            }
+            _copies.Remove(frame - _owners.FirstPfn);
         }
     }
 
@@ -140,10 +126,10 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         return false;
     }
 
-    // Without the lock: the writers hold it, and each change is one aligned 8-byte store of a slot
-    // (or of a chunk reference to a zeroed array, published whole), so a reader sees a slot before
-    // or after a change, never torn. No reader races one that matters: a frame is deferred before
-    // it is mapped and forgotten once it is unmapped and flushed (docs/ARCHITECTURE.md §5, host cost).
+    // Without a lock: each change is one aligned 8-byte store of a slot (or a chunk reference to a
+    // zeroed array, published whole), so a reader sees a slot before or after a change, never torn.
+    // No reader races one that matters: a frame is deferred before it is mapped and forgotten once
+    // it is unmapped and flushed (docs/ARCHITECTURE.md §5, host cost).
     private bool TryGetCopyAddress(ulong pfn, out ulong va) => _copies.TryGetValue(pfn - _owners.FirstPfn, out va);
 
     // A frame boot populated (and that still belongs to the vmemmap): where in the vmemmap it sits.
@@ -152,7 +138,7 @@ public sealed class BootVmemmap<TArch> : IFrameContent where TArch : struct, IPa
         if (!System.Threading.Volatile.Read(ref _sorted))
         {
             // The first look-up after boot sorts, once, whichever CPU gets here first.
-            lock (_copiesLock)
+            lock (_sortLock)
             {
                 if (!_sorted)
                 {

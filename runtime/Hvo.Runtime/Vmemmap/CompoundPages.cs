@@ -123,26 +123,27 @@ internal sealed class CompoundPageTable
     public bool IsOptimized(ulong headPfn, int order) =>
         Find(order) is { } o && (headPfn >> order) < o.Optimized.Length && o.Heads.GetAcquire(headPfn >> order) && o.Optimized.GetAcquire(headPfn >> order);
 
+    /// <summary>
+    /// HPageVmemmapOptimized of a prepared page, without the lock: the flag bitmaps are written only
+    /// with atomic read-modify-writes (<see cref="SparseBitmap.WriteAtomic"/>), so a change here and
+    /// one under the lock to another page's bit of the same word both land; one page is worked on by
+    /// one CPU at a time, as the kernel's folio is. The lock only when the order has no bitmaps yet.
+    /// </summary>
     public void SetOptimized(ulong headPfn, int order, bool value)
     {
+        if (Find(order) is { } o)
+        {
+            o.Optimized.WriteAtomic(headPfn >> order, value);
+            return;
+        }
+
         lock (Lock)
         {
             SetOptimizedLocked(headPfn, order, value);
         }
     }
 
-    public void SetOptimizedLocked(ulong headPfn, int order, bool value)
-    {
-        SparseBitmap optimized = Bits(order).Optimized;
-        if (value)
-        {
-            optimized.Set(headPfn >> order);
-        }
-        else
-        {
-            optimized.Clear(headPfn >> order);
-        }
-    }
+    public void SetOptimizedLocked(ulong headPfn, int order, bool value) => Bits(order).Optimized.WriteAtomic(headPfn >> order, value);
 
     /// <summary>The page <paramref name="pfn"/> belongs to (no lock needed: see the remarks).</summary>
     public bool TryFind(ulong pfn, out ulong head, out int order, out bool optimized)
@@ -173,7 +174,7 @@ internal sealed class CompoundPageTable
     {
         (int _, SparseBitmap heads, SparseBitmap optimized) = Bits(order);
         _count -= heads.Clear(headPfn >> order) ? 1 : 0;
-        return optimized.Clear(headPfn >> order);
+        return optimized.WriteAtomic(headPfn >> order, false);
     }
 
     private (int Order, SparseBitmap Heads, SparseBitmap Optimized)? Find(int order)
@@ -290,10 +291,14 @@ public sealed class CompoundPages<TArch> where TArch : struct, IPagingArch
     }
 
     /// <summary>What an unwritten struct page of <paramref name="pfn"/> holds now.</summary>
-    public StructPageOrigin Origin(StructPageOrigin boot, ulong pfn)
+    public StructPageOrigin Origin(StructPageOrigin boot, ulong pfn) => TryOrigin(boot, pfn, out StructPageOrigin o) ? o : boot;
+
+    /// <summary><see cref="Origin"/> when <paramref name="pfn"/> lies in a prepared compound page (never reserved, whatever <paramref name="boot"/> says); false otherwise.</summary>
+    public bool TryOrigin(StructPageOrigin boot, ulong pfn, out StructPageOrigin origin)
     {
         bool found = _table.TryFind(pfn, out ulong head, out int order, out bool optimized);
-        return found ? boot with { Reserved = false, CompoundHead = head, CompoundOrder = order, VmemmapOptimized = optimized } : boot;
+        origin = found ? boot with { Reserved = false, CompoundHead = head, CompoundOrder = order, VmemmapOptimized = optimized } : boot;
+        return found;
     }
 
     /// <summary>

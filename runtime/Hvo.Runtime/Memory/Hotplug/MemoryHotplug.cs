@@ -60,12 +60,15 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     private long _vmemmapFrames;
     private long _tableFrames;
     private int _devices;
+    private readonly int _blockFramesShift;
+    private bool _selfHosting;
 
     internal MemoryHotplug(Machine<TArch> machine)
     {
         _machine = machine;
         MachineLayout layout = machine.Layout;
         BlockBytes = ProbeMemoryBlockSize(layout.EndPfn << TArch.PageShift);
+        _blockFramesShift = System.Numerics.BitOperations.Log2(BlockFrames); // a power of two, as memory_block_size_bytes is
         _firstBlock = layout.FirstPfn / BlockFrames;
         _blocks = new MemoryBlock?[((machine.PhysicalEndPfn + BlockFrames - 1) / BlockFrames) - _firstBlock];
         AutoOnline = machine.Config.AutoOnlineBlocks;
@@ -124,7 +127,7 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
     public MemoryBlock? Block(ulong id) => id >= _firstBlock && id - _firstBlock < (ulong)_blocks.Length ? Volatile.Read(ref _blocks[id - _firstBlock]) : null;
 
     /// <summary>The block <paramref name="pfn"/> lies in, if present.</summary>
-    public MemoryBlock? BlockOf(ulong pfn) => Block(pfn / BlockFrames);
+    public MemoryBlock? BlockOf(ulong pfn) => Block(pfn >> _blockFramesShift); // behind every freed vmemmap frame: a shift, not a division
 
     /// <summary>
     /// mhp_supports_memmap_on_memory for one block: the parameter is on, the architecture has
@@ -324,7 +327,14 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
     /// <summary>Whether vmemmap frame <paramref name="frame"/> holds struct pages of its own block (PageVmemmapSelfHosted).</summary>
     public bool IsSelfHostedVmemmap(ulong frame) =>
-        BlockOf(frame) is { SelfHostedFrames: > 0 } b && frame >= b.StartPfn && frame < b.FirstUsablePfn;
+        AnySelfHosted && BlockOf(frame) is { SelfHostedFrames: > 0 } b && frame >= b.StartPfn && frame < b.FirstUsablePfn;
+
+    /// <summary>
+    /// Some block was ever added with its own struct pages (memmap_on_memory): until then no frame
+    /// is self-hosted, and the checks behind every freed vmemmap frame and every page HVO considers
+    /// answer without a look-up.
+    /// </summary>
+    public bool AnySelfHosted => Volatile.Read(ref _selfHosting);
 
     /// <summary>
     /// memory_add_physaddr_to_nid (x86): the node whose memory holds the address, else the first
@@ -382,6 +392,11 @@ public sealed class MemoryHotplug<TArch> where TArch : struct, IPagingArch
 
             _machine.Owners.Transfer(start + selfHosted, BlockFrames - selfHosted, FrameOwner.Absent, FrameOwner.Offline);
             var block = new MemoryBlock(start / BlockFrames, start, BlockFrames, BlockFrames, nid, MemoryBlockState.Offline, zone: null, hotAdded: true, selfHosted);
+            if (selfHosted > 0)
+            {
+                Volatile.Write(ref _selfHosting, true); // before the block is seen
+            }
+
             Volatile.Write(ref _blocks[block.Id - _firstBlock], block);
             if (AutoOnline != OnlineType.Offline)
             {
