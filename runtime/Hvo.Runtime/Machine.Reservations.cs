@@ -136,13 +136,17 @@ public sealed partial class Machine<TArch>
             return;
         }
 
-        // nr_kernel_pages: each zone's present pages less its struct pages (calc_memmap_size of the present pages).
+        // nr_kernel_pages: each zone's present pages less its struct pages. calc_memmap_size counts
+        // the struct pages of the spanned range unless it spans more than a sixteenth beyond the
+        // present pages (sparse memory: then only the present ones).
         ulong kernelPages = 0;
         for (int zone = 0; zone < Layout.Zones.Count; zone++)
         {
             (ulong start, ulong end) = Layout.ZoneLimits(zone);
-            ulong present = end - start - Layout.HoleFrames(start, end);
-            ulong memmap = ((present * (ulong)TArch.StructPageBytes) + TArch.PageSize - 1) >> TArch.PageShift;
+            ulong spanned = end - start;
+            ulong present = spanned - Layout.HoleFrames(start, end);
+            ulong described = spanned > present + (present >> 4) ? present : spanned;
+            ulong memmap = ((described * (ulong)TArch.StructPageBytes) + TArch.PageSize - 1) >> TArch.PageShift;
             kernelPages += present - Math.Min(present, memmap);
         }
 
@@ -150,7 +154,9 @@ public sealed partial class Machine<TArch>
         AllocateSystemHash("Inode-cache", kernelPages, scale: 14); // ihash_entries: hlist_head buckets
     }
 
-    // alloc_large_system_hash with HASH_EARLY | HASH_ZERO, 8-byte buckets.
+    // alloc_large_system_hash with HASH_EARLY | HASH_ZERO, 8-byte buckets. Where memblock has no
+    // room the kernel panics ("Failed to allocate %s hash table"); Hvo logs the line and boots on
+    // without the table, so a machine described too small still gives its report.
     private void AllocateSystemHash(string name, ulong kernelPages, int scale)
     {
         const ulong bucket = 8;

@@ -756,7 +756,9 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
     /// zone's lowest (memblock_free_all frees to the tail in ascending order), and the rest fill it
     /// and the blocks after it: the zone's lowest gigantic-page-sized range holds kernel memory from
     /// boot on, as on a real machine (README, "The kernel's own memory at boot"). The pages are never
-    /// freed; what does not fit stops there (a machine too small for them boots with what it has).
+    /// freed; what does not fit stops there: a machine too small for them boots with what it has,
+    /// the request that found nothing counted as one failed allocation (where the kernel would
+    /// go on to the OOM killer, or panic this early).
     /// </summary>
     private void AllocateBootKernelMemory()
     {
