@@ -34,12 +34,18 @@ public sealed class Rcu
     /// <summary>rcu_read_unlock on <paramref name="cpu"/>.</summary>
     public void ReadUnlock(int cpu)
     {
-        if (Interlocked.Decrement(ref _nesting[cpu]) < 0)
+        long nesting = Interlocked.Decrement(ref _nesting[cpu]);
+        if (nesting < 0)
         {
             throw new InvalidOperationException($"rcu_read_unlock on CPU {cpu} without rcu_read_lock");
         }
 
-        Interlocked.Increment(ref _exits[cpu]);
+        if (nesting == 0)
+        {
+            // Only the outermost unlock ends the read-side section a grace period waits for: an
+            // inner one leaves the CPU reading.
+            Interlocked.Increment(ref _exits[cpu]);
+        }
     }
 
     /// <summary>Is <paramref name="cpu"/> in a read-side critical section?</summary>
