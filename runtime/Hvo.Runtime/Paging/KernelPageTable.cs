@@ -32,15 +32,6 @@ public sealed class PageTableCounters
 
     internal void EntryWritten() => Interlocked.Increment(ref _entryWrites);
 
-    /// <summary>A walk's entry writes, added once when it ends (<see cref="KernelPageTable{TArch}.WalkRange"/>) rather than one interlocked add per entry.</summary>
-    internal void EntriesWritten(int n)
-    {
-        if (n != 0)
-        {
-            Interlocked.Add(ref _entryWrites, n);
-        }
-    }
-
     internal void Flushed() => Interlocked.Increment(ref _tlbRangeFlushes);
 
     internal void TableAllocated() => Interlocked.Increment(ref _tablesAllocated);
@@ -200,14 +191,11 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
     public PageWalkResult WalkRange<TVisitor>(ulong start, ulong end, ref TVisitor visitor, PageWalkFlags flags = PageWalkFlags.None, string? step = null)
         where TVisitor : struct, IPageWalkVisitor
     {
-        // The walk's entry writes reach Counters once, when it ends: one interlocked add per walk
-        // instead of one per entry (a context made by Ctx counts each).
-        Context ctx = new(this, flags, step) { CountAtEnd = true };
+        Context ctx = new(this, flags, step);
         PageWalkResult r = Reference is null
             ? TArch.WalkRange(ref ctx, RootPfn, start, end, ref visitor, flags)
             : InterpretedWalkRange(ref ctx, start, end, ref visitor, flags);
         PageWalkStatus status = Writer.Finish(ref ctx, r.Status);
-        Counters.EntriesWritten(ctx.EntriesWrittenSoFar);
         return ctx.Tally(status == r.Status ? r : r with { Status = status });
     }
 
@@ -524,11 +512,6 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
         private readonly KernelPageTable<TArch> _pt;
         private int _entriesWritten;
         private int _tablesAllocated;
-
-        /// <summary>Entry writes reach <see cref="PageTableCounters"/> when the walk ends (WalkRange), not one by one.</summary>
-        internal bool CountAtEnd { get; init; }
-
-        internal readonly int EntriesWrittenSoFar => _entriesWritten;
         private int _rangeFlushes;
         private int _tableFrames;
         private ulong _unflushedStart;
@@ -703,11 +686,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             ref ulong slot = ref TableEntries.Checked(Table(tablePfn), index);
             _pt.Observer?.EntryChanging(level, tablePfn, index, oldEntry, newEntry, va, Step);
             Volatile.Write(ref slot, newEntry);
-            if (!CountAtEnd)
-            {
-                _pt.Counters.EntryWritten();
-            }
-
+            _pt.Counters.EntryWritten();
             _entriesWritten++;
         }
 
@@ -725,11 +704,7 @@ public sealed class KernelPageTable<TArch> where TArch : struct, IPagingArch
             }
 
             _pt.Observer?.EntryChanging(level, tablePfn, index, expected, newEntry, va, Step);
-            if (!CountAtEnd)
-            {
-                _pt.Counters.EntryWritten();
-            }
-
+            _pt.Counters.EntryWritten();
             _entriesWritten++;
             return true;
         }
