@@ -122,8 +122,8 @@ public sealed class FrameOwnerTable
 
     /// <summary>
     /// The table's lock, for a caller that makes several transfers in a row with
-    /// <see cref="TransferHeld"/> (the page allocator's order-0 batches, which take it inside
-    /// their own lock, as every transfer of theirs does).
+    /// <see cref="TransferHeld"/> (the page allocator's order-0 batches). It is also the page
+    /// allocator's own lock (zone->lock and the owner table's are one), so a batch takes it once.
     /// </summary>
     internal Lock Sync => _lock;
 

@@ -33,7 +33,7 @@ public sealed partial class PageAllocator
     private readonly SparseBitmap _unmanaged;   // PageReserved: frames memblock kept that never joined a zone
     private readonly Lock _lock; // the owner table's (see the constructor)
     private readonly ulong[] _bootZoneEnds; // Layout.ZoneLimits(z).End of every zone but the last, for ZoneIndexOf
-    private bool _ownersHeld; // under _lock: an order-0 batch holds the owner table's lock too
+    private bool _ownersHeld; // under _lock: an order-0 batch is under way, its transfers need not take the (same) lock again
     private long _allocCalls;
     private long _failedAllocations;
     private long _injectedFailures;
@@ -409,7 +409,7 @@ public sealed partial class PageAllocator
     /// <summary>
     /// <see cref="FreeOrder0Pages(ulong, ulong, FrameOwner)"/> for pages in any order: each freed in
     /// turn, exactly as its own <see cref="FreePages"/> would (to the per-CPU list's head, so the
-    /// order matters), under one hold of the lock and of the owner table's.
+    /// order matters), under one hold of the lock (the owner table's too: they are one).
     /// </summary>
     public void FreeOrder0Pages(ReadOnlySpan<ulong> pfns, FrameOwner owner)
     {
@@ -544,7 +544,7 @@ public sealed partial class PageAllocator
 
     /// <summary>
     /// <see cref="FreeReservedPage"/> for each of the frames [<paramref name="pfn"/>, +<paramref name="count"/>),
-    /// in order, under one hold of the lock and of the owner table's (free_vmemmap_page_list's
+    /// in order, under one hold of the lock, the owner table's too (free_vmemmap_page_list's
     /// free_bootmem_page calls for a run of boot vmemmap frames): each frame exactly as its own call
     /// would, per-CPU lists and their flushes included; a frame refused throws with the frames before it freed.
     /// </summary>

@@ -18,7 +18,9 @@ public readonly record struct TlbEntry(ulong Vpn, ulong Pfn, bool Writable, int 
 /// </summary>
 /// <remarks>
 /// Each TLB has one lock, held by its CPU for the whole of one access (look-up, page walk and
-/// fill, then the load or store: one instruction) and by any CPU that invalidates it. A flush
+/// fill, then the load or store: one instruction) and by any CPU that invalidates it, except that
+/// a flush passes over, without the lock, a TLB that holds nothing while its CPU is outside an
+/// access (<see cref="Invalidate"/>'s remarks say why that is safe). A flush
 /// from another CPU therefore lands between two accesses of this CPU, never inside one: the
 /// shootdown IPI taken at the next instruction boundary, acknowledged when the flusher gets the
 /// lock (<see cref="Mmu{TArch}"/> explains the choice).

@@ -87,12 +87,14 @@ public class CompoundPage : IEquatable<CompoundPage>
 /// <summary>
 /// The compound pages prepared on a machine, flat: per order, a bit per possible head (pfn &gt;&gt;
 /// order) and a bit for HPageVmemmapOptimized, in chunks allocated where pages are. A bit each
-/// rather than an object each, for the 16 million pages of 64 TiB. Writes under one lock; reads
-/// (a look-up of the page a pfn belongs to, HPageVmemmapOptimized) take none.
+/// rather than an object each, for the 16 million pages of 64 TiB. Head bits are written under one
+/// lock, HPageVmemmapOptimized with an atomic update of its word (SetOptimized, no lock); reads (a
+/// look-up of the page a pfn belongs to, HPageVmemmapOptimized) take none.
 /// </summary>
 /// <remarks>
-/// Why a read without the lock is safe: writers are serialised by <see cref="Lock"/>, and each
-/// change is one aligned 64-bit store of a bitmap word (a torn word cannot be seen), of a chunk
+/// Why a read without the lock is safe: head-bit writers are serialised by <see cref="Lock"/>, flag
+/// writers update their word atomically (a compare-and-exchange, so two never lose each other's
+/// bit), and each change is one aligned 64-bit store of a bitmap word (a torn word cannot be seen), of a chunk
 /// reference to a zeroed array (.NET publishes a reference only after the object's contents), or
 /// of <c>_byOrder</c>, which is replaced, never changed in place (a reader iterates the array it
 /// read). A reader reads the head bit with acquire semantics and the flag after it, and
