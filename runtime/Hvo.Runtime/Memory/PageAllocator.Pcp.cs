@@ -322,14 +322,16 @@ public sealed partial class PageAllocator
         ulong end = low + count;
         Zone zone = ZoneOf(low);
         if (zone.Pagesets.Length == 0 || end > (low | (PageblockFrames - 1)) + 1 || RunEnd(zone, low, end) != end
-            || OverlapsIsolation(low, count) || _unmanaged.Count(low, end) != 0)
+            || OverlapsIsolation(low, count) || _unmanaged.Any(low, end))
         {
             return false;
         }
 
-        for (ulong p = low; _liveOrders != 0 && p < end; p++)
+        // BlockAround for each page: no live allocation of an order that has one covers any of them.
+        for (ulong orders = _liveOrders; orders != 0; orders &= orders - 1)
         {
-            if (BlockAround(p, out _) > 0)
+            int order = BitOperations.TrailingZeroCount(orders);
+            if (_allocated[order].Any(low >> order, ((end - 1) >> order) + 1))
             {
                 return false;
             }
