@@ -116,7 +116,7 @@ internal sealed class BlockQueue
 
     /// <summary>
     /// The run at the head, none taken: its length, and <paramref name="first"/>, first + step, ...
-    /// the order <see cref="TryPopFront"/> gives them (step 0 for a run of one). The queue must not be empty.
+    /// the order <see cref="TryPopFront"/> gives them (for a run of one, step means nothing). The queue must not be empty.
     /// </summary>
     public int PeekFrontRun(out ulong first, out long step)
     {
