@@ -114,6 +114,41 @@ internal sealed class BlockQueue
         return true;
     }
 
+    /// <summary>
+    /// The run at the head, none taken: its length, and <paramref name="first"/>, first + step, ...
+    /// the order <see cref="TryPopFront"/> gives them (for a run of one, step means nothing). The queue must not be empty.
+    /// </summary>
+    public int PeekFrontRun(out ulong first, out long step)
+    {
+        if (Count == 0)
+        {
+            throw new InvalidOperationException("the queue is empty");
+        }
+
+        ref Run r = ref _ring[_head];
+        (first, step) = (r.First, r.Step);
+        return r.Count;
+    }
+
+    /// <summary>The first <paramref name="n"/> entries of the head run taken off at once, as <paramref name="n"/> <see cref="TryPopFront"/> calls would.</summary>
+    public void DropFront(int n)
+    {
+        ref Run r = ref _ring[_head];
+        if ((uint)n > (uint)r.Count || _runs == 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(n), n, "more than the head run holds");
+        }
+
+        r.First += (ulong)((long)r.Step * n);
+        r.Count -= n;
+        Count -= n;
+        if (r.Count == 0)
+        {
+            _head = (_head + 1) & (_ring.Length - 1);
+            _runs--;
+        }
+    }
+
     /// <summary>The entry at the tail, taken off.</summary>
     public ulong PopBack() => PopBackRun(1, out ulong pfn, out _) == 1 ? pfn : 0;
 

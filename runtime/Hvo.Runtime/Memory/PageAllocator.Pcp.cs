@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.Numerics;
 using System.Text;
@@ -230,6 +231,122 @@ public sealed partial class PageAllocator
         return true;
     }
 
+    /// <summary>
+    /// Whether an order-0 batch (<see cref="TryAllocOrder0Pages"/>, <see cref="FreeOrder0Pages(ReadOnlySpan{ulong}, FrameOwner)"/>)
+    /// moves a run of pages that step by one to or from the per-CPU list's head at once
+    /// (<see cref="TakePcpHeadRun"/>, <see cref="TryFreePcpRun"/>) when every page's call would do
+    /// just that; false: one call per page, the tests' reference.
+    /// </summary>
+    internal bool Order0Runs { get; set; } = true;
+
+    /// <summary>The runs an order-0 batch moved to or from a per-CPU list at once (<see cref="Order0Runs"/>), for tests.</summary>
+    internal long Order0RunsMoved { get; private set; }
+
+    // rmqueue_pcplist for as many of `max` order-0 pages as the next calls would each take off the
+    // head run of one per-CPU list, at once: fault injection passes order 0 by without counting it
+    // (should_fail_alloc_page's min-order, 1 by default), the request's first zone
+    // that is populated and passes its watermark has the list (the pops leave its NR_FREE_PAGES,
+    // and so every zone's watermark, as they are), and the pages are the head run's, stepping by
+    // one so they change owner as one range. Each page counts as its call would (the call, the
+    // halved free factor, the list's count). 0 when the next call does more than that: the caller
+    // makes it.
+    private int TakePcpHeadRun(int nid, Gfp gfp, int highest, FrameOwner owner, int max, List<ulong> pages)
+    {
+        MigrateType type = GfpMigrateType(gfp);
+        if ((Faults is { } faults && faults.MinOrder == 0) || (uint)type >= FreeAreaSet.ListTypes)
+        {
+            return 0;
+        }
+
+        foreach (Zone zone in Zonelist(nid, gfp, highest))
+        {
+            if (!zone.IsPopulated || !ZoneWatermarkOk(zone, 0, zone.MinWatermark, highest))
+            {
+                continue;
+            }
+
+            if (zone.Pagesets.Length == 0)
+            {
+                return 0;
+            }
+
+            PerCpuPages pcp = zone.Pagesets[CurrentCpu];
+            PcpList list = pcp.Lists[(int)type];
+            if (list.Count == 0)
+            {
+                return 0; // the call refills the list (rmqueue_bulk)
+            }
+
+            int n = Math.Min(max, list.PeekHeadRun(out ulong first, out long step));
+            if (step is not (1 or -1))
+            {
+                n = 1;
+            }
+
+            ulong low = step < 0 ? first - (ulong)(n - 1) : first;
+            if (!Owners.TryTransferHeld(low, (ulong)n, FrameOwner.Free, owner))
+            {
+                return 0; // the call's Commit says which page is wrong
+            }
+
+            list.DropHead(n);
+            Order0RunsMoved++;
+            for (int i = 0; i < n; i++)
+            {
+                pages.Add(first + (ulong)(step * i));
+            }
+
+            _allocCalls += n;
+            pcp.FreeFactor = n < 32 ? pcp.FreeFactor >> n : 0;
+            pcp.Count -= n;
+            _pcpPages -= n;
+            return n;
+        }
+
+        return 0;
+    }
+
+    // __free_page for `count` order-0 pages first, first + step, ... (step 1 or -1), in that order,
+    // at once, when none is refused and each goes to the per-CPU list: the run lies in one
+    // pageblock of one zone that has the lists, none of it isolated, each page its own allocation
+    // (no higher-order block around it), managed, and `owner`'s. False, with nothing changed, when
+    // one page's call would do anything else: the caller frees them one by one.
+    private bool TryFreePcpRun(ulong first, long step, ulong count, FrameOwner owner)
+    {
+        if (!Order0Runs)
+        {
+            return false;
+        }
+
+        ulong low = step < 0 ? first - (count - 1) : first;
+        ulong end = low + count;
+        Zone zone = ZoneOf(low);
+        if (zone.Pagesets.Length == 0 || end > (low | (PageblockFrames - 1)) + 1 || RunEnd(zone, low, end) != end
+            || OverlapsIsolation(low, count) || _unmanaged.Any(low, end))
+        {
+            return false;
+        }
+
+        // BlockAround for each page: no live allocation of an order that has one covers any of them.
+        for (ulong orders = _liveOrders; orders != 0; orders &= orders - 1)
+        {
+            int order = BitOperations.TrailingZeroCount(orders);
+            if (_allocated[order].Any(low >> order, ((end - 1) >> order) + 1))
+            {
+                return false;
+            }
+        }
+
+        if (!Owners.TryTransferHeld(low, count, owner, FrameOwner.Free))
+        {
+            return false;
+        }
+
+        FreeUnrefPages(zone, first, step, count);
+        Order0RunsMoved++;
+        return true;
+    }
+
     // The CPU every caller runs on.
     private const int CurrentCpu = 0;
 
@@ -243,23 +360,28 @@ public sealed partial class PageAllocator
             return false;
         }
 
-        FreeUnrefPages(zone, pfn, pfn + 1);
+        FreeUnrefPages(zone, pfn, 1, 1);
         return true;
     }
 
-    // free_unref_page for each page of [pfn, end), in order: pages of one pageblock (one type), with
-    // the lists set up and none isolated. They go to the list's head in a row up to the count that
-    // reaches high, then free_pcppages_bulk, as one page after the other would (a flush changes no
-    // pageblock's type).
-    private void FreeUnrefPages(Zone zone, ulong pfn, ulong end)
+    // free_unref_page for each page of [pfn, end), in order: FreeUnrefPages from pfn up.
+    private void FreeUnrefPages(Zone zone, ulong pfn, ulong end) => FreeUnrefPages(zone, pfn, 1, end - pfn);
+
+    // free_unref_page for `count` pages first, first + step, ..., in that order: pages of one
+    // pageblock (one type), with the lists set up and none isolated. They go to the list's head in a
+    // row up to the count that reaches high, then free_pcppages_bulk, as one page after the other
+    // would (a flush changes no pageblock's type).
+    private void FreeUnrefPages(Zone zone, ulong first, long step, ulong count)
     {
-        MigrateType type = PageblockType(pfn);
+        MigrateType type = PageblockType(first);
         PerCpuPages pcp = zone.Pagesets[CurrentCpu];
         PcpList list = pcp.Lists[(uint)type < FreeAreaSet.ListTypes ? (int)type : (int)MigrateType.Movable];
-        while (pfn < end)
+        ulong pfn = first;
+        while (count > 0)
         {
-            int n = (int)Math.Min(end - pfn, (ulong)Math.Max(1, pcp.High - pcp.Count));
-            for (ulong last = pfn + (ulong)n; pfn < last; pfn++)
+            int n = (int)Math.Min(count, (ulong)Math.Max(1, pcp.High - pcp.Count));
+            count -= (ulong)n;
+            for (int i = 0; i < n; i++, pfn += (ulong)step)
             {
                 list.AddHead(pfn);
             }

@@ -251,14 +251,22 @@ public sealed partial class PageAllocator
         CheckOwner(owner);
         using BatchHold hold = HoldForBatch();
         int highest = HighestZone(gfp); // the request's, the same for every page
-        for (int i = 0; i < count; i++)
+        for (int i = 0; i < count;)
         {
+            int taken = Order0Runs ? TakePcpHeadRun(nid, gfp, highest, owner, count - i, pages) : 0;
+            if (taken > 0)
+            {
+                i += taken;
+                continue;
+            }
+
             if (!TryAllocPagesLocked(nid, 0, gfp, site, owner, highest, out ulong pfn))
             {
                 return i;
             }
 
             pages.Add(pfn);
+            i++;
         }
 
         return count;
@@ -400,6 +408,11 @@ public sealed partial class PageAllocator
         CheckOwner(owner);
         CheckRange(pfn, count);
         using BatchHold hold = HoldForBatch();
+        if (count > 1 && TryFreePcpRun(pfn, 1, count, owner))
+        {
+            return;
+        }
+
         for (ulong end = pfn + count; pfn < end; pfn++)
         {
             FreePagesLocked(pfn, 0, owner);
@@ -420,9 +433,29 @@ public sealed partial class PageAllocator
         }
 
         using BatchHold hold = HoldForBatch();
-        foreach (ulong pfn in pfns)
+        for (int i = 0; i < pfns.Length;)
         {
-            FreePagesLocked(pfn, 0, owner);
+            // The longest stretch from i whose pages step by one, up or down: one run for the per-CPU list.
+            int n = 1;
+            long step = pfns.Length - i > 1 ? (long)(pfns[i + 1] - pfns[i]) : 0;
+            if (step is 1 or -1)
+            {
+                for (n = 2; i + n < pfns.Length && (long)(pfns[i + n] - pfns[i + n - 1]) == step; n++)
+                {
+                }
+            }
+
+            if (n == 1 || !TryFreePcpRun(pfns[i], step, (ulong)n, owner))
+            {
+                for (int end = i + n; i < end; i++)
+                {
+                    FreePagesLocked(pfns[i], 0, owner);
+                }
+
+                continue;
+            }
+
+            i += n;
         }
     }
 

@@ -57,6 +57,12 @@ internal sealed class PcpList
 
     public ulong TakeHead() => _pages.TryPopFront(out ulong pfn) ? pfn : throw new InvalidOperationException("the pcp list is empty");
 
+    /// <summary>The run at the list's head, none taken: its length, <paramref name="first"/> and the step between its pages in the order <see cref="TakeHead"/> gives them.</summary>
+    public int PeekHeadRun(out ulong first, out long step) => _pages.PeekFrontRun(out first, out step);
+
+    /// <summary>The first <paramref name="n"/> pages of the head run taken at once, as <paramref name="n"/> <see cref="TakeHead"/> calls would.</summary>
+    public void DropHead(int n) => _pages.DropFront(n);
+
     public ulong TakeTail() => _pages.PopBack();
 
     /// <summary>

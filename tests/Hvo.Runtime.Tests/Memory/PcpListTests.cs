@@ -6,7 +6,7 @@ namespace Hvo.Runtime.Tests.Memory;
 
 /// <summary>
 /// A pcp list held as runs of consecutive pfns gives exactly the order one entry per page gives:
-/// frees at the head and allocations from the head (LIFO), rmqueue_bulk at the tail and
+/// frees at the head and allocations from the head (LIFO, a page or a run at a time), rmqueue_bulk at the tail and
 /// free_pcppages_bulk from the tail (FIFO, a page or a run at a time), checked against a plain per-page deque from fixed seeds.
 /// </summary>
 [TestClass]
@@ -51,10 +51,22 @@ public sealed class PcpListTests
                 list.AddTail(pfn);
                 reference.AddLast(pfn);
             }
-            else if (op < 8)
+            else if (op < 7)
             {
                 Assert.AreEqual(reference.First!.Value, list.TakeHead(), $"seed {seed}, step {step}: head");
                 reference.RemoveFirst();
+            }
+            else if (op < 8)
+            {
+                // A restore's run at a time from the head: the same pages, in the same order, as TakeHead one by one.
+                int n = Math.Min(random.Next(1, 12), list.PeekHeadRun(out ulong pfn, out long direction));
+                for (int i = 0; i < n; i++, pfn += (ulong)direction)
+                {
+                    Assert.AreEqual(reference.First!.Value, pfn, $"seed {seed}, step {step}: head run page {i}");
+                    reference.RemoveFirst();
+                }
+
+                list.DropHead(n);
             }
             else if (op < 9)
             {
