@@ -750,29 +750,21 @@ public sealed partial class Machine<TArch> : IDisposable where TArch : struct, I
 
     /// <summary>
     /// The kernel's own allocations while it boots (<see cref="MachineConfig.BootKernelBytes"/>):
-    /// GFP_KERNEL order-0 pages on the boot CPU's node, through the per-CPU list like any other, so
-    /// the buddy places them by its own rules. There are no unmovable pageblocks yet, so the first
-    /// request steals the max-order block at the head of the highest zone's movable list, the
-    /// zone's lowest (memblock_free_all frees to the tail in ascending order), and the rest fill it
-    /// and the blocks after it: the zone's lowest gigantic-page-sized range holds kernel memory from
-    /// boot on, as on a real machine (README, "The kernel's own memory at boot"). The pages are never
-    /// freed; what does not fit stops there: a machine too small for them boots with what it has,
-    /// the request that found nothing counted as one failed allocation (where the kernel would
-    /// go on to the OOM killer, or panic this early).
+    /// GFP_KERNEL order-0 pages on the boot CPU's node, through the per-CPU list like any other (one
+    /// order-0 batch, each page as its own call would get it), so the buddy places them by its own
+    /// rules. Hardly any pageblock is unmovable yet (the few memblock left partly reserved fill
+    /// first), so the next request steals the max-order block at the head of the highest zone's
+    /// movable list, the zone's lowest (memblock_free_all frees to the tail in ascending order), and
+    /// the rest fill it and the blocks after it: the zone's lowest gigantic-page-sized range holds
+    /// kernel memory from boot on, as on a real machine (README, "The kernel's own memory at boot").
+    /// The pages are never freed; what does not fit stops there: a machine too small for them boots
+    /// with what it has, the request that found nothing counted as one failed allocation (where the
+    /// kernel would go on to the OOM killer, or panic this early).
     /// </summary>
     private void AllocateBootKernelMemory()
     {
-        ulong pages = Config.BootKernelBytes >> TArch.PageShift;
-        int node = NodeOfCpu(0);
-        for (ulong i = 0; i < pages; i++)
-        {
-            if (!Pages.TryAllocPages(node, 0, Gfp.NoWarn, AllocSite.Other, FrameOwner.Buddy, out _))
-            {
-                break;
-            }
-
-            BootKernelPages++;
-        }
+        int pages = (int)Math.Min(Config.BootKernelBytes >> TArch.PageShift, int.MaxValue);
+        BootKernelPages = (ulong)Pages.TryAllocOrder0Pages(NodeOfCpu(0), Gfp.NoWarn, AllocSite.Other, FrameOwner.Buddy, pages, new List<ulong>(pages));
     }
 
     /// <summary>The pages <see cref="AllocateBootKernelMemory"/> took at boot (the kernel's own, never freed).</summary>

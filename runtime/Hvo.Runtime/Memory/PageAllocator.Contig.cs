@@ -72,13 +72,10 @@ public sealed partial class PageAllocator
         ulong end = pfn + frames;
         lock (_lock)
         {
-            for (int order = 1; order <= MaxOrder; order++)
+            if (LiveBlockOrderIn(pfn, end) is var order and > 0)
             {
-                if (_allocated[order].Any(pfn >> order, ((end - 1) >> order) + 1))
-                {
-                    throw new InvalidOperationException(
-                        $"free_contig_range(0x{pfn:x}, {frames}): the range holds an order-{order} allocation; free it with FreePages or split_page it first");
-                }
+                throw new InvalidOperationException(
+                    $"free_contig_range(0x{pfn:x}, {frames}): the range holds an order-{order} allocation; free it with FreePages or split_page it first");
             }
 
             if (_unmanaged.Any(pfn, end))

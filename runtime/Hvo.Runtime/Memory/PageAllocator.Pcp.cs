@@ -321,23 +321,10 @@ public sealed partial class PageAllocator
         ulong low = step < 0 ? first - (count - 1) : first;
         ulong end = low + count;
         Zone zone = ZoneOf(low);
+        // LiveBlockOrderIn: BlockAround for every page at once.
         if (zone.Pagesets.Length == 0 || end > (low | (PageblockFrames - 1)) + 1 || RunEnd(zone, low, end) != end
-            || OverlapsIsolation(low, count) || _unmanaged.Any(low, end))
-        {
-            return false;
-        }
-
-        // BlockAround for each page: no live allocation of an order that has one covers any of them.
-        for (ulong orders = _liveOrders; orders != 0; orders &= orders - 1)
-        {
-            int order = BitOperations.TrailingZeroCount(orders);
-            if (_allocated[order].Any(low >> order, ((end - 1) >> order) + 1))
-            {
-                return false;
-            }
-        }
-
-        if (!Owners.TryTransferHeld(low, count, owner, FrameOwner.Free))
+            || OverlapsIsolation(low, count) || _unmanaged.Any(low, end) || LiveBlockOrderIn(low, end) > 0
+            || !Owners.TryTransferHeld(low, count, owner, FrameOwner.Free))
         {
             return false;
         }

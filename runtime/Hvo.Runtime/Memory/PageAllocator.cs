@@ -870,6 +870,22 @@ public sealed partial class PageAllocator
         return 0;
     }
 
+    // The lowest order (> 0) of a live allocation whose block holds a frame of [start, end), or 0 if
+    // none does: only the orders with a live allocation are looked at.
+    private int LiveBlockOrderIn(ulong start, ulong end)
+    {
+        for (ulong orders = _liveOrders; orders != 0; orders &= orders - 1)
+        {
+            int order = BitOperations.TrailingZeroCount(orders);
+            if (_allocated[order].Any(start >> order, ((end - 1) >> order) + 1))
+            {
+                return order;
+            }
+        }
+
+        return 0;
+    }
+
     private string DescribeBadFree(ulong pfn, int order)
     {
         int around = BlockAround(pfn, out ulong head);
